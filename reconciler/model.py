@@ -1,0 +1,430 @@
+"""model: the value types shared by every layer — closed enums and frozen dataclasses.
+
+Nothing here does I/O. Desired state (what the YAML asks for) and observed state (what a
+cloud reports) meet in ``diff``; both are plain, hashable, typed values so that a typo
+is a type error rather than a silently missing dict key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from collections.abc import Mapping
+from typing import Any
+
+# Ownership marks carried by every resource we create (tags, metadata, other_config…).
+TAG_PREFIX = "reconciler:"
+TAG_OWNER = "reconciler:owner"
+TAG_KEY = "reconciler:key"
+TAG_SPEC_HASH = "reconciler:spec-hash"
+TAG_GENERATION = "reconciler:generation"
+TAG_TOKEN = "reconciler:token"
+TAG_CLUSTER = "reconciler:cluster"
+TAG_MEMBER = "reconciler:member"
+TAG_POLICY = "reconciler:policy"
+TAG_TAKEN_AT = "reconciler:taken-at"
+
+
+class Action(StrEnum):
+    """What a plan does to one server key. Symbols follow Terraform's."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.NOOP: " ",
+}
+
+
+class ServerStatus(StrEnum):
+    """A server's state as a provider reports it, mapped to one closed set."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class ScriptPhase(StrEnum):
+    BOOT = "boot"
+    OPERATIONAL = "operational"
+    DECOMMISSION = "decommission"
+
+
+class UpdateStrategy(StrEnum):
+    """How a member accepts a size change: in place when the provider can, or always replace."""
+
+    IN_PLACE = "in-place"
+    REPLACE = "replace"
+
+
+class DriftMode(StrEnum):
+    HEAL = "heal"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
+class FailoverMode(StrEnum):
+    REPLACE = "replace"
+    RESTART = "restart"
+    NONE = "none"
+
+
+class BillingMode(StrEnum):
+    INSTANCE_HOURS = "instance-hours"
+    MEASURED = "measured"
+
+
+class InputType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a piece of desired state was written, for diagnostics."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, order=True)
+class Size:
+    cpus: int
+    memory_mb: int
+    disk_gb: int
+
+    def __str__(self) -> str:
+        return f"{self.cpus} vCPU, {self.memory_mb} MB, {self.disk_gb} GB"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A reference to a secret (``env:NAME`` or ``file:PATH``); the value is read only at apply time."""
+
+    scheme: str  # "env" or "file"
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.target}"
+
+    @classmethod
+    def parse(cls, text: str) -> SecretRef | None:
+        scheme, sep, target = text.partition(":")
+        if not sep or scheme not in ("env", "file") or not target:
+            return None
+        return cls(scheme=scheme, target=target)
+
+
+InputScalar = str | int | float | bool
+InputValue = InputScalar | SecretRef
+
+SENSITIVE = "(sensitive)"
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """One input's final value and the precedence level it came from."""
+
+    name: str
+    value: InputValue | None
+    source: str  # e.g. "template default", "Inputs global (inputs.yaml:4)", "member inputs"
+    sensitive: bool = False
+
+    def display(self) -> str:
+        if self.sensitive or isinstance(self.value, SecretRef):
+            return SENSITIVE
+        return json.dumps(self.value)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script template (Jinja2 source) and the phase it runs in; rendered with inputs."""
+
+    phase: ScriptPhase
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class DesiredServer:
+    """One concrete server the YAML asks for, keyed ``cluster/member/ordinal``."""
+
+    key: str
+    name: str
+    cluster: str
+    member: str
+    ordinal: int
+    provider: str  # the Provider document's name
+    provider_type: str
+    template: str
+    image: str
+    size: Size
+    flavor: str | None
+    inputs: tuple[ResolvedInput, ...] = ()
+    scripts: tuple[Script, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    protect: bool = False
+    depends_on: tuple[str, ...] = ()  # keys of desired servers that must exist first
+    update_strategy: UpdateStrategy = UpdateStrategy.IN_PLACE
+    allow_restart: bool = True
+    drift: DriftMode = DriftMode.HEAL
+    failover: FailoverMode = FailoverMode.REPLACE
+    backup_policy: str | None = None
+    spec_hash: str = ""
+    location: SourceLocation | None = field(default=None, compare=False)
+
+    def spec_material(self) -> dict[str, Any]:
+        """What the spec hash covers: the parts only a replacement can change.
+
+        Size, flavor and tags are compared directly against what the provider reports,
+        because providers can often change them in place.
+        """
+        return {
+            "template": self.template,
+            "image": self.image,
+            "disk_gb": self.size.disk_gb,
+            "scripts": [[s.phase.value, s.name, s.source] for s in self.scripts],
+            "inputs": [[i.name, _hashable_value(i.value)] for i in self.inputs],
+        }
+
+
+def _hashable_value(value: InputValue | None) -> Any:
+    if isinstance(value, SecretRef):
+        return {"secret": str(value)}
+    return value
+
+
+def compute_spec_hash(server: DesiredServer) -> str:
+    """Deterministic short hash of a server's replace-only spec (see ``spec_material``)."""
+    blob = json.dumps(server.spec_material(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def idempotency_token(owner: str, key: str, spec_hash: str, generation: int) -> str:
+    """Deterministic creation token (≤ 64 chars): the same create, retried, carries the same token."""
+    blob = f"{owner}|{key}|{spec_hash}|{generation}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def server_name(key: str, generation: int) -> str:
+    """Name a server from its key: ``shop/web/0`` → ``shop-web-0`` (``shop-web-0-g2`` later on)."""
+    base = key.replace("/", "-")
+    return base if generation == 0 else f"{base}-g{generation}"
+
+
+@dataclass(frozen=True)
+class ObservedServer:
+    """One owned server as a provider reports it right now."""
+
+    provider: str
+    resource_id: str
+    key: str
+    name: str
+    owner: str
+    status: ServerStatus
+    size: Size
+    image: str
+    spec_hash: str
+    generation: int = 0
+    token: str = ""
+    flavor: str | None = None
+    addresses: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # user tags, without the reconciler: marks
+
+    @property
+    def cluster(self) -> str:
+        return self.key.split("/")[0]
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything a provider needs to create one server. ``user_data`` may hold secrets: never log it."""
+
+    owner: str
+    key: str
+    name: str
+    token: str
+    generation: int
+    spec_hash: str
+    image: str
+    size: Size
+    flavor: str | None
+    user_data: str = field(default="", repr=False)
+    tags: tuple[tuple[str, str], ...] = ()
+    cluster: str = ""
+    member: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """An in-place change: new size/flavor/tags, and whether a restart is allowed to get there."""
+
+    size: Size
+    flavor: str | None
+    tags: tuple[tuple[str, str], ...]
+    allow_restart: bool = True
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    name: str
+    policy: str | None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    provider: str
+    snapshot_id: str
+    resource_id: str
+    key: str
+    owner: str
+    name: str
+    created_at: datetime
+    size_gb: float
+    policy: str | None = None
+    status: str = "available"
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """Cumulative counters for one server at one instant (for measured billing)."""
+
+    provider: str
+    resource_id: str
+    key: str
+    at: datetime
+    cpu_seconds: float
+    memory_mb: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    disk_gb: int = 0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do in place, so the engine knows when it must replace instead."""
+
+    resize_in_place: bool = True  # cpus / memory / flavor
+    resize_needs_restart: bool = True
+    update_tags: bool = True
+    start_stop: bool = True
+    snapshots: bool = True
+    metrics: bool = False
+    paginated: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A ``Provider`` document, as the plan carries it (credentials only by reference)."""
+
+    name: str
+    type: str
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    max_parallel: int = 10
+    price_list: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "spec": dict(self.spec),
+            "max_parallel": self.max_parallel,
+            "price_list": self.price_list,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProviderConfig:
+        return cls(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            spec=dict(data.get("spec") or {}),
+            max_parallel=int(data.get("max_parallel", 10)),
+            price_list=data.get("price_list"),
+        )
+
+
+@dataclass(frozen=True)
+class PriceList:
+    """Rates to price servers with: a flavor's hourly rate wins, else the unit rates by size."""
+
+    name: str
+    currency: str = "USD"
+    billing: BillingMode = BillingMode.INSTANCE_HOURS
+    flavor_hourly: Mapping[str, Decimal] = field(default_factory=dict)
+    vcpu_hour: Decimal = Decimal(0)
+    ram_gb_hour: Decimal = Decimal(0)
+    disk_gb_month: Decimal = Decimal(0)
+    network_gb: Decimal = Decimal(0)
+    backup_gb_month: Decimal = Decimal(0)
+    location: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_last: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    name: str
+    schedule: str  # cron expression
+    method: str = "snapshot"  # "snapshot" or "image"
+    quiesce: str = "none"  # "none" or "shutdown"
+    retention: Retention = field(default_factory=Retention)
+    max_age_hours: float | None = None
+    location: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything a directory of YAML asks for, resolved and validated."""
+
+    deployment: str  # the owner mark put on every resource
+    source_path: str
+    providers: tuple[ProviderConfig, ...]
+    servers: tuple[DesiredServer, ...]
+    price_lists: Mapping[str, PriceList] = field(default_factory=dict)
+    backup_policies: Mapping[str, BackupPolicy] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def provider(self, name: str) -> ProviderConfig:
+        for config in self.providers:
+            if config.name == name:
+                return config
+        raise KeyError(name)
+
+    def price_list_for(self, provider: str) -> PriceList | None:
+        """The PriceList a provider names (or the only one declared, when it names none)."""
+        config = self.provider(provider)
+        if config.price_list:
+            return self.price_lists.get(config.price_list)
+        if len(self.price_lists) == 1:
+            return next(iter(self.price_lists.values()))
+        return None

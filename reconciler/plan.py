@@ -1,0 +1,450 @@
+"""plan: the Plan — the whole contract between planning and applying — and its JSON form.
+
+A Plan carries everything apply needs and nothing apply must look up elsewhere: the
+changes (action, key, provider, before, after, idempotency token, dependencies), the
+provider configurations (credentials by reference only), the observed basis the plan was
+computed from (so a stale plan is refused), cost before/after, and diagnostics.
+
+``Change.reason`` and the ``fields`` list are for humans; apply never decides on them.
+Rendering to text and markdown lives in ``render``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from reconciler.clock import isoformat, parse_timestamp
+from reconciler.errors import UserError
+from reconciler.model import (
+    Action,
+    DesiredServer,
+    DriftMode,
+    FailoverMode,
+    ObservedServer,
+    ProviderConfig,
+    ResolvedInput,
+    Script,
+    ScriptPhase,
+    SecretRef,
+    ServerStatus,
+    Size,
+    UpdateStrategy,
+)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One attribute that differs between observed and desired, for display."""
+
+    name: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One action on one server key. ``id`` is unique within the plan."""
+
+    id: str
+    action: Action
+    key: str
+    provider: str
+    reason: str
+    before: ObservedServer | None = None
+    after: DesiredServer | None = None
+    token: str | None = None  # for CREATE / REPLACE: idempotency token of the new server
+    generation: int = 0  # generation of the new server (CREATE / REPLACE)
+    depends_on: tuple[str, ...] = ()  # ids of changes that must finish first
+    fields: tuple[FieldChange, ...] = ()
+
+    @property
+    def cluster(self) -> str:
+        return self.key.split("/")[0]
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """Hourly cost of one scope (a cluster), before and after the plan."""
+
+    scope: str
+    before_hourly: Decimal
+    after_hourly: Decimal
+
+    @property
+    def delta_hourly(self) -> Decimal:
+        return self.after_hourly - self.before_hourly
+
+
+HOURS_PER_MONTH = Decimal(720)  # a 30-day month
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    currency: str = "USD"
+    before_hourly: Decimal = Decimal(0)
+    after_hourly: Decimal = Decimal(0)
+    by_cluster: tuple[CostLine, ...] = ()
+    unpriced: tuple[str, ...] = ()  # keys no PriceList covers
+
+    @property
+    def delta_hourly(self) -> Decimal:
+        return self.after_hourly - self.before_hourly
+
+    @property
+    def before_monthly(self) -> Decimal:
+        return self.before_hourly * HOURS_PER_MONTH
+
+    @property
+    def after_monthly(self) -> Decimal:
+        return self.after_hourly * HOURS_PER_MONTH
+
+    @property
+    def delta_monthly(self) -> Decimal:
+        return self.delta_hourly * HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class Plan:
+    deployment: str
+    created_at: datetime
+    changes: tuple[Change, ...]
+    providers: tuple[ProviderConfig, ...]
+    basis: tuple[ObservedServer, ...]  # everything observed, owned, when the plan was made
+    noop_count: int = 0
+    cost: CostSummary = field(default_factory=CostSummary)
+    diagnostics: tuple[str, ...] = ()
+    source_path: str = ""
+    commit: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        counts[Action.NOOP.value] = self.noop_count
+        return counts
+
+    def basis_digest(self) -> str:
+        return basis_digest(self.basis)
+
+    def provider(self, name: str) -> ProviderConfig:
+        for config in self.providers:
+            if config.name == name:
+                return config
+        raise UserError(f"plan names provider {name!r} but carries no configuration for it")
+
+
+def basis_fingerprint(server: ObservedServer) -> str:
+    """What of an observed server must be unchanged for a plan made from it to still hold."""
+    return "|".join(
+        [
+            server.provider,
+            server.resource_id,
+            server.key,
+            server.spec_hash,
+            str(server.generation),
+            server.status.value,
+            str(server.size.cpus),
+            str(server.size.memory_mb),
+            str(server.size.disk_gb),
+            server.flavor or "",
+            server.image,
+            json.dumps(server.tags),
+        ]
+    )
+
+
+def basis_digest(servers: tuple[ObservedServer, ...] | list[ObservedServer]) -> str:
+    lines = sorted(basis_fingerprint(s) for s in servers)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def stale_keys(plan_basis: tuple[ObservedServer, ...], current: list[ObservedServer]) -> list[str]:
+    """Keys whose observed state differs between the plan's basis and now (empty = fresh)."""
+    before = {(s.provider, s.resource_id): basis_fingerprint(s) for s in plan_basis}
+    now = {(s.provider, s.resource_id): basis_fingerprint(s) for s in current}
+    keys_by_id = {(s.provider, s.resource_id): s.key for s in [*plan_basis, *current]}
+    changed = {keys_by_id[k] for k in before.keys() ^ now.keys()}
+    changed |= {keys_by_id[k] for k in before.keys() & now.keys() if before[k] != now[k]}
+    return sorted(changed)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+def _size_to(size: Size) -> dict[str, int]:
+    return {"cpus": size.cpus, "memory_mb": size.memory_mb, "disk_gb": size.disk_gb}
+
+
+def _size_from(data: Mapping[str, Any]) -> Size:
+    return Size(int(data["cpus"]), int(data["memory_mb"]), int(data["disk_gb"]))
+
+
+def _value_to(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return {"secret": str(value)}
+    return value
+
+
+def _value_from(value: Any) -> Any:
+    if isinstance(value, dict) and "secret" in value:
+        ref = SecretRef.parse(str(value["secret"]))
+        if ref is None:
+            raise UserError(f"plan holds a malformed secret reference {value['secret']!r}")
+        return ref
+    return value
+
+
+def observed_to_dict(server: ObservedServer) -> dict[str, Any]:
+    return {
+        "provider": server.provider,
+        "resource_id": server.resource_id,
+        "key": server.key,
+        "name": server.name,
+        "owner": server.owner,
+        "status": server.status.value,
+        "size": _size_to(server.size),
+        "image": server.image,
+        "spec_hash": server.spec_hash,
+        "generation": server.generation,
+        "token": server.token,
+        "flavor": server.flavor,
+        "addresses": list(server.addresses),
+        "created_at": isoformat(server.created_at) if server.created_at else None,
+        "tags": [list(t) for t in server.tags],
+    }
+
+
+def observed_from_dict(data: Mapping[str, Any]) -> ObservedServer:
+    return ObservedServer(
+        provider=data["provider"],
+        resource_id=data["resource_id"],
+        key=data["key"],
+        name=data["name"],
+        owner=data["owner"],
+        status=ServerStatus(data["status"]),
+        size=_size_from(data["size"]),
+        image=data["image"],
+        spec_hash=data["spec_hash"],
+        generation=int(data.get("generation", 0)),
+        token=data.get("token", ""),
+        flavor=data.get("flavor"),
+        addresses=tuple(data.get("addresses", ())),
+        created_at=parse_timestamp(data["created_at"]) if data.get("created_at") else None,
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+    )
+
+
+def desired_to_dict(server: DesiredServer) -> dict[str, Any]:
+    return {
+        "key": server.key,
+        "name": server.name,
+        "cluster": server.cluster,
+        "member": server.member,
+        "ordinal": server.ordinal,
+        "provider": server.provider,
+        "provider_type": server.provider_type,
+        "template": server.template,
+        "image": server.image,
+        "size": _size_to(server.size),
+        "flavor": server.flavor,
+        "inputs": [
+            {"name": i.name, "value": _value_to(i.value), "source": i.source, "sensitive": i.sensitive}
+            for i in server.inputs
+        ],
+        "scripts": [{"phase": s.phase.value, "name": s.name, "source": s.source} for s in server.scripts],
+        "tags": [list(t) for t in server.tags],
+        "protect": server.protect,
+        "depends_on": list(server.depends_on),
+        "update_strategy": server.update_strategy.value,
+        "allow_restart": server.allow_restart,
+        "drift": server.drift.value,
+        "failover": server.failover.value,
+        "backup_policy": server.backup_policy,
+        "spec_hash": server.spec_hash,
+    }
+
+
+def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
+    return DesiredServer(
+        key=data["key"],
+        name=data["name"],
+        cluster=data["cluster"],
+        member=data["member"],
+        ordinal=int(data["ordinal"]),
+        provider=data["provider"],
+        provider_type=data["provider_type"],
+        template=data["template"],
+        image=data["image"],
+        size=_size_from(data["size"]),
+        flavor=data.get("flavor"),
+        inputs=tuple(
+            ResolvedInput(
+                name=i["name"],
+                value=_value_from(i["value"]),
+                source=i["source"],
+                sensitive=bool(i.get("sensitive", False)),
+            )
+            for i in data.get("inputs", ())
+        ),
+        scripts=tuple(
+            Script(phase=ScriptPhase(s["phase"]), name=s["name"], source=s["source"])
+            for s in data.get("scripts", ())
+        ),
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+        protect=bool(data.get("protect", False)),
+        depends_on=tuple(data.get("depends_on", ())),
+        update_strategy=UpdateStrategy(data.get("update_strategy", "in-place")),
+        allow_restart=bool(data.get("allow_restart", True)),
+        drift=DriftMode(data.get("drift", "heal")),
+        failover=FailoverMode(data.get("failover", "replace")),
+        backup_policy=data.get("backup_policy"),
+        spec_hash=data["spec_hash"],
+    )
+
+
+def _sensitive_free(server: DesiredServer) -> DesiredServer:
+    """Drop literal values of inputs marked sensitive (refs are kept: they are not secrets)."""
+    inputs = tuple(
+        i
+        if not i.sensitive or isinstance(i.value, SecretRef)
+        else ResolvedInput(name=i.name, value=None, source=i.source, sensitive=True)
+        for i in server.inputs
+    )
+    return dataclasses.replace(server, inputs=inputs)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    cost = plan.cost
+    return {
+        "format_version": plan.format_version,
+        "deployment": plan.deployment,
+        "created_at": isoformat(plan.created_at),
+        "source_path": plan.source_path,
+        "commit": plan.commit,
+        "summary": plan.summary(),
+        "cost": {
+            "currency": cost.currency,
+            "before_hourly": str(cost.before_hourly),
+            "after_hourly": str(cost.after_hourly),
+            "delta_hourly": str(cost.delta_hourly),
+            "before_monthly": str(cost.before_monthly),
+            "after_monthly": str(cost.after_monthly),
+            "delta_monthly": str(cost.delta_monthly),
+            "by_cluster": [
+                {
+                    "scope": line.scope,
+                    "before_hourly": str(line.before_hourly),
+                    "after_hourly": str(line.after_hourly),
+                    "delta_hourly": str(line.delta_hourly),
+                }
+                for line in cost.by_cluster
+            ],
+            "unpriced": list(cost.unpriced),
+        },
+        "changes": [
+            {
+                "id": c.id,
+                "action": c.action.value,
+                "key": c.key,
+                "provider": c.provider,
+                "reason": c.reason,
+                "before": observed_to_dict(c.before) if c.before else None,
+                "after": desired_to_dict(_sensitive_free(c.after)) if c.after else None,
+                "token": c.token,
+                "generation": c.generation,
+                "depends_on": list(c.depends_on),
+                "fields": [{"name": f.name, "before": f.before, "after": f.after} for f in c.fields],
+            }
+            for c in plan.changes
+        ],
+        "providers": [p.to_dict() for p in plan.providers],
+        "basis": {
+            "digest": plan.basis_digest(),
+            "servers": [observed_to_dict(s) for s in plan.basis],
+        },
+        "diagnostics": list(plan.diagnostics),
+    }
+
+
+def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(
+            f"{source}: plan format_version {version!r} is not supported (this reconciler reads "
+            f"version {FORMAT_VERSION}); make the plan again with this version"
+        )
+    try:
+        cost = data.get("cost") or {}
+        plan = Plan(
+            deployment=data["deployment"],
+            created_at=parse_timestamp(data["created_at"]),
+            source_path=data.get("source_path", ""),
+            commit=data.get("commit"),
+            noop_count=int((data.get("summary") or {}).get(Action.NOOP.value, 0)),
+            cost=CostSummary(
+                currency=cost.get("currency", "USD"),
+                before_hourly=Decimal(cost.get("before_hourly", "0")),
+                after_hourly=Decimal(cost.get("after_hourly", "0")),
+                by_cluster=tuple(
+                    CostLine(
+                        scope=line["scope"],
+                        before_hourly=Decimal(line["before_hourly"]),
+                        after_hourly=Decimal(line["after_hourly"]),
+                    )
+                    for line in cost.get("by_cluster", ())
+                ),
+                unpriced=tuple(cost.get("unpriced", ())),
+            ),
+            changes=tuple(
+                Change(
+                    id=c["id"],
+                    action=Action(c["action"]),
+                    key=c["key"],
+                    provider=c["provider"],
+                    reason=c["reason"],
+                    before=observed_from_dict(c["before"]) if c.get("before") else None,
+                    after=desired_from_dict(c["after"]) if c.get("after") else None,
+                    token=c.get("token"),
+                    generation=int(c.get("generation", 0)),
+                    depends_on=tuple(c.get("depends_on", ())),
+                    fields=tuple(
+                        FieldChange(f["name"], f["before"], f["after"]) for f in c.get("fields", ())
+                    ),
+                )
+                for c in data["changes"]
+            ),
+            providers=tuple(ProviderConfig.from_dict(p) for p in data["providers"]),
+            basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
+            diagnostics=tuple(data.get("diagnostics", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None
+    if plan.basis_digest() != data["basis"].get("digest"):
+        raise UserError(f"{source}: the plan's observed basis does not match its digest; was it edited?")
+    return plan
+
+
+def dump_plan(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False) + "\n"
+
+
+def load_plan(text: str, *, source: str = "plan") -> Plan:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a plan file holds one JSON object")
+    return plan_from_dict(data, source=source)

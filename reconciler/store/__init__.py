@@ -1,0 +1,1 @@
+"""store: ledgers and leases behind one interface (SQLite by default)."""

@@ -1,0 +1,186 @@
+"""store.base: the small interface behind which the audit ledger, usage ledger and leases live.
+
+SQLite (``store.sqlite``) is the default; a PostgreSQL implementation satisfies the same
+interface. The engine talks only to ``Store``.
+
+Audit ledger: append-only, each entry hash-chained to the previous one. The intent log is
+part of it: an entry with ``outcome=intent`` is written *before* a mutating provider call,
+and an entry whose ``intent_seq`` names it settles it afterwards. An intent with no settling
+entry is "unresolved" and is looked up at the next start.
+
+Usage ledger: one interval per server lifetime and size; measured samples beside it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from reconciler.model import MetricSample, Size
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records (closed set)."""
+
+    RUN_START = "run.start"
+    RUN_END = "run.end"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    START = "start"
+    STOP = "stop"
+    SNAPSHOT = "snapshot"
+    DELETE_SNAPSHOT = "delete-snapshot"
+    OBSERVE_GONE = "observe.gone"  # a server vanished behind our back
+    REJECTED = "rejected"  # desired state refused (invalid commit, guard tripped)
+    ALERT = "alert"
+    SCALE = "scale"
+
+
+class Outcome(StrEnum):
+    INTENT = "intent"  # about to call the provider
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an upstream change failed
+    RECOVERED = "recovered"  # an unresolved intent settled by lookup after a crash
+    ABANDONED = "abandoned"  # an unresolved intent whose resource never came to be
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What a caller appends; the store adds seq, time and the hash chain."""
+
+    deployment: str
+    run_id: str
+    actor: str
+    action: AuditAction
+    outcome: Outcome
+    key: str = ""
+    provider: str = ""
+    resource_id: str = ""
+    token: str = ""
+    commit: str = ""
+    detail: str = ""  # human text or JSON; never a secret value
+    error: str = ""
+    intent_seq: int | None = None  # for an outcome: the intent it settles
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    record: AuditRecord
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class UsageInterval:
+    """One server at one size for a span of time; ``end`` is None while it still runs."""
+
+    deployment: str
+    provider: str
+    resource_id: str
+    key: str
+    flavor: str | None
+    size: Size
+    start: datetime
+    end: datetime | None = None
+    id: int | None = None
+
+    @property
+    def cluster(self) -> str:
+        return self.key.split("/")[0]
+
+    @property
+    def member(self) -> str:
+        parts = self.key.split("/")
+        return "/".join(parts[:2])
+
+
+@dataclass(frozen=True)
+class Lease:
+    scope: str
+    holder: str
+    epoch: int
+    expires_at: datetime
+
+
+class Store(ABC):
+    """Ledgers and leases; every method is safe to call from several threads."""
+
+    # --- audit -------------------------------------------------------------------------
+    @abstractmethod
+    def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
+        """Append one entry durably (it is on disk when this returns)."""
+
+    @abstractmethod
+    def audit_log(self, *, deployment: str | None = None, since_seq: int = 0) -> Iterator[AuditEntry]:
+        """Entries in sequence order."""
+
+    @abstractmethod
+    def verify(self) -> AuditVerification:
+        """Walk the hash chain; report the first entry edited, removed or reordered."""
+
+    @abstractmethod
+    def unresolved_intents(self, deployment: str) -> list[AuditEntry]:
+        """Intent entries that no later entry settles (``intent_seq``)."""
+
+    @abstractmethod
+    def max_generation(self, deployment: str, key: str) -> int | None:
+        """Highest server generation the ledger has seen for ``key`` (from intents)."""
+
+    # --- usage -------------------------------------------------------------------------
+    @abstractmethod
+    def open_interval(self, interval: UsageInterval) -> UsageInterval:
+        """Start an interval; a second open interval for the same resource is not created."""
+
+    @abstractmethod
+    def close_interval(self, provider: str, resource_id: str, *, end: datetime) -> UsageInterval | None:
+        """Close the open interval of a resource (None if it had none)."""
+
+    @abstractmethod
+    def open_intervals(self, deployment: str) -> list[UsageInterval]: ...
+
+    @abstractmethod
+    def intervals(
+        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
+    ) -> list[UsageInterval]:
+        """Intervals overlapping [start, end)."""
+
+    @abstractmethod
+    def add_samples(self, deployment: str, samples: list[MetricSample]) -> None: ...
+
+    @abstractmethod
+    def samples(
+        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
+    ) -> list[MetricSample]: ...
+
+    # --- leases ------------------------------------------------------------------------
+    @abstractmethod
+    def acquire_lease(self, scope: str, holder: str, *, ttl_seconds: float, now: datetime) -> Lease | None:
+        """Take or renew the lease of ``scope``; None while another live holder has it."""
+
+    @abstractmethod
+    def release_lease(self, lease: Lease) -> None: ...
+
+    # --- transactions ------------------------------------------------------------------
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group several writes so they land together or not at all."""
+
+    @abstractmethod
+    def close(self) -> None: ...
