@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from reconciler.model import MetricSample, Size
@@ -99,6 +100,11 @@ class UsageInterval:
     size: Size
     start: datetime
     end: datetime | None = None
+    # The price in force when the interval opened (from the provider's PriceList), so a
+    # report can price history without the YAML of that day; None when nothing priced it.
+    hourly_rate: Decimal | None = None
+    currency: str = ""
+    price_list: str = ""
     id: int | None = None
 
     @property
