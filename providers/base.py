@@ -135,7 +135,7 @@ class Provider(ABC):
         """Cumulative usage counters; providers without metrics return []."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless the provider holds connections
         """Release connections; the provider is not used afterwards."""
 
 

@@ -43,6 +43,10 @@ class Clock:
             return self.fixed
         return datetime.now(UTC)
 
+    def wall(self) -> datetime:
+        """The real time even under ``--now``: for leases, which other processes judge by it."""
+        return datetime.now(UTC)
+
     def monotonic(self) -> float:
         return time.monotonic()
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from collections.abc import Mapping
 from typing import Any
 
 # Ownership marks carried by every resource we create (tags, metadata, other_config…).
@@ -335,6 +335,9 @@ class Capabilities:
     snapshots: bool = True
     metrics: bool = False
     paginated: bool = False
+    # True where the flavor fixes cpus and memory (EC2 instance types, Nova flavors): a
+    # server is then compared by flavor alone. False: flavor is a label, size is compared too.
+    flavor_defines_size: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from reconciler.clock import isoformat, parse_timestamp
 from reconciler.errors import UserError
 from reconciler.model import (
     Action,
+    BillingMode,
     DesiredServer,
     DriftMode,
     FailoverMode,
     ObservedServer,
+    PriceList,
     ProviderConfig,
     ResolvedInput,
     Script,
@@ -122,6 +124,7 @@ class Plan:
     noop_count: int = 0
     cost: CostSummary = field(default_factory=CostSummary)
     diagnostics: tuple[str, ...] = ()
+    price_lists: tuple[PriceList, ...] = ()
     source_path: str = ""
     commit: str | None = None
     format_version: int = FORMAT_VERSION
@@ -145,6 +148,14 @@ class Plan:
             if config.name == name:
                 return config
         raise UserError(f"plan names provider {name!r} but carries no configuration for it")
+
+    def price_list_for(self, provider: str) -> PriceList | None:
+        """The PriceList in force for a provider (same rule as ``DesiredState.price_list_for``)."""
+        by_name = {p.name: p for p in self.price_lists}
+        wanted = self.provider(provider).price_list
+        if wanted:
+            return by_name.get(wanted)
+        return self.price_lists[0] if len(self.price_lists) == 1 else None
 
 
 def basis_fingerprint(server: ObservedServer) -> str:
@@ -325,6 +336,36 @@ def _sensitive_free(server: DesiredServer) -> DesiredServer:
     return dataclasses.replace(server, inputs=inputs)
 
 
+_UNIT_RATES = ("vcpu_hour", "ram_gb_hour", "disk_gb_month", "network_gb", "backup_gb_month")
+
+
+def price_list_to_dict(plist: PriceList) -> dict[str, Any]:
+    return {
+        "name": plist.name,
+        "currency": plist.currency,
+        "billing": plist.billing.value,
+        "flavor_hourly": {k: str(v) for k, v in sorted(plist.flavor_hourly.items())},
+        **{unit: str(getattr(plist, unit)) for unit in _UNIT_RATES},
+    }
+
+
+def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
+    def rate(unit: str) -> Decimal:
+        return Decimal(str(data.get(unit, "0")))
+
+    return PriceList(
+        name=data["name"],
+        currency=data.get("currency", "USD"),
+        billing=BillingMode(data.get("billing", "instance-hours")),
+        flavor_hourly={k: Decimal(v) for k, v in data.get("flavor_hourly", {}).items()},
+        vcpu_hour=rate("vcpu_hour"),
+        ram_gb_hour=rate("ram_gb_hour"),
+        disk_gb_month=rate("disk_gb_month"),
+        network_gb=rate("network_gb"),
+        backup_gb_month=rate("backup_gb_month"),
+    )
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     cost = plan.cost
     return {
@@ -370,6 +411,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "providers": [p.to_dict() for p in plan.providers],
+        "price_lists": [price_list_to_dict(p) for p in plan.price_lists],
         "basis": {
             "digest": plan.basis_digest(),
             "servers": [observed_to_dict(s) for s in plan.basis],
@@ -426,6 +468,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
                 for c in data["changes"]
             ),
             providers=tuple(ProviderConfig.from_dict(p) for p in data["providers"]),
+            price_lists=tuple(price_list_from_dict(p) for p in data.get("price_lists", ())),
             basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
             diagnostics=tuple(data.get("diagnostics", ())),
         )

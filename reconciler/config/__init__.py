@@ -1,0 +1,29 @@
+"""reconciler.config: YAML desired state → validated, resolved ``DesiredState``.
+
+The public face of the config layer; the work is split by step:
+
+* ``yamlsafe``  — safe, bounded YAML reading with a line number for every node;
+* ``schema``    — JSON Schema validation (``reconciler/schemas``) with actionable messages;
+* ``documents`` — typed specs per kind and the checks a schema cannot express;
+* ``resolve``   — references, input precedence, expansion into servers, dependency cycles;
+* ``scripts``   — injection-safe Jinja2 rendering of boot/operational/decommission scripts;
+* ``secrets``   — ``env:``/``file:`` secret references, read only when needed;
+* ``loader``    — the orchestration: ``load_desired_state`` and ``explain_inputs``.
+"""
+
+from reconciler.config.loader import deployment_name, explain_inputs, load_desired_state
+from reconciler.config.schema import KINDS, kind_schema
+from reconciler.config.scripts import render_phase, render_user_data
+from reconciler.config.secrets import check_secrets, resolve_secret
+
+__all__ = [
+    "KINDS",
+    "check_secrets",
+    "deployment_name",
+    "explain_inputs",
+    "kind_schema",
+    "load_desired_state",
+    "render_phase",
+    "render_user_data",
+    "resolve_secret",
+]

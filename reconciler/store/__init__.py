@@ -1,1 +1,55 @@
-"""store: ledgers and leases behind one interface (SQLite by default)."""
+"""store: ledgers and leases behind one interface (SQLite by default).
+
+``open_store`` turns the ``--store`` URL into a Store: nothing (or ``sqlite:///path``)
+means the SQLite file, ``postgresql://…`` the shared PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.errors import UserError
+from reconciler.store.base import Store
+from reconciler.store.sqlite import SQLiteStore
+
+DEFAULT_FILE = "state.db"
+_ACCEPTED = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
+
+
+def open_store(state_dir: Path, url: str | None = None) -> Store:
+    """Open (creating if needed) the store a ``--store`` URL names; default ``state_dir/state.db``.
+
+    ``sqlite:///`` is followed by the path, so an absolute path has four slashes in all
+    (``sqlite:////var/lib/reconciler/state.db``) and a relative one is taken from the
+    working directory, as SQLAlchemy reads these URLs.
+    """
+    if url is None or not url.strip():
+        return SQLiteStore(state_dir / DEFAULT_FILE)
+    url = url.strip()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise UserError(f"--store {url!r} names no file; write it like {_ACCEPTED.split(', ')[0]}")
+        return SQLiteStore(Path(path))
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise UserError(
+            f"--store {_redact(url)}: the PostgreSQL store is not available yet; "
+            "leave --store out to use the SQLite file in the state directory"
+        )
+    raise UserError(f"--store {_redact(url)} is not a store URL this reconciler accepts; use {_ACCEPTED}")
+
+
+def _redact(url: str) -> str:
+    """Hide a password in ``scheme://user:password@host`` before it reaches an error message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return repr(url)
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+        return repr(f"{scheme}://{userinfo}@{host}")
+    return repr(url)
+
+
+__all__ = ["DEFAULT_FILE", "SQLiteStore", "Store", "open_store"]

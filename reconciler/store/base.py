@@ -183,6 +183,10 @@ class Store(ABC):
     @abstractmethod
     def release_lease(self, lease: Lease) -> None: ...
 
+    @abstractmethod
+    def current_lease(self, scope: str) -> Lease | None:
+        """The lease row of ``scope`` as stored (live or expired), or None if never taken."""
+
     # --- transactions ------------------------------------------------------------------
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:

@@ -1,0 +1,136 @@
+"""bench_scale: plan and apply 10,000 servers across 100 clusters on simcloud, and print the figures.
+
+Three phases, each in its own process so peak memory is per phase:
+  1. plan from empty   2. apply   3. no-change plan
+For each: wall time, peak RSS, provider API calls (listing calls shown apart).
+
+    python bench/bench_scale.py                 # 100 clusters x 100 servers
+    python bench/bench_scale.py --clusters 10 --per-cluster 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEADER = """\
+apiVersion: reconciler/v1
+kind: Provider
+metadata: {{name: sim}}
+spec:
+  type: simcloud
+  max_parallel: {parallel}
+  price_list: bench
+---
+apiVersion: reconciler/v1
+kind: PriceList
+metadata: {{name: bench}}
+spec:
+  currency: USD
+  billing: instance-hours
+  units: {{vcpu_hour: "0.02", ram_gb_hour: "0.005", disk_gb_month: "0.10"}}
+---
+apiVersion: reconciler/v1
+kind: ServerTemplate
+metadata: {{name: node}}
+spec:
+  image: {{simcloud: debian-12}}
+  size: {{cpus: 2, memory_mb: 2048, disk_gb: 20}}
+  scripts:
+    boot: |
+      #!/bin/sh
+      echo hello
+"""
+
+CLUSTER = """\
+---
+apiVersion: reconciler/v1
+kind: Cluster
+metadata: {{name: c{index:03d}}}
+spec:
+  provider: sim
+  members:
+    node:
+      template: node
+      count: {count}
+"""
+
+
+def write_desired_state(folder: Path, clusters: int, per_cluster: int, parallel: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = HEADER.format(parallel=parallel)
+    text += "".join(CLUSTER.format(index=i, count=per_cluster) for i in range(clusters))
+    (folder / "bench.yaml").write_text(text)
+
+
+def run_phase(phase: str, desired: Path, state: Path) -> dict[str, object]:
+    """Run inside a child process: one phase, timed, with the provider call counts."""
+    from reconciler import engine
+    from reconciler.clock import Clock
+    from reconciler.retry import RetryPolicy
+
+    ws = engine.Workspace(state_dir=state, clock=Clock(), retry=RetryPolicy(base_delay=0.01))
+    started = time.perf_counter()
+    plan = engine.plan_path(desired, ws)
+    changes = len(plan.changes)
+    failed = 0
+    if phase == "apply":
+        run = engine.new_run("bench", None)
+        report = engine.apply_plan(plan, ws, run, allow_mass_delete=True)
+        failed = len(report.results) - sum(1 for r in report.results if r.status.value == "succeeded")
+    ws.close()
+    elapsed = time.perf_counter() - started
+    return {
+        "phase": phase,
+        "seconds": round(elapsed, 3),
+        "changes": changes,
+        "failed": failed,
+        "calls": dict(ws.calls),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clusters", type=int, default=100)
+    parser.add_argument("--per-cluster", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=10)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(run_phase(args.phase, args.dir / "desired", args.dir / "state")))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
+        root = Path(tmp)
+        write_desired_state(root / "desired", args.clusters, args.per_cluster, args.parallel)
+        total = args.clusters * args.per_cluster
+        print(f"bench_scale: {total} servers in {args.clusters} clusters on simcloud (latency 0)")
+        print(f"{'phase':<16}{'seconds':>9}{'changes':>9}{'failed':>8}{'peak MB':>9}  provider calls")
+        for phase, label in (("plan", "plan (empty)"), ("apply", "apply"), ("plan", "plan (no-op)")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--phase", phase, "--dir", str(root)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            figures = json.loads(out.stdout.strip().splitlines()[-1])
+            calls = figures["calls"]
+            listing = sum(n for op, n in calls.items() if op.startswith("list"))
+            print(
+                f"{label:<16}{figures['seconds']:>9.2f}{figures['changes']:>9}{figures['failed']:>8}"
+                f"{figures['peak_rss_mb']:>9}  {sum(calls.values())} total, {listing} listing"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

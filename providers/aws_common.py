@@ -1,0 +1,330 @@
+"""providers.aws_common: the EC2 provider's tables and translations, kept apart from its API calls.
+
+What lives here is pure (no network): the built-in instance type table and the rule that
+picks the smallest type fitting a size, the mapping of botocore failures onto the error
+tree, the Provider spec (schema and typed settings), and the mapping of EC2 instances and
+images onto ``ObservedServer`` and ``Snapshot``. ``providers.aws`` holds the provider class
+that talks to EC2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
+
+from providers.base import user_tags
+from reconciler.clock import parse_timestamp
+from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.model import (
+    TAG_GENERATION,
+    TAG_KEY,
+    TAG_OWNER,
+    TAG_POLICY,
+    TAG_SPEC_HASH,
+    TAG_TAKEN_AT,
+    TAG_TOKEN,
+    ObservedServer,
+    ServerStatus,
+    Size,
+    Snapshot,
+    server_name,
+)
+
+# Marks of our own, beside the shared ones (the ``reconciler:`` prefix keeps them out of user tags).
+TAG_AUTO_NAME = "reconciler:auto-name"  # "true" when we set the Name tag ourselves
+TAG_DISK = "reconciler:disk-gb"  # root volume size asked for at creation
+TAG_RESOURCE_ID = "reconciler:resource-id"  # on images: the instance a backup was taken of
+TAG_IMAGE_ID = "reconciler:image-id"  # on EBS snapshots: the image they back
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+STATUS_BY_STATE = {
+    "pending": ServerStatus.PENDING,
+    "running": ServerStatus.RUNNING,
+    "stopping": ServerStatus.STOPPED,
+    "stopped": ServerStatus.STOPPED,
+}
+USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
+
+# --- instance types --------------------------------------------------------------------
+# (vCPUs, memory MiB) per instance type. General families follow the AWS size ladder with
+# a fixed memory per vCPU; burstable and older families are listed as they are.
+_LADDER = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48,
+           "16xlarge": 64, "24xlarge": 96, "32xlarge": 128, "48xlarge": 192}
+_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
+
+
+def _ladder(family: str, sizes: Iterable[str]) -> dict[str, tuple[int, int]]:
+    gib = _GIB_PER_VCPU[family[0]]
+    return {f"{family}.{s}": (_LADDER[s], _LADDER[s] * gib * 1024) for s in sizes}
+
+
+def _burstable(family: str, vcpus: tuple[int, ...]) -> dict[str, tuple[int, int]]:
+    names = ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge")
+    memory = (512, 1024, 2048, 4096, 8192, 16384, 32768)
+    return {f"{family}.{n}": (c, m) for n, c, m in zip(names, vcpus, memory, strict=True)}
+
+
+_GEN5 = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+_GEN6 = (*_GEN5, "32xlarge")
+INSTANCE_TYPES: dict[str, tuple[int, int]] = {
+    **_burstable("t2", (1, 1, 1, 2, 2, 4, 8)),
+    **_burstable("t3", (2, 2, 2, 2, 2, 4, 8)),
+    **_burstable("t3a", (2, 2, 2, 2, 2, 4, 8)),
+    **_ladder("c5", ("large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge")),
+    "c5.9xlarge": (36, 73728),
+    "c5.18xlarge": (72, 147456),
+    **_ladder("m5", _GEN5),
+    **_ladder("r5", _GEN5),
+    **_ladder("c6i", _GEN6),
+    **_ladder("m6i", _GEN6),
+    **_ladder("r6i", _GEN6),
+    **_ladder("c7i", (*_GEN5, "48xlarge")),
+    **_ladder("m7i", (*_GEN5, "48xlarge")),
+    **_ladder("r7i", (*_GEN5, "48xlarge")),
+}
+FAMILIES = tuple(sorted({name.split(".")[0] for name in INSTANCE_TYPES}))
+DEFAULT_FAMILIES = ("t3", "c6i", "m6i", "r6i")
+
+
+def instance_type_for(size: Size, families: Iterable[str] = DEFAULT_FAMILIES) -> str:
+    """The smallest instance type of ``families`` with at least ``size``'s vCPUs and memory.
+
+    "Smallest" orders by vCPUs, then memory, then the order of ``families``.
+    """
+    order = {family: rank for rank, family in enumerate(families)}
+    fitting = [
+        (cpus, memory, order[name.split(".")[0]], name)
+        for name, (cpus, memory) in INSTANCE_TYPES.items()
+        if name.split(".")[0] in order and cpus >= size.cpus and memory >= size.memory_mb
+    ]
+    if not fitting:
+        raise PermanentError(
+            f"no instance type of {', '.join(order)} has {size.cpus} vCPUs and {size.memory_mb} MB; "
+            "name one with flavor.aws in the template",
+            code="NoInstanceTypeFits",
+        )
+    return min(fitting)[3]
+
+
+# --- errors ----------------------------------------------------------------------------
+_TRANSIENT_CODES = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
+    "RequestThrottledException", "TooManyRequestsException", "InternalError", "InternalFailure",
+    "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestTimeoutException",
+})
+# Server-side (5xx) codes that retrying in a loop will not fix.
+_PERMANENT_CODES = frozenset({
+    "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
+    "InsufficientAddressCapacity", "InsufficientVolumeCapacity", "InsufficientReservedInstanceCapacity",
+})
+
+
+def translate_error(exc: Exception, operation: str, *, not_found: bool = False) -> ProviderError:
+    """Map a botocore failure to TransientError / PermanentError (NotFoundError if ``not_found``)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = f"{operation}: {code}: {error.get('Message') or exc}"
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _PERMANENT_CODES:
+            return PermanentError(message, code=code)
+        if code in _TRANSIENT_CODES or status >= 500:
+            return TransientError(message, code=code)
+        if not_found and (code.endswith(".NotFound") or code == "InvalidAMIID.Unavailable"):
+            return NotFoundError(message, code=code)
+        return PermanentError(message, code=code)
+    if isinstance(exc, BotoConnectionError | HTTPClientError | ResponseParserError):
+        return TransientError(f"{operation}: {exc}", code=type(exc).__name__)
+    if isinstance(exc, BotoCoreError):
+        hint = ""
+        if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"):
+            hint = " (credentials come from AWS_* environment variables, the profile, or an instance role)"
+        return PermanentError(f"{operation}: {exc}{hint}", code=type(exc).__name__)
+    return PermanentError(f"{operation}: {exc}", code=type(exc).__name__)
+
+
+# --- settings --------------------------------------------------------------------------
+# JSON Schema of a ``type: aws`` Provider's spec (max_parallel and price_list are the engine's).
+SPEC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["region"],
+    "properties": {
+        "region": {"type": "string", "pattern": "^[a-z]{2}(-[a-z]+)+-[0-9]+$",
+                   "description": "AWS region, e.g. us-east-1"},
+        "endpoint_url": {"type": "string", "pattern": "^https?://",
+                         "description": "an EC2-compatible endpoint instead of AWS's own"},
+        "profile": {"type": "string", "minLength": 1,
+                    "description": "named profile; otherwise boto3's default credential chain"},
+        "subnet_id": {"type": "string", "pattern": "^subnet-[0-9a-f]+$"},
+        "security_group_ids": {"type": "array", "uniqueItems": True,
+                               "items": {"type": "string", "pattern": "^sg-[0-9a-f]+$"}},
+        "key_name": {"type": "string", "minLength": 1, "description": "EC2 key pair for new servers"},
+        "instance_families": {"type": "array", "minItems": 1, "items": {"enum": list(FAMILIES)},
+                              "description": "families to pick from when a template gives only a size"},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20,
+                         "description": "attempts per API call in botocore's standard retry mode"},
+        "page_size": {"type": "integer", "minimum": 5, "maximum": 1000,
+                      "description": "results per listing page (MaxResults); 1000 unless testing"},
+        "poll_interval": {"type": "number", "exclusiveMinimum": 0},
+        "wait_timeout": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """A ``type: aws`` Provider's spec, read once."""
+
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    key_name: str | None = None
+    instance_families: tuple[str, ...] = DEFAULT_FAMILIES
+    max_attempts: int = 3  # botocore standard-mode attempts per call, before our own retries
+    page_size: int = 1000  # MaxResults of listing calls (EC2 allows 5–1000)
+    poll_interval: float = 5.0  # seconds between state checks while waiting
+    wait_timeout: float = 600.0  # seconds to wait for a stop, start or termination
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Mapping[str, Any]) -> AwsSettings:
+        def text(field: str) -> str | None:
+            value = spec.get(field)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UserError(f"provider {name}: spec.{field} must be a non-empty string")
+            return value
+
+        def number(field: str, default: float) -> float:
+            value = spec.get(field, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise UserError(f"provider {name}: spec.{field} must be a positive number")
+            return float(value)
+
+        def strings(field: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            value = spec.get(field, list(default))
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UserError(f"provider {name}: spec.{field} must be a list of strings")
+            return tuple(value)
+
+        region = text("region")
+        if region is None:
+            raise UserError(f"provider {name}: spec.region is required for type aws (e.g. us-east-1)")
+        families = strings("instance_families", DEFAULT_FAMILIES)
+        unknown = sorted(set(families) - set(FAMILIES))
+        if unknown or not families:
+            raise UserError(
+                f"provider {name}: spec.instance_families: unknown {', '.join(unknown) or '(empty)'}; "
+                f"choose from {', '.join(FAMILIES)}"
+            )
+        return cls(
+            region=region,
+            endpoint_url=text("endpoint_url"),
+            profile=text("profile"),
+            subnet_id=text("subnet_id"),
+            security_group_ids=strings("security_group_ids", ()),
+            key_name=text("key_name"),
+            instance_families=families,
+            max_attempts=int(number("max_attempts", 3)),
+            page_size=min(1000, max(5, int(number("page_size", 1000)))),
+            poll_interval=number("poll_interval", 5.0),
+            wait_timeout=number("wait_timeout", 600.0),
+        )
+
+
+def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags") or ()}
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def to_int(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
+
+
+def to_utc(moment: Any) -> datetime | None:
+    return moment.astimezone(UTC) if isinstance(moment, datetime) else None
+
+
+
+def method_name(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def backing_snapshots(image: Mapping[str, Any]) -> list[str]:
+    mappings = image.get("BlockDeviceMappings") or ()
+    return [m["Ebs"]["SnapshotId"] for m in mappings if m.get("Ebs", {}).get("SnapshotId")]
+
+
+def image_name(name: str) -> str:
+    """An AMI name: 3–128 characters of letters, digits and ( ) [ ] . / - ' @ _."""
+    allowed = "()[]./-'@_"
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in allowed) else "-" for c in name)
+    return cleaned[:128].ljust(3, "-")
+
+
+def observed_from_instance(
+    provider: str, instance: Mapping[str, Any], type_sizes: Mapping[str, tuple[int, int]]
+) -> ObservedServer | None:
+    """An owned EC2 instance as an ObservedServer; None for one without our key tag or not live."""
+    tags = tags_of(instance)
+    key = tags.get(TAG_KEY)
+    status = STATUS_BY_STATE.get(instance["State"]["Name"])
+    if key is None or status is None:
+        return None
+    generation = to_int(tags.get(TAG_GENERATION))
+    auto_name = tags.get(TAG_AUTO_NAME) == "true"
+    visible = {k: v for k, v in tags.items() if not (auto_name and k == "Name")}
+    flavor = str(instance["InstanceType"])
+    cpus, memory = type_sizes.get(flavor, (0, 0))
+    disk = to_int(tags.get(TAG_DISK))
+    addresses = tuple(a for a in (instance.get("PrivateIpAddress"), instance.get("PublicIpAddress")) if a)
+    return ObservedServer(
+        provider=provider,
+        resource_id=str(instance["InstanceId"]),
+        key=key,
+        name=tags["Name"] if auto_name and "Name" in tags else server_name(key, generation),
+        owner=tags.get(TAG_OWNER, ""),
+        status=status,
+        size=Size(cpus=cpus, memory_mb=memory, disk_gb=disk),
+        image=str(instance.get("ImageId", "")),
+        spec_hash=tags.get(TAG_SPEC_HASH, ""),
+        generation=generation,
+        token=tags.get(TAG_TOKEN, ""),
+        flavor=flavor,
+        addresses=addresses,
+        created_at=to_utc(instance.get("LaunchTime")),
+        tags=user_tags(visible),
+    )
+
+
+def snapshot_from_image(provider: str, image: Mapping[str, Any], now: datetime) -> Snapshot:
+    """One of our backup AMIs as a Snapshot (taken-at from its tag, else its CreationDate)."""
+    tags = tags_of(image)
+    try:
+        created = parse_timestamp(tags.get(TAG_TAKEN_AT) or str(image.get("CreationDate")))
+    except UserError:
+        created = now
+    mappings = image.get("BlockDeviceMappings") or ()
+    size = sum(int(m["Ebs"].get("VolumeSize", 0)) for m in mappings if "Ebs" in m)
+    return Snapshot(
+        provider=provider,
+        snapshot_id=str(image["ImageId"]),
+        resource_id=tags.get(TAG_RESOURCE_ID, str(image.get("SourceInstanceId", ""))),
+        key=tags.get(TAG_KEY, ""),
+        owner=tags.get(TAG_OWNER, ""),
+        name=str(image.get("Name", "")),
+        created_at=created,
+        size_gb=float(size),
+        policy=tags.get(TAG_POLICY),
+        status=str(image.get("State", "available")),
+    )

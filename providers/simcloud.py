@@ -1,0 +1,574 @@
+"""providers.simcloud: the built-in simulated cloud — a real provider whose "cloud" is a SQLite file.
+
+It stands behind exactly the contract the cloud providers do, so the engine, the
+examples, the crash-safety tests and the benchmarks run against it unchanged:
+
+* state lives in ``<state dir>/simcloud.db`` (``spec.state_file`` to change), shared by
+  every process; one file may host several ``Provider`` documents, each seeing only its
+  own servers;
+* listing pages ``page_size`` rows per API call (one keyset-paginated SELECT per page);
+* creation is idempotent by token; a server carries our ownership marks in its tags;
+* faults on demand: ``latency_ms`` and a seeded ``error_rate`` in the spec, a ``faults``
+  table that admin commands fill (see ``providers.simcloud_admin``), and
+  ``RECONCILER_SIMCLOUD_KILL_AFTER=N``, which SIGKILLs the process right after its N-th
+  successful mutating call is committed — the crash-safety test's scalpel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from providers.base import Provider, ProviderContext, register
+from providers.simcloud_admin import (
+    DEFAULT_STATE_FILE,
+    OBSERVE_COLUMNS,
+    SERVER_COLUMNS,
+    ServerRow,
+    admin_create,
+    admin_delete,
+    admin_edit,
+    admin_fail,
+    admin_inject_faults,
+    admin_list,
+    admin_stop,
+    connect,
+    db_path,
+    insert_servers,
+    next_id,
+    set_status,
+    settle,
+    take_fault,
+    transaction,
+    unit_fraction,
+    usage_counters,
+    user_tags_json,
+)
+from reconciler.clock import isoformat
+from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.model import (
+    TAG_KEY,
+    TAG_OWNER,
+    TAG_POLICY,
+    TAG_PREFIX,
+    TAG_TAKEN_AT,
+    Capabilities,
+    CreateRequest,
+    MetricSample,
+    ObservedServer,
+    ProviderConfig,
+    ServerStatus,
+    Size,
+    Snapshot,
+    SnapshotRequest,
+    UpdateRequest,
+)
+
+__all__ = [
+    "KILL_AFTER_ENV",
+    "SimCloud",
+    "admin_create",
+    "admin_delete",
+    "admin_edit",
+    "admin_fail",
+    "admin_inject_faults",
+    "admin_list",
+    "admin_stop",
+]
+
+KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
+T = TypeVar("T")
+
+# Provider method → the API operation it is counted as (and that faults may name).
+_OPERATIONS = {
+    "observe": "list_servers",
+    "lookup": "lookup_server",
+    "create": "create_server",
+    "update": "update_server",
+    "delete": "delete_server",
+    "start": "start_server",
+    "stop": "stop_server",
+    "snapshot": "create_snapshot",
+    "list_snapshots": "list_snapshots",
+    "delete_snapshot": "delete_snapshot",
+    "metrics": "get_metrics",
+}
+
+_STATUSES = {status.value: status for status in ServerStatus}
+_SNAPSHOT_COLUMNS = "seq, snapshot_id, resource_id, key, owner, name, created_at, size_gb, policy, status"
+
+# Process-wide count of successful mutating calls, for RECONCILER_SIMCLOUD_KILL_AFTER.
+_mutations = 0
+_mutations_lock = threading.Lock()
+
+
+def _after_mutation() -> None:
+    """Count a committed mutation; die by SIGKILL if it is the N-th one asked for."""
+    global _mutations
+    limit = os.environ.get(KILL_AFTER_ENV, "").strip()
+    with _mutations_lock:
+        _mutations += 1
+        count = _mutations
+    if limit.isdigit() and count == int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fetch_all(query: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connection], list[Any]]:
+    return lambda conn: conn.execute(query, params).fetchall()
+
+
+def _spec_number(spec: Mapping[str, Any], name: str, default: float, *, integer: bool = False) -> float:
+    value = spec.get(name, default)
+    wrong_type = not isinstance(value, int | float) or (integer and not isinstance(value, int))
+    if isinstance(value, bool) or wrong_type:
+        kind = "an integer" if integer else "a number"
+        raise UserError(f"simcloud spec.{name} must be {kind}, not {value!r}")
+    return float(value)
+
+
+@register("simcloud")
+class SimCloud(Provider):
+    """The simulated cloud; see the module docstring."""
+
+    capabilities = Capabilities(
+        resize_in_place=True,
+        resize_needs_restart=True,
+        update_tags=True,
+        start_stop=True,
+        snapshots=True,
+        metrics=True,
+        paginated=True,
+    )
+    spec_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "latency_ms": {
+                "type": "number",
+                "minimum": 0,
+                "default": 0,
+                "description": "sleep this long on every API call",
+            },
+            "error_rate": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "default": 0,
+                "description": "fraction of API calls failing with a transient error",
+            },
+            "seed": {
+                "type": "integer",
+                "default": 0,
+                "description": "makes error_rate failures deterministic",
+            },
+            "page_size": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 1000,
+                "description": "servers per listing call",
+            },
+            "capacity": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "most servers this provider may hold",
+            },
+            "state_file": {
+                "type": "string",
+                "minLength": 1,
+                "default": DEFAULT_STATE_FILE,
+                "description": "SQLite file, relative to the state directory",
+            },
+        },
+    }
+
+    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+        super().__init__(config, context)
+        spec = config.spec
+        # max_parallel and price_list belong to every Provider document; tolerate them here too.
+        unknown = sorted(set(spec) - set(self.spec_schema["properties"]) - {"max_parallel", "price_list"})
+        if unknown:
+            raise UserError(f"simcloud provider {config.name}: unknown spec field(s) {', '.join(unknown)}")
+        self.latency = _spec_number(spec, "latency_ms", 0) / 1000
+        self.error_rate = _spec_number(spec, "error_rate", 0)
+        self.seed = int(_spec_number(spec, "seed", 0, integer=True))
+        self.page_size = int(_spec_number(spec, "page_size", 1000, integer=True))
+        capacity = spec.get("capacity")
+        self.capacity = None if capacity is None else int(_spec_number(spec, "capacity", 0, integer=True))
+        state_file = spec.get("state_file", DEFAULT_STATE_FILE)
+        if not isinstance(state_file, str) or not state_file:
+            raise UserError(f"simcloud spec.state_file must be a file name, not {state_file!r}")
+        if self.page_size < 1 or self.latency < 0 or not 0 <= self.error_rate <= 1:
+            raise UserError(
+                f"simcloud provider {config.name}: page_size must be ≥ 1, latency_ms ≥ 0 "
+                "and error_rate between 0 and 1"
+            )
+        self.path = db_path(context.state_dir, state_file)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._call_number = 0
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _call(self, method: str, body: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """One API call: count it, simulate latency and faults, run ``body`` in one transaction."""
+        operation = _OPERATIONS[method]
+        self.count_call(operation)
+        if self.latency:
+            time.sleep(self.latency)
+        if self.error_rate:
+            with self._lock:
+                self._call_number += 1
+                number = self._call_number
+            if unit_fraction("error", str(self.seed), str(number)) < self.error_rate:
+                raise TransientError(
+                    f"simcloud {operation}: simulated throttling, retry later", code="Throttled"
+                )
+        try:
+            conn = self._conn()
+            fault = take_fault(conn, self.name, (operation, method))
+            if fault == "transient":
+                raise TransientError(f"simcloud {operation}: injected transient fault", code="Injected")
+            if fault is not None:
+                raise PermanentError(f"simcloud {operation}: injected permanent fault", code="Injected")
+            with transaction(conn, write=write):
+                result = body(conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TransientError(f"simcloud {operation}: database busy ({exc})") from exc
+            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+        except sqlite3.Error as exc:
+            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+        if write:
+            _after_mutation()
+        return result
+
+    def _now(self) -> datetime:
+        return self.context.clock.now()
+
+    def _row(self, conn: sqlite3.Connection, resource_id: str) -> ServerRow | None:
+        found = conn.execute(
+            f"SELECT {SERVER_COLUMNS} FROM servers WHERE provider = ? AND resource_id = ?",
+            (self.name, resource_id),
+        ).fetchone()
+        return None if found is None else ServerRow.of(found)
+
+    def _owned_row(self, conn: sqlite3.Connection, server: ObservedServer) -> ServerRow | None:
+        """The row behind ``server``, refusing to touch a server the caller's owner does not own."""
+        row = self._row(conn, server.resource_id)
+        if row is not None and (not server.owner or row.tag_map().get(TAG_OWNER) != server.owner):
+            raise PermanentError(
+                f"simcloud server {server.resource_id} is not owned by {server.owner!r}; "
+                "the reconciler never changes servers it does not own"
+            )
+        return row
+
+    def _existing(self, conn: sqlite3.Connection, server: ObservedServer) -> ServerRow:
+        row = self._owned_row(conn, server)
+        if row is None:
+            raise NotFoundError(f"simcloud server {server.resource_id} ({server.key}) no longer exists")
+        return row
+
+    def _observed(self, row: tuple[Any, ...]) -> ObservedServer:
+        """Map one raw ``OBSERVE_COLUMNS`` row; kept lean because observe maps thousands per call."""
+        _seq, resource_id, name, key, owner, status, cpus, memory_mb, disk_gb = row[:9]
+        image, spec_hash, generation, token, flavor, addresses, created_at, tag_json = row[9:]
+        return ObservedServer(
+            provider=self.name,
+            resource_id=resource_id,
+            key=key,
+            name=name,
+            owner=owner,
+            status=_STATUSES[status],
+            size=Size(cpus, memory_mb, disk_gb),
+            image=image,
+            spec_hash=spec_hash,
+            generation=generation,
+            token=token,
+            flavor=flavor,
+            addresses=tuple(addresses.split(",")) if addresses else (),
+            created_at=datetime.fromisoformat(created_at),
+            tags=tuple(map(tuple, json.loads(tag_json))) if tag_json != "[]" else (),
+        )
+
+    def _reread(self, conn: sqlite3.Connection, seq: int) -> ObservedServer:
+        found = conn.execute(f"SELECT {OBSERVE_COLUMNS} FROM servers WHERE seq = ?", (seq,)).fetchone()
+        return self._observed(found)
+
+    # --- reading ----------------------------------------------------------------------
+    def observe(self, owner: str) -> list[ObservedServer]:
+        servers: list[ObservedServer] = []
+        after = -1
+        query = (
+            f"SELECT {OBSERVE_COLUMNS} FROM servers WHERE provider = ? AND owner = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?"
+        )
+        while True:
+            params = (self.name, owner, after, self.page_size + 1)  # one extra row = "there is a next page"
+            rows = self._call("observe", _fetch_all(query, params), write=False)
+            page = rows[: self.page_size]
+            servers.extend(map(self._observed, page))
+            if len(rows) <= self.page_size:
+                return servers
+            after = int(page[-1][0])
+
+    def lookup(self, owner: str, token: str) -> ObservedServer | None:
+        def body(conn: sqlite3.Connection) -> ObservedServer | None:
+            found = conn.execute(
+                f"SELECT {OBSERVE_COLUMNS} FROM servers WHERE provider = ? AND token = ? AND owner = ? "
+                "ORDER BY seq LIMIT 1",
+                (self.name, token, owner),
+            ).fetchone()
+            return None if found is None else self._observed(found)
+
+        if not token:
+            return None
+        return self._call("lookup", body, write=False)
+
+    # --- servers ----------------------------------------------------------------------
+    def create(self, request: CreateRequest) -> ObservedServer:
+        if not request.owner or not request.token:
+            raise PermanentError(f"simcloud create {request.key}: owner and token are required")
+
+        def body(conn: sqlite3.Connection) -> ObservedServer:
+            found = conn.execute(
+                "SELECT seq FROM servers WHERE provider = ? AND token = ? ORDER BY seq LIMIT 1",
+                (self.name, request.token),
+            ).fetchone()
+            if found is not None:  # a retried create after a crash or timeout: same server
+                return self._reread(conn, int(found[0]))
+            if self.capacity is not None:
+                (held,) = conn.execute(
+                    "SELECT COUNT(*) FROM servers WHERE provider = ?", (self.name,)
+                ).fetchone()
+                if held >= self.capacity:
+                    raise PermanentError(
+                        f"capacity exceeded: simcloud provider {self.name} holds {held} of at most "
+                        f"{self.capacity} servers; cannot create {request.key}",
+                        code="CapacityExceeded",
+                    )
+            return self._reread(conn, insert_servers(conn, self.name, [request], self._now()))
+
+        return self._call("create", body, write=True)
+
+    def bulk_create(self, requests: Iterable[CreateRequest]) -> int:
+        """Insert many servers in one transaction, bypassing the API (no calls counted, no faults).
+
+        For tests and benchmarks that need thousands of servers quickly; not part of the
+        provider contract. Returns how many were inserted.
+        """
+        batch = list(requests)
+        if batch:
+            conn = self._conn()
+            with transaction(conn, write=True):
+                insert_servers(conn, self.name, batch, self._now())
+        return len(batch)
+
+    def update(self, server: ObservedServer, request: UpdateRequest) -> ObservedServer:
+        def body(conn: sqlite3.Connection) -> ObservedServer:
+            row = self._existing(conn, server)
+            if request.size.disk_gb != row.disk_gb:
+                raise PermanentError(
+                    f"simcloud cannot resize the disk of {row.name} in place "
+                    f"({row.disk_gb} GB → {request.size.disk_gb} GB); the server must be replaced"
+                )
+            resize = (request.size.cpus, request.size.memory_mb, request.flavor) != (
+                row.cpus,
+                row.memory_mb,
+                row.flavor,
+            )
+            if resize and row.status == ServerStatus.RUNNING.value and not request.allow_restart:
+                raise PermanentError(
+                    f"simcloud must restart {row.name} to resize it "
+                    f"({row.cpus} vCPU/{row.memory_mb} MB → {request.size.cpus} vCPU/"
+                    f"{request.size.memory_mb} MB) and restarts are not allowed for it"
+                )
+            tags = {k: v for k, v in row.tag_map().items() if k.startswith(TAG_PREFIX)}
+            tags.update((k, v) for k, v in request.tags if not k.startswith(TAG_PREFIX))
+            settled_at, run, cpu = settle(row, self._now())
+            conn.execute(
+                "UPDATE servers SET cpus = ?, memory_mb = ?, flavor = ?, tags = ?, user_tags = ?, "
+                "settled_at = ?, run_seconds = ?, cpu_seconds = ? WHERE seq = ?",
+                (
+                    request.size.cpus,
+                    request.size.memory_mb,
+                    request.flavor,
+                    json.dumps(tags, sort_keys=True),
+                    user_tags_json(tags),
+                    settled_at,
+                    run,
+                    cpu,
+                    row.seq,
+                ),
+            )
+            return self._reread(conn, row.seq)
+
+        return self._call("update", body, write=True)
+
+    def delete(self, server: ObservedServer) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            row = self._owned_row(conn, server)
+            if row is not None:
+                conn.execute("DELETE FROM servers WHERE seq = ?", (row.seq,))
+
+        self._call("delete", body, write=True)
+
+    def _set_status(self, method: str, server: ObservedServer, status: ServerStatus) -> ObservedServer:
+        def body(conn: sqlite3.Connection) -> ObservedServer:
+            row = self._existing(conn, server)
+            if row.status != status.value:
+                set_status(conn, row, status, self._now())
+            return self._reread(conn, row.seq)
+
+        return self._call(method, body, write=True)
+
+    def start(self, server: ObservedServer) -> ObservedServer:
+        return self._set_status("start", server, ServerStatus.RUNNING)
+
+    def stop(self, server: ObservedServer) -> ObservedServer:
+        return self._set_status("stop", server, ServerStatus.STOPPED)
+
+    # --- snapshots --------------------------------------------------------------------
+    def _snapshot(self, row: tuple[Any, ...]) -> Snapshot:
+        _seq, snapshot_id, resource_id, key, owner, name, created_at, size_gb, policy, status = row
+        return Snapshot(
+            provider=self.name,
+            snapshot_id=snapshot_id,
+            resource_id=resource_id,
+            key=key,
+            owner=owner,
+            name=name,
+            created_at=datetime.fromisoformat(created_at),
+            size_gb=float(size_gb),
+            policy=policy,
+            status=status,
+        )
+
+    def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
+        def body(conn: sqlite3.Connection) -> Snapshot:
+            row = self._existing(conn, server)
+            found = conn.execute(
+                f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots "
+                "WHERE provider = ? AND resource_id = ? AND name = ?",
+                (self.name, row.resource_id, request.name),
+            ).fetchone()
+            if found is not None:  # retried after a crash: the snapshot already exists
+                return self._snapshot(found)
+            now = isoformat(self._now())
+            tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
+            tags.update({TAG_OWNER: server.owner, TAG_KEY: server.key, TAG_TAKEN_AT: now})
+            if request.policy:
+                tags[TAG_POLICY] = request.policy
+            used = 0.2 + 0.6 * unit_fraction("disk", row.resource_id, request.name)
+            seq = next_id(conn, "snapshot")
+            values = (
+                seq,
+                f"snap-{seq:08x}",
+                self.name,
+                server.owner,
+                server.key,
+                row.resource_id,
+                request.name,
+                now,
+                round(row.disk_gb * used, 2),
+                request.policy,
+                json.dumps(tags, sort_keys=True),
+            )
+            conn.execute(
+                "INSERT INTO snapshots (seq, snapshot_id, provider, owner, key, resource_id, name, "
+                "created_at, size_gb, policy, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return self._snapshot(
+                conn.execute(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE seq = ?", (seq,)).fetchone()
+            )
+
+        return self._call("snapshot", body, write=True)
+
+    def list_snapshots(self, owner: str) -> list[Snapshot]:
+        snapshots: list[Snapshot] = []
+        after = -1
+        query = (
+            f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE provider = ? AND owner = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?"
+        )
+        while True:
+            params = (self.name, owner, after, self.page_size + 1)
+            rows = self._call("list_snapshots", _fetch_all(query, params), write=False)
+            snapshots.extend(self._snapshot(r) for r in rows[: self.page_size])
+            if len(rows) <= self.page_size:
+                return snapshots
+            after = int(rows[self.page_size - 1][0])
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM snapshots WHERE provider = ? AND snapshot_id = ?",
+                (self.name, snapshot.snapshot_id),
+            )
+
+        self._call("delete_snapshot", body, write=True)
+
+    # --- metrics ----------------------------------------------------------------------
+    def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
+        if not servers:
+            return []
+        now = self._now()
+
+        def body(conn: sqlite3.Connection) -> dict[str, ServerRow]:
+            rows: dict[str, ServerRow] = {}
+            ids = [s.resource_id for s in servers]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for found in conn.execute(
+                    f"SELECT {SERVER_COLUMNS} FROM servers WHERE provider = ? AND resource_id IN ({marks})",
+                    (self.name, *chunk),
+                ):
+                    row = ServerRow.of(found)
+                    rows[row.resource_id] = row
+            return rows
+
+        rows = self._call("metrics", body, write=False)
+        samples: list[MetricSample] = []
+        for server in servers:
+            row = rows.get(server.resource_id)
+            if row is None:
+                continue
+            cpu_seconds, memory_mb, rx_bytes, tx_bytes = usage_counters(row, now)
+            samples.append(
+                MetricSample(
+                    provider=self.name,
+                    resource_id=row.resource_id,
+                    key=server.key,
+                    at=now,
+                    cpu_seconds=cpu_seconds,
+                    memory_mb=memory_mb,
+                    net_rx_bytes=rx_bytes,
+                    net_tx_bytes=tx_bytes,
+                    disk_gb=row.disk_gb,
+                )
+            )
+        return samples
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,367 @@
+"""apply: the executor — walks a Plan's DAG and carries out each change through its provider.
+
+The plan is the whole contract: this module reads nothing but the Plan (and the secrets
+its inputs reference, resolved inside the provider call). For every mutating call it
+
+1. writes an *intent* to the audit ledger (durable before the call is made),
+2. calls the provider, retrying ``TransientError`` with backoff and jitter,
+3. writes the outcome (settling the intent) and the usage-ledger change in one transaction.
+
+A failed change skips everything that depends on it, naming the failed upstream; the
+rest of the graph goes on. Concurrency is bounded per provider by ``max_parallel``.
+A kill at any point leaves at worst an unresolved intent, which ``settle_intents``
+resolves on the next start by looking the resource up by its idempotency token.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+import structlog
+
+from providers.base import Provider
+from reconciler.clock import Clock
+from reconciler.config import render_user_data, resolve_secret
+from reconciler.errors import NotFoundError, ProviderError
+from reconciler.model import (
+    Action,
+    CreateRequest,
+    ObservedServer,
+    ServerStatus,
+    UpdateRequest,
+    server_name,
+)
+from reconciler.plan import Change, Plan
+from reconciler.pricing import hourly_rate
+from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.store.base import AuditAction, AuditEntry, AuditRecord, Outcome, Store, UsageInterval
+
+log = structlog.get_logger("reconciler.apply")
+T = TypeVar("T")
+
+
+class ChangeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    change: Change
+    status: ChangeStatus
+    message: str = ""
+    resource_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is applying, from which commit, in which run: stamped on every audit entry."""
+
+    run_id: str
+    actor: str
+    commit: str = ""
+
+
+Progress = Callable[[ChangeResult], None]
+
+
+@dataclass
+class Executor:
+    plan: Plan
+    providers: Mapping[str, Provider]
+    store: Store
+    clock: Clock
+    run: RunContext
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_result: Progress | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- ledger helpers ------------------------------------------------------------------
+    def _record(self, change: Change, action: AuditAction, outcome: Outcome, **kw: object) -> AuditEntry:
+        record = AuditRecord(
+            deployment=self.plan.deployment,
+            run_id=self.run.run_id,
+            actor=self.run.actor,
+            commit=self.run.commit,
+            action=action,
+            outcome=outcome,
+            key=change.key,
+            provider=change.provider,
+            **kw,  # type: ignore[arg-type]
+        )
+        return self.store.append(record, at=self.clock.now())
+
+    def _interval(self, server: ObservedServer) -> UsageInterval:
+        rate, currency, price_list = None, "", ""
+        plist = self.plan.price_list_for(server.provider)
+        if plist is not None:
+            rate, currency, price_list = (
+                hourly_rate(plist, server.size, server.flavor),
+                plist.currency,
+                plist.name,
+            )
+        return UsageInterval(
+            deployment=self.plan.deployment,
+            provider=server.provider,
+            resource_id=server.resource_id,
+            key=server.key,
+            flavor=server.flavor,
+            size=server.size,
+            start=self.clock.now(),
+            hourly_rate=rate,
+            currency=currency,
+            price_list=price_list,
+        )
+
+    def _call(self, provider: Provider, what: str, fn: Callable[[], T]) -> T:
+        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
+            log.info(
+                "retrying",
+                provider=provider.name,
+                call=what,
+                attempt=attempt,
+                error=str(exc),
+                wait=round(wait_s, 3),
+            )
+
+        return call_with_retry(fn, self.retry, on_retry=retried)
+
+    # --- the mutating steps ----------------------------------------------------------------
+    def _create(self, change: Change) -> ObservedServer:
+        server = change.after
+        assert server is not None and change.token is not None
+        provider = self.providers[change.provider]
+        intent = self._record(
+            change,
+            AuditAction.CREATE,
+            Outcome.INTENT,
+            token=change.token,
+            detail=json.dumps(
+                {"generation": change.generation, "spec_hash": server.spec_hash, "size": str(server.size)}
+            ),
+        )
+        request = CreateRequest(
+            owner=self.plan.deployment,
+            key=server.key,
+            name=server_name(server.key, change.generation),
+            token=change.token,
+            generation=change.generation,
+            spec_hash=server.spec_hash,
+            image=server.image,
+            size=server.size,
+            flavor=server.flavor,
+            user_data=render_user_data(server, resolve_secret),
+            tags=server.tags,
+            cluster=server.cluster,
+            member=server.member,
+        )
+        try:
+            created = self._call(provider, "create", lambda: provider.create(request))
+        except ProviderError as exc:
+            self._record(
+                change,
+                AuditAction.CREATE,
+                Outcome.FAILED,
+                token=change.token,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        with self.store.transaction():
+            self._record(
+                change,
+                AuditAction.CREATE,
+                Outcome.SUCCEEDED,
+                token=change.token,
+                resource_id=created.resource_id,
+                intent_seq=intent.seq,
+            )
+            self.store.open_interval(self._interval(created))
+        return created
+
+    def _delete(self, change: Change, server: ObservedServer) -> None:
+        provider = self.providers[server.provider]
+        intent = self._record(change, AuditAction.DELETE, Outcome.INTENT, resource_id=server.resource_id)
+        try:
+            self._call(provider, "delete", lambda: provider.delete(server))
+        except NotFoundError:
+            pass
+        except ProviderError as exc:
+            self._record(
+                change,
+                AuditAction.DELETE,
+                Outcome.FAILED,
+                resource_id=server.resource_id,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        with self.store.transaction():
+            self._record(
+                change,
+                AuditAction.DELETE,
+                Outcome.SUCCEEDED,
+                resource_id=server.resource_id,
+                intent_seq=intent.seq,
+            )
+            self.store.close_interval(server.provider, server.resource_id, end=self.clock.now())
+
+    def _power(self, change: Change, server: ObservedServer, start: bool) -> ObservedServer:
+        provider = self.providers[server.provider]
+        action = AuditAction.START if start else AuditAction.STOP
+        intent = self._record(change, action, Outcome.INTENT, resource_id=server.resource_id)
+        call = provider.start if start else provider.stop
+        try:
+            result = self._call(provider, action.value, lambda: call(server))
+        except ProviderError as exc:
+            self._record(
+                change,
+                action,
+                Outcome.FAILED,
+                resource_id=server.resource_id,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        self._record(change, action, Outcome.SUCCEEDED, resource_id=server.resource_id, intent_seq=intent.seq)
+        return result
+
+    def _update(self, change: Change) -> ObservedServer:
+        before, after = change.before, change.after
+        assert before is not None and after is not None
+        provider = self.providers[before.provider]
+        current = before
+        if before.status is ServerStatus.STOPPED:
+            current = self._power(change, current, start=True)
+        if (current.size, current.flavor, current.tags) == (after.size, after.flavor, after.tags):
+            return current
+        request = UpdateRequest(
+            size=after.size, flavor=after.flavor, tags=after.tags, allow_restart=after.allow_restart
+        )
+        intent = self._record(
+            change,
+            AuditAction.UPDATE,
+            Outcome.INTENT,
+            resource_id=before.resource_id,
+            detail=json.dumps({"from": str(before.size), "to": str(after.size)}),
+        )
+        try:
+            updated = self._call(provider, "update", lambda: provider.update(current, request))
+        except ProviderError as exc:
+            self._record(
+                change,
+                AuditAction.UPDATE,
+                Outcome.FAILED,
+                resource_id=before.resource_id,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        with self.store.transaction():
+            self._record(
+                change,
+                AuditAction.UPDATE,
+                Outcome.SUCCEEDED,
+                resource_id=before.resource_id,
+                intent_seq=intent.seq,
+            )
+            if (updated.size, updated.flavor) != (before.size, before.flavor):
+                self.store.close_interval(before.provider, before.resource_id, end=self.clock.now())
+                self.store.open_interval(self._interval(updated))
+        return updated
+
+    def execute_change(self, change: Change) -> ChangeResult:
+        """Carry out one change; provider errors become a FAILED result, never an exception."""
+        try:
+            resource_id = ""
+            if change.action is Action.CREATE:
+                resource_id = self._create(change).resource_id
+            elif change.action is Action.UPDATE:
+                resource_id = self._update(change).resource_id
+            elif change.action is Action.REPLACE:
+                assert change.before is not None
+                resource_id = self._create(change).resource_id  # create before destroy
+                self._delete(change, change.before)
+            elif change.action is Action.DELETE:
+                assert change.before is not None
+                self._delete(change, change.before)
+                resource_id = change.before.resource_id
+            return ChangeResult(change, ChangeStatus.SUCCEEDED, resource_id=resource_id)
+        except ProviderError as exc:
+            log.warning("change failed", change=change.id, error=str(exc))
+            return ChangeResult(change, ChangeStatus.FAILED, message=str(exc))
+
+    # --- the walk ---------------------------------------------------------------------------
+    def run_all(self) -> list[ChangeResult]:
+        """Walk the DAG: run each change when its dependencies succeeded, skip it when one failed."""
+        changes = {c.id: c for c in self.plan.changes}
+        results: dict[str, ChangeResult] = {}
+        semaphores = {
+            name: threading.BoundedSemaphore(max(1, p.config.max_parallel))
+            for name, p in self.providers.items()
+        }
+        workers = max(1, min(64, sum(max(1, p.config.max_parallel) for p in self.providers.values())))
+
+        def guarded(change: Change) -> ChangeResult:
+            with semaphores[change.provider]:
+                return self.execute_change(change)
+
+        pending = dict(changes)
+        running: dict[Future[ChangeResult], str] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+            while pending or running:
+                progressed = False
+                for cid, change in list(pending.items()):
+                    deps = [results.get(d) for d in change.depends_on if d in changes]
+                    failed = [r for r in deps if r is not None and r.status is not ChangeStatus.SUCCEEDED]
+                    if failed:
+                        up = failed[0].change.id
+                        result = ChangeResult(
+                            change, ChangeStatus.SKIPPED, message=f"skipped because {up} did not succeed"
+                        )
+                        self._record(change, _audit_action(change), Outcome.SKIPPED, error=result.message)
+                        self._finish(results, result)
+                        del pending[cid]
+                        progressed = True
+                    elif all(r is not None for r in deps):
+                        running[pool.submit(guarded, change)] = cid
+                        del pending[cid]
+                        progressed = True
+                if progressed:
+                    continue
+                if not running:  # nothing can start and nothing runs: an unsatisfiable dependency
+                    for change in pending.values():
+                        self._finish(
+                            results,
+                            ChangeResult(
+                                change, ChangeStatus.SKIPPED, message="skipped: dependency not in plan"
+                            ),
+                        )
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    self._finish(results, future.result())
+        return [results[c.id] for c in self.plan.changes]
+
+    def _finish(self, results: dict[str, ChangeResult], result: ChangeResult) -> None:
+        with self._lock:
+            results[result.change.id] = result
+        if self.on_result is not None:
+            self.on_result(result)
+
+
+def _audit_action(change: Change) -> AuditAction:
+    return {
+        Action.CREATE: AuditAction.CREATE,
+        Action.REPLACE: AuditAction.CREATE,
+        Action.UPDATE: AuditAction.UPDATE,
+        Action.DELETE: AuditAction.DELETE,
+    }.get(change.action, AuditAction.UPDATE)

@@ -1,0 +1,412 @@
+"""config.resolve: check references between documents, merge inputs, expand clusters into servers.
+
+Input precedence, lowest to highest: template default < Inputs global < Inputs for the
+cluster < the member's own inputs. Every value is type-checked against the template's
+declaration at the line where it was written, and the winning one keeps its origin
+(``Inputs global (inputs.yaml:7)``) for ``inputs explain`` and for locating missing secrets.
+
+Each member expands into ``count`` servers keyed ``cluster/member/ordinal``; ``depends_on``
+(a member, a cluster, or cluster/member) becomes the concrete keys each server waits for,
+and a dependency cycle is reported with the members on it. A reference to a document
+that exists but failed validation is not reported again (it has its own diagnostics), and
+when some file could not be read to its end no reference is reported as dangling at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from reconciler.config.documents import (
+    ClusterSpec,
+    InputsSpec,
+    MemberSpec,
+    ProviderSpec,
+    Ref,
+    TemplateSpec,
+    Value,
+    value_problem,
+)
+from reconciler.config.schema import suggest
+from reconciler.config.yamlsafe import Document
+from reconciler.errors import Diagnostic
+from reconciler.model import (
+    BackupPolicy,
+    DesiredServer,
+    PriceList,
+    ResolvedInput,
+    SecretRef,
+    compute_spec_hash,
+    server_name,
+)
+
+
+@dataclass
+class Catalog:
+    """Every valid document by kind, and every name declared (valid or not) for reference checks."""
+
+    providers: dict[str, ProviderSpec] = field(default_factory=dict)
+    templates: dict[str, TemplateSpec] = field(default_factory=dict)
+    clusters: dict[str, ClusterSpec] = field(default_factory=dict)
+    inputs: list[InputsSpec] = field(default_factory=list)
+    policies: dict[str, BackupPolicy] = field(default_factory=dict)
+    price_lists: dict[str, PriceList] = field(default_factory=dict)
+    declared: dict[str, set[str]] = field(default_factory=dict)
+    complete: bool = True  # every file was read to its end
+
+
+@dataclass
+class Resolution:
+    servers: list[DesiredServer] = field(default_factory=list)
+    member_inputs: dict[str, tuple[ResolvedInput, ...]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+class _Resolver:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.out = Resolution()
+        self.graph: nx.DiGraph = nx.DiGraph()
+
+    def error(self, doc: Document, line: int | None, message: str) -> None:
+        self.out.diagnostics.append(Diagnostic(doc.file, line, message))
+
+    def exists(self, kind: str, valid: Mapping[str, object], ref: Ref, doc: Document, subject: str) -> bool:
+        """True when ``ref`` names a valid document; reports it when it names nothing at all."""
+        if ref.name in valid:
+            return True
+        if ref.name not in self.catalog.declared.get(kind, set()) and self.catalog.complete:
+            hint = suggest(ref.name, self.catalog.declared.get(kind, set()))
+            self.error(
+                doc,
+                ref.line,
+                f"{subject} names {kind} {ref.name!r}, which is not defined; "
+                + (hint if hint else f"define a {kind} named {ref.name!r} or fix the name"),
+            )
+        return False
+
+    # --- inputs ---------------------------------------------------------------------------
+    def scoped_values(self) -> dict[str, dict[str, tuple[Value, InputsSpec]]]:
+        scopes: dict[str, dict[str, tuple[Value, InputsSpec]]] = {}
+        for spec in self.catalog.inputs:
+            scope = spec.scope.name
+            if scope != "global" and scope not in self.catalog.clusters:
+                if scope not in self.catalog.declared.get("Cluster", set()) and self.catalog.complete:
+                    hint = suggest(scope, self.catalog.declared.get("Cluster", set()))
+                    self.error(
+                        spec.doc,
+                        spec.scope.line,
+                        f"Inputs {spec.name!r} has scope {scope!r}, which is neither 'global' nor a "
+                        "Cluster; " + (hint if hint else "use global or the name of a Cluster"),
+                    )
+                continue
+            values = scopes.setdefault(scope, {})
+            for name, value in spec.values.items():
+                if name in values:
+                    first, first_spec = values[name]
+                    where = _elsewhere(first_spec.doc, first.location.line, spec.doc)
+                    self.error(
+                        spec.doc,
+                        value.location.line,
+                        f"input {name!r} is already set for scope {scope} ({where}); "
+                        "set it in one place only",
+                    )
+                    continue
+                values[name] = (value, spec)
+        return scopes
+
+    def check_unused(self, scopes: Mapping[str, Mapping[str, tuple[Value, InputsSpec]]]) -> None:
+        """An Inputs value no template can take is almost always a typo."""
+        if self.catalog.declared.get("ServerTemplate", set()) != set(self.catalog.templates):
+            return  # a broken template may declare it
+        every = {n for t in self.catalog.templates.values() for n in t.inputs}
+        for scope, values in scopes.items():
+            if scope == "global":
+                known, what = every, "any template"
+            else:
+                cluster = self.catalog.clusters[scope]
+                names = {m.template.name for m in cluster.members.values()}
+                if not names <= set(self.catalog.templates):
+                    continue
+                known = {n for t in names for n in self.catalog.templates[t].inputs}
+                what = f"any template cluster {scope!r} uses"
+            for name, (value, spec) in values.items():
+                if name not in known:
+                    hint = suggest(name, known)
+                    self.error(
+                        spec.doc,
+                        value.location.line,
+                        f"input {name!r} is not declared by {what}; "
+                        + (hint if hint else "declare it under a template's spec.inputs or remove it"),
+                    )
+
+    def member_inputs(
+        self,
+        member: MemberSpec,
+        template: TemplateSpec,
+        scopes: Mapping[str, Mapping[str, tuple[Value, InputsSpec]]],
+    ) -> tuple[tuple[ResolvedInput, ...], tuple[ResolvedInput, ...]]:
+        """(inputs as resolved, the same with location-independent values for the spec hash)."""
+        for name, value in member.inputs.items():
+            if name not in template.inputs:
+                hint = suggest(name, template.inputs)
+                self.error(
+                    member.doc,
+                    value.location.line,
+                    f"input {name!r} is not declared by template {template.name!r}; "
+                    + (f"{hint} " if hint else "")
+                    + "declare it under spec.inputs or remove it",
+                )
+        resolved: list[ResolvedInput] = []
+        hashed: list[ResolvedInput] = []
+        for name in sorted(template.inputs):
+            decl = template.inputs[name]
+            levels: list[tuple[Value, str]] = []
+            if decl.default is not None:
+                levels.append((decl.default, f"template {template.name} default"))
+            for scope, label in (("global", "Inputs global"), (member.cluster, f"Inputs {member.cluster}")):
+                if name in scopes.get(scope, {}):
+                    levels.append((scopes[scope][name][0], label))
+            if name in member.inputs:
+                levels.append((member.inputs[name], f"member {member.ident}"))
+            for value, _ in levels:
+                problem = value_problem(decl, value.value)
+                if problem:
+                    self.error_at(value, f"input {name!r} of template {template.name!r} must {problem}")
+            if not levels:
+                if decl.required:
+                    self.error(
+                        member.doc,
+                        member.location.line,
+                        f"member {member.ident} needs a value for input {name!r} (required by template "
+                        f"{template.name!r}); set it under the member's inputs or in an Inputs document",
+                    )
+                resolved.append(ResolvedInput(name, None, "not set", decl.sensitive))
+                hashed.append(resolved[-1])
+                continue
+            value, label = levels[-1]
+            source = f"{label} ({value.location})"
+            sensitive = decl.sensitive or isinstance(value.value, SecretRef)
+            resolved.append(ResolvedInput(name, value.value, source, sensitive))
+            hashed.append(ResolvedInput(name, value.hashed, source, sensitive))
+        return tuple(resolved), tuple(hashed)
+
+    def error_at(self, value: Value, message: str) -> None:
+        self.out.diagnostics.append(Diagnostic(value.location.file, value.location.line, message))
+
+    # --- dependencies ---------------------------------------------------------------------
+    def targets(self, cluster: ClusterSpec, member: MemberSpec, ref: Ref) -> list[str]:
+        """The members (``cluster/member``) one depends_on entry of a member stands for."""
+        clusters, declared = self.catalog.clusters, self.catalog.declared.get("Cluster", set())
+        subject = f"member {member.ident} depends on {ref.name!r}"
+        if "/" not in ref.name:
+            if ref.name in cluster.members:
+                return [f"{cluster.name}/{ref.name}"]
+            if ref.name in clusters:
+                return [m.ident for m in clusters[ref.name].members.values()]
+            if ref.name not in declared and self.catalog.complete:
+                hint = suggest(ref.name, [*cluster.members, *declared])
+                self.error(
+                    member.doc,
+                    ref.line,
+                    f"{subject}, which is neither a member of cluster {cluster.name!r} "
+                    "nor a cluster; " + (hint if hint else "fix the name or remove it"),
+                )
+            return []
+        other, _, name = ref.name.partition("/")
+        if other not in clusters:
+            if other not in declared and self.catalog.complete:
+                hint = suggest(other, declared)
+                self.error(
+                    member.doc,
+                    ref.line,
+                    f"{subject}, but there is no cluster {other!r}; "
+                    + (hint if hint else "fix the name or remove it"),
+                )
+            return []
+        if name not in clusters[other].members:
+            hint = suggest(name, clusters[other].members)
+            self.error(
+                member.doc,
+                ref.line,
+                f"{subject}, but cluster {other!r} has no member {name!r}; "
+                + (hint if hint else "fix the name or remove it"),
+            )
+            return []
+        return [ref.name]
+
+    def build_graph(self) -> None:
+        clusters = self.catalog.clusters
+        for cluster in clusters.values():
+            for member in cluster.members.values():
+                self.graph.add_node(member.ident)
+        for cluster in clusters.values():
+            whole: list[tuple[str, Document, int]] = []
+            for ref in cluster.depends_on:
+                if ref.name in clusters:
+                    whole += [(m.ident, cluster.doc, ref.line) for m in clusters[ref.name].members.values()]
+                elif ref.name not in self.catalog.declared.get("Cluster", set()) and self.catalog.complete:
+                    hint = suggest(ref.name, self.catalog.declared.get("Cluster", set()))
+                    self.error(
+                        cluster.doc,
+                        ref.line,
+                        f"cluster {cluster.name!r} depends on {ref.name!r}, which is "
+                        "not a Cluster; " + (hint if hint else "fix the name or remove it"),
+                    )
+            for member in cluster.members.values():
+                edges = [
+                    (t, member.doc, ref.line)
+                    for ref in member.depends_on
+                    for t in self.targets(cluster, member, ref)
+                ] + whole
+                for target, doc, line in edges:
+                    if not self.graph.has_edge(member.ident, target):
+                        self.graph.add_edge(member.ident, target, doc=doc, line=line)
+
+    def check_cycles(self) -> None:
+        for component in sorted(nx.strongly_connected_components(self.graph), key=min):
+            first = min(component)
+            if len(component) == 1 and not self.graph.has_edge(first, first):
+                continue
+            edges = nx.find_cycle(self.graph.subgraph(component), source=first)
+            nodes = [u for u, _ in edges]
+            start = nodes.index(min(nodes))
+            nodes = nodes[start:] + nodes[:start]
+            data = self.graph.edges[nodes[0], nodes[1 % len(nodes)]]
+            path = " -> ".join([*nodes, nodes[0]])
+            self.error(
+                data["doc"], data["line"], f"dependency cycle: {path}; remove one of these depends_on entries"
+            )
+
+    # --- expansion ------------------------------------------------------------------------
+    def run(self) -> Resolution:
+        catalog = self.catalog
+        for provider in catalog.providers.values():
+            if provider.price_list is not None:
+                self.exists(
+                    "PriceList",
+                    catalog.price_lists,
+                    provider.price_list,
+                    provider.doc,
+                    f"provider {provider.config.name!r}",
+                )
+        scopes = self.scoped_values()
+        self.check_unused(scopes)
+        self.build_graph()
+        self.check_cycles()
+        missing_images: set[tuple[str, str]] = set()
+        for cluster in sorted(catalog.clusters.values(), key=lambda c: c.name):
+            cluster_ok = self.exists(
+                "Provider", catalog.providers, cluster.provider, cluster.doc, f"cluster {cluster.name!r}"
+            )
+            for member in sorted(cluster.members.values(), key=lambda m: m.name):
+                subject = f"member {member.ident}"
+                template_ok = self.exists(
+                    "ServerTemplate", catalog.templates, member.template, member.doc, subject
+                )
+                if member.backup_policy is not None:
+                    self.exists("BackupPolicy", catalog.policies, member.backup_policy, member.doc, subject)
+                provider_ref = member.provider or cluster.provider
+                if member.provider is not None:
+                    provider_ok = self.exists(
+                        "Provider", catalog.providers, member.provider, member.doc, subject
+                    )
+                else:
+                    provider_ok = cluster_ok
+                if not template_ok:
+                    continue
+                template = catalog.templates[member.template.name]
+                inputs, hashed = self.member_inputs(member, template, scopes)
+                self.out.member_inputs[member.ident] = inputs
+                if not provider_ok:
+                    continue
+                config = catalog.providers[provider_ref.name].config
+                image = template.images.get(config.type)
+                if image is None:
+                    if (template.name, config.type) not in missing_images:
+                        missing_images.add((template.name, config.type))
+                        self.error(
+                            template.doc,
+                            template.doc.line_of(("spec", "image")),
+                            f"template {template.name!r} has no image for provider type {config.type!r} "
+                            f"(used by {member.ident}); add spec.image.{config.type}",
+                        )
+                    continue
+                self.expand(member, template, config.name, config.type, image, inputs, hashed)
+        return self.out
+
+    def expand(
+        self,
+        member: MemberSpec,
+        template: TemplateSpec,
+        provider: str,
+        provider_type: str,
+        image: str,
+        inputs: tuple[ResolvedInput, ...],
+        hashed: tuple[ResolvedInput, ...],
+    ) -> None:
+        depends_on = tuple(
+            sorted(
+                (
+                    f"{dep}/{ordinal}"
+                    for dep in self.graph.successors(member.ident)
+                    if dep != member.ident
+                    for ordinal in range(self._count(dep))
+                ),
+                key=_key_order,
+            )
+        )
+        for ordinal in range(member.count):
+            key = f"{member.ident}/{ordinal}"
+            server = DesiredServer(
+                key=key,
+                name=server_name(key, 0),
+                cluster=member.cluster,
+                member=member.name,
+                ordinal=ordinal,
+                provider=provider,
+                provider_type=provider_type,
+                template=template.name,
+                image=image,
+                size=template.size,
+                flavor=template.flavors.get(provider_type),
+                inputs=hashed,
+                scripts=template.scripts,
+                tags=template.tags,
+                protect=member.protect,
+                depends_on=depends_on,
+                update_strategy=member.update_strategy,
+                allow_restart=member.allow_restart,
+                drift=member.drift,
+                failover=member.failover,
+                backup_policy=member.backup_policy.name if member.backup_policy else None,
+                location=member.location,
+            )
+            spec_hash = compute_spec_hash(server)
+            self.out.servers.append(dataclasses.replace(server, inputs=inputs, spec_hash=spec_hash))
+
+    def _count(self, ident: str) -> int:
+        cluster, _, member = ident.partition("/")
+        return self.catalog.clusters[cluster].members[member].count
+
+
+def _key_order(key: str) -> tuple[str, str, int]:
+    cluster, member, ordinal = key.split("/")
+    return cluster, member, int(ordinal)
+
+
+def _elsewhere(doc: Document, line: int | None, here: Document) -> str:
+    """Point at another place: ``at line 5`` in the same file, else ``at inputs.yaml:5``."""
+    return f"at line {line}" if doc.file == here.file else f"at {doc.rel}:{line}"
+
+
+def resolve(catalog: Catalog) -> Resolution:
+    """Check references, merge inputs, expand members into servers; diagnostics instead of raising."""
+    return _Resolver(catalog).run()
+
+
+def sorted_servers(servers: Iterable[DesiredServer]) -> tuple[DesiredServer, ...]:
+    return tuple(sorted(servers, key=lambda s: _key_order(s.key)))

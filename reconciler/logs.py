@@ -1,0 +1,33 @@
+"""logs: structured logging (structlog) to stderr, as JSON lines or for a console.
+
+Logs never carry secret values: the engine logs keys, resource ids and error messages,
+never rendered user data or resolved inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(*, fmt: str = "console", verbosity: int = 0) -> None:
+    """Set up structlog: ``fmt`` is ``json`` or ``console``; -v shows info, -vv debug."""
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    renderer: structlog.types.Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

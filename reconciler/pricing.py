@@ -1,0 +1,141 @@
+"""pricing: what a server costs per hour under a PriceList, a plan's cost delta, an interval's cost.
+
+Money is ``Decimal`` from the YAML to the report: no float ever touches a price, and
+nothing is rounded here (rounding to cents happens only when a figure is printed).
+
+A flavor's hourly rate wins; otherwise the size is priced by unit rates:
+``vcpu_hour × cpus + ram_gb_hour × memory_mb / 1024 + disk_gb_month × disk_gb / 720``
+(a month is 720 hours, ``plan.HOURS_PER_MONTH``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from reconciler.model import DesiredServer, ObservedServer, PriceList, Size
+from reconciler.plan import HOURS_PER_MONTH, CostLine, CostSummary
+from reconciler.store.base import UsageInterval
+
+PriceListFor = Callable[[str], PriceList | None]  # provider name -> the PriceList in force
+_SECONDS_PER_HOUR = Decimal(3600)
+_MB_PER_GB = Decimal(1024)
+
+
+def hourly_rate(price_list: PriceList, size: Size, flavor: str | None) -> Decimal:
+    """The flavor's hourly rate if the list has one, else the size priced by unit rates."""
+    if flavor is not None and flavor in price_list.flavor_hourly:
+        return Decimal(price_list.flavor_hourly[flavor])
+    return (
+        price_list.vcpu_hour * size.cpus
+        + price_list.ram_gb_hour * Decimal(size.memory_mb) / _MB_PER_GB
+        + price_list.disk_gb_month * Decimal(size.disk_gb) / HOURS_PER_MONTH
+    )
+
+
+def prices(price_list: PriceList, flavor: str | None) -> bool:
+    """Whether the list can price this server at all: its flavor is listed, or it has unit rates."""
+    if flavor is not None and flavor in price_list.flavor_hourly:
+        return True
+    return any(rate != 0 for rate in (price_list.vcpu_hour, price_list.ram_gb_hour, price_list.disk_gb_month))
+
+
+def price_list_of(price_list_for: PriceListFor, provider: str) -> PriceList | None:
+    """Ask the lookup for a provider's PriceList; a provider it does not know (KeyError) has none.
+
+    ``DesiredState.price_list_for`` raises KeyError for a provider the YAML no longer
+    declares — the usual case when repricing old ledger entries.
+    """
+    try:
+        return price_list_for(provider)
+    except KeyError:
+        return None
+
+
+def plan_cost(
+    desired: Sequence[DesiredServer],
+    observed: Sequence[ObservedServer],
+    price_list_for: PriceListFor,
+) -> CostSummary:
+    """Hourly cost before (everything observed now) and after (everything desired), by cluster.
+
+    Every observed server counts, whatever its status: the estimate is what the cloud may
+    bill. A server is *unpriced* (listed by key, not added) when its provider has no
+    PriceList, when the list neither names its flavor nor has unit rates, or when the list's
+    currency differs from the summary's — the summary's currency is that of the first price
+    list met (desired servers first, in order), and amounts in another currency are never
+    added to it.
+    """
+    currency: str | None = None
+    unpriced: set[str] = set()
+    before: dict[str, Decimal] = {}
+    after: dict[str, Decimal] = {}
+
+    def price(provider: str, key: str, size: Size, flavor: str | None) -> Decimal | None:
+        nonlocal currency
+        plist = price_list_of(price_list_for, provider)
+        if plist is None or not prices(plist, flavor):
+            unpriced.add(key)
+            return None
+        if currency is None:
+            currency = plist.currency
+        if plist.currency != currency:
+            unpriced.add(key)
+            return None
+        return hourly_rate(plist, size, flavor)
+
+    for server in desired:
+        rate = price(server.provider, server.key, server.size, server.flavor)
+        if rate is not None:
+            after[server.cluster] = after.get(server.cluster, Decimal(0)) + rate
+    for seen in observed:
+        rate = price(seen.provider, seen.key, seen.size, seen.flavor)
+        if rate is not None:
+            before[seen.cluster] = before.get(seen.cluster, Decimal(0)) + rate
+    lines = tuple(
+        CostLine(scope=cluster, before_hourly=before.get(cluster, Decimal(0)),
+                 after_hourly=after.get(cluster, Decimal(0)))
+        for cluster in sorted(before.keys() | after.keys())
+    )
+    return CostSummary(
+        currency=currency or CostSummary.currency,
+        before_hourly=sum((line.before_hourly for line in lines), Decimal(0)),
+        after_hourly=sum((line.after_hourly for line in lines), Decimal(0)),
+        by_cluster=lines,
+        unpriced=tuple(sorted(unpriced)),
+    )
+
+
+def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> int:
+    """Whole seconds of the interval inside [start, end); an open interval runs up to ``end``."""
+    first = max(interval.start, start)
+    last = end if interval.end is None else min(interval.end, end)
+    if last <= first:
+        return 0
+    return (last - first) // timedelta(seconds=1)
+
+
+def interval_rate(interval: UsageInterval, price_list: PriceList | None) -> Decimal | None:
+    """The hourly rate to charge: repriced by ``price_list`` if given, else the recorded one."""
+    if price_list is not None:
+        return hourly_rate(price_list, interval.size, interval.flavor)
+    return interval.hourly_rate
+
+
+def interval_cost(
+    interval: UsageInterval, start: datetime, end: datetime, price_list: PriceList | None
+) -> Decimal:
+    """Cost of the interval's overlap with [start, end): hours (to the second) × hourly rate.
+
+    The rate is the one recorded when the interval opened, unless ``price_list`` is given to
+    reprice it; an interval nothing priced costs 0. Cap ``end`` at "now" for open intervals.
+    """
+    rate = interval_rate(interval, price_list)
+    if rate is None:
+        return Decimal(0)
+    return rate * overlap_seconds(interval, start, end) / _SECONDS_PER_HOUR
+
+
+def seconds_to_hours(seconds: int) -> Decimal:
+    return Decimal(seconds) / _SECONDS_PER_HOUR

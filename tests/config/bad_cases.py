@@ -1,0 +1,234 @@
+"""A corpus of bad desired-state folders and the exact diagnostics each must produce.
+
+Each case is data: the files of one folder and the diagnostic lines expected from
+``load_desired_state`` on it, with file names relative to the folder (the test prefixes
+the folder as the user named it). Used by ``test_bad_inputs.py`` and by the CLI tests
+(exit code 1, no traceback, nothing written). Write a case with ``write_case`` so that
+undecodable bytes (written here as surrogate escapes) reach the disk as raw bytes.
+"""
+
+from __future__ import annotations
+
+from tests.config.bad_cases_spec import SPEC_CASES
+from tests.config.badcase import BASE, WEB, BadCase, cluster, expected_lines, write_case
+
+__all__ = ["CASES", "BadCase", "expected_lines", "write_case"]
+
+
+def _bomb() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    previous = "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    return "\n".join(lines) + "\n"
+
+
+READING_CASES: list[BadCase] = [
+    # --- YAML syntax --------------------------------------------------------------------------
+    BadCase(
+        "syntax-colon-in-value",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: sim: x\n"},
+        (
+            "a.yaml:4: YAML syntax error: mapping values are not allowed here; check the indentation, or "
+            "quote a value that contains ': '",
+        ),
+    ),
+    BadCase(
+        "tab-indentation",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n\tname: sim\n"},
+        (
+            "a.yaml:4: a tab character is used for indentation; YAML needs spaces: replace the tab with "
+            "spaces",
+        ),
+    ),
+    BadCase(
+        "bad-indentation",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n    name: sim\n  spec: {}\n"},
+        (
+            "a.yaml:5: YAML syntax error: expected <block end>, but found '<block mapping start>' (while "
+            "parsing a block mapping at line 1); this line is indented differently from the lines around "
+            "it; align it with its siblings",
+        ),
+    ),
+    BadCase(
+        "unclosed-flow-list",
+        {"a.yaml": "kind: Cluster\nspec:\n  depends_on: [db, app\n  members: {}\n"},
+        (
+            "a.yaml:4: YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence "
+            "at line 3); check the indentation and quoting on this line and the one before",
+        ),
+    ),
+    BadCase(
+        "unterminated-quote",
+        {"a.yaml": "kind: Provider\nmetadata:\n  name: 'sim\nspec:\n  type: simcloud\n"},
+        (
+            "a.yaml:6: YAML syntax error: found unexpected end of stream (while scanning a quoted scalar at "
+            "line 3); check the indentation and quoting on this line and the one before",
+        ),
+    ),
+    BadCase(
+        "undefined-alias",
+        {"a.yaml": BASE + "---\n" + cluster("    web:\n      <<: *defaults\n      template: web\n")},
+        (
+            "a.yaml:42: YAML syntax error: found undefined alias 'defaults'; define the anchor (&name) "
+            "before using *name",
+        ),
+    ),
+    BadCase(
+        "duplicate-key",
+        {"base.yaml": BASE, "shop.yaml": cluster(WEB + "      count: 3\n")},
+        ("shop.yaml:11: duplicate key 'count' (first at line 10); keep only one of them",),
+    ),
+    BadCase(
+        "python-tag",
+        {
+            "a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: "
+            "!!python/object/apply:os.system "
+            "['echo pwned']\nspec:\n  type: simcloud\n"
+        },
+        (
+            "a.yaml:4: YAML tag '!!python/object/apply:os.system' is not allowed here; only plain values, "
+            "lists and mappings are: remove the tag",
+        ),
+    ),
+    BadCase(
+        "custom-tag",
+        {
+            "a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: !Ref sim\nspec:\n"
+            "  type: simcloud\n"
+        },
+        (
+            "a.yaml:4: YAML tag '!Ref' is not allowed here; only plain values, lists and mappings are: "
+            "remove the tag",
+        ),
+    ),
+    BadCase(
+        "alias-bomb",
+        {"bomb.yaml": _bomb()},
+        (
+            "bomb.yaml:5: aliases expand to more than 10000 values (an alias bomb?); write the values out "
+            "or use fewer aliases",
+        ),
+    ),
+    BadCase(
+        "recursive-alias",
+        {"a.yaml": "kind: Provider\nmetadata: &m\n  name: sim\n  again: *m\n"},
+        (
+            "a.yaml:2: an alias refers to a node that contains it (a recursive alias); YAML here must be a "
+            "tree: write the value out instead",
+        ),
+    ),
+    BadCase(
+        "deep-nesting",
+        {"deep.yaml": "kind: Provider\nmetadata:\n  name: " + "[" * 5000 + "]" * 5000 + "\n"},
+        ("deep.yaml:3: values are nested more than 64 levels deep; flatten them",),
+    ),
+    BadCase(
+        "oversize-file",
+        {"big.yaml": "# padding\n" + ("#" * 1023 + "\n") * 1024},
+        ("big.yaml: file is larger than 1 MiB; split the desired state into several smaller files",),
+    ),
+    BadCase(
+        "too-many-documents",
+        {"many.yaml": "".join(f"--- # document {n}\n" for n in range(1, 202))},
+        ("many.yaml:201: more than 200 documents in one file; split it into several files",),
+    ),
+    BadCase(
+        "not-utf8",
+        {"latin1.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: caf\udce9\n"},
+        ("latin1.yaml:4: file is not valid UTF-8 (byte 0xe9); save it with UTF-8 encoding",),
+    ),
+    BadCase(
+        "control-character",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: sim\x07\n"},
+        ("a.yaml:4: control character U+0007 is not allowed in YAML; remove it",),
+    ),
+    BadCase(
+        "document-is-a-list",
+        {"a.yaml": "- apiVersion: reconciler/v1\n- kind: Provider\n"},
+        (
+            "a.yaml:1: document 1 is a list, not a mapping; each document needs apiVersion, kind, metadata "
+            "and spec",
+        ),
+    ),
+    BadCase(
+        "document-is-a-string",
+        {"a.yaml": BASE + "---\njust some text\n"},
+        (
+            "a.yaml:34: document 3 is the string 'just some text', not a mapping; each document needs "
+            "apiVersion, kind, metadata and spec",
+        ),
+    ),
+    # --- the envelope -------------------------------------------------------------------------
+    BadCase(
+        "unknown-kind",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Clustr\nmetadata:\n  name: shop\nspec: {}\n"},
+        (
+            "a.yaml:2: unknown kind 'Clustr'; did you mean 'Cluster'? kinds are: BackupPolicy, Cluster, "
+            "Inputs, PriceList, Provider, ServerTemplate",
+        ),
+    ),
+    BadCase(
+        "missing-kind",
+        {"a.yaml": "apiVersion: reconciler/v1\nmetadata:\n  name: shop\nspec: {}\n"},
+        (
+            "a.yaml:1: document 1 has no kind; add kind: one of BackupPolicy, Cluster, Inputs, PriceList, "
+            "Provider, ServerTemplate",
+        ),
+    ),
+    BadCase(
+        "wrong-api-version",
+        {"a.yaml": "apiVersion: v1\nkind: Provider\nmetadata:\n  name: sim\nspec:\n  type: simcloud\n"},
+        ("a.yaml:1: apiVersion must be reconciler/v1, got the string 'v1'; change it to reconciler/v1",),
+    ),
+    BadCase(
+        "missing-metadata-name",
+        {"a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata: {}\nspec:\n  type: simcloud\n"},
+        (
+            "a.yaml:3: metadata is missing the required field 'name' (the document's name, unique among "
+            "documents of its kind); add it",
+        ),
+    ),
+    BadCase(
+        "bad-name",
+        {
+            "a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: My_Cloud\nspec:\n"
+            "  type: simcloud\n"
+        },
+        (
+            "a.yaml:4: metadata.name 'My_Cloud' is not a valid name; use lowercase letters, digits and '-', "
+            "starting with a letter (at most 63 characters)",
+        ),
+    ),
+    BadCase(
+        "unknown-field-top-level",
+        {
+            "a.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetdata:\n  name: sim\nspec:\n  type: "
+            "simcloud\n"
+        },
+        (
+            "a.yaml:1: the document is missing the required field 'metadata'; add it",
+            "a.yaml:3: unknown field 'metdata' in the document; did you mean 'metadata'?",
+        ),
+    ),
+    BadCase(
+        "duplicate-document",
+        {
+            "a.yaml": BASE,
+            "b.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: sim\nspec:\n"
+            "  type: simcloud\n",
+        },
+        ("b.yaml:4: duplicate Provider 'sim' (first defined at a.yaml:1); rename or remove one of them",),
+    ),
+    BadCase(
+        "duplicate-document-same-file",
+        {"a.yaml": BASE + "---\n" + BASE.split("---\n")[1]},
+        (
+            "a.yaml:37: duplicate ServerTemplate 'web' (first defined at line 8); rename or remove one of "
+            "them",
+        ),
+    ),
+]
+
+CASES: list[BadCase] = READING_CASES + SPEC_CASES

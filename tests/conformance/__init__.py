@@ -1,0 +1,1 @@
+"""The provider conformance suite: one set of tests every provider backend must pass."""

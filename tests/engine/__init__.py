@@ -1,0 +1,1 @@
+"""Engine tests: diff, graph and plan rendering, with golden files."""

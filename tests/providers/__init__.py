@@ -1,0 +1,1 @@
+"""Provider-specific tests, against real (or really simulated) backends."""

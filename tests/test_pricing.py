@@ -1,0 +1,144 @@
+"""pricing: hourly rates by flavor and by unit rates, a plan's cost summary, an interval's cost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from reconciler.model import DesiredServer, ObservedServer, PriceList, ServerStatus, Size
+from reconciler.pricing import hourly_rate, interval_cost, overlap_seconds, plan_cost, prices
+from reconciler.store.base import UsageInterval
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+EUR = PriceList(
+    name="sim-prices",
+    currency="EUR",
+    flavor_hourly={"small": Decimal("0.0416"), "large": Decimal("0.2")},
+    vcpu_hour=Decimal("0.02"),
+    ram_gb_hour=Decimal("0.005"),
+    disk_gb_month=Decimal("0.10"),
+)
+USD = PriceList(name="us", currency="USD", flavor_hourly={"small": Decimal("0.05")})
+
+
+MEDIUM = Size(2, 4096, 36)
+
+
+def desired(key: str, provider: str = "sim", size: Size = MEDIUM, flavor: str | None = None) -> DesiredServer:
+    cluster, member, ordinal = key.split("/")
+    return DesiredServer(
+        key=key, name=key.replace("/", "-"), cluster=cluster, member=member, ordinal=int(ordinal),
+        provider=provider, provider_type="simcloud", template="t", image="debian-12", size=size,
+        flavor=flavor,
+    )
+
+
+def observed(
+    key: str, provider: str = "sim", size: Size = MEDIUM, flavor: str | None = None
+) -> ObservedServer:
+    return ObservedServer(
+        provider=provider, resource_id=f"id-{key}", key=key, name=key.replace("/", "-"), owner="prod",
+        status=ServerStatus.RUNNING, size=size, image="debian-12", spec_hash="h", flavor=flavor,
+    )
+
+
+def test_flavor_rate_wins() -> None:
+    rate = hourly_rate(EUR, Size(64, 1, 1), "small")
+    assert rate == Decimal("0.0416") and isinstance(rate, Decimal)
+
+
+@pytest.mark.parametrize(
+    ("size", "flavor", "expected"),
+    [
+        # 0.02 × 2 + 0.005 × 4 GB + 0.10 × 36 GB / 720 h = 0.04 + 0.02 + 0.005
+        (Size(2, 4096, 36), None, Decimal("0.065")),
+        (Size(2, 4096, 36), "not-listed", Decimal("0.065")),
+        # 0.02 + 0.005 × 0.5 GB + 0 = 0.0225
+        (Size(1, 512, 0), None, Decimal("0.0225")),
+        # 0.08 + 0.04 + 0.10 × 72 / 720 = 0.13
+        (Size(4, 8192, 72), None, Decimal("0.13")),
+    ],
+)
+def test_unit_rates(size: Size, flavor: str | None, expected: Decimal) -> None:
+    rate = hourly_rate(EUR, size, flavor)
+    assert isinstance(rate, Decimal)
+    assert rate == expected
+
+
+def test_prices_knows_what_a_list_covers() -> None:
+    assert prices(EUR, None) and prices(EUR, "whatever")
+    assert prices(USD, "small")
+    assert not prices(USD, "large") and not prices(USD, None)
+
+
+def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
+    lists = {"sim": EUR, "us": USD}
+    want = [
+        desired("shop/web/0", flavor="small"),
+        desired("shop/web/1", flavor="small"),
+        desired("shop/db/0", size=Size(4, 8192, 72)),
+        desired("ci/runner/0", provider="bare"),
+        desired("ci/runner/1", provider="us", flavor="small"),  # USD while the summary is EUR
+        desired("lab/box/0", provider="us", flavor="large"),  # USD list does not list it
+    ]
+    have = [
+        observed("shop/web/0", flavor="small"),
+        observed("shop/old/0"),
+        observed("ci/runner/0", provider="bare"),
+        observed("ops/mon/0", flavor="large"),
+    ]
+    summary = plan_cost(want, have, lists.get)
+    assert summary.currency == "EUR"
+    # after: 0.0416 × 2 + 0.13 ; before: 0.0416 + 0.065 (shop) and 0.2 (ops)
+    assert summary.after_hourly == Decimal("0.2132")
+    assert summary.before_hourly == Decimal("0.3066")
+    assert summary.delta_hourly == Decimal("-0.0934")
+    assert summary.after_monthly == Decimal("153.504")
+    assert [(line.scope, line.before_hourly, line.after_hourly) for line in summary.by_cluster] == [
+        ("ops", Decimal("0.2"), Decimal(0)),
+        ("shop", Decimal("0.1066"), Decimal("0.2132")),
+    ]
+    assert summary.unpriced == ("ci/runner/0", "ci/runner/1", "lab/box/0")
+
+
+def test_plan_cost_nothing_priced() -> None:
+    summary = plan_cost([desired("a/b/0")], [], lambda provider: None)
+    assert summary.before_hourly == summary.after_hourly == Decimal(0)
+    assert summary.by_cluster == () and summary.unpriced == ("a/b/0",)
+
+
+def test_plan_cost_currency_is_the_first_list_met() -> None:
+    want = [desired("x/y/0", provider="us", flavor="small"), desired("x/y/1", flavor="small")]
+    summary = plan_cost(want, [], {"sim": EUR, "us": USD}.get)
+    assert summary.currency == "USD"
+    assert summary.after_hourly == Decimal("0.05")
+    assert summary.unpriced == ("x/y/1",)
+
+
+def _interval(start: datetime, end: datetime | None, rate: Decimal | None = Decimal("0.04")) -> UsageInterval:
+    return UsageInterval(deployment="prod", provider="sim", resource_id="i-1", key="shop/web/0",
+                         flavor="small", size=MEDIUM, start=start, end=end, hourly_rate=rate, currency="EUR")
+
+
+def test_interval_cost_clips_to_the_window() -> None:
+    interval = _interval(T0, T0 + timedelta(minutes=90))
+    assert interval_cost(interval, T0 + timedelta(minutes=30), T0 + 24 * H, None) == Decimal("0.04")
+    assert interval_cost(interval, T0 - H, T0 + 24 * H, None) == Decimal("0.06")
+    assert interval_cost(interval, T0 + 2 * H, T0 + 3 * H, None) == Decimal(0)
+
+
+def test_interval_cost_counts_whole_seconds() -> None:
+    interval = _interval(T0, T0 + timedelta(seconds=45, microseconds=999_999), rate=Decimal("3.6"))
+    assert overlap_seconds(interval, T0, T0 + H) == 45
+    assert interval_cost(interval, T0, T0 + H, None) == Decimal("0.045")  # 45 s × 3.6 / 3600
+
+
+def test_interval_cost_open_interval_runs_to_end_and_reprices() -> None:
+    interval = _interval(T0, None)
+    assert interval_cost(interval, T0 - H, T0 + 2 * H, None) == Decimal("0.08")
+    assert interval_cost(interval, T0, T0 + 2 * H, EUR) == Decimal("0.0832")  # small at 0.0416
+    assert interval_cost(_interval(T0, None, rate=None), T0, T0 + H, None) == Decimal(0)
