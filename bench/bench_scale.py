@@ -118,10 +118,12 @@ def main() -> int:
         for phase, label in (("plan", "plan (empty)"), ("apply", "apply"), ("plan", "plan (no-op)")):
             out = subprocess.run(
                 [sys.executable, __file__, "--phase", phase, "--dir", str(root)],
-                check=True,
                 capture_output=True,
                 text=True,
             )
+            if out.returncode != 0:
+                print(out.stderr, file=sys.stderr)
+                return 1
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             calls = figures["calls"]
             listing = sum(n for op, n in calls.items() if op.startswith("list"))

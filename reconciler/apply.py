@@ -16,9 +16,10 @@ resolves on the next start by looking the resource up by its idempotency token.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -81,7 +82,6 @@ class Executor:
     run: RunContext
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_result: Progress | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- ledger helpers ------------------------------------------------------------------
     def _record(self, change: Change, action: AuditAction, outcome: Outcome, **kw: object) -> AuditEntry:
@@ -300,62 +300,72 @@ class Executor:
 
     # --- the walk ---------------------------------------------------------------------------
     def run_all(self) -> list[ChangeResult]:
-        """Walk the DAG: run each change when its dependencies succeeded, skip it when one failed."""
+        """Walk the DAG: run each change when its dependencies succeeded, skip it when one failed.
+
+        Dependency counters and a completion queue keep the walk linear in the number of
+        changes; per-provider semaphores bound how many calls each cloud sees at once.
+        """
         changes = {c.id: c for c in self.plan.changes}
+        waiting = {cid: {d for d in c.depends_on if d in changes} for cid, c in changes.items()}
+        dependents: dict[str, list[str]] = {cid: [] for cid in changes}
+        for cid, deps in waiting.items():
+            for dep in deps:
+                dependents[dep].append(cid)
         results: dict[str, ChangeResult] = {}
+        finished: queue.Queue[ChangeResult] = queue.Queue()
         semaphores = {
             name: threading.BoundedSemaphore(max(1, p.config.max_parallel))
             for name, p in self.providers.items()
         }
         workers = max(1, min(64, sum(max(1, p.config.max_parallel) for p in self.providers.values())))
 
-        def guarded(change: Change) -> ChangeResult:
-            with semaphores[change.provider]:
-                return self.execute_change(change)
+        def guarded(change: Change) -> None:
+            try:
+                with semaphores[change.provider]:
+                    result = self.execute_change(change)
+            except Exception as exc:  # a bug must not hang the walk; the intent stays open to settle
+                log.exception("change crashed", change=change.id)
+                result = ChangeResult(change, ChangeStatus.FAILED, message=f"internal error: {exc!r}")
+            finished.put(result)
 
-        pending = dict(changes)
-        running: dict[Future[ChangeResult], str] = {}
+        in_flight = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-            while pending or running:
-                progressed = False
-                for cid, change in list(pending.items()):
-                    deps = [results.get(d) for d in change.depends_on if d in changes]
-                    failed = [r for r in deps if r is not None and r.status is not ChangeStatus.SUCCEEDED]
-                    if failed:
-                        up = failed[0].change.id
-                        result = ChangeResult(
-                            change, ChangeStatus.SKIPPED, message=f"skipped because {up} did not succeed"
-                        )
-                        self._record(change, _audit_action(change), Outcome.SKIPPED, error=result.message)
-                        self._finish(results, result)
-                        del pending[cid]
-                        progressed = True
-                    elif all(r is not None for r in deps):
-                        running[pool.submit(guarded, change)] = cid
-                        del pending[cid]
-                        progressed = True
-                if progressed:
-                    continue
-                if not running:  # nothing can start and nothing runs: an unsatisfiable dependency
-                    for change in pending.values():
-                        self._finish(
-                            results,
-                            ChangeResult(
-                                change, ChangeStatus.SKIPPED, message="skipped: dependency not in plan"
-                            ),
-                        )
-                    break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    self._finish(results, future.result())
-        return [results[c.id] for c in self.plan.changes]
 
-    def _finish(self, results: dict[str, ChangeResult], result: ChangeResult) -> None:
-        with self._lock:
-            results[result.change.id] = result
-        if self.on_result is not None:
-            self.on_result(result)
+            def settle(result: ChangeResult) -> None:
+                """Record a finished change; start or skip whatever was waiting on it."""
+                nonlocal in_flight
+                results[result.change.id] = result
+                stack = [result]
+                while stack:
+                    done = stack.pop()
+                    if self.on_result is not None:
+                        self.on_result(done)
+                    for cid in dependents[done.change.id]:
+                        if cid in results:
+                            continue
+                        if done.status is not ChangeStatus.SUCCEEDED:
+                            change = changes[cid]
+                            message = f"skipped because {done.change.id} did not succeed"
+                            self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+                            results[cid] = skipped = ChangeResult(
+                                change, ChangeStatus.SKIPPED, message=message
+                            )
+                            stack.append(skipped)
+                            continue
+                        waiting[cid].discard(done.change.id)
+                        if not waiting[cid]:
+                            pool.submit(guarded, changes[cid])
+                            in_flight += 1
+
+            for cid, deps in waiting.items():
+                if not deps:
+                    pool.submit(guarded, changes[cid])
+                    in_flight += 1
+            while in_flight:
+                result = finished.get()
+                in_flight -= 1
+                settle(result)
+        return [results[c.id] for c in self.plan.changes]
 
 
 def _audit_action(change: Change) -> AuditAction:

@@ -9,22 +9,24 @@ Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 cha
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
 from reconciler import __version__
+from reconciler.cliutil import EXIT_ERROR
 from reconciler.errors import LeaseLostError, ProviderError, UserError
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
-
 log = structlog.get_logger("reconciler.cli")
+
+# Feature modules that bring their own commands. Each defines
+#   add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None
+# and gives every parser it adds a handler: ``parser.set_defaults(handler=fn)``, where
+# fn(args) -> exit code.
+EXTENSIONS: tuple[str, ...] = ()
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -134,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("key")
     q.add_argument("--cpus", type=int)
     q.add_argument("--memory-mb", type=int)
+    for module in EXTENSIONS:
+        importlib.import_module(module).add_commands(sub, common)
     return parser
 
 
@@ -146,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from reconciler.commands import COMMANDS
 
-        handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+        handler: Callable[[argparse.Namespace], int] = (
+            getattr(args, "handler", None) or COMMANDS[args.command]
+        )
         return handler(args)
     except UserError as exc:
         for diagnostic in exc.diagnostics:
@@ -161,11 +167,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-
-
-def state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("RECONCILER_STATE_DIR") or ".reconciler")
-
-
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)

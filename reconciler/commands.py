@@ -10,36 +10,24 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from reconciler import engine, render
 from reconciler.apply import ChangeResult, ChangeStatus
-from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, month_start, state_dir
-from reconciler.clock import Clock, parse_timestamp
+from reconciler.cliutil import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    month_start,
+    state_dir,
+    tty,
+    workspace,
+    write_out,
+)
+from reconciler.clock import parse_timestamp
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.errors import UserError
 from reconciler.identity import detect_identity
 from reconciler.plan import Plan, load_plan
-
-
-def _workspace(args: argparse.Namespace) -> engine.Workspace:
-    return engine.Workspace(
-        state_dir=state_dir(args), clock=Clock.from_env(args.now), store_url=getattr(args, "store", None)
-    )
-
-
-def _tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def _write_out(path: Path, text: str) -> None:
-    """Write a file whole or not at all (a temp file renamed into place)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -61,18 +49,18 @@ def _plan(args: argparse.Namespace, ws: engine.Workspace, *, destroy: bool = Fal
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    ws = _workspace(args)
+    ws = workspace(args)
     try:
         plan = _plan(args, ws)
     finally:
         ws.close()
     rendered = {
-        "text": lambda: render.render_text(plan, color=_tty()),
+        "text": lambda: render.render_text(plan, color=tty()),
         "json": lambda: render.render_json(plan),
         "markdown": lambda: render.render_markdown(plan),
     }[args.format]()
     if args.out is not None:
-        _write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
+        write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
     sys.stdout.write(rendered)
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
@@ -90,7 +78,7 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
 
 def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
     """Progress: a rich bar on a terminal, plain lines otherwise."""
-    if not _tty():
+    if not tty():
 
         def line(result: ChangeResult) -> None:
             change = result.change
@@ -117,7 +105,7 @@ def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
 
 
 def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: str) -> int:
-    sys.stdout.write(render.render_text(plan, color=_tty()))
+    sys.stdout.write(render.render_text(plan, color=tty()))
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
         return EXIT_ERROR
@@ -155,7 +143,7 @@ def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: s
 def cmd_apply(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
-    ws = _workspace(args)
+    ws = workspace(args)
     try:
         if args.plan_file is not None:
             try:
@@ -171,7 +159,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    ws = _workspace(args)
+    ws = workspace(args)
     try:
         return _execute(args, ws, _plan(args, ws, destroy=True), "destroy")
     finally:
@@ -181,7 +169,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from reconciler.graph import to_dot, to_text
 
-    ws = _workspace(args)
+    ws = workspace(args)
     try:
         plan = engine.plan_path(args.path, ws, deployment=args.deployment)
     finally:
@@ -199,7 +187,7 @@ def cmd_inputs(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from reconciler import auditlog
 
-    ws = _workspace(args)
+    ws = workspace(args)
     try:
         store = ws.existing_store()
         if args.audit_command == "verify":
@@ -216,7 +204,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(auditlog.format_json(entries))
         else:
-            sys.stdout.write(auditlog.format_table(entries, color=_tty()))
+            sys.stdout.write(auditlog.format_table(entries, color=tty()))
         return EXIT_OK
     finally:
         ws.close()
@@ -225,7 +213,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_usage(args: argparse.Namespace) -> int:
     from reconciler import usage
 
-    ws = _workspace(args)
+    ws = workspace(args)
     now = ws.clock.now()
     start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
     end = parse_timestamp(args.end, what="--to") if args.end else now
