@@ -43,8 +43,11 @@ TAG_RESOURCE_ID = "reconciler:resource-id"  # on images: the instance a backup w
 TAG_IMAGE_ID = "reconciler:image-id"  # on EBS snapshots: the image they back
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
+# A pending instance is one EC2 has accepted and is booting: "running" as far as the engine
+# is concerned (a create returns it at once, without waiting). Shutting-down and terminated
+# instances are gone.
 STATUS_BY_STATE = {
-    "pending": ServerStatus.PENDING,
+    "pending": ServerStatus.RUNNING,
     "running": ServerStatus.RUNNING,
     "stopping": ServerStatus.STOPPED,
     "stopped": ServerStatus.STOPPED,

@@ -45,6 +45,7 @@ from reconciler.model import (
     ObservedServer,
     ProviderConfig,
     SecretRef,
+    Size,
     Snapshot,
     SnapshotRequest,
     UpdateRequest,
@@ -116,6 +117,14 @@ class Provider(ABC):
     def delete(self, server: ObservedServer) -> None:
         """Delete an owned server and wait until it is gone; deleting a gone server is a no-op."""
 
+    def flavor_for(self, size: Size) -> str | None:
+        """The flavor this provider would pick for a template that gives only a size.
+
+        Providers whose flavors fix cpus and memory (``Capabilities.flavor_defines_size``)
+        answer it, so the engine compares like with like; others return None.
+        """
+        return None
+
     def start(self, server: ObservedServer) -> ObservedServer:
         raise PermanentError(f"provider type {self.type_name} cannot start servers")
 
@@ -130,6 +139,12 @@ class Provider(ABC):
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         raise PermanentError(f"provider type {self.type_name} cannot delete snapshots")
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """Create and start one server of ``request.size`` whose disk starts as ``snapshot``'s
+        (a restore); carries ``request``'s marks and is idempotent by ``request.token`` like
+        ``create``. A disk smaller than the snapshot's source is a ``PermanentError``."""
+        raise PermanentError(f"provider type {self.type_name} cannot restore a server from a snapshot")
 
     def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
         """Cumulative usage counters; providers without metrics return []."""

@@ -31,6 +31,7 @@ from providers.simcloud_admin import (
     DEFAULT_STATE_FILE,
     OBSERVE_COLUMNS,
     SERVER_COLUMNS,
+    SOURCE_SIZE_TAG,
     ServerRow,
     admin_create,
     admin_delete,
@@ -43,6 +44,7 @@ from providers.simcloud_admin import (
     db_path,
     insert_servers,
     next_id,
+    restore_server,
     set_status,
     settle,
     take_fault,
@@ -98,6 +100,7 @@ _OPERATIONS = {
     "snapshot": "create_snapshot",
     "list_snapshots": "list_snapshots",
     "delete_snapshot": "delete_snapshot",
+    "create_from_snapshot": "restore_server",
     "metrics": "get_metrics",
 }
 
@@ -472,6 +475,7 @@ class SimCloud(Provider):
             now = isoformat(self._now())
             tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
             tags.update({TAG_OWNER: server.owner, TAG_KEY: server.key, TAG_TAKEN_AT: now})
+            tags[SOURCE_SIZE_TAG] = f"{row.cpus}/{row.memory_mb}/{row.disk_gb}"
             if request.policy:
                 tags[TAG_POLICY] = request.policy
             used = 0.2 + 0.6 * unit_fraction("disk", row.resource_id, request.name)
@@ -523,6 +527,16 @@ class SimCloud(Provider):
             )
 
         self._call("delete_snapshot", body, write=True)
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        if not request.owner or not request.token:
+            raise PermanentError(f"simcloud restore {request.key}: owner and token are required")
+
+        def body(conn: sqlite3.Connection) -> ObservedServer:
+            seq = restore_server(conn, self.name, request, snapshot.snapshot_id, self._now())
+            return self._reread(conn, seq)
+
+        return self._call("create_from_snapshot", body, write=True)
 
     # --- metrics ----------------------------------------------------------------------
     def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:

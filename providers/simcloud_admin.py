@@ -24,7 +24,7 @@ from typing import Any
 
 from providers.base import ownership_tags, user_tags
 from reconciler.clock import Clock, isoformat
-from reconciler.errors import UserError
+from reconciler.errors import NotFoundError, PermanentError, UserError
 from reconciler.model import (
     TAG_GENERATION,
     TAG_KEY,
@@ -37,6 +37,8 @@ from reconciler.model import (
 )
 
 DEFAULT_STATE_FILE = "simcloud.db"
+SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server
+RESTORED_FROM_TAG = "reconciler:restored-from"  # on a server: the snapshot it was restored from
 FAULT_KINDS = ("transient", "permanent")
 BUSY_TIMEOUT_MS = 30_000
 HANDMADE_SIZE = Size(cpus=1, memory_mb=1024, disk_gb=10)
@@ -278,6 +280,34 @@ def insert_servers(
         ),
     )
     return first
+
+
+def restore_server(
+    conn: sqlite3.Connection, provider: str, request: CreateRequest, snapshot_id: str, now: datetime
+) -> int:
+    """Insert a running server for ``request`` whose disk starts as the snapshot's (inside a write
+    transaction); returns its seq. Idempotent by token, like a create."""
+    found = conn.execute(
+        "SELECT seq FROM servers WHERE provider = ? AND token = ? ORDER BY seq LIMIT 1",
+        (provider, request.token),
+    ).fetchone()
+    if found is not None:
+        return int(found[0])
+    snap = conn.execute(
+        "SELECT owner, tags FROM snapshots WHERE provider = ? AND snapshot_id = ?", (provider, snapshot_id)
+    ).fetchone()
+    if snap is None or snap[0] != request.owner:
+        raise NotFoundError(
+            f"simcloud provider {provider} has no snapshot {snapshot_id} owned by {request.owner!r}"
+        )
+    source = str(json.loads(snap[1]).get(SOURCE_SIZE_TAG, "0/0/0")).split("/")
+    if len(source) == 3 and source[2].isdigit() and request.size.disk_gb < int(source[2]):
+        raise PermanentError(
+            f"simcloud cannot restore snapshot {snapshot_id} ({source[2]} GB disk) onto a "
+            f"{request.size.disk_gb} GB disk; ask for at least {source[2]} GB"
+        )
+    tags = {**ownership_tags(request), RESTORED_FROM_TAG: snapshot_id}
+    return insert_servers(conn, provider, [request], now, tags=tags)
 
 
 def set_status(conn: sqlite3.Connection, row: ServerRow, status: ServerStatus, now: datetime) -> None:

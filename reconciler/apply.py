@@ -29,7 +29,7 @@ import structlog
 from providers.base import Provider
 from reconciler.clock import Clock
 from reconciler.config import render_user_data, resolve_secret
-from reconciler.errors import NotFoundError, ProviderError
+from reconciler.errors import LeaseLostError, NotFoundError, PermanentError, ProviderError
 from reconciler.model import (
     Action,
     CreateRequest,
@@ -59,6 +59,7 @@ class ChangeResult:
     status: ChangeStatus
     message: str = ""
     resource_id: str = ""
+    permanent: bool = False  # FAILED because the cloud refused for good (PermanentError)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class RunContext:
     run_id: str
     actor: str
     commit: str = ""
+    message: str = ""  # the commit's message, written into the run's run.start entry
 
 
 Progress = Callable[[ChangeResult], None]
@@ -82,9 +84,27 @@ class Executor:
     run: RunContext
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_result: Progress | None = None
+    # Asked before each change starts; True (shutting down) skips the changes not yet started.
+    cancel: Callable[[], bool] | None = None
+    # Set when a lease of this run was lost (see reconciler.leases): no change starts after
+    # that, and a change whose ledger write is refused (LeaseLostError) sets it.
+    lease_lost: threading.Event | None = None
+    # Called before each server is deleted (a final backup); raising ProviderError fails the change.
+    before_delete: Callable[[Change, ObservedServer], None] | None = None
 
     # --- ledger helpers ------------------------------------------------------------------
-    def _record(self, change: Change, action: AuditAction, outcome: Outcome, **kw: object) -> AuditEntry:
+    def _record(
+        self,
+        change: Change,
+        action: AuditAction,
+        outcome: Outcome,
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        error: str = "",
+        intent_seq: int | None = None,
+    ) -> AuditEntry:
         record = AuditRecord(
             deployment=self.plan.deployment,
             run_id=self.run.run_id,
@@ -94,7 +114,11 @@ class Executor:
             outcome=outcome,
             key=change.key,
             provider=change.provider,
-            **kw,  # type: ignore[arg-type]
+            resource_id=resource_id,
+            token=token,
+            detail=detail,
+            error=error,
+            intent_seq=intent_seq,
         )
         return self.store.append(record, at=self.clock.now())
 
@@ -187,6 +211,8 @@ class Executor:
         return created
 
     def _delete(self, change: Change, server: ObservedServer) -> None:
+        if self.before_delete is not None:
+            self.before_delete(change, server)
         provider = self.providers[server.provider]
         intent = self._record(change, AuditAction.DELETE, Outcome.INTENT, resource_id=server.resource_id)
         try:
@@ -238,7 +264,7 @@ class Executor:
         assert before is not None and after is not None
         provider = self.providers[before.provider]
         current = before
-        if before.status is ServerStatus.STOPPED:
+        if before.status in (ServerStatus.STOPPED, ServerStatus.ERROR):  # error: failover by restart
             current = self._power(change, current, start=True)
         if (current.size, current.flavor, current.tags) == (after.size, after.flavor, after.tags):
             return current
@@ -279,6 +305,8 @@ class Executor:
 
     def execute_change(self, change: Change) -> ChangeResult:
         """Carry out one change; provider errors become a FAILED result, never an exception."""
+        if self.lease_lost is not None and self.lease_lost.is_set():  # nothing may be written any more
+            return ChangeResult(change, ChangeStatus.SKIPPED, message="not started: this run lost its lease")
         try:
             resource_id = ""
             if change.action is Action.CREATE:
@@ -296,6 +324,13 @@ class Executor:
             return ChangeResult(change, ChangeStatus.SUCCEEDED, resource_id=resource_id)
         except ProviderError as exc:
             log.warning("change failed", change=change.id, error=str(exc))
+            return ChangeResult(
+                change, ChangeStatus.FAILED, message=str(exc), permanent=isinstance(exc, PermanentError)
+            )
+        except LeaseLostError as exc:  # a fenced ledger write was refused: stop starting changes
+            if self.lease_lost is not None:
+                self.lease_lost.set()
+            log.error("ledger write refused", change=change.id, error=str(exc))
             return ChangeResult(change, ChangeStatus.FAILED, message=str(exc))
 
     # --- the walk ---------------------------------------------------------------------------
@@ -322,7 +357,12 @@ class Executor:
         def guarded(change: Change) -> None:
             try:
                 with semaphores[change.provider]:
-                    result = self.execute_change(change)
+                    if self.cancel is not None and self.cancel():
+                        message = "not started: the reconciler is shutting down"
+                        self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+                        result = ChangeResult(change, ChangeStatus.SKIPPED, message=message)
+                    else:
+                        result = self.execute_change(change)
             except Exception as exc:  # a bug must not hang the walk; the intent stays open to settle
                 log.exception("change crashed", change=change.id)
                 result = ChangeResult(change, ChangeStatus.FAILED, message=f"internal error: {exc!r}")

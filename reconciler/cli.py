@@ -3,7 +3,8 @@
 Nothing is decided here: every command is a thin shell over ``reconciler.engine`` and
 friends, so CI plans and daemon runs share one code path.
 
-Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 changes present.
+Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 changes present,
+3 changes present that break a Budget.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ log = structlog.get_logger("reconciler.cli")
 #   add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None
 # and gives every parser it adds a handler: ``parser.set_defaults(handler=fn)``, where
 # fn(args) -> exit code.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = (
+    "reconciler.commands_daemon",
+    "reconciler.commands_backup",
+    "reconciler.commands_usage",
+)
+_SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -74,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument("--out", type=Path, help="also write the plan to this file (JSON for --format json)")
-    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 2 changes, 1 error")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 no changes, 2 changes, 3 changes that break a budget, 1 error",
+    )
+    p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
 
     for name, help_text in (
         ("apply", "make the clouds match the desired state"),
@@ -83,13 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, help_text)
         if name == "apply":
             p.add_argument("path", type=Path, nargs="?")
-            p.add_argument("--plan", type=Path, dest="plan_file", help="apply this saved plan (JSON) exactly")
+            saved = p.add_mutually_exclusive_group()  # a saved plan already says whether it skips them
+            saved.add_argument("--plan", type=Path, dest="plan_file", help="apply this saved plan exactly")
+            saved.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
         else:
             p.add_argument("path", type=Path)
+            p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
         p.add_argument("--deployment", help="owner mark (default: the folder's name)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
         p.add_argument("--allow-mass-delete", action="store_true")
+    for name in ("plan", "apply"):  # plan or apply a commit of a git repository (CI)
+        q = sub.choices[name]
+        q.add_argument("--source", metavar="REPO", help="take PATH from a commit of this git repository")
+        q.add_argument("--branch", default="main", help="with --source: the branch whose tip to use")
+        q.add_argument("--rev", help="with --source: this commit, tag or branch instead of the branch tip")
 
     p = add("graph", "print the action graph")
     p.add_argument("path", type=Path)
@@ -108,16 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.add_argument("--deployment")
     audit_sub.add_parser("verify", parents=[common], help="check the hash chain")
-
-    p = add("usage", "usage ledger reports")
-    usage_sub = p.add_subparsers(dest="usage_command", required=True, metavar="SUBCOMMAND")
-    q = usage_sub.add_parser("report", parents=[common], help="cost and hours per group")
-    q.add_argument("--from", dest="start", help="start (ISO 8601, default: first of this month)")
-    q.add_argument("--to", dest="end", help="end, exclusive (ISO 8601, default: now)")
-    q.add_argument("--by", choices=["cluster", "provider", "server", "flavor"], default="cluster")
-    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    q.add_argument("--deployment")
-    q.add_argument("--prices", type=Path, help="reprice with the PriceLists of this desired state")
 
     p = add("simcloud", "inspect and break the built-in simulated cloud on purpose")
     sim_sub = p.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")

@@ -15,6 +15,7 @@ from reconciler.errors import UserError
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_BUDGET = 3  # plan --detailed-exitcode: changes that break a Budget
 
 
 def state_dir(args: argparse.Namespace) -> Path:

@@ -13,17 +13,18 @@ from collections.abc import Callable
 
 from reconciler import engine, render
 from reconciler.apply import ChangeResult, ChangeStatus
+from reconciler.backup_apply import describe as describe_backup
 from reconciler.cliutil import (
+    EXIT_BUDGET,
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    month_start,
     state_dir,
     tty,
     workspace,
     write_out,
 )
-from reconciler.clock import parse_timestamp
+from reconciler.commands_daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.errors import UserError
 from reconciler.identity import detect_identity
@@ -44,11 +45,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace, ws: engine.Workspace, *, destroy: bool = False) -> Plan:
     identity = detect_identity(args.path, getattr(args, "actor", None))
     return engine.plan_path(
-        args.path, ws, deployment=args.deployment, commit=identity.commit, destroy=destroy
+        args.path,
+        ws,
+        deployment=args.deployment,
+        commit=getattr(args, "source_commit", None) or identity.commit,
+        destroy=destroy,
+        skip_final_backup=getattr(args, "skip_final_backup", False),
     )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    with from_source(args):  # --source: PATH inside a commit checked out to a temporary folder
+        return _cmd_plan(args)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
     ws = workspace(args)
     try:
         plan = _plan(args, ws)
@@ -63,7 +74,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
     sys.stdout.write(rendered)
     if args.detailed_exitcode and plan.has_changes:
-        return EXIT_CHANGES
+        return EXIT_BUDGET if plan.breaks_budget else EXIT_CHANGES
     return EXIT_OK
 
 
@@ -129,6 +140,8 @@ def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: s
         stop()
     for message in report.recovered:
         print(f"Recovered: {message}")
+    for backup in report.backups:
+        print(describe_backup(backup))
     if not plan.has_changes:
         return EXIT_OK if report.ok else EXIT_ERROR
     print(
@@ -141,6 +154,11 @@ def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: s
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    with from_source(args):
+        return _cmd_apply(args)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
     ws = workspace(args)
@@ -210,30 +228,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ws.close()
 
 
-def cmd_usage(args: argparse.Namespace) -> int:
-    from reconciler import usage
-
-    ws = workspace(args)
-    now = ws.clock.now()
-    start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
-    end = parse_timestamp(args.end, what="--to") if args.end else now
-    if end <= start:
-        raise UserError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
-    reprice = None
-    if args.prices is not None:
-        state = load_desired_state(args.prices)
-        reprice = state.price_list_for
-    try:
-        store = ws.existing_store()
-        intervals = store.intervals(start=start, end=end, deployment=args.deployment) if store else []
-    finally:
-        ws.close()
-    report = usage.build_report(intervals, start=start, end=end, by=args.by, now=now, reprice=reprice)
-    formatter = {"table": usage.format_table, "csv": usage.format_csv, "json": usage.format_json}[args.format]
-    sys.stdout.write(formatter(report))
-    return EXIT_OK
-
-
 def cmd_simcloud(args: argparse.Namespace) -> int:
     from providers import simcloud
 
@@ -271,6 +265,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "graph": cmd_graph,
     "inputs": cmd_inputs,
     "audit": cmd_audit,
-    "usage": cmd_usage,
     "simcloud": cmd_simcloud,
 }

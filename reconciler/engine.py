@@ -8,8 +8,9 @@ daemon's cycle cannot diverge. Every decision comes from observing the clouds no
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,13 +20,27 @@ from pathlib import Path
 import structlog
 
 from providers.base import Provider, ProviderContext, create_provider
+from reconciler import backup_apply
 from reconciler.apply import ChangeResult, ChangeStatus, Executor, RunContext
+from reconciler.autoscale import scaled_counts
+from reconciler.backup import plan_backups
+from reconciler.billing_budget import check_budgets
 from reconciler.clock import Clock
-from reconciler.config import check_secrets, load_desired_state, resolve_secret
+from reconciler.config import check_secrets, deployment_name, load_desired_state, resolve_secret
 from reconciler.diff import diff
 from reconciler.errors import LeaseLostError, UserError
 from reconciler.graph import order_changes
-from reconciler.model import Action, DesiredState, ObservedServer, ProviderConfig
+from reconciler.leases import LeaseKeeper, hostname, lease_ttl
+from reconciler.measure import sample_usage
+from reconciler.model import (
+    Action,
+    Capabilities,
+    DesiredServer,
+    DesiredState,
+    ObservedServer,
+    ProviderConfig,
+    Snapshot,
+)
 from reconciler.plan import Plan, stale_keys
 from reconciler.pricing import hourly_rate, plan_cost
 from reconciler.retry import RetryPolicy, call_with_retry
@@ -35,7 +50,7 @@ from reconciler.store.base import AuditAction, AuditRecord, Lease, Outcome, Stor
 log = structlog.get_logger("reconciler.engine")
 
 STATE_DB = "state.db"
-LEASE_TTL_SECONDS = 900.0
+LEASE_TTL_SECONDS = 120.0  # renewed every third of it during an apply; RECONCILER_LEASE_TTL overrides
 
 
 @dataclass
@@ -87,8 +102,20 @@ def observe(providers: Mapping[str, Provider], owner: str, retry: RetryPolicy) -
     observed: list[ObservedServer] = []
     for name in sorted(providers):
         provider = providers[name]
-        observed.extend(call_with_retry(lambda p=provider: p.observe(owner), retry))  # type: ignore[misc]
+        observed.extend(call_with_retry(functools.partial(provider.observe, owner), retry))
     return observed
+
+
+def fill_flavors(
+    servers: Sequence[DesiredServer], providers: Mapping[str, Provider]
+) -> tuple[DesiredServer, ...]:
+    """Name the flavor a provider will pick for size-only templates, so diff compares like with like."""
+    filled = []
+    for server in servers:
+        provider = providers.get(server.provider)
+        flavor = provider.flavor_for(server.size) if provider is not None and server.flavor is None else None
+        filled.append(dataclasses.replace(server, flavor=flavor) if flavor else server)
+    return tuple(filled)
 
 
 def make_plan(
@@ -100,13 +127,18 @@ def make_plan(
     last_generation: Callable[[str], int | None],
     commit: str | None = None,
     destroy: bool = False,
+    snapshots: Sequence[Snapshot] | None = None,
+    skip_final_backup: bool = False,
 ) -> Plan:
     """desired × observed → ordered changes, cost and diagnostics, as one Plan.
 
     With ``destroy`` nothing is desired any more, but ``protect: true`` members still hold.
+    ``snapshots`` (the owned backups listed now) lets the plan take and prune scheduled
+    backups; without them only final backups (before a delete or replace) are planned.
     """
     protected = frozenset(f"{s.cluster}/{s.member}" for s in state.servers if s.protect)
-    desired = () if destroy else state.servers
+    servers = fill_flavors(state.servers, providers)
+    desired = () if destroy else servers
     result = diff(
         desired,
         observed,
@@ -115,7 +147,22 @@ def make_plan(
         last_generation=last_generation,
         protected_members=protected,
     )
-    changes = order_changes(result.changes, state.servers)
+    changes = order_changes(result.changes, servers)
+    cost = plan_cost(desired, observed, state.price_list_for)
+    budgets, budget_notes = check_budgets(state.budgets, cost, changes, state.price_list_for)
+    backups = plan_backups(
+        deployment=state.deployment,
+        declared=servers,
+        desired=desired,
+        observed=observed,
+        snapshots=snapshots,
+        changes=changes,
+        policies=state.backup_policies,
+        capabilities={name: type(p).capabilities for name, p in providers.items()},
+        now=clock.now(),
+        price_list_for=state.price_list_for,
+        skip_final_backup=skip_final_backup,
+    )
     return Plan(
         deployment=state.deployment,
         created_at=clock.now(),
@@ -124,10 +171,12 @@ def make_plan(
         price_lists=tuple(state.price_lists[k] for k in sorted(state.price_lists)),
         basis=tuple(sorted(observed, key=lambda s: (s.provider, s.key, s.resource_id))),
         noop_count=result.noop_count,
-        cost=plan_cost(desired, observed, state.price_list_for),
-        diagnostics=(*state.warnings, *result.diagnostics),
+        cost=dataclasses.replace(cost, budgets=budgets),
+        diagnostics=(*state.warnings, *result.diagnostics, *budget_notes, *backups.notes),
         source_path=state.source_path,
         commit=commit,
+        backups=backups.actions,
+        skip_final_backup=skip_final_backup,
     )
 
 
@@ -138,13 +187,22 @@ def plan_path(
     deployment: str | None = None,
     commit: str | None = None,
     destroy: bool = False,
+    skip_final_backup: bool = False,
 ) -> Plan:
-    """The whole read-only pipeline: load, validate, resolve, observe, diff, graph, cost."""
-    state = load_desired_state(path, deployment=deployment)
+    """The whole read-only pipeline: load, validate, resolve, observe, diff, graph, cost, backups.
+
+    Autoscaled members get the server count the daemon last chose (from the audit ledger),
+    so a plan made beside a running daemon does not undo its scaling.
+    """
+    store = ws.existing_store()
+    counts = scaled_counts(store, deployment or deployment_name(path)) if store is not None else None
+    state = load_desired_state(path, deployment=deployment, counts=counts)
     providers = open_providers(state.providers, ws)
     try:
         observed = observe(providers, state.deployment, ws.retry)
-        store = ws.existing_store()
+        snapshots = None
+        if state.backup_policies:
+            snapshots, _ = backup_apply.list_snapshots(providers, state.deployment, ws.retry)
 
         def last_generation(key: str) -> int | None:
             return store.max_generation(state.deployment, key) if store is not None else None
@@ -157,6 +215,8 @@ def plan_path(
             last_generation=last_generation,
             commit=commit,
             destroy=destroy,
+            snapshots=snapshots,
+            skip_final_backup=skip_final_backup,
         )
     finally:
         close_providers(providers, ws)
@@ -292,13 +352,18 @@ class ApplyReport:
     results: tuple[ChangeResult, ...]
     recovered: tuple[str, ...]
     problems: tuple[str, ...]  # what verification found still different
+    backups: tuple[backup_apply.BackupResult, ...] = ()  # backups taken and pruned (final ones too)
 
     def count(self, status: ChangeStatus) -> int:
         return sum(1 for r in self.results if r.status is status)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(r.status is ChangeStatus.SUCCEEDED for r in self.results)
+        return (
+            not self.problems
+            and all(r.status is ChangeStatus.SUCCEEDED for r in self.results)
+            and all(b.status is backup_apply.BackupStatus.SUCCEEDED for b in self.backups)
+        )
 
 
 def new_run(actor: str, commit: str | None) -> RunContext:
@@ -307,14 +372,14 @@ def new_run(actor: str, commit: str | None) -> RunContext:
 
 def lease_holder(run: RunContext) -> str:
     """``run@host:pid``: lets a later run on the same host see that a holder died."""
-    return f"{run.run_id}@{socket.gethostname()}:{os.getpid()}"
+    return f"{run.run_id}@{hostname()}:{os.getpid()}"
 
 
 def _holder_is_dead(holder: str) -> bool:
     """True when the holder ran on this host and its process no longer exists."""
     _, _, where = holder.partition("@")
     host, _, pid = where.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != hostname() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -325,51 +390,72 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
-def acquire_leases(store: Store, plan: Plan, run: RunContext, clock: Clock) -> list[Lease]:
+def acquire_leases(
+    store: Store,
+    plan: Plan,
+    run: RunContext,
+    clock: Clock,
+    *,
+    holder: str | None = None,
+    ttl_seconds: float = LEASE_TTL_SECONDS,
+    partial: bool = False,
+) -> list[Lease]:
     """One lease per provider scope, so two reconcilers never apply to the same cloud at once.
 
     Leases are judged by the real time (not ``--now``); a holder that was killed on this
-    host is recognised at once instead of after the lease's time-to-live.
+    host is recognised at once instead of after the lease's time-to-live. ``holder``
+    defaults to this run; a daemon passes its own, stable identity to renew its leases
+    cycle after cycle. With ``partial`` the leases that could be taken are returned (a
+    daemon applies only to those providers) instead of raising ``LeaseLostError``.
     """
     leases: list[Lease] = []
-    holder = lease_holder(run)
+    holder = holder or lease_holder(run)
     for config in plan.providers:
         scope = f"provider/{config.name}"
-        lease = store.acquire_lease(scope, holder, ttl_seconds=LEASE_TTL_SECONDS, now=clock.wall())
+        lease = store.acquire_lease(scope, holder, ttl_seconds=ttl_seconds, now=clock.wall())
         if lease is None:
             held = store.current_lease(scope)
             if held is not None and _holder_is_dead(held.holder):
                 log.warning("taking over the lease of a dead holder", scope=scope, holder=held.holder)
                 store.release_lease(held)
-                lease = store.acquire_lease(scope, holder, ttl_seconds=LEASE_TTL_SECONDS, now=clock.wall())
+                lease = store.acquire_lease(scope, holder, ttl_seconds=ttl_seconds, now=clock.wall())
+        if lease is None and partial:
+            continue
         if lease is None:
             for taken in leases:
                 store.release_lease(taken)
+            held = store.current_lease(scope)
+            by = f" ({held.holder}, lease until {held.expires_at:%H:%M:%S} UTC)" if held is not None else ""
             raise LeaseLostError(
-                f"another reconciler is applying to provider {config.name!r}; try again later"
+                f"another reconciler{by} is applying to provider {config.name!r}; try again later"
             )
         leases.append(lease)
     return leases
 
 
-def verify(plan: Plan, observed: Sequence[ObservedServer]) -> list[str]:
-    """What of the plan is not visible in the clouds now (empty when it converged)."""
-    by_key: dict[str, list[ObservedServer]] = {}
-    for server in observed:
-        by_key.setdefault(server.key, []).append(server)
+def verify(
+    plan: Plan, observed: Sequence[ObservedServer], capabilities: Mapping[str, Capabilities]
+) -> list[str]:
+    """What of the plan is not yet true in the clouds (empty when it converged).
+
+    The same diff that planned decides: every server the plan wanted must need no change
+    now, and every server it deleted or replaced must be gone.
+    """
     ids = {(s.provider, s.resource_id) for s in observed}
     problems: list[str] = []
+    gone: set[tuple[str, str]] = set()
     for change in plan.changes:
-        servers = by_key.get(change.key, [])
-        if change.action in (Action.CREATE, Action.REPLACE):
-            if not any(s.token == change.token for s in servers):
-                problems.append(f"{change.key}: the new server is not observed")
-        if change.action is Action.UPDATE and change.after is not None:
-            if not any(s.size == change.after.size for s in servers):
-                problems.append(f"{change.key}: size is not {change.after.size}")
         if change.action in (Action.DELETE, Action.REPLACE) and change.before is not None:
-            if (change.before.provider, change.before.resource_id) in ids:
+            ident = (change.before.provider, change.before.resource_id)
+            gone.add(ident)
+            if ident in ids:
                 problems.append(f"{change.key}: {change.before.resource_id} still exists")
+    wanted = [c.after for c in plan.changes if c.after is not None and c.action is not Action.DELETE]
+    keys = {server.key for server in wanted}
+    current = [s for s in observed if s.key in keys and (s.provider, s.resource_id) not in gone]
+    remaining = diff(wanted, current, owner=plan.deployment, capabilities=capabilities,
+                     last_generation=lambda key: None)
+    problems.extend(f"{c.key}: still needs {c.action.value} ({c.reason})" for c in remaining.changes)
     return problems
 
 
@@ -381,14 +467,27 @@ def apply_plan(
     max_deletes: str = "10",
     allow_mass_delete: bool = False,
     on_result: Callable[[ChangeResult], None] | None = None,
+    leases: Sequence[Lease] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> ApplyReport:
-    """Settle old intents, refuse a stale plan, then execute it and verify by re-observing."""
+    """Settle old intents, refuse a stale plan, then execute it and verify by re-observing.
+
+    ``leases``: provider leases the caller already holds for every provider of the plan (a
+    daemon renews its own across cycles); they are then neither taken nor released here.
+    ``cancel``: asked before each change starts (see ``Executor.cancel``).
+    """
     check_delete_budget(plan, max_deletes, allow_mass_delete)
     check_secrets(c.after for c in plan.changes if c.after is not None)
     providers = open_providers(plan.providers, ws)
     store = ws.store()
-    leases = acquire_leases(store, plan, run, ws.clock)
+    own_leases = leases is None
+    ttl = lease_ttl(LEASE_TTL_SECONDS)
+    leases = acquire_leases(store, plan, run, ws.clock, ttl_seconds=ttl) if leases is None else list(leases)
+    # Every ledger write below is fenced by the leases, which are renewed in the background
+    # (a caller's leases by as long as they had left: the daemon chose their time-to-live).
+    keeper = LeaseKeeper(store, leases, ttl_seconds=ttl if own_leases else None, clock=ws.clock)
     try:
+        keeper.start()
         recovered = settle_intents(store, providers, plan.deployment, run, ws.clock)
         observed = observe(providers, plan.deployment, ws.retry)
         stale = stale_keys(plan.basis, observed)
@@ -399,8 +498,15 @@ def apply_plan(
                 + "; make a new plan and apply that"
             )
         sync_usage(store, plan, observed, run, ws.clock, providers)
+        sample_usage(providers, observed, store, plan.deployment, ws.retry)  # counters before changes
+        runner = backup_apply.BackupRunner(
+            deployment=plan.deployment, providers=providers, store=store, clock=ws.clock, run=run,
+            price_list_for=plan.price_list_for, retry=ws.retry,
+        )
+        runner.run_actions(plan.backups, observed)  # scheduled backups and prunes, before any change
         if not plan.changes:  # still worth the call: intents settled, usage ledger in step
-            return ApplyReport(results=(), recovered=tuple(recovered), problems=())
+            done = tuple(runner.results)
+            return ApplyReport(results=(), recovered=tuple(recovered), problems=(), backups=done)
         _audit_run(
             store,
             plan,
@@ -408,7 +514,8 @@ def apply_plan(
             ws.clock,
             AuditAction.RUN_START,
             Outcome.INFO,
-            f"{len(plan.changes)} changes from {plan.source_path or 'a plan file'}",
+            f"{len(plan.changes)} changes from {plan.source_path or 'a plan file'}"
+            + (f"; commit message: {run.message}" if run.message else ""),
         )
         executor = Executor(
             plan=plan,
@@ -418,10 +525,14 @@ def apply_plan(
             run=run,
             retry=ws.retry,
             on_result=on_result,
+            cancel=cancel,
+            lease_lost=keeper.lost,
+            before_delete=runner.final_hook(plan.backups),
         )
         results = executor.run_all()
+        keeper.check()  # a lost lease ends the run here: nothing more may be written
         after = observe(providers, plan.deployment, ws.retry)
-        problems = verify(plan, after)
+        problems = verify(plan, after, {name: type(p).capabilities for name, p in providers.items()})
         sync_usage(store, plan, after, run, ws.clock, providers)
         failed = sum(1 for r in results if r.status is not ChangeStatus.SUCCEEDED)
         _audit_run(
@@ -433,9 +544,13 @@ def apply_plan(
             Outcome.SUCCEEDED if not failed and not problems else Outcome.FAILED,
             f"{len(results) - failed} succeeded, {failed} failed or skipped",
         )
-        return ApplyReport(results=tuple(results), recovered=tuple(recovered), problems=tuple(problems))
+        return ApplyReport(
+            results=tuple(results), recovered=tuple(recovered), problems=tuple(problems),
+            backups=tuple(runner.results),
+        )
     finally:
-        for lease in leases:
+        keeper.stop()
+        for lease in leases if own_leases else ():
             store.release_lease(lease)
         close_providers(providers, ws)
 

@@ -86,9 +86,42 @@ class FailoverMode(StrEnum):
     NONE = "none"
 
 
+class ScaleMetric(StrEnum):
+    """What an autoscaled member scales on: CPU or memory percent, or network bytes per second."""
+
+    CPU = "cpu"
+    MEMORY = "memory"
+    NETWORK = "network"
+
+
+class AlertSinkType(StrEnum):
+    WEBHOOK = "webhook"
+    LOG = "log"
+
+
+class AlertEvent(StrEnum):
+    """What the daemon raises alerts about (closed set; an AlertSink may subscribe to some)."""
+
+    APPLY_FAILED = "apply-failed"
+    PROVIDER_ERROR = "provider-error"  # the cloud refused for good (PermanentError)
+    FAILOVER = "failover"
+    SCALE = "scale"
+    INVALID_COMMIT = "invalid-commit"
+    BACKUP_FAILED = "backup-failed"
+    BACKUP_OVERDUE = "backup-overdue"
+    BUDGET_EXCEEDED = "budget-exceeded"
+
+
 class BillingMode(StrEnum):
     INSTANCE_HOURS = "instance-hours"
     MEASURED = "measured"
+
+
+class Granularity(StrEnum):
+    """How instance-hours are counted: by the second, or each started hour in full (old EC2)."""
+
+    SECOND = "second"
+    HOUR = "hour"
 
 
 class InputType(StrEnum):
@@ -191,6 +224,8 @@ class DesiredServer:
     allow_restart: bool = True
     drift: DriftMode = DriftMode.HEAL
     failover: FailoverMode = FailoverMode.REPLACE
+    failover_grace_seconds: int = 0  # how long a failed server may stay failed before the daemon acts
+    failover_max_per_hour: int | None = None  # failovers per member per hour (None: no cap)
     backup_policy: str | None = None
     spec_hash: str = ""
     location: SourceLocation | None = field(default=None, compare=False)
@@ -384,6 +419,21 @@ class PriceList:
     network_gb: Decimal = Decimal(0)
     backup_gb_month: Decimal = Decimal(0)
     location: SourceLocation | None = field(default=None, compare=False)
+    granularity: Granularity = Granularity.SECOND
+    flat_monthly: Decimal = Decimal(0)  # per server per 30-day month, whatever it does
+    network_in_gb: Decimal | None = None  # None: network_gb applies
+    network_out_gb: Decimal | None = None  # None: network_gb applies
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A monthly (30-day) cost ceiling for one cluster or, with scope "global", for everything."""
+
+    name: str
+    scope: str  # "global" or a Cluster's name
+    monthly: Decimal
+    currency: str | None = None  # None: whatever the plan's prices are in
+    location: SourceLocation | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -406,6 +456,36 @@ class BackupPolicy:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """A member that scales between ``min`` and ``max`` servers on a metric (daemon only)."""
+
+    member: str  # cluster/member
+    min: int
+    max: int
+    metric: ScaleMetric
+    target: float  # percent for cpu and memory, bytes per second for network
+    cooldown_seconds: int = 300
+    location: SourceLocation | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class AlertSink:
+    """Where the daemon sends alerts. ``url`` and header values may be secret references."""
+
+    name: str
+    type: AlertSinkType
+    url: str | SecretRef | None = None
+    timeout_seconds: float = 5.0
+    retries: int = 3
+    events: tuple[AlertEvent, ...] = ()  # empty: every event
+    headers: tuple[tuple[str, str | SecretRef], ...] = ()
+    location: SourceLocation | None = field(default=None, compare=False)
+
+    def wants(self, event: AlertEvent) -> bool:
+        return not self.events or event in self.events
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything a directory of YAML asks for, resolved and validated."""
 
@@ -416,6 +496,9 @@ class DesiredState:
     price_lists: Mapping[str, PriceList] = field(default_factory=dict)
     backup_policies: Mapping[str, BackupPolicy] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+    autoscale: Mapping[str, Autoscale] = field(default_factory=dict)  # by cluster/member
+    alert_sinks: tuple[AlertSink, ...] = ()
 
     def provider(self, name: str) -> ProviderConfig:
         for config in self.providers:

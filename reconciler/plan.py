@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from reconciler.backup import BackupAction, action_from_dict, action_to_dict
 from reconciler.clock import isoformat, parse_timestamp
 from reconciler.errors import UserError
 from reconciler.model import (
@@ -28,6 +29,7 @@ from reconciler.model import (
     DesiredServer,
     DriftMode,
     FailoverMode,
+    Granularity,
     ObservedServer,
     PriceList,
     ProviderConfig,
@@ -90,12 +92,38 @@ HOURS_PER_MONTH = Decimal(720)  # a 30-day month
 
 
 @dataclass(frozen=True)
+class BudgetCheck:
+    """One Budget held against the plan's cost estimate (30-day months, the plan's currency).
+
+    ``keys`` are the changes in the budget's scope that raise the hourly cost: the ones a
+    rendering marks when the budget breaks.
+    """
+
+    name: str
+    scope: str  # "global" or a cluster
+    limit_monthly: Decimal
+    before_monthly: Decimal
+    after_monthly: Decimal
+    keys: tuple[str, ...] = ()
+
+    @property
+    def over(self) -> bool:
+        return self.after_monthly > self.limit_monthly
+
+    @property
+    def broken(self) -> bool:
+        """Over the ceiling after the plan, and made costlier by it: the plan breaks the budget."""
+        return self.over and self.after_monthly > self.before_monthly
+
+
+@dataclass(frozen=True)
 class CostSummary:
     currency: str = "USD"
     before_hourly: Decimal = Decimal(0)
     after_hourly: Decimal = Decimal(0)
     by_cluster: tuple[CostLine, ...] = ()
     unpriced: tuple[str, ...] = ()  # keys no PriceList covers
+    budgets: tuple[BudgetCheck, ...] = ()
 
     @property
     def delta_hourly(self) -> Decimal:
@@ -127,11 +155,20 @@ class Plan:
     price_lists: tuple[PriceList, ...] = ()
     source_path: str = ""
     commit: str | None = None
+    # Backups to take and prune (see ``reconciler.backup``); not counted in ``has_changes``:
+    # they follow a policy's schedule, not a change to the configuration.
+    backups: tuple[BackupAction, ...] = ()
+    skip_final_backup: bool = False
     format_version: int = FORMAT_VERSION
 
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def breaks_budget(self) -> bool:
+        """The plan has changes and makes some Budget's scope costlier while over its ceiling."""
+        return self.has_changes and any(check.broken for check in self.cost.budgets)
 
     def summary(self) -> dict[str, int]:
         counts = {a.value: 0 for a in Action}
@@ -346,6 +383,10 @@ def price_list_to_dict(plist: PriceList) -> dict[str, Any]:
         "billing": plist.billing.value,
         "flavor_hourly": {k: str(v) for k, v in sorted(plist.flavor_hourly.items())},
         **{unit: str(getattr(plist, unit)) for unit in _UNIT_RATES},
+        "granularity": plist.granularity.value,
+        "flat_monthly": str(plist.flat_monthly),
+        "network_in_gb": None if plist.network_in_gb is None else str(plist.network_in_gb),
+        "network_out_gb": None if plist.network_out_gb is None else str(plist.network_out_gb),
     }
 
 
@@ -363,6 +404,10 @@ def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
         disk_gb_month=rate("disk_gb_month"),
         network_gb=rate("network_gb"),
         backup_gb_month=rate("backup_gb_month"),
+        granularity=Granularity(data.get("granularity", "second")),
+        flat_monthly=rate("flat_monthly"),
+        network_in_gb=None if data.get("network_in_gb") is None else rate("network_in_gb"),
+        network_out_gb=None if data.get("network_out_gb") is None else rate("network_out_gb"),
     )
 
 
@@ -393,6 +438,18 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 for line in cost.by_cluster
             ],
             "unpriced": list(cost.unpriced),
+            "budgets": [
+                {
+                    "name": check.name,
+                    "scope": check.scope,
+                    "limit_monthly": str(check.limit_monthly),
+                    "before_monthly": str(check.before_monthly),
+                    "after_monthly": str(check.after_monthly),
+                    "keys": list(check.keys),
+                    "broken": check.broken,
+                }
+                for check in cost.budgets
+            ],
         },
         "changes": [
             {
@@ -410,6 +467,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             }
             for c in plan.changes
         ],
+        "backups": [action_to_dict(b) for b in plan.backups],
+        "skip_final_backup": plan.skip_final_backup,
         "providers": [p.to_dict() for p in plan.providers],
         "price_lists": [price_list_to_dict(p) for p in plan.price_lists],
         "basis": {
@@ -448,6 +507,17 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
                     for line in cost.get("by_cluster", ())
                 ),
                 unpriced=tuple(cost.get("unpriced", ())),
+                budgets=tuple(
+                    BudgetCheck(
+                        name=check["name"],
+                        scope=check["scope"],
+                        limit_monthly=Decimal(check["limit_monthly"]),
+                        before_monthly=Decimal(check["before_monthly"]),
+                        after_monthly=Decimal(check["after_monthly"]),
+                        keys=tuple(check.get("keys", ())),
+                    )
+                    for check in cost.get("budgets", ())
+                ),
             ),
             changes=tuple(
                 Change(
@@ -467,6 +537,8 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
                 )
                 for c in data["changes"]
             ),
+            backups=tuple(action_from_dict(b) for b in data.get("backups", ())),
+            skip_final_backup=bool(data.get("skip_final_backup", False)),
             providers=tuple(ProviderConfig.from_dict(p) for p in data["providers"]),
             price_lists=tuple(price_list_from_dict(p) for p in data.get("price_lists", ())),
             basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),

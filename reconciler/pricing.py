@@ -5,7 +5,13 @@ nothing is rounded here (rounding to cents happens only when a figure is printed
 
 A flavor's hourly rate wins; otherwise the size is priced by unit rates:
 ``vcpu_hour × cpus + ram_gb_hour × memory_mb / 1024 + disk_gb_month × disk_gb / 720``
-(a month is 720 hours, ``plan.HOURS_PER_MONTH``).
+(a month is 720 hours, ``plan.HOURS_PER_MONTH``). A list's ``flat_monthly`` is added to
+either, as ``flat_monthly / 720`` per hour.
+
+Granularity: by the second, every whole second of an interval is billed; by the hour,
+every *started* hour of an interval (one server at one size) is billed in full — the
+old EC2 rule, so a resize or a restart begins a new hour. A started hour belongs to the
+report window (or day) in which it starts, so splitting a window never bills an hour twice.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from reconciler.model import DesiredServer, ObservedServer, PriceList, Size
+from reconciler.model import DesiredServer, Granularity, ObservedServer, PriceList, Size
 from reconciler.plan import HOURS_PER_MONTH, CostLine, CostSummary
 from reconciler.store.base import UsageInterval
 
@@ -24,13 +30,15 @@ _MB_PER_GB = Decimal(1024)
 
 
 def hourly_rate(price_list: PriceList, size: Size, flavor: str | None) -> Decimal:
-    """The flavor's hourly rate if the list has one, else the size priced by unit rates."""
+    """The flavor's hourly rate if the list has one, else the size priced by unit rates; plus the flat fee."""
+    flat = price_list.flat_monthly / HOURS_PER_MONTH if price_list.flat_monthly else Decimal(0)
     if flavor is not None and flavor in price_list.flavor_hourly:
-        return Decimal(price_list.flavor_hourly[flavor])
+        return Decimal(price_list.flavor_hourly[flavor]) + flat
     return (
         price_list.vcpu_hour * size.cpus
         + price_list.ram_gb_hour * Decimal(size.memory_mb) / _MB_PER_GB
         + price_list.disk_gb_month * Decimal(size.disk_gb) / HOURS_PER_MONTH
+        + flat
     )
 
 
@@ -38,7 +46,38 @@ def prices(price_list: PriceList, flavor: str | None) -> bool:
     """Whether the list can price this server at all: its flavor is listed, or it has unit rates."""
     if flavor is not None and flavor in price_list.flavor_hourly:
         return True
-    return any(rate != 0 for rate in (price_list.vcpu_hour, price_list.ram_gb_hour, price_list.disk_gb_month))
+    rates = (price_list.vcpu_hour, price_list.ram_gb_hour, price_list.disk_gb_month, price_list.flat_monthly)
+    return any(rate != 0 for rate in rates)
+
+
+def network_in_rate(price_list: PriceList) -> Decimal:
+    """Per GB received: ``network_in_gb``, else ``network_gb``."""
+    return price_list.network_gb if price_list.network_in_gb is None else price_list.network_in_gb
+
+
+def network_out_rate(price_list: PriceList) -> Decimal:
+    """Per GB sent: ``network_out_gb``, else ``network_gb``."""
+    return price_list.network_gb if price_list.network_out_gb is None else price_list.network_out_gb
+
+
+def _started_hours(origin: datetime, moment: datetime) -> int:
+    """How many hours counted from ``origin`` have started before ``moment`` (to the microsecond)."""
+    micros = (moment - origin) // timedelta(microseconds=1)
+    return -(-micros // 3_600_000_000)
+
+
+def billed_seconds(origin: datetime, first: datetime, last: datetime, granularity: Granularity) -> int:
+    """Seconds to bill for the piece [first, last) of an interval that began at ``origin``.
+
+    By the second: the piece's whole seconds. By the hour: 3600 × the number of hours,
+    counted from ``origin``, that start inside the piece — so the pieces of one interval
+    add up to its started hours, however it is cut.
+    """
+    if last <= first:
+        return 0
+    if granularity is Granularity.SECOND:
+        return (last - first) // timedelta(seconds=1)
+    return 3600 * (_started_hours(origin, last) - _started_hours(origin, first))
 
 
 def price_list_of(price_list_for: PriceListFor, provider: str) -> PriceList | None:

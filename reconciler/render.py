@@ -16,8 +16,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
+from reconciler.backup import BackupAction, BackupKind, monthly_total
 from reconciler.model import SENSITIVE, Action, DesiredServer, ResolvedInput
-from reconciler.plan import HOURS_PER_MONTH, Change, CostSummary, FieldChange, Plan, dump_plan
+from reconciler.plan import (
+    HOURS_PER_MONTH,
+    BudgetCheck,
+    Change,
+    CostLine,
+    CostSummary,
+    FieldChange,
+    Plan,
+    dump_plan,
+)
 
 NO_CHANGES = "No changes. Your infrastructure matches the configuration."
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -65,6 +75,45 @@ def cost_line(cost: CostSummary) -> str | None:
         f"({format_hourly(cost.delta_hourly, cur, signed=True)}/h, "
         f"{format_money(cost.delta_monthly, cur, signed=True)} per 30-day month)"
     )
+
+
+def cluster_cost_lines(cost: CostSummary) -> list[str]:
+    """One line per cluster whose cost the plan changes: hourly before → after, hourly and 30-day delta."""
+    changed = [line for line in cost.by_cluster if line.delta_hourly != 0]
+    if not changed:
+        return []
+    width = max(len(line.scope) for line in changed) + 1
+    return [f"  {(line.scope + ':').ljust(width)} {_cluster_delta(line, cost.currency)}" for line in changed]
+
+
+def _cluster_delta(line: CostLine, cur: str) -> str:
+    return (
+        f"{format_hourly(line.before_hourly, cur)}/h → {format_hourly(line.after_hourly, cur)}/h "
+        f"({format_hourly(line.delta_hourly, cur, signed=True)}/h, "
+        f"{format_money(line.delta_hourly * HOURS_PER_MONTH, cur, signed=True)} per 30-day month)"
+    )
+
+
+def budget_line(check: BudgetCheck, currency: str) -> str:
+    """``Budget shop-cap (cluster shop): $669.60 → $936.00 per 30-day month, ceiling $800.00: …``"""
+    scope = "all clusters" if check.scope == "global" else f"cluster {check.scope}"
+    text = (
+        f"Budget {check.name} ({scope}): {format_money(check.before_monthly, currency)} → "
+        f"{format_money(check.after_monthly, currency)} per 30-day month, ceiling "
+        f"{format_money(check.limit_monthly, currency)}"
+    )
+    over = format_money(check.after_monthly - check.limit_monthly, currency)
+    if check.broken:
+        return f"{text}: EXCEEDED by {over}; this plan breaks the budget"
+    if check.over:
+        return f"{text}: over by {over}, but this plan does not raise it"
+    return f"{text}: within"
+
+
+def _over_budget(plan: Plan, change: Change) -> str:
+    """`` [over budget: a, b]`` for a change that raises the cost of a scope whose budget it breaks."""
+    names = [c.name for c in plan.cost.budgets if c.broken and change.key in c.keys]
+    return f" [over budget: {', '.join(names)}]" if names else ""
 
 
 def _unpriced_line(cost: CostSummary, shown: int = 10) -> str | None:
@@ -127,9 +176,10 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if color else text
 
 
-def _text_change(change: Change, color: bool) -> list[str]:
+def _text_change(change: Change, color: bool, mark: str = "") -> list[str]:
     symbol = _paint(change.action.symbol, _ANSI[change.action], color)
-    lines = [f"  {symbol} {change.key}{_duplicate_suffix(change)}  ({change.action.value}: {change.reason})"]
+    head = f"  {symbol} {change.key}{_duplicate_suffix(change)}  ({change.action.value}: {change.reason})"
+    lines = [head + (_paint(mark, "1;31", color) if mark else "")]
     for item in change.fields:
         before = _field_value(change, item, item.before)
         after = _field_value(change, item, item.after)
@@ -154,17 +204,75 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append("The reconciler will perform the following actions:")
         for change in plan.changes:
             lines.append("")
-            lines.extend(_text_change(change, color))
+            lines.extend(_text_change(change, color, _over_budget(plan, change)))
         lines.append("")
         lines.append(plan_summary(plan))
-        for extra in (cost_line(plan.cost), _unpriced_line(plan.cost)):
-            if extra is not None:
-                lines.append(extra)
+        total = cost_line(plan.cost)
+        if total is not None:
+            lines.append(total)
+            lines.extend(cluster_cost_lines(plan.cost))
+        unpriced = _unpriced_line(plan.cost)
+        if unpriced is not None:
+            lines.append(unpriced)
+        for check in plan.cost.budgets:
+            text = budget_line(check, plan.cost.currency)
+            lines.append(_paint(text, "1;31", color) if check.broken else text)
+    lines.extend(_text_backups(plan.backups, color))
     if plan.diagnostics:
         lines.append("")
         warning = _paint("Warning:", "1;33", color)
         lines.extend(f"{warning} {text}" for text in plan.diagnostics)
     return _scrub("\n".join(lines) + "\n", secrets)
+
+
+# --- backups (after the server changes; nothing at all when there are none) -----------------
+def backup_summary(actions: Sequence[BackupAction]) -> str:
+    """``Backups: 1 to take, 0 final, 2 to prune; storage -$1.20 per 30-day month.``"""
+    counts = {kind: sum(1 for a in actions if a.kind is kind) for kind in BackupKind}
+    text = (
+        f"Backups: {counts[BackupKind.TAKE]} to take, {counts[BackupKind.FINAL]} final, "
+        f"{counts[BackupKind.PRUNE]} to prune"
+    )
+    total = monthly_total(actions)
+    if total is not None:
+        text += f"; storage {format_money(total[0], total[1], signed=True)} per 30-day month"
+    return text + "."
+
+
+def _backup_what(action: BackupAction) -> str:
+    if action.kind is BackupKind.PRUNE:
+        return f"prune {action.snapshot_id} ({action.name})"
+    return f"{'final backup' if action.kind is BackupKind.FINAL else 'backup'} {action.name}"
+
+
+def _backup_size(action: BackupAction) -> str:
+    size = f"{'~' if action.estimated else ''}{action.size_gb:g} GB"
+    if action.monthly_cost is None:
+        return size
+    return f"{size}, {format_money(action.monthly_cost, action.currency, signed=True)}/month"
+
+
+def _text_backups(actions: Sequence[BackupAction], color: bool) -> list[str]:
+    if not actions:
+        return []
+    lines = ["", "Backups (policy schedules and retention):"]
+    for action in actions:
+        symbol = _paint(action.kind.symbol, "31" if action.kind is BackupKind.PRUNE else "32", color)
+        lines.append(
+            f"  {symbol} {action.key}  {_backup_what(action)}  ({action.reason})  {_backup_size(action)}"
+        )
+    return [*lines, "", backup_summary(actions)]
+
+
+def _md_backups(actions: Sequence[BackupAction]) -> str:
+    rows = [
+        f"| <code>{action.kind.symbol}</code> {action.kind.value} | {_code(action.key)} "
+        f"| {_esc(_backup_what(action))} | {_esc(action.reason)} | {_esc(_backup_size(action))} |"
+        for action in actions
+    ]
+    head = ["### Backups", "", f"**{_esc(backup_summary(actions))}**", ""]
+    table = ["| | key | backup | why | size, storage |", "|:--|:--|:--|:--|--:|", *rows]
+    return "\n".join([*head, *table]) + "\n"
 
 
 # --- markdown -------------------------------------------------------------------------------
@@ -205,29 +313,38 @@ def _md_head(plan: Plan) -> list[str]:
     cost = plan.cost
     if cost.by_cluster:
         cur = cost.currency
-        parts += ["| cluster | before /month | after /month | change /month |", "|:--|--:|--:|--:|"]
+        parts += [
+            "| cluster | before /month | after /month | change /hour | change /month |",
+            "|:--|--:|--:|--:|--:|",
+        ]
         for line in cost.by_cluster:
             before, after = line.before_hourly * HOURS_PER_MONTH, line.after_hourly * HOURS_PER_MONTH
             parts.append(
                 f"| {_code(line.scope)} | {format_money(before, cur)} | {format_money(after, cur)} "
+                f"| {format_hourly(line.delta_hourly, cur, signed=True)} "
                 f"| {format_money(after - before, cur, signed=True)} |"
             )
         parts.append(
             f"| **total** | **{format_money(cost.before_monthly, cur)}** | "
             f"**{format_money(cost.after_monthly, cur)}** | "
+            f"**{format_hourly(cost.delta_hourly, cur, signed=True)}** | "
             f"**{format_money(cost.delta_monthly, cur, signed=True)}** |"
         )
         parts.append("")
+    for check in cost.budgets:
+        text = _esc(budget_line(check, cost.currency))
+        parts += [f"> **{text}**" if check.broken else text, ""]
     unpriced = _unpriced_line(cost)
     if unpriced is not None:
         parts += [_esc(unpriced), ""]
     return parts
 
 
-def _md_change(change: Change) -> str:
+def _md_change(change: Change, mark: str = "") -> str:
     summary = (
         f"<code>{_esc(change.action.symbol)}</code> {change.action.value} {_code(change.key)}"
         f"{_esc(_duplicate_suffix(change))}: {_esc(change.reason)}"
+        + (f" <b>{_esc(mark.strip())}</b>" if mark else "")
     )
     rows = [
         f"| {_esc(f.name)} | {_code(_field_value(change, f, f.before))} "
@@ -267,12 +384,16 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
     if plan.changes:
         out += "### Changes\n\n"
-        blocks = [_scrub(_md_change(c), secrets) for c in plan.changes]
+        blocks = [_scrub(_md_change(c, _over_budget(plan, c)), secrets) for c in plan.changes]
         budget = limit - len(out) - (0 if sum(map(len, blocks)) <= limit - len(out) else reserve)
         shown, _ = _fit(blocks, max(0, budget))
         out += "".join(shown)
         if len(shown) < total:
             out += f"\n… {total - len(shown)} more changes not shown (see plan.json)\n"
+    if plan.backups:
+        block = "\n" + _md_backups(plan.backups)
+        fits = len(out) + len(block) <= limit
+        out += block if fits else f"\n… {len(plan.backups)} backup actions not shown (see plan.json)\n"
     if len(out) > limit:  # only when the head alone is over the cap: cut, never exceed it
         out = out[: limit - 1] + "…" if limit > 0 else ""
     return out

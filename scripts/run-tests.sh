@@ -1,25 +1,80 @@
 #!/usr/bin/env bash
-# The one test command: installs everything the tests need into a fresh virtual
-# environment (.venv), then runs the type checker, the linter and the test suite.
+# The one test command. On a fresh Debian machine (as root) it installs everything the tests
+# need — system packages, a libvirtd with QEMU, a PostgreSQL server, headless Chromium, the
+# Python packages in a fresh virtual environment (.venv) — then runs the type checker, the
+# linter and the test suite. CI runs exactly this.
+#
 #   bash scripts/run-tests.sh            # everything
-#   bash scripts/run-tests.sh -k crash   # extra arguments go to pytest
+#   bash scripts/run-tests.sh -k crash   # extra arguments go to the main pytest run
+#
+# With CI=true a backend that cannot be set up fails the run; elsewhere (say, without root)
+# its tests are skipped and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+STRICT=${CI:-false}
+SYSTEM_PACKAGES=(
+  libvirt-dev pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  qemu-system-x86 qemu-utils postgresql chromium
+)
 
+step() { echo "== $*"; }
+
+# setup NAME: run scripts/setup/NAME.sh; 0 when the backend is ready.
+setup() {
+  local name=$1
+  shift
+  if bash "scripts/setup/$name.sh" "$@"; then
+    return 0
+  fi
+  if [ "$STRICT" = true ]; then
+    echo "== $name: setup failed, and CI needs it" >&2
+    exit 1
+  fi
+  echo "== $name: setup failed; its tests will be skipped"
+  return 1
+}
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for pkg in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+step "python packages (.venv)"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
-
 export PATH="$PWD/$VENV/bin:$PATH"
 
-echo "== mypy"
+step "libvirtd"
+if setup libvirt; then
+  "$VENV/bin/python" -m pip install --quiet -e '.[libvirt]'
+fi
+step "chromium"
+setup chromium || true
+step "postgresql"
+if pg_env=$(bash scripts/setup/postgres.sh); then
+  eval "$pg_env"  # exports RECONCILER_TEST_POSTGRES for the PostgreSQL store tests
+elif [ "$STRICT" = true ]; then
+  echo "== postgres: setup failed, and CI needs it" >&2
+  exit 1
+fi
+
+step "mypy"
 mypy
-echo "== ruff"
+step "ruff"
 ruff check .
-echo "== pytest"
+step "pytest"
 pytest -q -p no:cacheprovider "$@"

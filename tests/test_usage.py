@@ -160,12 +160,16 @@ def test_format_table() -> None:
     text = format_table(report)
     assert "\x1b[" not in text
     assert "Usage by cluster, 2026-11-01 00:00 → 2026-12-01 00:00 UTC" in text
-    lines = text.splitlines()
-    shop = next(line for line in lines if line.lstrip().startswith("shop"))
-    assert shop.split() == ["shop", "3", "96.51", "0.1433", "13.83", "EUR", "2026-11-01", "00:00",
-                            "2026-11-21", "12:00"]
-    total = [line.split() for line in lines if line.lstrip().startswith("total")]
-    assert ["total", "4", "97.51", "0.1421", "13.86", "EUR"] == total[1][:6]
+    lines = [line.split() for line in text.splitlines()]
+    # one line per flavor and rate (rate, flavor, description, instances, hours, total, start, end)
+    assert ["shop", "0.2000", "large", "per", "instance-hour,", "by", "the", "second", "2", "60.00", "12.00",
+            "EUR", "2026-11-02", "00:00", "2026-11-21", "12:00"] in lines
+    assert ["0.0500", "small", "per", "instance-hour,", "by", "the", "second", "2", "36.51", "1.83", "EUR",
+            "2026-11-01", "00:00", "2026-11-10", "18:30"] in lines
+    assert ["shop", "subtotal", "3", "96.51", "13.83", "EUR", "2026-11-01", "00:00", "2026-11-21",
+            "12:00"] in lines
+    total = [line for line in lines if line[:1] == ["total"]]
+    assert ["total", "4", "97.51", "13.86", "EUR"] == total[1][:5]
     assert "unpriced" in total[0]
     assert "1 server(s) still running: counted up to 2026-11-21 12:00" in text
     assert "\x1b[" in format_table(report, color=True)

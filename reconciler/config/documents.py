@@ -25,16 +25,23 @@ from reconciler.config.scripts import check_script
 from reconciler.config.yamlsafe import Document, YamlPath
 from reconciler.errors import Diagnostic, UserError
 from reconciler.model import (
+    AlertEvent,
+    AlertSink,
+    AlertSinkType,
+    Autoscale,
     BackupPolicy,
     BillingMode,
+    Budget,
     DriftMode,
     FailoverMode,
+    Granularity,
     InputScalar,
     InputType,
     InputValue,
     PriceList,
     ProviderConfig,
     Retention,
+    ScaleMetric,
     Script,
     ScriptPhase,
     SecretRef,
@@ -111,6 +118,9 @@ class MemberSpec:
     allow_restart: bool
     drift: DriftMode
     failover: FailoverMode
+    failover_grace_seconds: int = 300
+    failover_max_per_hour: int = 3
+    autoscale: Autoscale | None = None
 
     @property
     def ident(self) -> str:
@@ -354,9 +364,19 @@ def build_cluster(doc: Document) -> tuple[ClusterSpec | None, Problems]:
     for member_name, raw in spec["members"].items():
         path: YamlPath = ("spec", "members", member_name)
         count = raw.get("count")
+        autoscale: Autoscale | None = None
         if "autoscale" in raw:
             scale = raw["autoscale"]
             count = scale["min"]
+            autoscale = Autoscale(
+                member=f"{name}/{member_name}",
+                min=int(scale["min"]),
+                max=int(scale["max"]),
+                metric=ScaleMetric(scale["metric"]),
+                target=float(scale["target"]),
+                cooldown_seconds=int(scale.get("cooldown_seconds", 300)),
+                location=SourceLocation(doc.file, doc.line_of((*path, "autoscale"))),
+            )
             if scale["min"] > scale["max"]:
                 problems.append(
                     Diagnostic(
@@ -387,6 +407,9 @@ def build_cluster(doc: Document) -> tuple[ClusterSpec | None, Problems]:
             allow_restart=bool(update.get("allow_restart", True)),
             drift=DriftMode(raw.get("drift", "heal")),
             failover=FailoverMode(failover.get("mode", "replace")),
+            failover_grace_seconds=int(failover.get("grace_seconds", 300)),
+            failover_max_per_hour=int(failover.get("max_per_hour", 3)),
+            autoscale=autoscale,
         )
     if problems:
         return None, problems
@@ -472,6 +495,7 @@ def build_price_list(doc: Document) -> tuple[PriceList | None, Problems]:
     problems: Problems = []
     flavors = {k: _rate(doc, ("spec", "flavors", k), v, problems) for k, v in spec.get("flavors", {}).items()}
     units = {k: _rate(doc, ("spec", "units", k), v, problems) for k, v in spec.get("units", {}).items()}
+    flat = _rate(doc, ("spec", "flat_monthly"), spec.get("flat_monthly", 0), problems)
     if problems:
         return None, problems
     return PriceList(
@@ -484,5 +508,84 @@ def build_price_list(doc: Document) -> tuple[PriceList | None, Problems]:
         disk_gb_month=units.get("disk_gb_month", Decimal(0)),
         network_gb=units.get("network_gb", Decimal(0)),
         backup_gb_month=units.get("backup_gb_month", Decimal(0)),
+        location=SourceLocation(doc.file, doc.line),
+        granularity=Granularity(spec.get("granularity", "second")),
+        flat_monthly=flat,
+        network_in_gb=units.get("network_in_gb"),
+        network_out_gb=units.get("network_out_gb"),
+    ), []
+
+
+# --- Budget -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BudgetSpec:
+    budget: Budget
+    doc: Document
+    scope: Ref
+
+
+def build_budget(doc: Document) -> tuple[BudgetSpec | None, Problems]:
+    name, spec = doc.data["metadata"]["name"], doc.data["spec"]
+    problems: Problems = []
+    monthly = _rate(doc, ("spec", "monthly"), spec["monthly"], problems)
+    if problems:
+        return None, problems
+    currency = spec.get("currency")
+    budget = Budget(
+        name=name,
+        scope=str(spec["scope"]),
+        monthly=monthly,
+        currency=None if currency is None else str(currency),
+        location=SourceLocation(doc.file, doc.line),
+    )
+    return BudgetSpec(budget, doc, _ref(doc, ("spec", "scope"), spec["scope"])), []
+
+
+# --- AlertSink --------------------------------------------------------------------------------
+def _secret_or_text(doc: Document, raw: Any, path: YamlPath) -> str | SecretRef:
+    """A schema-valid string or ``{secret: ...}`` (a relative file: path is taken from the YAML file)."""
+    if not isinstance(raw, dict):
+        return str(raw)
+    value = input_value(doc, raw, path).value
+    assert isinstance(value, SecretRef)
+    return value
+
+
+def build_alert_sink(doc: Document) -> tuple[AlertSink | None, Problems]:
+    name, spec = doc.data["metadata"]["name"], doc.data["spec"]
+    kind = AlertSinkType(spec["type"])
+    problems: Problems = []
+    if kind is AlertSinkType.WEBHOOK and "url" not in spec:
+        problems.append(
+            Diagnostic(
+                doc.file,
+                doc.line_of(("spec", "type")),
+                "a webhook AlertSink needs spec.url; add the URL that alerts are POSTed to",
+            )
+        )
+    if kind is AlertSinkType.LOG:
+        for field_name in ("url", "headers", "timeout_seconds", "retries"):
+            if field_name in spec:
+                problems.append(
+                    Diagnostic(
+                        doc.file,
+                        doc.line_of(("spec", field_name)),
+                        f"spec.{field_name} is only for webhook sinks; remove it or set type: webhook",
+                    )
+                )
+    if problems:
+        return None, problems
+    headers = tuple(
+        (str(k), _secret_or_text(doc, v, ("spec", "headers", k)))
+        for k, v in sorted(spec.get("headers", {}).items())
+    )
+    return AlertSink(
+        name=name,
+        type=kind,
+        url=_secret_or_text(doc, spec["url"], ("spec", "url")) if "url" in spec else None,
+        timeout_seconds=float(spec.get("timeout_seconds", 5)),
+        retries=int(spec.get("retries", 3)),
+        events=tuple(AlertEvent(e) for e in spec.get("events", [])),
+        headers=headers,
         location=SourceLocation(doc.file, doc.line),
     ), []

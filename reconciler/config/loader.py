@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.config.documents import (
+    build_alert_sink,
     build_backup_policy,
+    build_budget,
     build_cluster,
     build_inputs,
     build_price_list,
@@ -87,6 +89,8 @@ _BUILDERS: dict[str, Callable[[Document], tuple[Any, list[Diagnostic]]]] = {
     "Inputs": build_inputs,
     "BackupPolicy": build_backup_policy,
     "PriceList": build_price_list,
+    "Budget": build_budget,
+    "AlertSink": build_alert_sink,
 }
 
 
@@ -109,6 +113,10 @@ def _add(catalog: Catalog, kind: str, spec: Any) -> None:
         catalog.inputs.append(spec)
     elif kind == "BackupPolicy":
         catalog.policies[spec.name] = spec
+    elif kind == "Budget":
+        catalog.budgets[spec.budget.name] = spec
+    elif kind == "AlertSink":
+        catalog.alert_sinks[spec.name] = spec
     else:
         catalog.price_lists[spec.name] = spec
 
@@ -164,7 +172,7 @@ def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique, key=lambda d: (d.file, d.line or 0))
 
 
-def _load(path: Path, deployment: str | None) -> _Loaded:
+def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None = None) -> _Loaded:
     if deployment is not None and not _DEPLOYMENT.match(deployment):
         raise UserError(
             Diagnostic(
@@ -174,7 +182,7 @@ def _load(path: Path, deployment: str | None) -> _Loaded:
             )
         )
     catalog, diagnostics = _catalog(path)
-    resolution = resolve(catalog)
+    resolution = resolve(catalog, counts)
     diagnostics += resolution.diagnostics
     if diagnostics:
         raise UserError(_ordered(diagnostics))
@@ -185,18 +193,29 @@ def _load(path: Path, deployment: str | None) -> _Loaded:
         servers=sorted_servers(resolution.servers),
         price_lists=dict(sorted(catalog.price_lists.items())),
         backup_policies=dict(sorted(catalog.policies.items())),
+        budgets={name: spec.budget for name, spec in sorted(catalog.budgets.items())},
+        autoscale={
+            m.ident: m.autoscale
+            for c in sorted(catalog.clusters.values(), key=lambda c: c.name)
+            for m in sorted(c.members.values(), key=lambda m: m.name)
+            if m.autoscale is not None
+        },
+        alert_sinks=tuple(catalog.alert_sinks[name] for name in sorted(catalog.alert_sinks)),
     )
     members = tuple(sorted(m.ident for c in catalog.clusters.values() for m in c.members.values()))
     return _Loaded(state, resolution, members)
 
 
-def load_desired_state(path: Path, *, deployment: str | None = None) -> DesiredState:
+def load_desired_state(
+    path: Path, *, deployment: str | None = None, counts: Mapping[str, int] | None = None
+) -> DesiredState:
     """Load, validate and resolve a folder (every *.yaml/*.yml below it) or a single YAML file.
 
     Raises ``UserError`` carrying every diagnostic found. ``deployment`` (the owner mark put on
     every resource) defaults to the folder's name, sanitised to lowercase letters, digits and '-'.
+    ``counts`` are autoscaled members' server counts (``cluster/member`` → n), see ``resolve``.
     """
-    return _load(Path(path), deployment).state
+    return _load(Path(path), deployment, counts).state
 
 
 def explain_inputs(path: Path, target: str) -> list[ResolvedInput]:

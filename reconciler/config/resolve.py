@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from reconciler.config.documents import (
+    BudgetSpec,
     ClusterSpec,
     InputsSpec,
     MemberSpec,
@@ -34,6 +35,7 @@ from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
 from reconciler.errors import Diagnostic
 from reconciler.model import (
+    AlertSink,
     BackupPolicy,
     DesiredServer,
     PriceList,
@@ -54,6 +56,8 @@ class Catalog:
     inputs: list[InputsSpec] = field(default_factory=list)
     policies: dict[str, BackupPolicy] = field(default_factory=dict)
     price_lists: dict[str, PriceList] = field(default_factory=dict)
+    budgets: dict[str, BudgetSpec] = field(default_factory=dict)
+    alert_sinks: dict[str, AlertSink] = field(default_factory=dict)
     declared: dict[str, set[str]] = field(default_factory=dict)
     complete: bool = True  # every file was read to its end
 
@@ -66,8 +70,9 @@ class Resolution:
 
 
 class _Resolver:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, counts: Mapping[str, int] | None = None) -> None:
         self.catalog = catalog
+        self.counts = counts or {}
         self.out = Resolution()
         self.graph: nx.DiGraph = nx.DiGraph()
 
@@ -281,6 +286,19 @@ class _Resolver:
                 data["doc"], data["line"], f"dependency cycle: {path}; remove one of these depends_on entries"
             )
 
+    def check_budget_scope(self, budget: BudgetSpec) -> None:
+        scope = budget.scope.name
+        clusters = self.catalog.declared.get("Cluster", set())
+        if scope == "global" or scope in clusters or not self.catalog.complete:
+            return
+        hint = suggest(scope, {*clusters, "global"})
+        self.error(
+            budget.doc,
+            budget.scope.line,
+            f"Budget {budget.budget.name!r} has scope {scope!r}, which is neither 'global' nor a Cluster; "
+            + (hint if hint else "use global or the name of a Cluster"),
+        )
+
     # --- expansion ------------------------------------------------------------------------
     def run(self) -> Resolution:
         catalog = self.catalog
@@ -293,6 +311,8 @@ class _Resolver:
                     provider.doc,
                     f"provider {provider.config.name!r}",
                 )
+        for budget in catalog.budgets.values():
+            self.check_budget_scope(budget)
         scopes = self.scoped_values()
         self.check_unused(scopes)
         self.build_graph()
@@ -359,7 +379,7 @@ class _Resolver:
                 key=_key_order,
             )
         )
-        for ordinal in range(member.count):
+        for ordinal in range(self.count_of(member)):
             key = f"{member.ident}/{ordinal}"
             server = DesiredServer(
                 key=key,
@@ -382,6 +402,8 @@ class _Resolver:
                 allow_restart=member.allow_restart,
                 drift=member.drift,
                 failover=member.failover,
+                failover_grace_seconds=member.failover_grace_seconds,
+                failover_max_per_hour=member.failover_max_per_hour,
                 backup_policy=member.backup_policy.name if member.backup_policy else None,
                 location=member.location,
             )
@@ -390,7 +412,14 @@ class _Resolver:
 
     def _count(self, ident: str) -> int:
         cluster, _, member = ident.partition("/")
-        return self.catalog.clusters[cluster].members[member].count
+        return self.count_of(self.catalog.clusters[cluster].members[member])
+
+    def count_of(self, member: MemberSpec) -> int:
+        """``count``; for an autoscaled member the count chosen by the daemon, kept in min..max."""
+        scale = member.autoscale
+        if scale is None or member.ident not in self.counts:
+            return member.count
+        return max(scale.min, min(scale.max, self.counts[member.ident]))
 
 
 def _key_order(key: str) -> tuple[str, str, int]:
@@ -403,9 +432,13 @@ def _elsewhere(doc: Document, line: int | None, here: Document) -> str:
     return f"at line {line}" if doc.file == here.file else f"at {doc.rel}:{line}"
 
 
-def resolve(catalog: Catalog) -> Resolution:
-    """Check references, merge inputs, expand members into servers; diagnostics instead of raising."""
-    return _Resolver(catalog).run()
+def resolve(catalog: Catalog, counts: Mapping[str, int] | None = None) -> Resolution:
+    """Check references, merge inputs, expand members into servers; diagnostics instead of raising.
+
+    ``counts`` holds the server count the daemon's autoscaler chose per ``cluster/member``;
+    it applies only to members with ``autoscale`` and is kept within their min..max.
+    """
+    return _Resolver(catalog, counts).run()
 
 
 def sorted_servers(servers: Iterable[DesiredServer]) -> tuple[DesiredServer, ...]:

@@ -34,6 +34,8 @@ KIND_SCHEMAS: dict[str, str] = {
     "Inputs": "inputs.json",
     "BackupPolicy": "backup-policy.json",
     "PriceList": "price-list.json",
+    "AlertSink": "alert-sink.json",
+    "Budget": "budget.json",
 }
 KINDS: tuple[str, ...] = tuple(sorted(KIND_SCHEMAS))
 API_VERSION = "reconciler/v1"

@@ -33,10 +33,15 @@ def open_store(state_dir: Path, url: str | None = None) -> Store:
         return SQLiteStore(Path(path))
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise UserError(
-            f"--store {_redact(url)}: the PostgreSQL store is not available yet; "
-            "leave --store out to use the SQLite file in the state directory"
-        )
+        try:
+            from reconciler.store.postgres import PostgresStore  # psycopg is needed only for this store
+        except ImportError:
+            raise UserError(
+                f"--store {_redact(url)}: the PostgreSQL store needs psycopg 3; "
+                "install it with: pip install 'psycopg[binary]'"
+            ) from None
+        # libpq reads postgresql:// and postgres://; a SQLAlchemy-style driver suffix is dropped.
+        return PostgresStore("postgresql://" + url.split("://", 1)[1])
     raise UserError(f"--store {_redact(url)} is not a store URL this reconciler accepts; use {_ACCEPTED}")
 
 

@@ -9,13 +9,21 @@ and an entry whose ``intent_seq`` names it settles it afterwards. An intent with
 entry is "unresolved" and is looked up at the next start.
 
 Usage ledger: one interval per server lifetime and size; measured samples beside it.
+
+Fencing: a writer that holds provider-scope leases runs its writes inside
+``store.fenced(leases)``. Every ledger write (``append``, ``open_interval``,
+``close_interval``, ``add_samples``) made through that store object then checks, in the
+same transaction as the write, that each lease is still the current one of its scope
+(same holder, same epoch) and raises ``LeaseLostError`` otherwise — so a replica that was
+paused past its lease's expiry cannot write once a new holder took over (a new holder
+always gets a higher epoch). Lease operations themselves are never fenced.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,6 +48,8 @@ class AuditAction(StrEnum):
     REJECTED = "rejected"  # desired state refused (invalid commit, guard tripped)
     ALERT = "alert"
     SCALE = "scale"
+    FAILOVER = "failover"  # a failed server is being replaced or restarted by the daemon
+    COMMIT = "commit"  # the daemon adopted a new commit of the desired state
 
 
 class Outcome(StrEnum):
@@ -118,6 +128,27 @@ class UsageInterval:
 
 
 @dataclass(frozen=True)
+class BackupInterval:
+    """One backup's storage for a span of time (size × time, priced by ``backup_gb_month``).
+
+    ``end`` is None while the backup exists; the rate is the one in force when it opened.
+    """
+
+    deployment: str
+    provider: str
+    snapshot_id: str
+    key: str
+    policy: str
+    size_gb: float
+    start: datetime
+    end: datetime | None = None
+    gb_month_rate: Decimal | None = None
+    currency: str = ""
+    price_list: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True)
 class Lease:
     scope: str
     holder: str
@@ -127,6 +158,29 @@ class Lease:
 
 class Store(ABC):
     """Ledgers and leases; every method is safe to call from several threads."""
+
+    _fences: tuple[Lease, ...] = ()
+
+    # --- fencing -----------------------------------------------------------------------
+    @contextmanager
+    def fenced(self, leases: Iterable[Lease]) -> Iterator[None]:
+        """Inside the block, every ledger write through this object carries these leases' epochs.
+
+        A write is refused with ``LeaseLostError`` (and nothing of it lands) once any of
+        the leases is no longer the current one of its scope. Implementations check
+        ``self.fences`` inside each write's transaction.
+        """
+        previous = self._fences
+        self._fences = tuple(leases)
+        try:
+            yield
+        finally:
+            self._fences = previous
+
+    @property
+    def fences(self) -> tuple[Lease, ...]:
+        """The leases every write is currently fenced by (empty: unfenced)."""
+        return self._fences
 
     # --- audit -------------------------------------------------------------------------
     @abstractmethod
@@ -148,6 +202,31 @@ class Store(ABC):
     @abstractmethod
     def max_generation(self, deployment: str, key: str) -> int | None:
         """Highest server generation the ledger has seen for ``key`` (from intents)."""
+
+    def recent_audit(
+        self,
+        deployment: str,
+        actions: Iterable[AuditAction],
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The newest entries (newest first) with one of ``actions``, for ``key`` and at or after
+        ``since`` when given; at most ``limit``. The daemon reads its last scale decisions,
+        failovers and adopted commits this way.
+
+        This default walks the whole ledger; implementations should override it with a query.
+        """
+        wanted = set(actions)
+        found = [
+            entry
+            for entry in self.audit_log(deployment=deployment)
+            if entry.record.action in wanted
+            and (key is None or entry.record.key == key)
+            and (since is None or entry.at >= since)
+        ]
+        return found[::-1][:limit]
 
     # --- usage -------------------------------------------------------------------------
     @abstractmethod
@@ -174,6 +253,23 @@ class Store(ABC):
     def samples(
         self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
     ) -> list[MetricSample]: ...
+
+    # --- backup storage ----------------------------------------------------------------
+    @abstractmethod
+    def open_backup_interval(self, interval: BackupInterval) -> BackupInterval:
+        """Start a backup's interval (fenced); a second open one for the same backup is not created."""
+
+    @abstractmethod
+    def close_backup_interval(
+        self, provider: str, snapshot_id: str, *, end: datetime
+    ) -> BackupInterval | None:
+        """Close a backup's open interval (fenced; None if it had none)."""
+
+    @abstractmethod
+    def backup_intervals(
+        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
+    ) -> list[BackupInterval]:
+        """Backup intervals overlapping [start, end) (open ones included), oldest first."""
 
     # --- leases ------------------------------------------------------------------------
     @abstractmethod

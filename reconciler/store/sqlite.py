@@ -24,38 +24,43 @@ Design decisions:
 * **Timestamps** are stored as fixed-width UTC text (``2026-11-01T00:00:00.000000Z``) so
   that text order is time order; money (``Decimal``) is stored as TEXT, never as a float.
 * **Schema version** lives in ``meta``; a file written by a newer reconciler is refused.
+* **Fencing.** Inside ``store.fenced(leases)`` every write first reads the lease rows in
+  its own ``BEGIN IMMEDIATE`` transaction and refuses (``LeaseLostError``) when one moved
+  on — see ``store.common.fence_problem``; the write lock makes check and write atomic.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from reconciler.clock import isoformat, parse_timestamp
-from reconciler.errors import UserError
+from reconciler.clock import parse_timestamp
+from reconciler.errors import LeaseLostError, UserError
 from reconciler.model import MetricSample, Size
+from reconciler.store import sqlite_backups
 from reconciler.store.base import (
     AuditAction,
     AuditEntry,
     AuditRecord,
     AuditVerification,
+    BackupInterval,
     Lease,
     Outcome,
     Store,
     UsageInterval,
 )
+from reconciler.store.common import GENESIS_HASH, audit_hash, fence_problem, verify_chain
+
+__all__ = ["GENESIS_HASH", "SCHEMA_VERSION", "SQLiteStore", "audit_hash"]
 
 SCHEMA_VERSION = 1
-GENESIS_HASH = "0" * 64
 _PAGE = 500  # rows fetched per query when streaming the audit log
 
 _SCHEMA = """
@@ -135,30 +140,6 @@ _SAMPLE_COLUMNS = (
 )
 
 
-# --- helpers shared with other Store implementations --------------------------------------
-def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> str:
-    """The chain hash of one entry: sha256(prev_hash + canonical JSON of seq, time and record)."""
-    material = {
-        "seq": seq,
-        "at": isoformat(at),
-        "deployment": record.deployment,
-        "run_id": record.run_id,
-        "actor": record.actor,
-        "action": record.action.value,
-        "outcome": record.outcome.value,
-        "key": record.key,
-        "provider": record.provider,
-        "resource_id": record.resource_id,
-        "token": record.token,
-        "commit": record.commit,
-        "detail": record.detail,
-        "error": record.error,
-        "intent_seq": record.intent_seq,
-    }
-    blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
-
-
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -229,6 +210,7 @@ class SQLiteStore(Store):
                     f"{self.path}: the state database has schema version {version}, newer than this "
                     f"reconciler understands ({SCHEMA_VERSION}); upgrade the reconciler"
                 )
+            sqlite_backups.create_schema(self._conn)  # added after version 1 shipped: IF NOT EXISTS
 
     def _meta(self, name: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -274,6 +256,19 @@ class SQLiteStore(Store):
             self._conn.execute(f"ROLLBACK TO {savepoint}")
             self._conn.execute(f"RELEASE {savepoint}")
 
+    def _check_fences(self) -> None:
+        """Refuse a write when a lease it is fenced by moved on (call inside the write's transaction)."""
+        fences = self.fences
+        if not fences:
+            return
+        scopes = sorted({lease.scope for lease in fences})
+        rows = self._conn.execute(
+            f"SELECT scope, holder, epoch FROM lease WHERE scope IN ({', '.join('?' * len(scopes))})", scopes
+        ).fetchall()
+        problem = fence_problem(fences, {row[0]: (row[1], int(row[2])) for row in rows})
+        if problem is not None:
+            raise LeaseLostError(problem)
+
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
@@ -294,6 +289,7 @@ class SQLiteStore(Store):
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
         at = _utc(at)
         with self.transaction():
+            self._check_fences()
             head_seq = int(self._meta("audit_head_seq") or 0)
             prev_hash = self._meta("audit_head_hash") or GENESIS_HASH
             seq = head_seq + 1
@@ -350,34 +346,14 @@ class SQLiteStore(Store):
                     self._conn.execute("COMMIT")
 
     def _verify_chain(self) -> AuditVerification:
-        def bad(seq: int, problem: str) -> AuditVerification:
-            return AuditVerification(ok=False, entries=count, first_bad_seq=seq, problem=problem)
-
-        head_seq = int(self._meta("audit_head_seq") or 0)
-        head_hash = self._meta("audit_head_hash") or GENESIS_HASH
-        count, expected_seq, prev_hash = 0, 1, GENESIS_HASH
-        for row in self._conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq"):
-            seq = int(row[0])
-            if seq != expected_seq and expected_seq <= head_seq:
-                return bad(expected_seq, f"entry {expected_seq} is missing (the chain jumps to {seq})")
-            if seq > head_seq:
-                return bad(seq, f"entry {seq} lies beyond the recorded head {head_seq} (inserted?)")
-            if row[15] != prev_hash:
-                return bad(seq, f"entry {seq} does not follow entry {seq - 1} (previous hash differs)")
-            try:
-                entry = self._entry(row)
-            except UserError as exc:
-                return bad(seq, str(exc))
-            if audit_hash(prev_hash, seq, entry.at, entry.record) != entry.hash:
-                return bad(seq, f"entry {seq} was altered (its content does not match its hash)")
-            count += 1
-            prev_hash, expected_seq = entry.hash, seq + 1
-        last = expected_seq - 1
-        if last < head_seq:
-            return bad(last + 1, f"entries {last + 1}..{head_seq} are missing (removed from the end)")
-        if prev_hash != head_hash:
-            return bad(last, f"entry {last} does not match the recorded head of the chain")
-        return AuditVerification(ok=True, entries=count)
+        return verify_chain(
+            self._conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq"),
+            head_seq=int(self._meta("audit_head_seq") or 0),
+            head_hash=self._meta("audit_head_hash") or GENESIS_HASH,
+            seq_of=lambda row: int(row[0]),
+            prev_hash_of=lambda row: str(row[15]),
+            parse=self._entry,
+        )
 
     def unresolved_intents(self, deployment: str) -> list[AuditEntry]:
         rows = self._query(
@@ -385,6 +361,31 @@ class SQLiteStore(Store):
             "AND NOT EXISTS (SELECT 1 FROM audit AS b WHERE b.intent_seq = a.seq AND b.seq > a.seq) "
             "ORDER BY a.seq",
             (deployment, Outcome.INTENT.value),
+        )
+        return [self._entry(row) for row in rows]
+
+    def recent_audit(
+        self,
+        deployment: str,
+        actions: Iterable[AuditAction],
+        *,
+        key: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        names = sorted({action.value for action in actions})
+        if not names:
+            return []
+        where = f"deployment = ? AND action IN ({', '.join('?' * len(names))})"
+        params: list[Any] = [deployment, *names]
+        if key is not None:
+            where += " AND key = ?"
+            params.append(key)
+        if since is not None:
+            where += " AND at >= ?"
+            params.append(_ts(since))
+        rows = self._query(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY seq DESC LIMIT ?", [*params, limit]
         )
         return [self._entry(row) for row in rows]
 
@@ -416,6 +417,7 @@ class SQLiteStore(Store):
 
     def open_interval(self, interval: UsageInterval) -> UsageInterval:
         with self.transaction():
+            self._check_fences()
             existing = self._open_row(interval.provider, interval.resource_id)
             if existing:
                 return self._interval(existing[0])
@@ -436,6 +438,7 @@ class SQLiteStore(Store):
 
     def close_interval(self, provider: str, resource_id: str, *, end: datetime) -> UsageInterval | None:
         with self.transaction():
+            self._check_fences()
             rows = self._open_row(provider, resource_id)
             if not rows:
                 return None
@@ -467,6 +470,7 @@ class SQLiteStore(Store):
     def add_samples(self, deployment: str, samples: list[MetricSample]) -> None:
         """Store samples; a second sample for the same resource and instant is ignored."""
         with self.transaction():
+            self._check_fences()
             self._conn.executemany(
                 f"INSERT OR IGNORE INTO usage_sample ({_SAMPLE_COLUMNS}) VALUES ({', '.join('?' * 10)})",
                 [
@@ -494,6 +498,25 @@ class SQLiteStore(Store):
                          net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
             for r in rows
         ]
+
+    # --- backup storage (SQL in store.sqlite_backups) ---------------------------------------
+    def open_backup_interval(self, interval: BackupInterval) -> BackupInterval:
+        with self.transaction():
+            self._check_fences()
+            return sqlite_backups.open_interval(self._conn, interval)
+
+    def close_backup_interval(
+        self, provider: str, snapshot_id: str, *, end: datetime
+    ) -> BackupInterval | None:
+        with self.transaction():
+            self._check_fences()
+            return sqlite_backups.close_interval(self._conn, provider, snapshot_id, end)
+
+    def backup_intervals(
+        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
+    ) -> list[BackupInterval]:
+        with self._lock:
+            return sqlite_backups.select_intervals(self._conn, start, end, deployment)
 
     # --- leases ----------------------------------------------------------------------------
     def acquire_lease(self, scope: str, holder: str, *, ttl_seconds: float, now: datetime) -> Lease | None:

@@ -165,16 +165,16 @@ READING_CASES: list[BadCase] = [
         "unknown-kind",
         {"a.yaml": "apiVersion: reconciler/v1\nkind: Clustr\nmetadata:\n  name: shop\nspec: {}\n"},
         (
-            "a.yaml:2: unknown kind 'Clustr'; did you mean 'Cluster'? kinds are: BackupPolicy, Cluster, "
-            "Inputs, PriceList, Provider, ServerTemplate",
+            "a.yaml:2: unknown kind 'Clustr'; did you mean 'Cluster'? kinds are: AlertSink, BackupPolicy, "
+            "Budget, Cluster, Inputs, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
         "missing-kind",
         {"a.yaml": "apiVersion: reconciler/v1\nmetadata:\n  name: shop\nspec: {}\n"},
         (
-            "a.yaml:1: document 1 has no kind; add kind: one of BackupPolicy, Cluster, Inputs, PriceList, "
-            "Provider, ServerTemplate",
+            "a.yaml:1: document 1 has no kind; add kind: one of AlertSink, BackupPolicy, Budget, Cluster, "
+            "Inputs, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
@@ -232,3 +232,138 @@ READING_CASES: list[BadCase] = [
 ]
 
 CASES: list[BadCase] = READING_CASES + SPEC_CASES
+
+
+# --- Budget ---------------------------------------------------------------------------------------
+def _budget(spec: str, *, with_cluster: bool = True) -> dict[str, str]:
+    """The base, a cluster 'shop' and a Budget 'cap' in budget.yaml (spec from line 6)."""
+    files = {"base.yaml": BASE, "shop.yaml": cluster(WEB)} if with_cluster else {"base.yaml": BASE}
+    files["budget.yaml"] = "apiVersion: reconciler/v1\nkind: Budget\nmetadata:\n  name: cap\nspec:\n" + spec
+    return files
+
+
+CASES += [
+    BadCase(
+        "budget-unknown-scope",
+        _budget("  scope: shopp\n  monthly: 100\n"),
+        (
+            "budget.yaml:6: Budget 'cap' has scope 'shopp', which is neither 'global' nor a Cluster; "
+            "did you mean 'shop'?",
+        ),
+    ),
+    BadCase(
+        "budget-monthly-not-a-number",
+        _budget("  scope: shop\n  monthly: lots\n"),
+        ("budget.yaml:7: spec.monthly 'lots' is not a decimal number; write it like '500.00'",),
+    ),
+    BadCase(
+        "budget-negative",
+        _budget("  scope: shop\n  monthly: -5\n"),
+        ("budget.yaml:7: spec.monthly must be at least 0, got the integer -5",),
+    ),
+    BadCase(
+        "budget-currency-lowercase",
+        _budget("  scope: global\n  monthly: '100.00'\n  currency: usd\n", with_cluster=False),
+        (
+            "budget.yaml:8: spec.currency 'usd' is not a currency code; write three capital letters "
+            "such as USD or EUR",
+        ),
+    ),
+    BadCase(
+        "budget-misspelt-monthly",
+        _budget("  scope: shop\n  montly: 100\n"),
+        (
+            "budget.yaml:5: spec is missing the required field 'monthly' (the most a 30-day month may "
+            "cost, in the currency of the price lists); add it",
+            "budget.yaml:7: unknown field 'montly' in spec; did you mean 'monthly'?",
+        ),
+    ),
+]
+
+
+# --- AlertSink and the daemon's member settings ----------------------------------------------------
+def _sink(spec: str) -> dict[str, str]:
+    """The base and an AlertSink 'ops' in alerts.yaml (spec from line 6)."""
+    sink = "apiVersion: reconciler/v1\nkind: AlertSink\nmetadata:\n  name: ops\nspec:\n" + spec
+    return {"base.yaml": BASE, "alerts.yaml": sink}
+
+
+CASES += [
+    BadCase(
+        "alert-webhook-without-url",
+        _sink("  type: webhook\n"),
+        ("alerts.yaml:6: a webhook AlertSink needs spec.url; add the URL that alerts are POSTed to",),
+    ),
+    BadCase(
+        "alert-log-with-webhook-fields",
+        _sink("  type: log\n  url: https://hooks.example.com/x\n  retries: 2\n"),
+        (
+            "alerts.yaml:7: spec.url is only for webhook sinks; remove it or set type: webhook",
+            "alerts.yaml:8: spec.retries is only for webhook sinks; remove it or set type: webhook",
+        ),
+    ),
+    BadCase(
+        "alert-url-not-http",
+        _sink("  type: webhook\n  url: hooks.example.com/x\n"),
+        (
+            "alerts.yaml:7: spec.url 'hooks.example.com/x' is not an http:// or https:// URL; write it like "
+            "https://hooks.example.com/reconciler",
+        ),
+    ),
+    BadCase(
+        "alert-unknown-event",
+        _sink("  type: webhook\n  url: https://h.example.com/x\n  events: [failover, deploy]\n"),
+        (
+            "alerts.yaml:8: spec.events[1] must be one of apply-failed, provider-error, failover, scale, "
+            "invalid-commit, backup-failed, backup-overdue, budget-exceeded; got the string 'deploy'",
+        ),
+    ),
+    BadCase(
+        "alert-bad-header-and-secret",
+        _sink(
+            "  type: webhook\n  url: https://h.example.com/x\n  headers:\n    'X Token': abc\n"
+            "    Auth: {secret: ENV_TOKEN}\n"
+        ),
+        (
+            "alerts.yaml:9: spec.headers key 'X Token' is not an HTTP header name; use letters, digits "
+            "and '-'",
+            "alerts.yaml:10: spec.headers.Auth.secret 'ENV_TOKEN' is not a secret reference; write env:NAME "
+            "(an environment variable) or file:PATH",
+        ),
+    ),
+    BadCase(
+        "alert-timeout-and-retries-out-of-range",
+        _sink("  type: webhook\n  url: https://h.example.com/x\n  timeout_seconds: 0\n  retries: 11\n"),
+        (
+            "alerts.yaml:8: spec.timeout_seconds must be greater than 0, got the integer 0",
+            "alerts.yaml:9: spec.retries must be at most 10, got the integer 11",
+        ),
+    ),
+    BadCase(
+        "autoscale-unknown-metric",
+        {
+            "base.yaml": BASE,
+            "shop.yaml": cluster(
+                "    web:\n      template: web\n      autoscale: {min: 1, max: 3, metric: disk, target: 60}\n"
+            ),
+        },
+        (
+            "shop.yaml:10: spec.members.web.autoscale.metric must be one of cpu, memory, network; got the "
+            "string 'disk'",
+        ),
+    ),
+    BadCase(
+        "failover-grace-and-cap-wrong",
+        {
+            "base.yaml": BASE,
+            "shop.yaml": cluster(
+                "    web:\n      template: web\n      count: 1\n      failover:\n        mode: replace\n"
+                "        grace_seconds: -1\n        max_per_hour: many\n"
+            ),
+        },
+        (
+            "shop.yaml:13: spec.members.web.failover.grace_seconds must be at least 0, got the integer -1",
+            "shop.yaml:14: spec.members.web.failover.max_per_hour must be an integer, got the string 'many'",
+        ),
+    ),
+]

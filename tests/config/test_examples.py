@@ -60,7 +60,7 @@ def test_example_inputs_come_from_every_level() -> None:
     assert sources == {
         "db_host": "Inputs shop",
         "db_name": "Inputs shop",
-        "db_password": "member shop/app",
+        "db_password": "Inputs shop",
         "environment": "Inputs global",
         "log_level": "Inputs global",
         "release": "Inputs shop",

@@ -53,6 +53,7 @@ class Backend(Protocol):
     page_size: int  # servers per listing page of providers made by make_provider
     listing_operation: str  # the ``provider.calls`` key counted once per listing page
     observe_overhead_calls: int  # fixed extra API calls per observe besides listing pages
+    observe_calls_per_server: int  # API calls per owned server in an observe (libvirt reads each one's XML)
     pagination_skip: str | None  # reason to skip the many-servers pagination test, or None
     supports_snapshots: bool
     supports_start_stop: bool
@@ -94,6 +95,7 @@ class BaseBackend:
     page_size: int = 1000
     listing_operation: str = "list_servers"
     observe_overhead_calls: int = 0
+    observe_calls_per_server: int = 0
     pagination_skip: str | None = None
     supports_snapshots: bool = True
     supports_start_stop: bool = True

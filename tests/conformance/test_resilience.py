@@ -27,7 +27,8 @@ def test_observe_pages_through_many_servers(backend: Backend, provider: Provider
     assert len({s.resource_id for s in seen}) == count
     pages = math.ceil(count / backend.page_size)
     assert provider.calls[backend.listing_operation] == pages
-    assert provider.total_calls == pages + backend.observe_overhead_calls
+    per_server = count * backend.observe_calls_per_server
+    assert provider.total_calls == pages + backend.observe_overhead_calls + per_server
 
 
 def test_create_retried_through_transient_errors(backend: Backend, provider: Provider, owner: str) -> None:

@@ -5,30 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from reconciler.errors import UserError
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.store.base import AuditAction, Outcome, Store
 from reconciler.store.sqlite import GENESIS_HASH, SCHEMA_VERSION, SQLiteStore, audit_hash
 
+from .conftest import Backend
 from .helpers import T0, record
 
+Tamper = Callable[..., None]
 
-def _fill(store: SQLiteStore, n: int) -> None:
+
+def _fill(store: Store, n: int) -> None:
     for i in range(n):
         store.append(record(key=f"shop/web/{i}", detail=f"entry {i + 1}"), at=T0 + timedelta(seconds=i))
-
-
-def _sql(path: Path, *statements: str) -> None:
-    """Tamper with the file directly, as an attacker with write access would."""
-    conn = sqlite3.connect(path)
-    with conn:
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
 
 
 def test_opening_creates_parent_dir_and_wal(db_path: Path) -> None:
@@ -44,11 +39,11 @@ def test_opening_creates_parent_dir_and_wal(db_path: Path) -> None:
     conn.close()
 
 
-def test_newer_schema_is_refused(db_path: Path) -> None:
-    SQLiteStore(db_path).close()
-    _sql(db_path, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE name = 'schema_version'")
+def test_newer_schema_is_refused(backend: Backend) -> None:
+    backend.open().close()
+    backend.tamper(f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE name = 'schema_version'")
     with pytest.raises(UserError, match="newer than this reconciler"):
-        SQLiteStore(db_path)
+        backend.open()
 
 
 def test_not_a_database_is_a_user_error(tmp_path: Path) -> None:
@@ -58,7 +53,7 @@ def test_not_a_database_is_a_user_error(tmp_path: Path) -> None:
         SQLiteStore(path)
 
 
-def test_append_chains_hashes_and_round_trips(store: SQLiteStore, db_path: Path) -> None:
+def test_append_chains_hashes_and_round_trips(store: Store, reopen: Callable[[], Store]) -> None:
     first = store.append(record(outcome=Outcome.INTENT, token="tok", detail='{"generation": 0}'), at=T0)
     second = store.append(
         record(resource_id="i-1", intent_seq=first.seq, commit="abc123"), at=T0 + timedelta(seconds=1)
@@ -77,14 +72,17 @@ def test_append_chains_hashes_and_round_trips(store: SQLiteStore, db_path: Path)
     assert first.hash == hashlib.sha256((GENESIS_HASH + blob).encode()).hexdigest()
 
     store.close()
-    with SQLiteStore(db_path) as reopened:
+    reopened = reopen()
+    try:
         entries = list(reopened.audit_log())
         assert entries == [first, second]
         assert reopened.verify().ok
         assert reopened.verify().entries == 2
+    finally:
+        reopened.close()
 
 
-def test_audit_log_filters_and_pages(store: SQLiteStore) -> None:
+def test_audit_log_filters_and_pages(store: Store) -> None:
     for i in range(1203):
         store.append(record(deployment="a" if i % 3 else "b", detail=str(i)), at=T0)
     assert [e.seq for e in store.audit_log()] == list(range(1, 1204))
@@ -93,14 +91,14 @@ def test_audit_log_filters_and_pages(store: SQLiteStore) -> None:
     assert [e.seq for e in store.audit_log(since_seq=1200)] == [1201, 1202, 1203]
 
 
-def test_verify_empty_ledger(store: SQLiteStore) -> None:
+def test_verify_empty_ledger(store: Store) -> None:
     result = store.verify()
     assert result.ok and result.entries == 0 and result.first_bad_seq is None
 
 
-def test_verify_detects_an_edited_entry(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_an_edited_entry(store: Store, tamper: Tamper) -> None:
     _fill(store, 6)
-    _sql(db_path, "UPDATE audit SET actor = 'mallory' WHERE seq = 4")
+    tamper("UPDATE audit SET actor = 'mallory' WHERE seq = 4")
     result = store.verify()
     assert not result.ok
     assert result.first_bad_seq == 4
@@ -108,44 +106,42 @@ def test_verify_detects_an_edited_entry(store: SQLiteStore, db_path: Path) -> No
     assert result.entries == 3  # the good entries before it
 
 
-def test_verify_detects_an_edit_with_a_recomputed_hash(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_an_edit_with_a_recomputed_hash(store: Store, tamper: Tamper) -> None:
     _fill(store, 5)
     entry = list(store.audit_log())[2]
     forged = audit_hash(entry.prev_hash, entry.seq, entry.at, record(key=entry.record.key, detail="forged"))
-    _sql(db_path, f"UPDATE audit SET detail = 'forged', hash = '{forged}' WHERE seq = 3")
+    tamper(f"UPDATE audit SET detail = 'forged', hash = '{forged}' WHERE seq = 3")
     result = store.verify()
     assert not result.ok and result.first_bad_seq == 4
     assert "does not follow" in result.problem
 
 
-def test_verify_detects_a_removed_entry(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_a_removed_entry(store: Store, tamper: Tamper) -> None:
     _fill(store, 6)
-    _sql(db_path, "DELETE FROM audit WHERE seq = 3")
+    tamper("DELETE FROM audit WHERE seq = 3")
     result = store.verify()
     assert not result.ok and result.first_bad_seq == 3
     assert "missing" in result.problem
 
 
-def test_verify_detects_removal_renumbered(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_removal_renumbered(store: Store, tamper: Tamper) -> None:
     _fill(store, 5)
-    _sql(db_path, "DELETE FROM audit WHERE seq = 2", "UPDATE audit SET seq = seq - 1 WHERE seq > 2")
+    tamper("DELETE FROM audit WHERE seq = 2", "UPDATE audit SET seq = seq - 1 WHERE seq > 2")
     result = store.verify()
     assert not result.ok and result.first_bad_seq == 2
 
 
-def test_verify_detects_removal_of_the_newest_entries(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_removal_of_the_newest_entries(store: Store, tamper: Tamper) -> None:
     _fill(store, 5)
-    _sql(db_path, "DELETE FROM audit WHERE seq >= 4")
+    tamper("DELETE FROM audit WHERE seq >= 4")
     result = store.verify()
     assert not result.ok and result.first_bad_seq == 4
     assert "removed from the end" in result.problem
 
 
-def test_verify_detects_reordering(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_reordering(store: Store, tamper: Tamper) -> None:
     _fill(store, 5)
-    _sql(
-        db_path,
-        "UPDATE audit SET seq = 100 WHERE seq = 2",
+    tamper("UPDATE audit SET seq = 100 WHERE seq = 2",
         "UPDATE audit SET seq = 2 WHERE seq = 3",
         "UPDATE audit SET seq = 3 WHERE seq = 100",
     )
@@ -153,25 +149,29 @@ def test_verify_detects_reordering(store: SQLiteStore, db_path: Path) -> None:
     assert not result.ok and result.first_bad_seq == 2
 
 
-def test_verify_detects_an_unreadable_entry(store: SQLiteStore, db_path: Path) -> None:
+def test_verify_detects_an_unreadable_entry(store: Store, tamper: Tamper) -> None:
     _fill(store, 3)
-    _sql(db_path, "UPDATE audit SET action = 'explode' WHERE seq = 2")
+    tamper("UPDATE audit SET action = 'explode' WHERE seq = 2")
     result = store.verify()
     assert not result.ok and result.first_bad_seq == 2
     with pytest.raises(UserError, match="audit entry 2 is unreadable"):
         list(store.audit_log())
 
 
-def test_appends_continue_the_chain_after_reopen(db_path: Path) -> None:
-    with SQLiteStore(db_path) as one:
-        _fill(one, 3)
-    with SQLiteStore(db_path) as two:
+def test_appends_continue_the_chain_after_reopen(reopen: Callable[[], Store]) -> None:
+    one = reopen()
+    _fill(one, 3)
+    one.close()
+    two = reopen()
+    try:
         entry = two.append(record(), at=T0)
         assert entry.seq == 4
         assert two.verify().ok and two.verify().entries == 4
+    finally:
+        two.close()
 
 
-def test_unresolved_intents(store: SQLiteStore) -> None:
+def test_unresolved_intents(store: Store) -> None:
     a = store.append(record(outcome=Outcome.INTENT, key="shop/web/0", token="t0"), at=T0)
     b = store.append(record(outcome=Outcome.INTENT, key="shop/web/1", token="t1"), at=T0)
     c = store.append(record(outcome=Outcome.INTENT, key="shop/db/0", action=AuditAction.DELETE), at=T0)
@@ -185,7 +185,7 @@ def test_unresolved_intents(store: SQLiteStore) -> None:
     assert store.unresolved_intents("prod") == []
 
 
-def test_max_generation_reads_intent_detail(store: SQLiteStore) -> None:
+def test_max_generation_reads_intent_detail(store: Store) -> None:
     assert store.max_generation("prod", "shop/web/0") is None
     for generation in (0, 3, 1):
         store.append(record(outcome=Outcome.INTENT, detail=json.dumps({"generation": generation})), at=T0)
@@ -198,7 +198,7 @@ def test_max_generation_reads_intent_detail(store: SQLiteStore) -> None:
     assert store.max_generation("prod", "shop/web/1") == 5
 
 
-def test_transaction_rolls_back_everything(store: SQLiteStore) -> None:
+def test_transaction_rolls_back_everything(store: Store) -> None:
     from reconciler.model import Size
     from reconciler.store.base import UsageInterval
 
@@ -219,7 +219,7 @@ def test_transaction_rolls_back_everything(store: SQLiteStore) -> None:
     assert store.verify().ok and len(store.open_intervals("prod")) == 1
 
 
-def test_nested_transaction_failure_is_contained(store: SQLiteStore) -> None:
+def test_nested_transaction_failure_is_contained(store: Store) -> None:
     with store.transaction():
         store.append(record(detail="outer"), at=T0)
         with pytest.raises(ValueError):
@@ -232,7 +232,7 @@ def test_nested_transaction_failure_is_contained(store: SQLiteStore) -> None:
     assert store.verify().ok
 
 
-def test_naive_times_are_taken_as_utc(store: SQLiteStore) -> None:
+def test_naive_times_are_taken_as_utc(store: Store) -> None:
     entry = store.append(record(), at=T0.replace(tzinfo=None))
     assert entry.at == T0
     assert next(store.audit_log()).at == T0

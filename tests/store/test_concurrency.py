@@ -10,20 +10,21 @@ from collections import Counter
 from pathlib import Path
 
 import reconciler
-from reconciler.store.sqlite import SQLiteStore
+from reconciler.store.base import Store
 
+from .conftest import Backend
 from .helpers import T0, record
 
 _WRITER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from reconciler.store import open_store
 from reconciler.store.base import AuditAction, AuditRecord, Outcome
-from reconciler.store.sqlite import SQLiteStore
 
-path, tag, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+url, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 at = datetime(2026, 11, 1, tzinfo=UTC)
-store = SQLiteStore(path)
+store = open_store(Path("unused"), url)
 print("ready", flush=True)
 sys.stdin.readline()  # start together
 for i in range(count):
@@ -33,7 +34,7 @@ store.close()
 """
 
 
-def _assert_one_chain(store: SQLiteStore, expected: Counter[str]) -> None:
+def _assert_one_chain(store: Store, expected: Counter[str]) -> None:
     entries = list(store.audit_log())
     seqs = [e.seq for e in entries]
     assert seqs == list(range(1, len(entries) + 1))  # no duplicate, no gap
@@ -45,7 +46,7 @@ def _assert_one_chain(store: SQLiteStore, expected: Counter[str]) -> None:
     assert result.entries == sum(expected.values())
 
 
-def test_threads_share_one_store(store: SQLiteStore) -> None:
+def test_threads_share_one_store(store: Store) -> None:
     threads, per_thread = 8, 40
     barrier = threading.Barrier(threads)
 
@@ -62,14 +63,14 @@ def test_threads_share_one_store(store: SQLiteStore) -> None:
     _assert_one_chain(store, Counter({f"t{n}": per_thread for n in range(threads)}))
 
 
-def test_two_processes_and_this_one(db_path: Path) -> None:
-    SQLiteStore(db_path).close()  # create the schema first, as the CLI would
+def test_two_processes_and_this_one(backend: Backend) -> None:
+    backend.open().close()  # create the schema first, as the CLI would
     root = str(Path(reconciler.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     per_process = 60
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(db_path), f"p{n}", str(per_process)],
+            [sys.executable, "-c", _WRITER, backend.url, f"p{n}", str(per_process)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
         )
         for n in range(2)
@@ -77,7 +78,8 @@ def test_two_processes_and_this_one(db_path: Path) -> None:
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        with SQLiteStore(db_path) as local:
+        local = backend.open()
+        try:
             for proc in procs:
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
@@ -87,6 +89,8 @@ def test_two_processes_and_this_one(db_path: Path) -> None:
             for proc in procs:
                 assert proc.wait(timeout=120) == 0
             _assert_one_chain(local, Counter({"p0": per_process, "p1": per_process, "main": per_process}))
+        finally:
+            local.close()
     finally:
         for proc in procs:
             if proc.poll() is None:

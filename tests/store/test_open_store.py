@@ -33,9 +33,13 @@ def test_sqlite_url_absolute_and_relative(tmp_path: Path, monkeypatch: pytest.Mo
     assert (tmp_path / "rel" / "state.db").exists()
 
 
-@pytest.mark.parametrize("url", ["postgresql://u:secret@db/recon", "postgres://db/recon"])
-def test_postgresql_is_not_available_yet(tmp_path: Path, url: str) -> None:
-    with pytest.raises(UserError, match="PostgreSQL store is not available yet") as info:
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:secret@127.0.0.1:1/recon", "postgres://u:secret@127.0.0.1:1/recon"]
+)
+def test_postgresql_connection_failure_names_the_server_not_the_password(tmp_path: Path, url: str) -> None:
+    pytest.importorskip("psycopg")
+    expected = r"cannot connect to the PostgreSQL store at 127\.0\.0\.1:1/recon"
+    with pytest.raises(UserError, match=expected) as info:
         open_store(tmp_path, url)
     assert "secret" not in str(info.value)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from reconciler.model import MetricSample, Size
-from reconciler.store.base import UsageInterval
-from reconciler.store.sqlite import SQLiteStore
+from reconciler.store.base import Store, UsageInterval
 
 from .helpers import T0
 
@@ -25,18 +24,19 @@ def _interval(resource_id: str = "i-1", **overrides: object) -> UsageInterval:
     return UsageInterval(**fields)  # type: ignore[arg-type]
 
 
-def test_open_interval_round_trips_exact_decimal(store: SQLiteStore, db_path: Path) -> None:
+def test_open_interval_round_trips_exact_decimal(store: Store, reopen: Callable[[], Store]) -> None:
     opened = store.open_interval(_interval(hourly_rate=Decimal("0.10000000000000000001")))
     assert opened.id is not None
     store.close()
-    with SQLiteStore(db_path) as again:
-        [back] = again.open_intervals("prod")
+    again = reopen()
+    [back] = again.open_intervals("prod")
+    again.close()
     assert back == opened
     assert back.hourly_rate == Decimal("0.10000000000000000001")
     assert (back.size, back.flavor, back.start, back.end) == (Size(2, 4096, 20), "small", T0, None)
 
 
-def test_open_interval_is_idempotent_per_resource(store: SQLiteStore) -> None:
+def test_open_interval_is_idempotent_per_resource(store: Store) -> None:
     first = store.open_interval(_interval())
     again = store.open_interval(_interval(start=T0 + H, flavor="large"))
     assert again == first  # the running interval is returned, not a second one
@@ -48,7 +48,7 @@ def test_open_interval_is_idempotent_per_resource(store: SQLiteStore) -> None:
     assert len(store.open_intervals("prod")) == 3
 
 
-def test_close_interval_and_reopen(store: SQLiteStore) -> None:
+def test_close_interval_and_reopen(store: Store) -> None:
     store.open_interval(_interval())
     closed = store.close_interval("sim", "i-1", end=T0 + 2 * H)
     assert closed is not None and closed.end == T0 + 2 * H and closed.start == T0
@@ -61,13 +61,13 @@ def test_close_interval_and_reopen(store: SQLiteStore) -> None:
     assert [(i.start, i.end) for i in store.intervals()] == [(T0, T0 + 2 * H), (T0 + 2 * H, None)]
 
 
-def test_close_before_start_clamps_to_an_empty_span(store: SQLiteStore) -> None:
+def test_close_before_start_clamps_to_an_empty_span(store: Store) -> None:
     store.open_interval(_interval())
     closed = store.close_interval("sim", "i-1", end=T0 - H)
     assert closed is not None and closed.end == T0
 
 
-def test_intervals_overlapping_a_window(store: SQLiteStore) -> None:
+def test_intervals_overlapping_a_window(store: Store) -> None:
     store.open_interval(_interval("before", start=T0 - 5 * H))
     store.close_interval("sim", "before", end=T0)  # ends exactly at the window start: excluded
     store.open_interval(_interval("inside", start=T0 + H))
@@ -83,7 +83,7 @@ def test_intervals_overlapping_a_window(store: SQLiteStore) -> None:
     assert len(store.intervals(start=T0, end=T0 + 24 * H)) == 4
 
 
-def test_samples(store: SQLiteStore) -> None:
+def test_samples(store: Store) -> None:
     def sample(resource_id: str, hours: int, cpu: float) -> MetricSample:
         return MetricSample(provider="sim", resource_id=resource_id, key="shop/web/0", at=T0 + hours * H,
                             cpu_seconds=cpu, memory_mb=2048, net_rx_bytes=10 * hours, net_tx_bytes=5,
@@ -98,7 +98,7 @@ def test_samples(store: SQLiteStore) -> None:
     assert window[0] == sample("i-1", 1, 3600.25)
 
 
-def test_lease_lifecycle(store: SQLiteStore) -> None:
+def test_lease_lifecycle(store: Store) -> None:
     first = store.acquire_lease("sim", "daemon-a", ttl_seconds=60, now=T0)
     assert first is not None and first.epoch == 1 and first.expires_at == T0 + timedelta(seconds=60)
     # Another holder is refused while the lease lives.
@@ -116,13 +116,13 @@ def test_lease_lifecycle(store: SQLiteStore) -> None:
     assert other is not None and other.epoch == 1
 
 
-def test_expired_own_lease_moves_to_a_new_epoch(store: SQLiteStore) -> None:
+def test_expired_own_lease_moves_to_a_new_epoch(store: Store) -> None:
     store.acquire_lease("sim", "a", ttl_seconds=10, now=T0)
     again = store.acquire_lease("sim", "a", ttl_seconds=10, now=T0 + timedelta(seconds=10))
     assert again is not None and again.epoch == 2
 
 
-def test_release_frees_the_lease_and_keeps_the_epoch_rising(store: SQLiteStore) -> None:
+def test_release_frees_the_lease_and_keeps_the_epoch_rising(store: Store) -> None:
     lease = store.acquire_lease("sim", "a", ttl_seconds=3600, now=T0)
     assert lease is not None
     store.release_lease(lease)
@@ -133,7 +133,11 @@ def test_release_frees_the_lease_and_keeps_the_epoch_rising(store: SQLiteStore) 
     assert store.acquire_lease("sim", "a", ttl_seconds=60, now=T0 + timedelta(seconds=2)) is None
 
 
-def test_leases_are_shared_between_store_instances(db_path: Path) -> None:
-    with SQLiteStore(db_path) as one, SQLiteStore(db_path) as two:
+def test_leases_are_shared_between_store_instances(reopen: Callable[[], Store]) -> None:
+    one, two = reopen(), reopen()
+    try:
         assert one.acquire_lease("sim", "a", ttl_seconds=60, now=T0) is not None
         assert two.acquire_lease("sim", "b", ttl_seconds=60, now=T0) is None
+    finally:
+        one.close()
+        two.close()

@@ -1,0 +1,473 @@
+"""providers.aws: Amazon EC2 (and EC2-compatible endpoints) behind the provider contract, as ``type: aws``.
+
+Design decisions this module embodies:
+
+* Ownership lives in instance tags (``providers.base.ownership_tags``); observing is one
+  ``DescribeInstances`` paginator filtered on the owner tag, 1000 per page, so 1,500
+  servers cost two calls. Sizes come from a built-in instance type table (asking
+  ``DescribeInstanceTypes`` only for types the table lacks); the root disk size is the one
+  we asked for at creation, kept in a tag, so observing needs no volume calls.
+* Creates are idempotent twice over: ``RunInstances`` gets the deterministic ``ClientToken``
+  and, because not every EC2-compatible endpoint honours it, we first look for an instance
+  already carrying the ``reconciler:token`` tag.
+* Every call goes through ``_call``, which counts it and turns botocore failures into the
+  error tree: throttling, 5xx and connection trouble are ``TransientError`` (botocore's
+  ``standard`` retry mode absorbs the short ones first), everything the cloud refuses is
+  ``PermanentError`` carrying the AWS code and message.
+* A create returns as soon as EC2 accepts the instance (``pending`` counts as running);
+  an instance type change is stop → modify → start and only with ``allow_restart``; a
+  delete waits (polling, bounded by ``wait_timeout``) until the instance is terminated.
+* Credentials come only from boto3's normal chain (environment, ``profile``, instance role);
+  the spec schema has no place for a key.
+
+The pure parts — type table, error mapping, spec schema, instance/image mapping — live in
+``providers.aws_common``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from providers.aws_common import (
+    INSTANCE_TYPES,
+    LIVE_STATES,
+    SPEC_SCHEMA,
+    STATUS_BY_STATE,
+    TAG_AUTO_NAME,
+    TAG_DISK,
+    TAG_IMAGE_ID,
+    TAG_RESOURCE_ID,
+    USER_DATA_LIMIT,
+    AwsSettings,
+    backing_snapshots,
+    image_name,
+    instance_type_for,
+    method_name,
+    observed_from_instance,
+    snapshot_from_image,
+    tag_list,
+    tags_of,
+    translate_error,
+)
+from providers.base import Provider, ProviderContext, ownership_tags, register, user_tags
+from reconciler.clock import isoformat
+from reconciler.errors import NotFoundError, PermanentError, TransientError
+from reconciler.model import (
+    TAG_CLUSTER,
+    TAG_KEY,
+    TAG_MEMBER,
+    TAG_OWNER,
+    TAG_POLICY,
+    TAG_PREFIX,
+    TAG_TAKEN_AT,
+    TAG_TOKEN,
+    Capabilities,
+    CreateRequest,
+    ObservedServer,
+    ProviderConfig,
+    Size,
+    Snapshot,
+    SnapshotRequest,
+    UpdateRequest,
+)
+
+
+@register("aws")
+class AwsProvider(Provider):
+    """EC2 instances, tagged with our ownership marks; backups are AMIs (CreateImage)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
+        snapshots=True, metrics=False, paginated=True, flavor_defines_size=True,
+    )
+    spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
+
+    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+        super().__init__(config, context)
+        self.settings = AwsSettings.from_spec(config.name, config.spec)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._root_devices: dict[str, str] = {}
+        self._type_sizes: dict[str, tuple[int, int]] = dict(INSTANCE_TYPES)
+
+    # --- plumbing ------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The boto3 EC2 client (created on first use; thread-safe once made)."""
+        with self._lock:
+            if self._client is None:
+                s = self.settings
+                try:
+                    session = boto3.session.Session(profile_name=s.profile, region_name=s.region)
+                    self._client = session.client(
+                        "ec2",
+                        endpoint_url=s.endpoint_url,
+                        config=Config(
+                            retries={"mode": "standard", "total_max_attempts": s.max_attempts},
+                            max_pool_connections=max(10, self.config.max_parallel),
+                            user_agent_extra="gitops-reconciler",
+                        ),
+                    )
+                except BotoCoreError as exc:
+                    raise translate_error(exc, "connect") from exc
+            return self._client
+
+    def _call(self, operation: str, *, not_found: bool = False, **params: Any) -> Any:
+        """One counted API call; failures leave as TransientError / PermanentError."""
+        method = getattr(self.client, method_name(operation))
+        self.count_call(operation)
+        try:
+            return method(**params)
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise translate_error(exc, operation, not_found=not_found) from exc
+
+    def _pages(self, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated call, each page counted as one call."""
+        pages = iter(self.client.get_paginator(method_name(operation)).paginate(**params))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except (ClientError, BotoCoreError, ResponseParserError) as exc:
+                self.count_call(operation)
+                raise translate_error(exc, operation) from exc
+            self.count_call(operation)
+            yield page
+
+    def _instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        filters = [*filters, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+        found: list[dict[str, Any]] = []
+        paging = {"PageSize": self.settings.page_size}
+        for page in self._pages("DescribeInstances", Filters=filters, PaginationConfig=paging):
+            for reservation in page.get("Reservations", ()):
+                instances = reservation.get("Instances", ())
+                found.extend(i for i in instances if i["State"]["Name"] in STATUS_BY_STATE)
+        return found
+
+    def _describe(self, instance_id: str) -> dict[str, Any] | None:
+        """One instance by id, or None when it is gone (unknown or terminated)."""
+        try:
+            reply = self._call("DescribeInstances", not_found=True, InstanceIds=[instance_id])
+        except NotFoundError:
+            return None
+        for reservation in reply.get("Reservations", ()):
+            for instance in reservation.get("Instances", ()):
+                if instance["State"]["Name"] != "terminated":
+                    return dict(instance)
+        return None
+
+    def _owned(self, server: ObservedServer) -> dict[str, Any]:
+        """The live instance behind ``server``, refusing one that is gone or not ours."""
+        instance = self._describe(server.resource_id)
+        if instance is None:
+            raise NotFoundError(f"instance {server.resource_id} ({server.key}) is gone", code="Gone")
+        owner = tags_of(instance).get(TAG_OWNER)
+        if owner != server.owner:
+            raise PermanentError(
+                f"instance {server.resource_id} is owned by {owner or 'nobody'}, not {server.owner}; "
+                "the reconciler leaves it alone",
+                code="NotOwned",
+            )
+        return instance
+
+    def _wait(self, instance_id: str, states: tuple[str, ...], *, gone_ok: bool = False) -> dict[str, Any]:
+        """Poll until the instance reaches one of ``states`` (bounded by ``wait_timeout``)."""
+        deadline = self.context.clock.monotonic() + self.settings.wait_timeout
+        while True:
+            instance = self._describe(instance_id)
+            state = "terminated" if instance is None else instance["State"]["Name"]
+            if state in states or (instance is None and gone_ok):
+                return instance or {}
+            if instance is None:
+                raise NotFoundError(f"instance {instance_id} disappeared while waiting", code="Gone")
+            if self.context.clock.monotonic() >= deadline:
+                raise TransientError(
+                    f"instance {instance_id} still {state} after {self.settings.wait_timeout:g}s "
+                    f"(waiting for {'/'.join(states)})",
+                    code="WaitTimeout",
+                )
+            time.sleep(self.settings.poll_interval)
+
+    def _sizes(self, instance_types: Iterable[str]) -> None:
+        """Learn (vCPUs, MiB) of types missing from the table; one DescribeInstanceTypes per 100."""
+        missing = sorted(set(instance_types) - set(self._type_sizes))
+        for start in range(0, len(missing), 100):
+            batch = missing[start:start + 100]
+            self._type_sizes.update(dict.fromkeys(batch, (0, 0)))  # unknown unless the call says otherwise
+            try:
+                reply = self._call("DescribeInstanceTypes", InstanceTypes=batch)
+            except PermanentError:
+                continue  # an endpoint without the call, or an unknown type: size stays unknown
+            for info in reply.get("InstanceTypes", ()):
+                self._type_sizes[info["InstanceType"]] = (
+                    int(info["VCpuInfo"]["DefaultVCpus"]), int(info["MemoryInfo"]["SizeInMiB"])
+                )
+
+    def _all_observed(self, instances: list[dict[str, Any]]) -> list[ObservedServer]:
+        self._sizes(i["InstanceType"] for i in instances)
+        found = (observed_from_instance(self.name, i, self._type_sizes) for i in instances)
+        return sorted((s for s in found if s is not None), key=lambda s: (s.key, s.generation, s.resource_id))
+
+    def _root_device(self, image: str) -> str:
+        """The AMI's root device name (also proves the AMI exists); cached per image."""
+        if image not in self._root_devices:
+            reply = self._call("DescribeImages", ImageIds=[image])
+            images = reply.get("Images") or []
+            if not images:
+                raise PermanentError(f"DescribeImages: no image {image}", code="InvalidAMIID.NotFound")
+            self._root_devices[image] = str(images[0].get("RootDeviceName") or "/dev/xvda")
+        return self._root_devices[image]
+
+    # --- the contract --------------------------------------------------------------------
+    def flavor_for(self, size: Size) -> str | None:
+        """The smallest instance type that fits ``size``: what create picks when no flavor is named."""
+        return instance_type_for(size, self.settings.instance_families)
+
+    def observe(self, owner: str) -> list[ObservedServer]:
+        return self._all_observed(self._instances([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}]))
+
+    def lookup(self, owner: str, token: str) -> ObservedServer | None:
+        # The token (unique per owner, key, spec and generation) first: the most selective filter.
+        found = self._all_observed(self._instances([
+            {"Name": f"tag:{TAG_TOKEN}", "Values": [token]},
+            {"Name": f"tag:{TAG_OWNER}", "Values": [owner]},
+        ]))
+        return min(found, key=lambda s: (s.created_at or datetime.max.replace(tzinfo=UTC), s.resource_id),
+                   default=None)
+
+    def create(self, request: CreateRequest) -> ObservedServer:
+        existing = self.lookup(request.owner, request.token)
+        if existing is not None:
+            return existing
+        if len(request.user_data.encode()) > USER_DATA_LIMIT:
+            raise PermanentError(
+                f"{request.key}: rendered boot scripts are {len(request.user_data.encode())} bytes; "
+                f"EC2 user data holds at most {USER_DATA_LIMIT}",
+                code="UserDataTooLarge",
+            )
+        instance_type = request.flavor or instance_type_for(request.size, self.settings.instance_families)
+        tags = ownership_tags(request)
+        if "Name" not in tags:
+            tags.update({"Name": request.name, TAG_AUTO_NAME: "true"})
+        if request.size.disk_gb > 0:
+            tags[TAG_DISK] = str(request.size.disk_gb)
+        volume_tags = {k: tags[k] for k in (TAG_OWNER, TAG_KEY, TAG_CLUSTER, TAG_MEMBER)}
+        params: dict[str, Any] = {
+            "ImageId": request.image,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": request.token,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list(tags)},
+                {"ResourceType": "volume", "Tags": tag_list(volume_tags)},
+            ],
+        }
+        root_device = self._root_device(request.image)
+        if request.size.disk_gb > 0:
+            ebs = {"VolumeSize": request.size.disk_gb, "DeleteOnTermination": True}
+            params["BlockDeviceMappings"] = [{"DeviceName": root_device, "Ebs": ebs}]
+        if request.user_data:
+            params["UserData"] = request.user_data  # botocore base64-encodes it
+        if self.settings.subnet_id:
+            params["SubnetId"] = self.settings.subnet_id
+        if self.settings.security_group_ids:
+            params["SecurityGroupIds"] = list(self.settings.security_group_ids)
+        if self.settings.key_name:
+            params["KeyName"] = self.settings.key_name
+        reply = self._call("RunInstances", **params)
+        instance = dict(reply["Instances"][0])
+        if instance["State"]["Name"] not in STATUS_BY_STATE:
+            raise PermanentError(
+                f"{request.key}: token {request.token} belongs to instance {instance['InstanceId']}, "
+                f"which is {instance['State']['Name']}; a new generation is needed",
+                code="IdempotentInstanceTerminated",
+            )
+        instance.setdefault("Tags", tag_list(tags))
+        observed = self._all_observed([instance])
+        if not observed:
+            raise PermanentError(f"{request.key}: RunInstances returned an instance without our tags")
+        return observed[0]
+
+    def update(self, server: ObservedServer, request: UpdateRequest) -> ObservedServer:
+        instance = self._owned(server)
+        wanted = request.flavor or instance_type_for(request.size, self.settings.instance_families)
+        if server.size.disk_gb and request.size.disk_gb != server.size.disk_gb:
+            raise PermanentError(
+                f"{server.key}: the root disk cannot change in place ({server.size.disk_gb} → "
+                f"{request.size.disk_gb} GB)",
+                code="DiskChangeNeedsReplace",
+            )
+        if wanted != instance["InstanceType"]:
+            if not request.allow_restart:
+                raise PermanentError(
+                    f"{server.key}: changing {instance['InstanceType']} to {wanted} needs a stop and start, "
+                    "which this member does not allow",
+                    code="RestartNotAllowed",
+                )
+            instance = self._change_type(instance, wanted)
+        instance["Tags"] = tag_list(self._retag(instance, request, server.name))
+        observed = self._all_observed([instance])
+        if not observed:
+            raise NotFoundError(f"instance {server.resource_id} lost its ownership tags", code="Gone")
+        return observed[0]
+
+    def _change_type(self, instance: dict[str, Any], instance_type: str) -> dict[str, Any]:
+        """Stop → ModifyInstanceAttribute → start (only if it was running)."""
+        instance_id = str(instance["InstanceId"])
+        state = instance["State"]["Name"]
+        was_running = state in ("pending", "running")
+        if state == "pending":
+            self._wait(instance_id, ("running",))
+        if state != "stopped":
+            self._call("StopInstances", not_found=True, InstanceIds=[instance_id])
+            self._wait(instance_id, ("stopped",))
+        try:
+            self._call("ModifyInstanceAttribute", not_found=True, InstanceId=instance_id,
+                       InstanceType={"Value": instance_type})
+        finally:
+            if was_running:
+                self._call("StartInstances", not_found=True, InstanceIds=[instance_id])
+        return self._wait(instance_id, ("running",) if was_running else ("stopped",))
+
+    def _retag(self, instance: Mapping[str, Any], request: UpdateRequest, name: str) -> dict[str, str]:
+        """Make the instance's user tags equal ``request.tags`` (the Name tag defaults to ours)."""
+        tags = tags_of(instance)
+        auto_name = tags.get(TAG_AUTO_NAME) == "true"
+        current = {k: v for k, v in user_tags(tags) if not (auto_name and k == "Name")}
+        desired = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
+        to_set = {k: v for k, v in desired.items() if current.get(k) != v}
+        to_delete = [k for k in current if k not in desired]
+        if "Name" in desired and auto_name:
+            to_delete.append(TAG_AUTO_NAME)
+        elif "Name" not in desired and not auto_name:
+            to_delete = [k for k in to_delete if k != "Name"]
+            to_set.update({"Name": name, TAG_AUTO_NAME: "true"})
+        if to_set:
+            self._call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list(to_set))
+        if to_delete:
+            keys = [{"Key": k} for k in sorted(to_delete)]
+            self._call("DeleteTags", Resources=[instance["InstanceId"]], Tags=keys)
+        tags.update(to_set)
+        return {k: v for k, v in tags.items() if k not in to_delete}
+
+    def delete(self, server: ObservedServer) -> None:
+        try:
+            instance = self._owned(server)
+        except NotFoundError:
+            return
+        if instance["State"]["Name"] != "shutting-down":
+            try:
+                self._call("TerminateInstances", not_found=True, InstanceIds=[server.resource_id])
+            except NotFoundError:
+                return
+        self._wait(server.resource_id, ("terminated",), gone_ok=True)
+
+    def start(self, server: ObservedServer) -> ObservedServer:
+        return self._power(server, "StartInstances", "running")
+
+    def stop(self, server: ObservedServer) -> ObservedServer:
+        return self._power(server, "StopInstances", "stopped")
+
+    def _power(self, server: ObservedServer, operation: str, state: str) -> ObservedServer:
+        instance = self._owned(server)
+        if instance["State"]["Name"] != state:
+            self._call(operation, not_found=True, InstanceIds=[server.resource_id])
+            instance = self._wait(server.resource_id, (state,))
+        observed = self._all_observed([instance])
+        if not observed:
+            raise NotFoundError(f"instance {server.resource_id} lost its ownership tags", code="Gone")
+        return observed[0]
+
+    # --- backups -------------------------------------------------------------------------
+    def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
+        """An AMI of the server (CreateImage, NoReboot); a retry finds the image by name."""
+        name = image_name(request.name)
+        existing = self._images([
+            {"Name": "name", "Values": [name]}, {"Name": f"tag:{TAG_OWNER}", "Values": [server.owner]}
+        ])
+        if existing:
+            return snapshot_from_image(self.name, existing[0], self.context.clock.now())
+        self._owned(server)
+        tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
+        tags.update({
+            "Name": name, TAG_OWNER: server.owner, TAG_KEY: server.key, TAG_CLUSTER: server.cluster,
+            TAG_RESOURCE_ID: server.resource_id, TAG_TAKEN_AT: isoformat(self.context.clock.now()),
+        })
+        if request.policy:
+            tags[TAG_POLICY] = request.policy
+        reply = self._call(
+            "CreateImage", InstanceId=server.resource_id, Name=name, NoReboot=True,
+            Description=f"reconciler backup of {server.key}",
+            TagSpecifications=[{"ResourceType": "image", "Tags": tag_list(tags)}],
+        )
+        image_id = str(reply["ImageId"])
+        images = self._call("DescribeImages", ImageIds=[image_id]).get("Images") or [
+            {"ImageId": image_id, "Name": name, "State": "pending", "Tags": tag_list(tags)}
+        ]
+        snapshot_ids = backing_snapshots(images[0])
+        if snapshot_ids:  # best effort: a pending image may not name its snapshots yet
+            snapshot_tags = {k: tags[k] for k in (TAG_OWNER, TAG_KEY, TAG_TAKEN_AT)}
+            snapshot_tags[TAG_IMAGE_ID] = image_id
+            self._call("CreateTags", Resources=snapshot_ids, Tags=tag_list(snapshot_tags))
+        return snapshot_from_image(self.name, images[0], self.context.clock.now())
+
+    def _images(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in self._pages("DescribeImages", Owners=["self"], Filters=filters,
+                                PaginationConfig={"PageSize": self.settings.page_size}):
+            found.extend(i for i in page.get("Images", ()) if i.get("State") != "deregistered")
+        return found
+
+    def list_snapshots(self, owner: str) -> list[Snapshot]:
+        images = self._images([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}])
+        now = self.context.clock.now()
+        found = (snapshot_from_image(self.name, i, now) for i in images)
+        return sorted(found, key=lambda s: (s.key, s.created_at, s.snapshot_id))
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        """Deregister the AMI, then delete its EBS snapshots (also ones a crash left behind)."""
+        try:
+            reply = self._call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
+            images = reply.get("Images") or []
+        except NotFoundError:
+            images = []
+        snapshot_ids = set(backing_snapshots(images[0])) if images else set()
+        if images:
+            owner = tags_of(images[0]).get(TAG_OWNER)
+            if owner != snapshot.owner:
+                raise PermanentError(
+                    f"image {snapshot.snapshot_id} is owned by {owner or 'nobody'}, not {snapshot.owner}",
+                    code="NotOwned",
+                )
+        leftovers = self._call("DescribeSnapshots", OwnerIds=["self"], Filters=[
+            {"Name": f"tag:{TAG_IMAGE_ID}", "Values": [snapshot.snapshot_id]},
+            {"Name": f"tag:{TAG_OWNER}", "Values": [snapshot.owner]},
+        ])
+        snapshot_ids.update(s["SnapshotId"] for s in leftovers.get("Snapshots", ()))
+        if images:
+            try:
+                self._call("DeregisterImage", not_found=True, ImageId=snapshot.snapshot_id)
+            except NotFoundError:
+                pass
+        for snapshot_id in sorted(snapshot_ids):
+            try:
+                self._call("DeleteSnapshot", not_found=True, SnapshotId=snapshot_id)
+            except NotFoundError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -1,0 +1,146 @@
+"""providers.libvirt_domain: reading, defining and powering libvirt domains for the libvirt provider.
+
+The provider (``providers.libvirt``) decides what should happen to a server; this module
+does the domain-level steps it is made of, each one libvirt call or a short, bounded
+sequence of them, all through the provider's ``Wire`` (counted, errors mapped):
+
+* ``Domain``: a handle, its XML as last read, and our marks (None: not ours).
+* ``Domains.power_on`` / ``power_off``: get a domain running or shut off from whatever state
+  it is in. A clean shutdown waits up to ``shutdown_timeout`` seconds (polling the state)
+  and then powers off; "already running" / "not running" answers from a race are success.
+* ``Domains.write_marks``: our ``<metadata>`` element, on the persistent definition and,
+  for a running domain, on the live one too (``observe`` reads the live XML).
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from providers.libvirt_wire import BLOCKED, CRASHED, PAUSED, PMSUSPENDED, RUNNING, SHUTDOWN, SHUTOFF, Wire
+from providers.libvirt_xml import NS, PREFIX, Marks
+from reconciler.errors import PermanentError
+
+NOT_RUNNING = "VIR_ERR_OPERATION_INVALID"  # "domain is not running" / "is already running"
+_POLL_SECONDS = 0.25
+State = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain handle with its XML as last read and our marks in it (None when it is not ours)."""
+
+    handle: Any
+    root: ET.Element
+    marks: Marks | None
+
+    @property
+    def uuid(self) -> str:
+        return self.root.findtext("uuid") or ""
+
+    @property
+    def name(self) -> str:
+        return self.root.findtext("name") or ""
+
+    @property
+    def owned(self) -> Marks:
+        """Our marks (only call on a domain known to be ours)."""
+        assert self.marks is not None
+        return self.marks
+
+
+class Domains:
+    """Domain-level operations over one connection."""
+
+    def __init__(self, wire: Wire, *, shutdown_timeout: float) -> None:
+        self.wire = wire
+        self.shutdown_timeout = shutdown_timeout
+
+    def _call(self, operation: str, fn: Callable[[], Any]) -> Any:
+        return self.wire.call(operation, fn)
+
+    # --- reading ----------------------------------------------------------------------------
+    def read(self, handle: Any) -> Domain:
+        """The domain's live XML (its definition when shut off) and our marks in it."""
+        root = ET.fromstring(self._call("virDomainGetXMLDesc", lambda: handle.XMLDesc(0)))
+        return Domain(handle, root, Marks.from_domain(root))
+
+    def list_all(self) -> list[Any]:
+        return list(self._call("virConnectListAllDomains", lambda: self.wire.conn().listAllDomains(0)))
+
+    def by_uuid(self, uuid: str) -> Domain:
+        return self.read(self._call("virDomainLookupByUUIDString",
+                                    lambda: self.wire.conn().lookupByUUIDString(uuid)))
+
+    def by_name(self, name: str) -> Domain:
+        return self.read(self._call("virDomainLookupByName", lambda: self.wire.conn().lookupByName(name)))
+
+    def state(self, dom: Domain) -> State:
+        state, reason = self._call("virDomainGetState", lambda: dom.handle.state(0))
+        return int(state), int(reason)
+
+    def inactive_xml(self, dom: Domain) -> str:
+        """The persistent definition (what the next start uses)."""
+        return str(self._call("virDomainGetXMLDesc",
+                              lambda: dom.handle.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+
+    # --- writing ----------------------------------------------------------------------------
+    def define(self, xml: str) -> Any:
+        """Define (or redefine) a domain, validated against libvirt's schema; returns its handle."""
+        return self._call("virDomainDefineXMLFlags",
+                          lambda: self.wire.conn().defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE))
+
+    def write_marks(self, dom: Domain, marks: Marks, *, live: bool) -> Domain:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+        self._call("virDomainSetMetadata", lambda: dom.handle.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, marks.metadata_xml(), PREFIX, NS, flags))
+        return Domain(dom.handle, dom.root, marks)
+
+    # --- power ------------------------------------------------------------------------------
+    def power_on(self, dom: Domain, state: State) -> None:
+        """Get the domain running: resume, wake up, or start (after finishing a shutdown or crash)."""
+        if state[0] in (RUNNING, BLOCKED):
+            return
+        if state[0] == PAUSED:
+            self._call("virDomainResume", lambda: dom.handle.resume())
+            return
+        if state[0] == PMSUSPENDED:
+            self._call("virDomainPMWakeup", lambda: dom.handle.pMWakeup(0))
+            return
+        if state[0] in (SHUTDOWN, CRASHED):
+            self.power_off(dom, state, graceful=state[0] == SHUTDOWN)
+        try:
+            self._call("virDomainCreate", lambda: dom.handle.create())
+        except PermanentError as exc:
+            if exc.code != NOT_RUNNING or self.state(dom)[0] not in (RUNNING, BLOCKED):
+                raise  # "already running" is fine: someone started it under us
+
+    def power_off(self, dom: Domain, state: State, *, graceful: bool) -> None:
+        """Shut the domain down cleanly (within the timeout) when ``graceful``, else power it off."""
+        if state[0] == SHUTOFF:
+            return
+        if graceful and self.shutdown_timeout > 0 and state[0] in (RUNNING, BLOCKED, SHUTDOWN):
+            try:
+                if state[0] != SHUTDOWN:
+                    self._call("virDomainShutdown", lambda: dom.handle.shutdown())
+                deadline = time.monotonic() + self.shutdown_timeout
+                while self.state(dom)[0] != SHUTOFF:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break  # the guest ignores ACPI (or takes too long): power it off
+                    time.sleep(min(_POLL_SECONDS, remaining))
+                else:
+                    return
+            except PermanentError as exc:
+                if exc.code != NOT_RUNNING:
+                    raise
+        try:
+            self._call("virDomainDestroy", lambda: dom.handle.destroy())
+        except PermanentError as exc:
+            if exc.code != NOT_RUNNING:
+                raise  # "domain is not running": it went down by itself

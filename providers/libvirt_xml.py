@@ -1,0 +1,320 @@
+"""providers.libvirt_xml: the XML the libvirt provider writes and reads — domains, volumes, snapshots.
+
+Everything is built with ``xml.etree.ElementTree`` (never by string formatting, so a tag
+value or a name can never break out of its element), and every domain definition is
+checked by libvirt itself against its schema (``VIR_DOMAIN_DEFINE_VALIDATE``).
+
+Ownership lives in the domain's ``<metadata>`` under our own namespace (``NS``, prefix
+``reconciler``): one ``<reconciler:server>`` element holding the marks every provider
+keeps (owner, key, spec-hash, generation, token, cluster, member) plus what only we need
+(image, disk-gb, flavor, the volumes we made, created-at, retired-at) and the user tags:
+
+    <reconciler:server xmlns:reconciler="urn:gitops-reconciler:libvirt:1">
+      <reconciler:owner>shop-deploy</reconciler:owner>
+      <reconciler:key>shop/web/0</reconciler:key>
+      …
+      <reconciler:disk pool="default" volume="shop-web-0-3f2a9c1b.qcow2"/>
+      <reconciler:tag key="team">shop</reconciler:tag>
+    </reconciler:server>
+
+A domain snapshot has no metadata element: its marks are JSON in its ``<description>``,
+after a first line saying who wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reconciler.model import (
+    TAG_CLUSTER,
+    TAG_GENERATION,
+    TAG_KEY,
+    TAG_MEMBER,
+    TAG_OWNER,
+    TAG_PREFIX,
+    TAG_SPEC_HASH,
+    TAG_TOKEN,
+    Size,
+)
+
+NS = "urn:gitops-reconciler:libvirt:1"
+PREFIX = "reconciler"
+ET.register_namespace(PREFIX, NS)
+
+MIB = 1024**2
+GIB = 1024**3
+SNAPSHOT_HEADER = "gitops-reconciler snapshot"
+_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": MIB, "mib": MIB, "mb": 1000**2,
+          "g": GIB, "gib": GIB, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
+
+
+def _local(tag: str) -> str:
+    return tag[len(TAG_PREFIX):]
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    pool: str
+    volume: str
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What our ``<metadata>`` element says about a domain."""
+
+    owner: str
+    key: str
+    spec_hash: str
+    generation: int
+    token: str
+    cluster: str = ""
+    member: str = ""
+    image: str = ""
+    disk_gb: int = 0
+    flavor: str | None = None
+    disk: VolumeRef | None = None
+    seed: VolumeRef | None = None
+    created_at: str | None = None
+    retired_at: str | None = None
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    def with_(self, **changes: Any) -> Marks:
+        return replace(self, **changes)
+
+    def element(self, *, namespaced: bool = True) -> ET.Element:
+        """As XML: namespaced inside a domain definition, bare for ``virDomainSetMetadata``."""
+        def q(name: str) -> str:
+            return f"{{{NS}}}{name}" if namespaced else name
+
+        root = ET.Element(q("server"))
+        values = [(_local(TAG_OWNER), self.owner), (_local(TAG_KEY), self.key),
+                  (_local(TAG_SPEC_HASH), self.spec_hash), (_local(TAG_GENERATION), str(self.generation)),
+                  (_local(TAG_TOKEN), self.token), (_local(TAG_CLUSTER), self.cluster),
+                  (_local(TAG_MEMBER), self.member), ("image", self.image), ("disk-gb", str(self.disk_gb)),
+                  ("flavor", self.flavor), ("created-at", self.created_at), ("retired-at", self.retired_at)]
+        for name, value in values:
+            if value is not None:
+                ET.SubElement(root, q(name)).text = value
+        for name, ref in (("disk", self.disk), ("seed", self.seed)):
+            if ref is not None:
+                ET.SubElement(root, q(name), {"pool": ref.pool, "volume": ref.volume})
+        for key, value in self.tags:
+            ET.SubElement(root, q("tag"), {"key": key}).text = value
+        return root
+
+    def metadata_xml(self) -> str:
+        """The bare element text ``virDomainSetMetadata`` takes (libvirt adds the namespace)."""
+        return ET.tostring(self.element(namespaced=False), encoding="unicode")
+
+    @classmethod
+    def from_domain(cls, root: ET.Element) -> Marks | None:
+        """Our marks in a domain's XML, or None when the domain is not ours at all."""
+        element = root.find(f"metadata/{{{NS}}}server")
+        if element is None:
+            return None
+
+        def text(name: str) -> str | None:
+            found = element.find(f"{{{NS}}}{name}")
+            return None if found is None else (found.text or "")
+
+        def ref(name: str) -> VolumeRef | None:
+            found = element.find(f"{{{NS}}}{name}")
+            if found is None:
+                return None
+            return VolumeRef(found.get("pool", ""), found.get("volume", ""))
+
+        owner = text(_local(TAG_OWNER))
+        if not owner:
+            return None
+        tags = tuple(sorted((tag.get("key", ""), tag.text or "") for tag in element.findall(f"{{{NS}}}tag")))
+        return cls(
+            owner=owner, key=text(_local(TAG_KEY)) or "", spec_hash=text(_local(TAG_SPEC_HASH)) or "",
+            generation=_int(text(_local(TAG_GENERATION))), token=text(_local(TAG_TOKEN)) or "",
+            cluster=text(_local(TAG_CLUSTER)) or "", member=text(_local(TAG_MEMBER)) or "",
+            image=text("image") or "", disk_gb=_int(text("disk-gb")), flavor=text("flavor"),
+            disk=ref("disk"), seed=ref("seed"), created_at=text("created-at"), retired_at=text("retired-at"),
+            tags=tags,
+        )
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+# --- domains -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interface:
+    """The NIC: a libvirt network, a host bridge, or QEMU user-mode networking."""
+
+    type: str  # "network", "bridge" or "user"
+    source: str = ""
+
+
+def domain_xml(*, name: str, uuid: str, domain_type: str, size: Size, marks: Marks, disk_format: str,
+               interface: Interface) -> str:
+    """A complete domain definition: vCPUs, memory, the disk, the seed CD-ROM, one NIC, a console."""
+    dom = ET.Element("domain", {"type": domain_type})
+    ET.SubElement(dom, "name").text = name
+    ET.SubElement(dom, "uuid").text = uuid
+    ET.SubElement(dom, "title").text = f"{marks.key} (gitops-reconciler, owner {marks.owner})"
+    ET.SubElement(dom, "metadata").append(marks.element())
+    ET.SubElement(dom, "memory", {"unit": "MiB"}).text = str(size.memory_mb)
+    ET.SubElement(dom, "currentMemory", {"unit": "MiB"}).text = str(size.memory_mb)
+    ET.SubElement(dom, "vcpu", {"placement": "static"}).text = str(size.cpus)
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type").text = "hvm"
+    ET.SubElement(os_el, "boot", {"dev": "hd"})
+    features = ET.SubElement(dom, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
+    for event, action in (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", "destroy")):
+        ET.SubElement(dom, event).text = action
+    devices = ET.SubElement(dom, "devices")
+    if marks.disk is not None:
+        _volume_disk(devices, marks.disk, "disk", disk_format, "vda", "virtio")
+    if marks.seed is not None:
+        _volume_disk(devices, marks.seed, "cdrom", "raw", "sda", "sata")
+    nic = ET.SubElement(devices, "interface", {"type": interface.type})
+    if interface.type == "network":
+        ET.SubElement(nic, "source", {"network": interface.source})
+    elif interface.type == "bridge":
+        ET.SubElement(nic, "source", {"bridge": interface.source})
+    ET.SubElement(nic, "model", {"type": "virtio"})
+    ET.SubElement(devices, "serial", {"type": "pty"})
+    ET.SubElement(devices, "console", {"type": "pty"})
+    return ET.tostring(dom, encoding="unicode")
+
+
+def _volume_disk(devices: ET.Element, ref: VolumeRef, device: str, fmt: str, target: str, bus: str) -> None:
+    disk = ET.SubElement(devices, "disk", {"type": "volume", "device": device})
+    ET.SubElement(disk, "driver", {"name": "qemu", "type": fmt})
+    ET.SubElement(disk, "source", {"pool": ref.pool, "volume": ref.volume})
+    ET.SubElement(disk, "target", {"dev": target, "bus": bus})
+    if device == "cdrom":
+        ET.SubElement(disk, "readonly")
+
+
+def without_seed(domain: str, seed: VolumeRef, marks: Marks) -> str:
+    """A definition (inactive XML) with the seed CD-ROM and its mark removed."""
+    root = ET.fromstring(domain)
+    devices = root.find("devices")
+    if devices is not None:
+        for disk in devices.findall("disk"):
+            source = disk.find("source")
+            if source is not None and (source.get("pool"), source.get("volume")) == (seed.pool, seed.volume):
+                devices.remove(disk)
+    _replace_marks(root, marks.with_(seed=None))
+    return ET.tostring(root, encoding="unicode")
+
+
+def _replace_marks(root: ET.Element, marks: Marks) -> None:
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = ET.SubElement(root, "metadata")
+    for old in metadata.findall(f"{{{NS}}}server"):
+        metadata.remove(old)
+    metadata.append(marks.element())
+
+
+def resized(domain: str, size: Size) -> str:
+    """A definition (inactive XML) with new vCPUs and memory, everything else kept."""
+    root = ET.fromstring(domain)
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        vcpu = ET.SubElement(root, "vcpu")
+    vcpu.attrib.pop("current", None)
+    vcpu.text = str(size.cpus)
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is None:
+            element = ET.SubElement(root, tag)
+        element.attrib.clear()
+        element.set("unit", "MiB")
+        element.text = str(size.memory_mb)
+    maximum = root.find("maxMemory")
+    if maximum is not None:
+        root.remove(maximum)
+    return ET.tostring(root, encoding="unicode")
+
+
+def domain_size(root: ET.Element, disk_gb: int) -> Size:
+    """vCPUs (the current count) and memory (MiB) from a domain's XML."""
+    vcpu = root.find("vcpu")
+    cpus = _int(vcpu.get("current") or vcpu.text) if vcpu is not None else 0
+    memory = root.find("memory")
+    memory_bytes = scaled(memory.text, memory.get("unit", "KiB")) if memory is not None else 0
+    return Size(cpus=cpus, memory_mb=memory_bytes // MIB, disk_gb=disk_gb)
+
+
+def scaled(value: str | None, unit: str) -> int:
+    """A libvirt ``<memory unit=…>``/``<capacity unit=…>`` value in bytes."""
+    return _int(value) * _UNITS.get(unit.lower(), 1024)
+
+
+# --- volumes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VolumeInfo:
+    path: str
+    format: str
+    capacity: int  # bytes
+
+
+def volume_info(xml_text: str) -> VolumeInfo:
+    root = ET.fromstring(xml_text)
+    capacity = root.find("capacity")
+    fmt = root.find("target/format")
+    return VolumeInfo(
+        path=root.findtext("target/path") or "",
+        format=(fmt.get("type") if fmt is not None else None) or "raw",
+        capacity=scaled(capacity.text, capacity.get("unit", "bytes")) if capacity is not None else 0,
+    )
+
+
+def volume_xml(name: str, capacity: int, fmt: str, *, backing: VolumeInfo | None = None) -> str:
+    """A new volume; ``backing`` makes it a copy-on-write overlay of that volume."""
+    vol = ET.Element("volume")
+    ET.SubElement(vol, "name").text = name
+    ET.SubElement(vol, "capacity", {"unit": "bytes"}).text = str(capacity)
+    ET.SubElement(vol, "allocation", {"unit": "bytes"}).text = "0"  # sparse: pools are not filled up front
+    ET.SubElement(ET.SubElement(vol, "target"), "format", {"type": fmt})
+    if backing is not None:
+        store = ET.SubElement(vol, "backingStore")
+        ET.SubElement(store, "path").text = backing.path
+        ET.SubElement(store, "format", {"type": backing.format})
+    return ET.tostring(vol, encoding="unicode")
+
+
+# --- snapshots -----------------------------------------------------------------------------
+def snapshot_xml(name: str, marks: dict[str, Any]) -> str:
+    snap = ET.Element("domainsnapshot")
+    ET.SubElement(snap, "name").text = name
+    ET.SubElement(snap, "description").text = SNAPSHOT_HEADER + "\n" + json.dumps(marks, sort_keys=True)
+    return ET.tostring(snap, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    name: str
+    created: int  # seconds since the epoch, as libvirt reports it
+    marks: dict[str, Any] | None  # None: not a snapshot we took
+
+
+def snapshot_info(xml_text: str) -> SnapshotInfo:
+    root = ET.fromstring(xml_text)
+    description = root.findtext("description") or ""
+    header, _, body = description.partition("\n")
+    marks: dict[str, Any] | None = None
+    if header == SNAPSHOT_HEADER:
+        try:
+            loaded = json.loads(body)
+        except ValueError:
+            loaded = None
+        marks = loaded if isinstance(loaded, dict) else None
+    return SnapshotInfo(name=root.findtext("name") or "", created=_int(root.findtext("creationTime")),
+                        marks=marks)

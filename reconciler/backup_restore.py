@@ -1,0 +1,360 @@
+"""backup_restore: ``reconciler restore`` — a server for a key, created from one of its backups.
+
+Level-triggered like every command: it observes the key's servers and lists the backups
+now, describes what it will do and asks for confirmation, then:
+
+1. creates the restored server through ``Provider.create_from_snapshot`` — a new generation
+   of the same key, with CREATE intent and outcome in the audit ledger (the intent names
+   the backup) and a usage interval opened;
+2. deletes every live server of that key, each after its own final backup when the key is
+   under a policy (unless ``skip_final_backup``); a server whose final backup failed is
+   left alone.
+
+The restored server has the size its server had when the backup was taken (read back
+from the audit ledger's snapshot entry; the template's size when the ledger does not
+know), and its spec hash covers that size — so when the template has changed since, the
+next plan shows the resize or replacement honestly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from providers.base import Provider
+from reconciler import engine
+from reconciler.apply import RunContext
+from reconciler.backup import BackupAction, BackupKind, final_name
+from reconciler.backup_apply import BackupResult, BackupRunner, list_snapshots
+from reconciler.backup_cycle import lease_plan
+from reconciler.clock import isoformat
+from reconciler.config import check_secrets, render_user_data, resolve_secret
+from reconciler.errors import NotFoundError, ProviderError, UserError
+from reconciler.leases import LeaseKeeper, lease_ttl
+from reconciler.model import (
+    CreateRequest,
+    DesiredServer,
+    DesiredState,
+    ObservedServer,
+    Size,
+    Snapshot,
+    compute_spec_hash,
+    idempotency_token,
+    server_name,
+)
+from reconciler.pricing import hourly_rate
+from reconciler.retry import call_with_retry
+from reconciler.store.base import AuditAction, AuditRecord, Outcome, Store, UsageInterval
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    server: ObservedServer | None  # None when cancelled
+    replaced: tuple[str, ...] = ()  # resource ids of the servers of the key that were deleted
+    backups: tuple[BackupResult, ...] = ()  # final backups of the replaced servers
+
+
+def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str) -> Size | None:
+    """The size the backed-up server had, from the snapshot's audit entry (None if unknown)."""
+    for entry in store.recent_audit(deployment, [AuditAction.SNAPSHOT], key=key, limit=100_000):
+        record = entry.record
+        if record.outcome is not Outcome.SUCCEEDED or record.resource_id != snapshot_id:
+            continue
+        try:
+            size = json.loads(record.detail)["server_size"]
+            return Size(int(size["cpus"]), int(size["memory_mb"]), int(size["disk_gb"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _find_backup(
+    providers: Mapping[str, Provider],
+    want: DesiredServer,
+    backup_id: str,
+    ws: engine.Workspace,
+    deployment: str,
+) -> Snapshot:
+    snapshots, _ = list_snapshots(providers, deployment, ws.retry)
+    found = next((s for s in snapshots if s.snapshot_id == backup_id), None)
+    if found is None:
+        raise UserError(
+            f"no backup {backup_id!r} of deployment {deployment}; see `reconciler backup list PATH`"
+        )
+    if found.key != want.key:
+        raise UserError(f"backup {backup_id} is a backup of {found.key}, not of {want.key}")
+    if found.provider != want.provider:
+        raise UserError(
+            f"backup {backup_id} is on provider {found.provider}, but {want.key} now lives on "
+            f"{want.provider}; a backup restores on its own provider"
+        )
+    return found
+
+
+def describe_restore(
+    want: DesiredServer, backup: Snapshot, size: Size, current: Sequence[ObservedServer]
+) -> str:
+    text = (
+        f"Restore {want.key} from backup {backup.snapshot_id} ({backup.name}, taken "
+        f"{isoformat(backup.created_at)}, {backup.size_gb:g} GB) as a new server of {size} on provider "
+        f"{want.provider}."
+    )
+    if current:
+        ids = ", ".join(s.resource_id for s in current)
+        text += f" The current server(s) {ids} of {want.key} will be deleted afterwards."
+    if size != want.size:
+        text += f" The template now asks for {want.size}: the next apply will change it to that."
+    return text
+
+
+def restore(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    key: str,
+    backup_id: str,
+    *,
+    confirm: Callable[[str], bool],
+    skip_final_backup: bool = False,
+) -> RestoreResult:
+    """Restore ``key`` from backup ``backup_id`` (see the module docstring); ``confirm`` gets the
+    description of what will happen and returns False to cancel."""
+    want = next((s for s in state.servers if s.key == key), None)
+    if want is None:
+        raise UserError(
+            f"{key} is not a server of the desired state in {state.source_path}; restore needs its template"
+        )
+    check_secrets([want])
+    providers = engine.open_providers(state.providers, ws)
+    store = ws.store()
+    ttl = lease_ttl(engine.LEASE_TTL_SECONDS)
+    held = engine.acquire_leases(store, lease_plan(state, ws), run, ws.clock, ttl_seconds=ttl)
+    keeper = LeaseKeeper(store, held, ttl_seconds=ttl, clock=ws.clock)
+    try:
+        keeper.start()
+        engine.settle_intents(store, providers, state.deployment, run, ws.clock)
+        observed = engine.observe(providers, state.deployment, ws.retry)
+        current = [s for s in observed if s.key == key and s.owner == state.deployment]
+        backup = _find_backup(providers, want, backup_id, ws, state.deployment)
+        size = backup_server_size(store, state.deployment, key, backup_id) or want.size
+        if not confirm(describe_restore(want, backup, size, current)):
+            return RestoreResult(server=None)
+        restored = _create_restored(state, ws, run, store, providers, want, backup, size, current)
+        finals: list[BackupResult] = []
+        replaced: list[str] = []
+        runner = BackupRunner(
+            deployment=state.deployment,
+            providers=providers,
+            store=store,
+            clock=ws.clock,
+            run=run,
+            price_list_for=state.price_list_for,
+            retry=ws.retry,
+        )
+        policy = state.backup_policies.get(want.backup_policy) if want.backup_policy else None
+        for old in current:
+            if policy is not None and not skip_final_backup:
+                action = BackupAction(
+                    kind=BackupKind.FINAL,
+                    key=key,
+                    provider=old.provider,
+                    policy=policy.name,
+                    reason=f"final backup before the restore from {backup_id} replaces it",
+                    resource_id=old.resource_id,
+                    name=final_name(key, old.resource_id),
+                    quiesce=policy.quiesce,
+                )
+                result = runner.take(action, old)
+                finals.append(result)
+                if not result.snapshot_id:
+                    continue  # never delete a server whose final backup failed
+            _delete(state, ws, run, store, providers, old)
+            replaced.append(old.resource_id)
+        keeper.check()
+        return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
+    finally:
+        keeper.stop()
+        for lease in held:
+            store.release_lease(lease)
+        engine.close_providers(providers, ws)
+
+
+def _record(
+    state: DesiredState, run: RunContext, server_key: str, provider: str, **kw: object
+) -> AuditRecord:
+    return AuditRecord(
+        deployment=state.deployment,
+        run_id=run.run_id,
+        actor=run.actor,
+        commit=run.commit,
+        key=server_key,
+        provider=provider,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _create_restored(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    store: Store,
+    providers: Mapping[str, Provider],
+    want: DesiredServer,
+    backup: Snapshot,
+    size: Size,
+    current: Sequence[ObservedServer],
+) -> ObservedServer:
+    provider = providers[want.provider]
+    # Honest marks: the desired spec hash when the disk is the template's; else one covering the
+    # restored disk (it differs from the desired one, so the next plan shows the replacement).
+    spec_hash = want.spec_hash
+    if not spec_hash or size.disk_gb != want.size.disk_gb:
+        spec_hash = compute_spec_hash(dataclasses.replace(want, size=size))
+    last = store.max_generation(state.deployment, want.key)
+    generation = max([s.generation for s in current] + ([last] if last is not None else []), default=-1) + 1
+    token = idempotency_token(state.deployment, want.key, spec_hash, generation)
+    detail = {
+        "generation": generation,
+        "spec_hash": spec_hash,
+        "size": str(size),
+        "restore_from": backup.snapshot_id,
+    }
+    intent = store.append(
+        _record(
+            state,
+            run,
+            want.key,
+            want.provider,
+            action=AuditAction.CREATE,
+            outcome=Outcome.INTENT,
+            token=token,
+            detail=json.dumps(detail),
+        ),
+        at=ws.clock.now(),
+    )
+    request = CreateRequest(
+        owner=state.deployment,
+        key=want.key,
+        name=server_name(want.key, generation),
+        token=token,
+        generation=generation,
+        spec_hash=spec_hash,
+        image=want.image,
+        size=size,
+        flavor=want.flavor,
+        user_data=render_user_data(want, resolve_secret),
+        tags=want.tags,
+        cluster=want.cluster,
+        member=want.member,
+    )
+    try:
+        created = call_with_retry(lambda: provider.create_from_snapshot(request, backup), ws.retry)
+    except ProviderError as exc:
+        store.append(
+            _record(
+                state,
+                run,
+                want.key,
+                want.provider,
+                action=AuditAction.CREATE,
+                outcome=Outcome.FAILED,
+                token=token,
+                error=str(exc),
+                intent_seq=intent.seq,
+            ),
+            at=ws.clock.now(),
+        )
+        raise
+    plist = state.price_list_for(want.provider)
+    with store.transaction():
+        store.append(
+            _record(
+                state,
+                run,
+                want.key,
+                want.provider,
+                action=AuditAction.CREATE,
+                outcome=Outcome.SUCCEEDED,
+                token=token,
+                resource_id=created.resource_id,
+                intent_seq=intent.seq,
+                detail=json.dumps({"restored_from": backup.snapshot_id}),
+            ),
+            at=ws.clock.now(),
+        )
+        store.open_interval(
+            UsageInterval(
+                deployment=state.deployment,
+                provider=created.provider,
+                resource_id=created.resource_id,
+                key=created.key,
+                flavor=created.flavor,
+                size=created.size,
+                start=ws.clock.now(),
+                hourly_rate=hourly_rate(plist, created.size, created.flavor) if plist else None,
+                currency=plist.currency if plist else "",
+                price_list=plist.name if plist else "",
+            )
+        )
+    return created
+
+
+def _delete(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    store: Store,
+    providers: Mapping[str, Provider],
+    old: ObservedServer,
+) -> None:
+    provider = providers[old.provider]
+    intent = store.append(
+        _record(
+            state,
+            run,
+            old.key,
+            old.provider,
+            action=AuditAction.DELETE,
+            outcome=Outcome.INTENT,
+            resource_id=old.resource_id,
+            detail="replaced by a restore",
+        ),
+        at=ws.clock.now(),
+    )
+    try:
+        call_with_retry(lambda: provider.delete(old), ws.retry)
+    except NotFoundError:
+        pass
+    except ProviderError as exc:
+        store.append(
+            _record(
+                state,
+                run,
+                old.key,
+                old.provider,
+                action=AuditAction.DELETE,
+                outcome=Outcome.FAILED,
+                resource_id=old.resource_id,
+                error=str(exc),
+                intent_seq=intent.seq,
+            ),
+            at=ws.clock.now(),
+        )
+        raise
+    with store.transaction():
+        store.append(
+            _record(
+                state,
+                run,
+                old.key,
+                old.provider,
+                action=AuditAction.DELETE,
+                outcome=Outcome.SUCCEEDED,
+                resource_id=old.resource_id,
+                intent_seq=intent.seq,
+            ),
+            at=ws.clock.now(),
+        )
+        store.close_interval(old.provider, old.resource_id, end=ws.clock.now())

@@ -1,0 +1,193 @@
+"""billing_compare: ``--mode both`` — the measured cost beside the instance-hour cost, and the saving.
+
+The two reports are built over the same window and grouping, priced by the same
+PriceLists; a row pairs one group in one currency. The figures compared are the presented
+ones (each report's rounded line items summed), so the table's saving is exactly the
+difference of the two printed costs, and its totals are sums of its rows. A group with no
+measured use (its provider reports no metrics, or nothing was sampled yet) shows no
+measured cost rather than a saving it never made.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.billing import MeasuredReport
+from reconciler.clock import isoformat
+from reconciler.usage import TOTAL, UsageReport, decimal_text, report_dict, short_time
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    group: str
+    currency: str
+    instances: int
+    billed_hours: Decimal
+    instance_hours: Decimal  # presented (rounded) cost of the instance-hours report
+    measured: Decimal | None  # presented cost of the measured report; None when nothing was measured
+
+    @property
+    def saving(self) -> Decimal | None:
+        return None if self.measured is None else self.instance_hours - self.measured
+
+    @property
+    def saving_percent(self) -> Decimal | None:
+        if self.saving is None or self.instance_hours == 0:
+            return None
+        return (self.saving * 100 / self.instance_hours).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    instance_hours: UsageReport
+    measured: MeasuredReport
+    rows: tuple[ComparisonRow, ...]
+    totals: tuple[ComparisonRow, ...]
+
+    @property
+    def by(self) -> str:
+        return self.instance_hours.by
+
+    @property
+    def start(self) -> datetime:
+        return self.instance_hours.start
+
+    @property
+    def end(self) -> datetime:
+        return self.instance_hours.end
+
+
+def compare(instance_hours: UsageReport, measured: MeasuredReport) -> Comparison:
+    """Pair the two reports' rows by (group, currency); totals are the sums of the paired rows."""
+    ih = {(row.group, row.currency): row for row in instance_hours.rows}
+    me = {(row.group, row.currency): row for row in measured.report.rows if row.lines}
+    rows: list[ComparisonRow] = []
+    for key in sorted(ih.keys() | me.keys()):
+        left, right = ih.get(key), me.get(key)
+        instances = max(left.instances if left else 0, right.instances if right else 0)
+        rows.append(ComparisonRow(
+            group=key[0], currency=key[1], instances=instances,
+            billed_hours=left.billed_hours if left else Decimal(0),
+            instance_hours=left.cents if left else Decimal(0),
+            measured=right.cents if right else None,
+        ))
+    totals: list[ComparisonRow] = []
+    for currency in sorted({row.currency for row in rows}):
+        mine = [row for row in rows if row.currency == currency]
+        measured_values = [row.measured for row in mine if row.measured is not None]
+        instances = {t.currency: t.instances for t in instance_hours.totals}.get(currency, 0)
+        totals.append(ComparisonRow(
+            group=TOTAL, currency=currency, instances=instances,
+            billed_hours=sum((row.billed_hours for row in mine), Decimal(0)),
+            instance_hours=sum((row.instance_hours for row in mine), Decimal(0)),
+            measured=sum(measured_values, Decimal(0)) if measured_values else None,
+        ))
+    return Comparison(
+        instance_hours=instance_hours, measured=measured, rows=tuple(rows), totals=tuple(totals)
+    )
+
+
+def _money(value: Decimal | None, currency: str) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value} {currency}" if currency else "unpriced"
+
+
+def _saving(row: ComparisonRow) -> tuple[str, str]:
+    saving, percent = row.saving, row.saving_percent
+    if saving is None or not row.currency:
+        return "", ""
+    return f"{saving} {row.currency}", "" if percent is None else f"{percent}%"
+
+
+def format_comparison_table(comparison: Comparison, *, color: bool = False, width: int = 150) -> str:
+    title = (f"Usage by {comparison.by}, {short_time(comparison.start)} → {short_time(comparison.end)} UTC, "
+             "instance-hours and measured")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column(comparison.by.capitalize(), style="bold" if color else None, no_wrap=True)
+    for name in ("Instances", "Hours", "Instance-hours", "Measured", "Saving", "Saving %"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for index, row in enumerate(comparison.rows):
+        table.add_row(row.group, str(row.instances), decimal_text(row.billed_hours, 2),
+                      _money(row.instance_hours, row.currency), _money(row.measured, row.currency),
+                      *_saving(row), end_section=index == len(comparison.rows) - 1)
+    for total in comparison.totals:
+        table.add_row(TOTAL, str(total.instances), decimal_text(total.billed_hours, 2),
+                      _money(total.instance_hours, total.currency), _money(total.measured, total.currency),
+                      *_saving(total), style="bold" if color else None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, emoji=False)
+    console.print(title, markup=False, soft_wrap=True)
+    console.print(table if comparison.rows else "no usage in this window")
+    notes = ["saving = instance-hours cost − measured cost (negative: measured billing would cost more)"]
+    notes += list(comparison.measured.report.notes)
+    for note in notes:
+        console.print(f"  {note}", markup=False, soft_wrap=True)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def comparison_row_dict(row: ComparisonRow) -> dict[str, Any]:
+    saving, percent = row.saving, row.saving_percent
+    return {
+        "group": row.group,
+        "currency": row.currency,
+        "instances": row.instances,
+        "billed_hours": decimal_text(row.billed_hours, 4),
+        "instance_hours_cost": str(row.instance_hours) if row.currency else None,
+        "measured_cost": None if row.measured is None or not row.currency else str(row.measured),
+        "saving": None if saving is None or not row.currency else str(saving),
+        "saving_percent": None if percent is None or not row.currency else str(percent),
+    }
+
+
+_CSV_FIELDS = ("group", "currency", "instances", "billed_hours", "instance_hours_cost", "measured_cost",
+               "saving", "saving_percent")
+
+
+def format_comparison_csv(comparison: Comparison) -> str:
+    """One line per row (no totals, so a spreadsheet's SUM counts nothing twice)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in comparison.rows:
+        writer.writerow({k: "" if v is None else v for k, v in comparison_row_dict(row).items()})
+    return buffer.getvalue()
+
+
+def measured_dict(measured: MeasuredReport) -> dict[str, Any]:
+    data = report_dict(measured.report)
+    data["gaps"] = [
+        {"key": g.key, "provider": g.provider, "resource_id": g.resource_id, "kind": g.kind.value,
+         "start": isoformat(g.start), "end": isoformat(g.end), "seconds": g.seconds}
+        for g in measured.gaps
+    ]
+    return data
+
+
+def format_measured_json(measured: MeasuredReport) -> str:
+    return json.dumps(measured_dict(measured), indent=2) + "\n"
+
+
+def format_comparison_json(comparison: Comparison) -> str:
+    data = {
+        "mode": "both",
+        "by": comparison.by,
+        "start": isoformat(comparison.start),
+        "end": isoformat(comparison.end),
+        "rows": [comparison_row_dict(row) for row in comparison.rows],
+        "totals": [comparison_row_dict(row) for row in comparison.totals],
+        "instance_hours": report_dict(comparison.instance_hours),
+        "measured": measured_dict(comparison.measured),
+    }
+    return json.dumps(data, indent=2) + "\n"

@@ -1,0 +1,178 @@
+"""billing_export: ``usage export`` — one CSV row per server, per UTC day, per resource, for spreadsheets.
+
+The rows are the raw material of the reports, in a flat shape a spreadsheet or a billing
+system loads as it is:
+
+- ``instance-hours`` rows come from the usage intervals (billed hours at the rate recorded,
+  or repriced with ``--prices``; a resize mid-day makes one row per rate);
+- measured rows (``vcpu-hours``, ``ram-gb-hours``, ``network-in-gb``, ``network-out-gb``
+  from the samples, and ``disk-gb-months``, ``flat-months`` from the intervals) follow the
+  same rules as the measured report (``billing``): a delta belongs to the day of the sample
+  that closes it.
+
+The ``mode`` column says which billing mode a row belongs to: add up the cost of one mode,
+never both. Quantities and costs keep six decimals (costs are not rounded to cents here,
+so sums stay exact to a millionth); rates are exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from reconciler.billing import GIB, PriceListFor, deltas_of
+from reconciler.model import Granularity, MetricSample
+from reconciler.plan import HOURS_PER_MONTH
+from reconciler.pricing import (
+    billed_seconds,
+    interval_rate,
+    network_in_rate,
+    network_out_rate,
+    price_list_of,
+    seconds_to_hours,
+)
+from reconciler.store.base import UsageInterval
+from reconciler.usage import day_of, flavor_label, pieces, whole_seconds
+
+FIELDS = (
+    "date", "mode", "deployment", "provider", "cluster", "member", "server", "resource_id", "flavor",
+    "resource", "quantity", "unit", "rate", "cost", "currency",
+)
+EXPORT_MODES = ("instance-hours", "measured", "both")
+_SIX = Decimal("0.000001")
+_HOUR = Decimal(3600)
+
+
+@dataclass
+class _Row:
+    date: str
+    mode: str
+    interval: UsageInterval  # the server's identity (and flavor) for the row
+    resource: str
+    unit: str
+    rate: Decimal | None
+    currency: str
+    quantity: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+
+    def cells(self) -> dict[str, str]:
+        interval = self.interval
+        priced = self.rate is not None and bool(self.currency)
+        return {
+            "date": self.date, "mode": self.mode, "deployment": interval.deployment,
+            "provider": interval.provider, "cluster": interval.cluster, "member": interval.member,
+            "server": interval.key, "resource_id": interval.resource_id, "flavor": flavor_label(interval),
+            "resource": self.resource, "quantity": _six(self.quantity), "unit": self.unit,
+            "rate": str(self.rate) if priced else "", "cost": _six(self.cost) if priced else "",
+            "currency": self.currency if priced else "",
+        }
+
+
+def _six(value: Decimal) -> str:
+    return str(value.quantize(_SIX, rounding=ROUND_HALF_UP))
+
+
+class _Rows:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str, str, str, Decimal | None, str | None], _Row] = {}
+
+    def add(self, date: str, mode: str, interval: UsageInterval, resource: str, unit: str,
+            rate: Decimal | None, currency: str, quantity: Decimal) -> None:
+        if quantity == 0:
+            return
+        key = (date, mode, interval.provider, interval.resource_id, resource, rate, interval.flavor)
+        row = self.rows.setdefault(key, _Row(date, mode, interval, resource, unit, rate, currency))
+        row.quantity += quantity
+        row.cost += quantity * rate if rate is not None else Decimal(0)
+
+    def sorted(self) -> list[_Row]:
+        return sorted(self.rows.values(), key=lambda r: (r.date, r.interval.key, r.interval.resource_id,
+                                                        r.mode, r.resource, r.rate or Decimal(0)))
+
+
+def export_rows(
+    intervals: Sequence[UsageInterval],
+    samples: Sequence[MetricSample],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    mode: str,
+    prices: PriceListFor | None,
+) -> list[dict[str, str]]:
+    """The export's rows, in (date, server, mode, resource) order."""
+    rows = _Rows()
+    lives: dict[tuple[str, str], list[UsageInterval]] = {}
+    for interval in sorted(intervals, key=lambda i: i.start):
+        lives.setdefault((interval.provider, interval.resource_id), []).append(interval)
+    for interval in intervals:
+        plist = price_list_of(prices, interval.provider) if prices is not None else None
+        for date, first, last in pieces(interval, start, end, now, "day"):
+            if mode in ("instance-hours", "both"):
+                rate = interval_rate(interval, plist)
+                currency = plist.currency if plist is not None else interval.currency
+                granularity = plist.granularity if plist is not None else Granularity.SECOND
+                billed = (billed_seconds(interval.start, first, last, granularity) if rate is not None
+                          else whole_seconds(first, last))
+                rows.add(date, "instance-hours", interval, "instance-hours", "hour", rate, currency,
+                         seconds_to_hours(billed))
+            if mode in ("measured", "both"):
+                months = Decimal(whole_seconds(first, last)) / (HOURS_PER_MONTH * _HOUR)
+                currency = plist.currency if plist is not None else ""
+                rows.add(date, "measured", interval, "disk-gb-months", "GB-month",
+                         plist.disk_gb_month if plist else None, currency, months * interval.size.disk_gb)
+                if plist is not None and plist.flat_monthly:
+                    rows.add(date, "measured", interval, "flat-months", "server-month", plist.flat_monthly,
+                             currency, months)
+    if mode in ("measured", "both"):
+        _measured(rows, samples, lives, start=start, end=end, prices=prices)
+    return [row.cells() for row in rows.sorted()]
+
+
+def _measured(
+    rows: _Rows,
+    samples: Sequence[MetricSample],
+    lives: dict[tuple[str, str], list[UsageInterval]],
+    *,
+    start: datetime,
+    end: datetime,
+    prices: PriceListFor | None,
+) -> None:
+    sampled: dict[tuple[str, str], list[MetricSample]] = {}
+    for sample in samples:
+        if sample.at <= end:
+            sampled.setdefault((sample.provider, sample.resource_id), []).append(sample)
+    for resource, mine in sorted(sampled.items()):
+        known = lives.get(resource, [])
+        if not known:
+            continue  # a sample of a server the usage ledger never saw: nothing to name it by
+        plist = price_list_of(prices, resource[0]) if prices is not None else None
+        currency = plist.currency if plist is not None else ""
+        for delta in deltas_of(mine, known[0].start):
+            if not delta.inside(start, end):
+                continue
+            moment = delta.closes
+            covering = (i for i in known if i.start <= moment and (i.end is None or moment < i.end))
+            interval = next(covering, known[-1])
+            date = day_of(moment)
+            for name, unit, quantity, rate in (
+                ("vcpu-hours", "vCPU-hour", delta.cpu_seconds / _HOUR, plist.vcpu_hour if plist else None),
+                ("ram-gb-hours", "GB-hour", delta.ram_gb_hours, plist.ram_gb_hour if plist else None),
+                ("network-in-gb", "GB", Decimal(delta.rx_bytes) / GIB,
+                 network_in_rate(plist) if plist else None),
+                ("network-out-gb", "GB", Decimal(delta.tx_bytes) / GIB,
+                 network_out_rate(plist) if plist else None),
+            ):
+                rows.add(date, "measured", interval, name, unit, rate, currency, quantity)
+
+
+def format_export_csv(rows: Sequence[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Tests of the AWS EC2 provider against a real moto_server over HTTP."""

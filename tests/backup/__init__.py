@@ -1,0 +1,1 @@
+"""Tests of backup policies: schedules, retention, quiesce, failures, final backups, restore."""

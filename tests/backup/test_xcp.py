@@ -1,0 +1,125 @@
+"""The backup lifecycle through a real provider: XCP against the XAPI simulator (real XenAPI
+client, real XML-RPC). Nightly backups quiesced by a clean shutdown, retention pruning the
+snapshot VMs, a final backup before destroy; restore is refused clearly (not implemented
+by the XCP provider)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import engine
+from reconciler.backup import BackupKind
+from reconciler.backup_restore import restore
+from reconciler.config import load_desired_state
+from reconciler.errors import PermanentError
+from reconciler.model import TAG_KEY, TAG_OWNER
+from tests.backup.support import (
+    DEPLOYMENT,
+    EPOCH,
+    apply,
+    cluster_yaml,
+    cycle,
+    policy_yaml,
+    run_context,
+    template_yaml,
+    workspace,
+    write_desired,
+)
+from tests.xcp.conftest import sim  # noqa: F401 - the simulator fixture, reused as it is
+from tests.xcp.xapi_sim import XapiSim
+
+PASSWORD_ENV = "RECONCILER_BACKUP_TEST_XCP_PASSWORD"
+NIGHTS = 6
+
+
+def _provider_yaml(url: str) -> str:
+    return f"""\
+apiVersion: reconciler/v1
+kind: Provider
+metadata:
+  name: xcp-lab
+spec:
+  type: xcp
+  url: {url}
+  username: root
+  password_env: {PASSWORD_ENV}
+  sr: Local storage
+  network: Pool-wide network associated with eth0
+  timeout_seconds: 10
+  max_parallel: 4
+  price_list: standard
+"""
+
+
+@pytest.fixture
+def xcp_desired(sim: XapiSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:  # noqa: F811
+    monkeypatch.setenv(PASSWORD_ENV, sim.users["root"])
+    yield write_desired(
+        tmp_path,
+        provider=_provider_yaml(sim.url),
+        policy=policy_yaml(quiesce="shutdown", keep_last=2, keep_daily=0, keep_weekly=0),
+        template=template_yaml(image_type="xcp", image="Debian Bookworm 12", disk_gb=20),
+        cluster=cluster_yaml(provider="xcp-lab"),
+    )
+
+
+def _vms(simulator: XapiSim, *, snapshots: bool) -> list[dict[str, Any]]:
+    return [
+        vm
+        for vm in simulator.vm_records().values()
+        if vm["other_config"].get(TAG_OWNER) == DEPLOYMENT and bool(vm["is_a_snapshot"]) == snapshots
+    ]
+
+
+def test_backup_lifecycle_on_xcp(sim: XapiSim, xcp_desired: Path, tmp_path: Path) -> None:  # noqa: F811
+    state = tmp_path / "state"
+    assert apply(xcp_desired, state, EPOCH).ok
+    [vm] = _vms(sim, snapshots=False)
+    nights = [EPOCH + timedelta(hours=1, days=n) for n in range(NIGHTS)]
+    shutdowns = sim.calls["VM.clean_shutdown"]
+    for night in nights:
+        report = cycle(xcp_desired, state, night)
+        assert report.ok, report.failures
+        assert report.count(BackupKind.TAKE) == 1
+    assert sim.calls["VM.clean_shutdown"] - shutdowns == NIGHTS  # quiesced every night…
+    [vm] = _vms(sim, snapshots=False)
+    assert vm["power_state"] == "Running"  # …and running again after each backup
+    kept = _vms(sim, snapshots=True)
+    assert len(kept) == 2  # keep_last 2: the other snapshot VMs were destroyed
+    assert {s["other_config"][TAG_KEY] for s in kept} == {"vault/db/0"}
+    assert cycle(xcp_desired, state, nights[-1] + timedelta(hours=1)).results == ()
+
+    destroyed = apply(xcp_desired, state, nights[-1] + timedelta(hours=2), destroy=True)
+    assert destroyed.ok, destroyed.results
+    assert [b.action.kind for b in destroyed.backups] == [BackupKind.FINAL]
+    assert _vms(sim, snapshots=False) == []
+    final = destroyed.backups[0].snapshot_id
+    assert final in {s["uuid"] for s in _vms(sim, snapshots=True)}
+
+    ws = workspace(state, nights[-1] + timedelta(hours=3))
+    try:
+        with pytest.raises(PermanentError, match="cannot restore"):
+            restore(
+                load_desired_state(xcp_desired),
+                ws,
+                run_context(),
+                "vault/db/0",
+                final,
+                confirm=lambda _: True,
+            )
+    finally:
+        ws.close()
+    assert _vms(sim, snapshots=False) == []
+    ws = workspace(state, nights[-1] + timedelta(hours=3))
+    try:
+        store = ws.store()
+        assert store.verify().ok
+        assert store.unresolved_intents(DEPLOYMENT) == []
+        assert engine.plan_path(xcp_desired, ws).changes[0].action.value == "create"
+    finally:
+        ws.close()

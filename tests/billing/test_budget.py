@@ -1,0 +1,140 @@
+"""Budgets: a plan that would push a cluster (or everything) over its monthly ceiling is marked,
+and ``plan --detailed-exitcode`` exits 3 so CI can block it."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from reconciler.billing_budget import check_budgets
+from reconciler.cliutil import EXIT_BUDGET, EXIT_CHANGES
+from reconciler.model import Action, Budget, DesiredServer, PriceList, Size
+from reconciler.plan import Change, CostLine, CostSummary, load_plan
+from tests.billing.conftest import Cli, InProcess, write_state
+
+T0 = "2026-11-01T00:00:00Z"
+BUDGETS = """\
+apiVersion: reconciler/v1
+kind: Budget
+metadata:
+  name: shop-cap
+spec:
+  scope: shop
+  monthly: "150.00"
+---
+apiVersion: reconciler/v1
+kind: Budget
+metadata:
+  name: everything
+spec:
+  scope: global
+  monthly: 1000
+  currency: USD
+"""
+
+
+def test_plans_against_budgets(tmp_path: Path) -> None:
+    cli = InProcess(tmp_path / "state")
+    infra = write_state(tmp_path / "infra", count=2, budgets=BUDGETS)
+    within = cli("plan", str(infra), "--detailed-exitcode", now=T0)  # 2 × 0.10/h × 720 h = $144
+    assert within.code == EXIT_CHANGES, within.out + within.err
+    assert ("Budget shop-cap (cluster shop): $0.00 → $144.00 per 30-day month, ceiling $150.00: "
+            "within") in within.out
+    assert "over budget" not in within.out
+
+    write_state(infra, count=2, large=True, budgets=BUDGETS)  # 2 × 0.40/h = $576 a month
+    over = cli("plan", str(infra), "--detailed-exitcode", now=T0)
+    assert over.code == EXIT_BUDGET, over.out + over.err
+    assert ("Budget shop-cap (cluster shop): $0.00 → $576.00 per 30-day month, ceiling $150.00: "
+            "EXCEEDED by $426.00; this plan breaks the budget") in over.out
+    assert ("Budget everything (all clusters): $0.00 → $576.00 per 30-day month, ceiling $1,000.00: "
+            "within") in over.out
+    assert "  + shop/web/0  (create: not present) [over budget: shop-cap]" in over.out
+    assert "  + shop/web/1  (create: not present) [over budget: shop-cap]" in over.out
+    assert "  shop: $0.00/h → $0.80/h (+$0.80/h, +$576.00 per 30-day month)" in over.out
+
+    plan = json.loads(cli("plan", str(infra), "--format", "json", now=T0).out)
+    (shop, everything) = sorted(plan["cost"]["budgets"], key=lambda b: b["name"] != "shop-cap")
+    assert (shop["broken"], shop["limit_monthly"]) == (True, "150.00")
+    assert shop["keys"] == ["shop/web/0", "shop/web/1"]
+    assert everything["broken"] is False
+    markdown = cli("plan", str(infra), "--format", "markdown", now=T0).out
+    assert "> **Budget shop-cap (cluster shop)" in markdown
+    assert "<b>[over budget: shop-cap]</b>" in markdown
+    assert "| change /hour |" in markdown
+
+    # a saved plan keeps its budget checks
+    saved = tmp_path / "plan.json"
+    assert cli("plan", str(infra), "--format", "json", "--out", str(saved), now=T0).code == 0
+    assert load_plan(saved.read_text()).breaks_budget
+
+
+def test_only_the_changes_that_raise_cost_are_marked(tmp_path: Path) -> None:
+    cli = InProcess(tmp_path / "state")
+    infra = write_state(tmp_path / "infra", count=2, budgets=BUDGETS)
+    assert cli("apply", str(infra), "--yes", now=T0).code == 0
+    write_state(infra, count=3, budgets=BUDGETS)  # $216 a month: the third server breaks it
+    more = cli("plan", str(infra), "--detailed-exitcode", now=T0)
+    assert more.code == EXIT_BUDGET
+    assert "  + shop/web/2  (create: not present) [over budget: shop-cap]" in more.out
+    assert "$144.00 → $216.00" in more.out
+
+    write_state(infra, count=2, large=True, budgets=BUDGETS)
+    assert cli("apply", str(infra), "--yes", now=T0).code == 0  # apply does not refuse; plan reports
+    write_state(infra, count=1, large=True, budgets=BUDGETS)  # $576 → $288: still over, but cheaper
+    fewer = cli("plan", str(infra), "--detailed-exitcode", now=T0)
+    assert fewer.code == EXIT_CHANGES, fewer.out
+    assert "over by $138.00, but this plan does not raise it" in fewer.out
+    assert "[over budget" not in fewer.out
+
+
+def test_budget_in_another_currency_is_not_checked(tmp_path: Path) -> None:
+    cli = InProcess(tmp_path / "state")
+    euros = BUDGETS.replace("currency: USD", "currency: EUR")
+    infra = write_state(tmp_path / "infra", count=2, large=True, budgets=euros)
+    result = cli("plan", str(infra), "--detailed-exitcode", now=T0)
+    assert result.code == EXIT_BUDGET  # shop-cap (no currency) still breaks
+    assert "Budget 'everything' (" in result.out
+    assert "is in EUR but the plan's prices are in USD" in result.out
+
+
+def test_exit_code_3_through_the_command(cli: Cli, tmp_path: Path) -> None:
+    infra = write_state(tmp_path / "infra", count=2, large=True, budgets=BUDGETS)
+    result = cli("plan", str(infra), "--detailed-exitcode")
+    assert result.code == 3, result.out + result.err
+    assert result.err == ""
+
+
+def _server(key: str, flavor: str) -> DesiredServer:
+    cluster, member, ordinal = key.split("/")
+    return DesiredServer(key=key, name=key.replace("/", "-"), cluster=cluster, member=member,
+                         ordinal=int(ordinal), provider="sim", provider_type="simcloud", template="t",
+                         image="i", size=Size(1, 1024, 10), flavor=flavor)
+
+
+def test_check_budgets_by_hand() -> None:
+    prices = PriceList(name="p", currency="USD", flavor_hourly={"s": Decimal("0.10"), "l": Decimal("0.40")})
+    cost = CostSummary(currency="USD", before_hourly=Decimal("0.30"), after_hourly=Decimal("0.50"),
+                       by_cluster=(CostLine("a", Decimal("0.10"), Decimal("0.40")),
+                                   CostLine("b", Decimal("0.20"), Decimal("0.10"))))
+    changes = (
+        Change(id="a/x/0", action=Action.CREATE, key="a/x/0", provider="sim", reason="",
+               after=_server("a/x/0", "l")),
+        Change(id="b/x/1", action=Action.DELETE, key="b/x/1", provider="sim", reason=""),
+    )
+    budgets = {
+        "a": Budget(name="a", scope="a", monthly=Decimal(200)),
+        "b": Budget(name="b", scope="b", monthly=Decimal(50)),
+        "all": Budget(name="all", scope="global", monthly=Decimal(360)),
+        "none": Budget(name="none", scope="c", monthly=Decimal(0)),
+    }
+    checks, notes = check_budgets(budgets, cost, changes, lambda provider: prices)
+    assert notes == ()
+    found = {c.name: (c.before_monthly, c.after_monthly, c.broken, c.over, c.keys) for c in checks}
+    assert found == {
+        "a": (Decimal("72.00"), Decimal("288.00"), True, True, ("a/x/0",)),
+        "b": (Decimal("144.00"), Decimal("72.00"), False, True, ()),
+        "all": (Decimal("216.00"), Decimal("360.00"), False, False, ("a/x/0",)),  # exactly at the ceiling
+        "none": (Decimal(0), Decimal(0), False, False, ()),
+    }

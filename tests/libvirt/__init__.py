@@ -1,0 +1,1 @@
+"""Tests of the libvirt provider: the in-process test driver, and a real libvirtd where one runs."""
