@@ -15,7 +15,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY reconciler ./reconciler
 COPY providers ./providers
-RUN pip install --no-cache-dir '.[aws,xcp]' \
+RUN pip install --no-cache-dir '.[aws,xcp,openstack,postgresql]' \
     && useradd --create-home --uid 10001 reconciler \
     && mkdir -p /state && chown reconciler /state
 

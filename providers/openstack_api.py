@@ -61,7 +61,8 @@ SPEC_SCHEMA: dict[str, Any] = {
         "user_domain_name": {"type": "string", "minLength": 1, "default": "Default"},
         "project_domain_name": {"type": "string", "minLength": 1, "default": "Default"},
         "region": {"type": "string", "minLength": 1},
-        "interface": {"enum": ["public", "internal", "admin"], "default": "public"},
+        "interface": {"enum": ["public", "internal", "admin"],
+                      "description": "which catalog endpoint to use (default: clouds.yaml's, else public)"},
         "network": {"type": "string", "minLength": 1,
                     "description": "network uuid or name for new servers; 'auto' (the default) lets "
                                    "Nova pick or allocate one, 'none' attaches none"},
@@ -72,7 +73,8 @@ SPEC_SCHEMA: dict[str, Any] = {
         "boot_from_volume": {"type": "boolean", "default": False,
                              "description": "root disk as a Cinder volume of exactly disk_gb, deleted with "
                                             "the server (else the flavor's root disk must hold disk_gb)"},
-        "verify_tls": {"type": "boolean", "default": True},
+        "verify_tls": {"type": "boolean",
+                       "description": "check the TLS certificate (default: clouds.yaml's, else true)"},
         "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": MAX_PAGE},
         "wait_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 600,
                          "description": "seconds to wait for a build, resize, stop or delete"},
@@ -92,13 +94,13 @@ class OpenStackSettings:
     auth: Mapping[str, str] | None = None  # non-secret auth options (names, domains)
     secret_env: Mapping[str, str] | None = None  # auth option → environment variable
     region: str | None = None
-    interface: str = "public"
+    interface: str | None = None
     network: str = "auto"
     security_groups: tuple[str, ...] = ()
     key_name: str | None = None
     availability_zone: str | None = None
     boot_from_volume: bool = False
-    verify_tls: bool = True
+    verify_tls: bool | None = None
     page_size: int = MAX_PAGE
     wait_timeout: float = 600.0
     poll_interval: float = 2.0
@@ -140,13 +142,13 @@ class OpenStackSettings:
             auth_url=str(spec["auth_url"]) if "auth_url" in spec else None,
             auth=auth, secret_env=secret_env,
             region=str(spec["region"]) if "region" in spec else None,
-            interface=str(spec.get("interface", "public")),
+            interface=str(spec["interface"]) if "interface" in spec else None,
             network=str(spec.get("network", "auto")),
             security_groups=tuple(str(g) for g in spec.get("security_groups", ())),
             key_name=str(spec["key_name"]) if "key_name" in spec else None,
             availability_zone=str(spec["availability_zone"]) if "availability_zone" in spec else None,
             boot_from_volume=bool(spec.get("boot_from_volume", False)),
-            verify_tls=bool(spec.get("verify_tls", True)),
+            verify_tls=bool(spec["verify_tls"]) if "verify_tls" in spec else None,
             page_size=int(spec.get("page_size", MAX_PAGE)),
             wait_timeout=float(spec.get("wait_timeout", 600)),
             poll_interval=float(spec.get("poll_interval", 2)),
@@ -239,10 +241,15 @@ class NovaApi:
         try:
             loader = os_config.OpenStackConfig(load_yaml_config=s.cloud is not None,
                                                load_envvars=s.cloud is not None)
+            overrides: dict[str, Any] = {"region_name": s.region}
+            if s.verify_tls is not None:
+                overrides["verify"] = s.verify_tls
+            if s.interface is not None:
+                overrides["interface"] = s.interface
             if s.cloud is not None:
-                region = loader.get_one(cloud=s.cloud, region_name=s.region)
+                region = loader.get_one(cloud=s.cloud, **overrides)
             else:
-                region = loader.get_one(region_name=s.region, verify=s.verify_tls, **s.auth_options())
+                region = loader.get_one(**overrides, **s.auth_options())
             session = region.get_session()
         except (os_exc.ConfigException, ks_exc.ClientException) as exc:
             raise UserError(f"provider {s.provider}: cannot configure the OpenStack connection: {exc}"
@@ -264,7 +271,7 @@ class NovaApi:
                 region = self._region
                 self._adapters[service_type] = ks_adapter.Adapter(
                     session=self._session, service_type=service_type,
-                    interface=region.get_interface(service_type) or self.settings.interface,
+                    interface=region.get_interface(service_type) or "public",
                     region_name=region.get_region_name(service_type),
                     endpoint_override=region.get_endpoint(service_type),
                     user_agent="gitops-reconciler", connect_retries=0, status_code_retries=0,

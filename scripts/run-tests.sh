@@ -78,3 +78,12 @@ step "ruff"
 ruff check .
 step "pytest"
 pytest -q -p no:cacheprovider "$@"
+
+# Nova runs in-process and patches the interpreter with eventlet: its packages are installed
+# after the main run, and its tests get their own pytest process. Skipped when a selection
+# of tests was asked for.
+if [ $# -eq 0 ]; then
+  step "pytest: OpenStack provider against a real Nova"
+  "$VENV/bin/python" -m pip install --quiet -e '.[openstack-test]'
+  RECONCILER_NOVA_TESTS=1 pytest -q -p no:cacheprovider tests/openstack
+fi

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,17 +29,21 @@ if ENABLED:
     os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "0"
     from nova import monkey_patch
 
-    monkey_patch.patch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "eventlet is deprecated": Nova's choice, not ours
+        monkey_patch.patch()
 else:
     collect_ignore_glob = ["test_nova_*.py", "test_conformance.py"]  # test_settings.py needs no Nova
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Nova, oslo and eventlet deprecate much at import; none of it is ours to act on."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.filterwarnings("ignore::DeprecationWarning"))
+def pytest_configure(config: pytest.Config) -> None:
+    """In the Nova process only: nova, oslo, eventlet and openstacksdk deprecate much; none of it ours."""
+    if ENABLED:
+        categories = ("DeprecationWarning", "PendingDeprecationWarning",
+                      "eventlet.EventletDeprecationWarning")
+        for category in categories:
+            config.addinivalue_line("filterwarnings", f"ignore::{category}")
+
 
 if TYPE_CHECKING:
     from providers.openstack import OpenStackProvider

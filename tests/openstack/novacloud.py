@@ -19,8 +19,11 @@ asks it to. Providers find their project as a cloud in a generated clouds.yaml
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
+import sys
 import threading
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -38,6 +41,8 @@ UNIQUE_IMAGE_NAME = "fakeimage7"  # the only image of that name in GlanceFixture
 AMBIGUOUS_IMAGE_NAME = "fakeimage123456"  # a name several GlanceFixture images share
 ROLES = ("admin", "member", "reader")
 MICROVERSION = "2.52"
+NEUTRON_HOST = "neutron.nova.test"
+NEUTRON_ENDPOINT = f"http://{NEUTRON_HOST}/"
 
 
 def api_paste_config() -> str:
@@ -45,6 +50,9 @@ def api_paste_config() -> str:
     for entry in importlib.metadata.files("nova") or ():
         if str(entry).endswith("etc/nova/api-paste.ini"):
             return str(Path(str(entry.locate())).resolve())
+    fallback = Path(sys.prefix) / "etc" / "nova" / "api-paste.ini"
+    if fallback.exists():
+        return str(fallback)
     raise RuntimeError("nova's api-paste.ini is not installed; reinstall nova")
 
 
@@ -127,7 +135,8 @@ class Project:
         self._cloud = cloud
 
     def clouds_entry(self) -> dict[str, Any]:
-        return {"auth_type": "none", "auth": {"endpoint": self.endpoint}}
+        return {"auth_type": "none", "auth": {"endpoint": self.endpoint},
+                "network_endpoint_override": NEUTRON_ENDPOINT}
 
     def set_quota(self, **limits: int) -> None:
         self._cloud.admin.api_put(f"/os-quota-sets/{self.id}", {"quota_set": limits})
@@ -168,6 +177,9 @@ class NovaCloud(integrated_helpers._IntegratedTestBase):
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")  # tests lower a project's own quota
         super().setUp()
         self._start_compute("compute2")  # a resize needs another host (allow_resize_to_same_host=False)
+        neutron = interceptor.RequestsInterceptor(lambda: self._neutron_api, host=NEUTRON_HOST, port=80)
+        neutron.install_intercept()
+        self.addCleanup(neutron.uninstall_intercept)
         self.projects: dict[str, Project] = {}
         self._config_dir = Path(self.useFixture(fixtures.TempDir()).path)
         self.clouds_yaml = self._config_dir / "clouds.yaml"
@@ -217,6 +229,16 @@ class NovaCloud(integrated_helpers._IntegratedTestBase):
         tmp = self.clouds_yaml.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump({"clouds": clouds}))
         tmp.replace(self.clouds_yaml)
+
+    def _neutron_api(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Neutron's network listing, answered from the NeutronFixture Nova itself uses."""
+        if environ.get("PATH_INFO") != "/v2.0/networks":
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"NeutronError": {"message": "not served by the test"}}']
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
+        body = json.dumps(self.neutron.list_networks(**query)).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
 
     def create_flavor(self, name: str, *, vcpus: int, ram: int, disk: int) -> str:
         body = {"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}}

@@ -223,3 +223,40 @@ def test_boot_from_volume_gives_the_disk_asked_for(
     assert (server.size, server.flavor, server.image) == (asked, "m1.tiny", IMAGE_ID)
     provider.delete(server)
     assert project.servers() == [] and provider.observe(owner) == []
+
+
+def test_network_by_name_security_groups_and_keypair_reach_nova(
+    nova: NovaCloud, project: Project, make_provider: MakeProvider, owner: str
+) -> None:
+    project.api.post_keypair({"keypair": {"name": "ops", "type": "ssh"}})
+    provider = make_provider(network="private", security_groups=["default"], key_name="ops")
+    first = provider.create(request(owner, "web/front/0"))
+    provider.create(request(owner, "web/front/1"))
+
+    raw = project.server(first.resource_id)
+    assert raw["key_name"] == "ops" and raw["security_groups"] == [{"name": "default"}]
+    ports = nova.neutron.list_ports(True, device_id=first.resource_id)["ports"]
+    assert [p["network_id"] for p in ports] == [nova.network_id]  # the network the spec names: "private"
+    assert provider.calls["networks.list"] == 1  # the name is looked up once per provider
+    with pytest.raises(PermanentError) as unknown:
+        make_provider(network="no-such-net").create(request(owner, "web/front/2"))
+    assert unknown.value.code == "UnknownNetwork"
+
+
+def test_observed_status_follows_novas(
+    project: Project, make_provider: MakeProvider, owner: str, huge_flavor: str
+) -> None:
+    """BUILD is pending, ERROR is error, and a server being deleted is no longer observed."""
+    provider = make_provider()
+    marks = {TAG_OWNER: owner, TAG_KEY: "db/main/0"}
+    [huge] = [f["id"] for f in project.api.get_flavors() if f["name"] == huge_flavor]
+    made = project.api.post_server({"server": {
+        "name": "db-main-0", "imageRef": IMAGE_ID, "flavorRef": huge, "networks": "none",
+        "metadata": marks, "tags": [owner_tag(owner)]}})  # ours by its marks, but no host can take it
+    [building] = provider.observe(owner)
+    assert project.server(made["id"])["status"] == "BUILD" and building.status is ServerStatus.PENDING
+
+    [failed] = _wait_observed(provider, owner, lambda s: s.status is not ServerStatus.PENDING)
+    assert failed.status is ServerStatus.ERROR and project.server(made["id"])["status"] == "ERROR"
+    provider.delete(failed)
+    assert provider.observe(owner) == []

@@ -40,8 +40,8 @@ def test_settings_refuse_incomplete_or_mixed_credentials(spec: dict[str, str], c
 
 def test_credentials_are_read_from_the_environment_at_connect_time(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = OpenStackSettings.from_spec("nova", {
-        "auth_url": "https://keystone:5000/v3", "username_env": "SHOP_OS_USER", "password_env": "SHOP_OS_PASS",
-        "project_name": "shop"})
+        "auth_url": "https://keystone:5000/v3", "username_env": "SHOP_OS_USER",
+        "password_env": "SHOP_OS_PASS", "project_name": "shop"})
     monkeypatch.setenv("SHOP_OS_USER", "deployer")
     monkeypatch.delenv("SHOP_OS_PASS", raising=False)
     with pytest.raises(UserError) as caught:
