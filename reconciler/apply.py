@@ -15,6 +15,7 @@ resolves on the next start by looking the resource up by its idempotency token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -364,8 +365,9 @@ class Executor:
                     else:
                         result = self.execute_change(change)
             except Exception as exc:  # a bug must not hang the walk; the intent stays open to settle
-                log.exception("change crashed", change=change.id)
                 result = ChangeResult(change, ChangeStatus.FAILED, message=f"internal error: {exc!r}")
+                with contextlib.suppress(Exception):  # nor may a failing log call
+                    log.exception("change crashed", change=change.id)
             finished.put(result)
 
         in_flight = 0

@@ -12,6 +12,19 @@ import sys
 import structlog
 
 
+class _StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is *now* (it may be replaced after set-up)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure(*, fmt: str = "console", verbosity: int = 0) -> None:
     """Set up structlog: ``fmt`` is ``json`` or ``console``; -v shows info, -vv debug."""
     level = logging.WARNING - 10 * min(verbosity, 2)
@@ -28,6 +41,6 @@ def configure(*, fmt: str = "console", verbosity: int = 0) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

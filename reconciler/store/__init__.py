@@ -38,7 +38,7 @@ def open_store(state_dir: Path, url: str | None = None) -> Store:
         except ImportError:
             raise UserError(
                 f"--store {_redact(url)}: the PostgreSQL store needs psycopg 3; "
-                "install it with: pip install 'psycopg[binary]'"
+                "install it with: pip install 'gitops-reconciler[postgresql]' (or 'psycopg[binary]')"
             ) from None
         # libpq reads postgresql:// and postgres://; a SQLAlchemy-style driver suffix is dropped.
         return PostgresStore("postgresql://" + url.split("://", 1)[1])

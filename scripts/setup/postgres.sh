@@ -93,6 +93,10 @@ free_port() {
 
 mkdir -p "$BASE" || fail "cannot create $BASE"
 chmod 755 "$BASE"
+if command -v flock >/dev/null 2>&1; then  # two test runs setting up at once take turns
+  exec 9>"$BASE/setup.lock"
+  flock -w 120 9 || fail "another setup holds $BASE/setup.lock"
+fi
 if [ "$(id -u)" -eq 0 ]; then
   id postgres >/dev/null 2>&1 || fail "running as root, but there is no postgres user to run the server"
 fi

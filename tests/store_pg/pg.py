@@ -5,7 +5,8 @@ Where the server comes from, first match wins:
 1. ``RECONCILER_TEST_POSTGRES`` — a URL (``scripts/run-tests.sh`` exports it after
    ``scripts/setup/postgres.sh`` started the CI server);
 2. PostgreSQL binaries on this machine — ``scripts/setup/postgres.sh --no-install`` starts
-   a private server in a temporary folder for this pytest process, stopped at exit;
+   the test server (or finds it running, from an earlier run) and prints its URL; it keeps
+   running for the next run (``scripts/setup/postgres.sh --stop`` stops it);
 3. neither — the PostgreSQL tests skip, saying why.
 
 Each test gets its own schema (``search_path`` set through the URL's ``options``), so tests
@@ -14,12 +15,10 @@ never see each other's tables and need no cleanup beyond ``DROP SCHEMA … CASCA
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,18 +41,7 @@ def server() -> tuple[str | None, str]:
         return url, ""
     if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) and shutil.which("initdb") is None:
         return None, f"no PostgreSQL installed (run scripts/setup/postgres.sh, or set {ENV})"
-    base = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
-    base.chmod(0o755)  # the postgres user (when we are root) must reach its data folder
-    env = {**os.environ, "RECONCILER_PG_DIR": str(base)}
-
-    def stop() -> None:
-        subprocess.run(["bash", str(SCRIPT), "--stop"], env=env, capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-
-    proc = subprocess.run(
-        ["bash", str(SCRIPT), "--no-install"], env=env, capture_output=True, text=True, timeout=120
-    )
-    atexit.register(stop)
+    proc = subprocess.run(["bash", str(SCRIPT), "--no-install"], capture_output=True, text=True, timeout=180)
     line = proc.stdout.strip()
     prefix = f"export {ENV}="
     if proc.returncode != 0 or not line.startswith(prefix):
