@@ -159,19 +159,52 @@ class Executor:
         return call_with_retry(fn, self.retry, on_retry=retried)
 
     # --- the mutating steps ----------------------------------------------------------------
+    def _mutate(
+        self,
+        change: Change,
+        action: AuditAction,
+        provider: Provider,
+        call: Callable[[], T],
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        ledger: Callable[[T], object] | None = None,
+    ) -> T:
+        """Intent, the provider call (retried), then the outcome and ``ledger``'s writes together.
+
+        The intent is durable before the call is made; the outcome settles it. A kill in
+        between leaves the intent open for ``engine.settle_intents`` on the next start.
+        """
+        intent = self._record(
+            change, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
+        )
+        try:
+            result = self._call(provider, action.value, call)
+        except ProviderError as exc:
+            self._record(
+                change,
+                action,
+                Outcome.FAILED,
+                resource_id=resource_id,
+                token=token,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
+        with self.store.transaction():
+            self._record(
+                change, action, Outcome.SUCCEEDED, resource_id=done_id, token=token, intent_seq=intent.seq
+            )
+            if ledger is not None:
+                ledger(result)
+        return result
+
     def _create(self, change: Change) -> ObservedServer:
         server = change.after
         assert server is not None and change.token is not None
         provider = self.providers[change.provider]
-        intent = self._record(
-            change,
-            AuditAction.CREATE,
-            Outcome.INTENT,
-            token=change.token,
-            detail=json.dumps(
-                {"generation": change.generation, "spec_hash": server.spec_hash, "size": str(server.size)}
-            ),
-        )
         request = CreateRequest(
             owner=self.plan.deployment,
             key=server.key,
@@ -187,78 +220,42 @@ class Executor:
             cluster=server.cluster,
             member=server.member,
         )
-        try:
-            created = self._call(provider, "create", lambda: provider.create(request))
-        except ProviderError as exc:
-            self._record(
-                change,
-                AuditAction.CREATE,
-                Outcome.FAILED,
-                token=change.token,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        with self.store.transaction():
-            self._record(
-                change,
-                AuditAction.CREATE,
-                Outcome.SUCCEEDED,
-                token=change.token,
-                resource_id=created.resource_id,
-                intent_seq=intent.seq,
-            )
-            self.store.open_interval(self._interval(created))
-        return created
+        detail = {"generation": change.generation, "spec_hash": server.spec_hash, "size": str(server.size)}
+        return self._mutate(
+            change,
+            AuditAction.CREATE,
+            provider,
+            lambda: provider.create(request),
+            token=change.token,
+            detail=json.dumps(detail),
+            ledger=lambda created: self.store.open_interval(self._interval(created)),
+        )
 
     def _delete(self, change: Change, server: ObservedServer) -> None:
         if self.before_delete is not None:
             self.before_delete(change, server)
         provider = self.providers[server.provider]
-        intent = self._record(change, AuditAction.DELETE, Outcome.INTENT, resource_id=server.resource_id)
-        try:
-            self._call(provider, "delete", lambda: provider.delete(server))
-        except NotFoundError:
-            pass
-        except ProviderError as exc:
-            self._record(
-                change,
-                AuditAction.DELETE,
-                Outcome.FAILED,
-                resource_id=server.resource_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        with self.store.transaction():
-            self._record(
-                change,
-                AuditAction.DELETE,
-                Outcome.SUCCEEDED,
-                resource_id=server.resource_id,
-                intent_seq=intent.seq,
-            )
-            self.store.close_interval(server.provider, server.resource_id, end=self.clock.now())
+
+        def delete() -> None:
+            with contextlib.suppress(NotFoundError):  # gone already: what delete wanted
+                provider.delete(server)
+
+        self._mutate(
+            change,
+            AuditAction.DELETE,
+            provider,
+            delete,
+            resource_id=server.resource_id,
+            ledger=lambda _: self.store.close_interval(
+                server.provider, server.resource_id, end=self.clock.now()
+            ),
+        )
 
     def _power(self, change: Change, server: ObservedServer, start: bool) -> ObservedServer:
         provider = self.providers[server.provider]
         action = AuditAction.START if start else AuditAction.STOP
-        intent = self._record(change, action, Outcome.INTENT, resource_id=server.resource_id)
         call = provider.start if start else provider.stop
-        try:
-            result = self._call(provider, action.value, lambda: call(server))
-        except ProviderError as exc:
-            self._record(
-                change,
-                action,
-                Outcome.FAILED,
-                resource_id=server.resource_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        self._record(change, action, Outcome.SUCCEEDED, resource_id=server.resource_id, intent_seq=intent.seq)
-        return result
+        return self._mutate(change, action, provider, lambda: call(server), resource_id=server.resource_id)
 
     def _update(self, change: Change) -> ObservedServer:
         before, after = change.before, change.after
@@ -272,37 +269,21 @@ class Executor:
         request = UpdateRequest(
             size=after.size, flavor=after.flavor, tags=after.tags, allow_restart=after.allow_restart
         )
-        intent = self._record(
-            change,
-            AuditAction.UPDATE,
-            Outcome.INTENT,
-            resource_id=before.resource_id,
-            detail=json.dumps({"from": str(before.size), "to": str(after.size)}),
-        )
-        try:
-            updated = self._call(provider, "update", lambda: provider.update(current, request))
-        except ProviderError as exc:
-            self._record(
-                change,
-                AuditAction.UPDATE,
-                Outcome.FAILED,
-                resource_id=before.resource_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        with self.store.transaction():
-            self._record(
-                change,
-                AuditAction.UPDATE,
-                Outcome.SUCCEEDED,
-                resource_id=before.resource_id,
-                intent_seq=intent.seq,
-            )
+
+        def resized(updated: ObservedServer) -> None:
             if (updated.size, updated.flavor) != (before.size, before.flavor):
                 self.store.close_interval(before.provider, before.resource_id, end=self.clock.now())
                 self.store.open_interval(self._interval(updated))
-        return updated
+
+        return self._mutate(
+            change,
+            AuditAction.UPDATE,
+            provider,
+            lambda: provider.update(current, request),
+            resource_id=before.resource_id,
+            detail=json.dumps({"from": str(before.size), "to": str(after.size)}),
+            ledger=resized,
+        )
 
     def execute_change(self, change: Change) -> ChangeResult:
         """Carry out one change; provider errors become a FAILED result, never an exception."""

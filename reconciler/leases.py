@@ -152,6 +152,6 @@ class LeaseKeeper:
             f"lost the lease of {lease.scope} (epoch {lease.epoch}) during the apply: {why}; "
             "no further change was started and nothing more was written"
         )
+        self.lost.set()  # first: nothing that follows (logging included) may keep writers going
         log.error("lease lost", scope=lease.scope, epoch=lease.epoch, reason=why, at=now.isoformat())
-        self.lost.set()
         return False

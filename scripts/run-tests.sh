@@ -65,6 +65,9 @@ fi
 step "chromium"
 setup chromium || true
 step "postgresql"
+# A server of this run's own, stopped when the run ends.
+export RECONCILER_PG_DIR="${TMPDIR:-/tmp}/reconciler-test-postgres-$$"
+trap 'bash scripts/setup/postgres.sh --stop >/dev/null 2>&1 || true; rm -rf "$RECONCILER_PG_DIR"' EXIT
 if pg_env=$(bash scripts/setup/postgres.sh); then
   eval "$pg_env"  # exports RECONCILER_TEST_POSTGRES for the PostgreSQL store tests
 elif [ "$STRICT" = true ]; then
