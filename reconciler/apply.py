@@ -40,7 +40,7 @@ from reconciler.model import (
     server_name,
 )
 from reconciler.plan import Change, Plan
-from reconciler.pricing import hourly_rate
+from reconciler.pricing import usage_interval
 from reconciler.retry import RetryPolicy, call_with_retry
 from reconciler.store.base import AuditAction, AuditEntry, AuditRecord, Outcome, Store, UsageInterval
 
@@ -76,6 +76,112 @@ class RunContext:
 Progress = Callable[[ChangeResult], None]
 
 
+@dataclass(frozen=True)
+class AuditWriter:
+    """Writes one run's audit entries, and runs a mutating provider call between its intent and outcome.
+
+    Every mutation the reconciler makes (the executor's changes, backups, restores) goes
+    through ``mutate``: the intent is durable before the call is made and the outcome settles
+    it, together with ``ledger``'s writes in one transaction. A kill in between leaves the
+    intent open for ``engine.settle_intents`` on the next start.
+    """
+
+    store: Store
+    clock: Clock
+    deployment: str
+    run: RunContext
+    retry: RetryPolicy
+
+    def record(
+        self,
+        key: str,
+        provider: str,
+        action: AuditAction,
+        outcome: Outcome,
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        error: str = "",
+        intent_seq: int | None = None,
+    ) -> AuditEntry:
+        record = AuditRecord(
+            deployment=self.deployment,
+            run_id=self.run.run_id,
+            actor=self.run.actor,
+            commit=self.run.commit,
+            action=action,
+            outcome=outcome,
+            key=key,
+            provider=provider,
+            resource_id=resource_id,
+            token=token,
+            detail=detail,
+            error=error,
+            intent_seq=intent_seq,
+        )
+        return self.store.append(record, at=self.clock.now())
+
+    def mutate(
+        self,
+        key: str,
+        provider: Provider,
+        action: AuditAction,
+        call: Callable[[], T],
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        success_detail: str = "",
+        ledger: Callable[[T], object] | None = None,
+    ) -> T:
+        """Intent, the provider call (retried on TransientError), then the outcome."""
+        name = provider.name
+        intent = self.record(
+            key, name, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
+        )
+
+        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
+            log.info(
+                "retrying",
+                provider=name,
+                call=action.value,
+                attempt=attempt,
+                error=str(exc),
+                wait=round(wait_s, 3),
+            )
+
+        try:
+            result = call_with_retry(call, self.retry, on_retry=retried)
+        except ProviderError as exc:
+            self.record(
+                key,
+                name,
+                action,
+                Outcome.FAILED,
+                resource_id=resource_id,
+                token=token,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
+        with self.store.transaction():
+            self.record(
+                key,
+                name,
+                action,
+                Outcome.SUCCEEDED,
+                resource_id=done_id,
+                token=token,
+                detail=success_detail,
+                intent_seq=intent.seq,
+            )
+            if ledger is not None:
+                ledger(result)
+        return result
+
+
 @dataclass
 class Executor:
     plan: Plan
@@ -92,73 +198,25 @@ class Executor:
     lease_lost: threading.Event | None = None
     # Called before each server is deleted (a final backup); raising ProviderError fails the change.
     before_delete: Callable[[Change, ObservedServer], None] | None = None
+    audit: AuditWriter = field(init=False)
 
-    # --- ledger helpers ------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.audit = AuditWriter(self.store, self.clock, self.plan.deployment, self.run, self.retry)
+
     def _record(
         self,
         change: Change,
         action: AuditAction,
         outcome: Outcome,
         *,
-        resource_id: str = "",
-        token: str = "",
-        detail: str = "",
         error: str = "",
-        intent_seq: int | None = None,
     ) -> AuditEntry:
-        record = AuditRecord(
-            deployment=self.plan.deployment,
-            run_id=self.run.run_id,
-            actor=self.run.actor,
-            commit=self.run.commit,
-            action=action,
-            outcome=outcome,
-            key=change.key,
-            provider=change.provider,
-            resource_id=resource_id,
-            token=token,
-            detail=detail,
-            error=error,
-            intent_seq=intent_seq,
-        )
-        return self.store.append(record, at=self.clock.now())
+        return self.audit.record(change.key, change.provider, action, outcome, error=error)
 
     def _interval(self, server: ObservedServer) -> UsageInterval:
-        rate, currency, price_list = None, "", ""
         plist = self.plan.price_list_for(server.provider)
-        if plist is not None:
-            rate, currency, price_list = (
-                hourly_rate(plist, server.size, server.flavor),
-                plist.currency,
-                plist.name,
-            )
-        return UsageInterval(
-            deployment=self.plan.deployment,
-            provider=server.provider,
-            resource_id=server.resource_id,
-            key=server.key,
-            flavor=server.flavor,
-            size=server.size,
-            start=self.clock.now(),
-            hourly_rate=rate,
-            currency=currency,
-            price_list=price_list,
-        )
+        return usage_interval(self.plan.deployment, server, plist, start=self.clock.now())
 
-    def _call(self, provider: Provider, what: str, fn: Callable[[], T]) -> T:
-        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
-            log.info(
-                "retrying",
-                provider=provider.name,
-                call=what,
-                attempt=attempt,
-                error=str(exc),
-                wait=round(wait_s, 3),
-            )
-
-        return call_with_retry(fn, self.retry, on_retry=retried)
-
-    # --- the mutating steps ----------------------------------------------------------------
     def _mutate(
         self,
         change: Change,
@@ -171,35 +229,16 @@ class Executor:
         detail: str = "",
         ledger: Callable[[T], object] | None = None,
     ) -> T:
-        """Intent, the provider call (retried), then the outcome and ``ledger``'s writes together.
-
-        The intent is durable before the call is made; the outcome settles it. A kill in
-        between leaves the intent open for ``engine.settle_intents`` on the next start.
-        """
-        intent = self._record(
-            change, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
+        return self.audit.mutate(
+            change.key,
+            provider,
+            action,
+            call,
+            resource_id=resource_id,
+            token=token,
+            detail=detail,
+            ledger=ledger,
         )
-        try:
-            result = self._call(provider, action.value, call)
-        except ProviderError as exc:
-            self._record(
-                change,
-                action,
-                Outcome.FAILED,
-                resource_id=resource_id,
-                token=token,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
-        with self.store.transaction():
-            self._record(
-                change, action, Outcome.SUCCEEDED, resource_id=done_id, token=token, intent_seq=intent.seq
-            )
-            if ledger is not None:
-                ledger(result)
-        return result
 
     def _create(self, change: Change) -> ObservedServer:
         server = change.after

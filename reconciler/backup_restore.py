@@ -18,6 +18,7 @@ next plan shows the resize or replacement honestly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +26,13 @@ from dataclasses import dataclass
 
 from providers.base import Provider
 from reconciler import engine
-from reconciler.apply import RunContext
+from reconciler.apply import AuditWriter, RunContext
 from reconciler.backup import BackupAction, BackupKind, final_name
 from reconciler.backup_apply import BackupResult, BackupRunner, list_snapshots
 from reconciler.backup_cycle import lease_plan
 from reconciler.clock import isoformat
 from reconciler.config import check_secrets, render_user_data, resolve_secret
-from reconciler.errors import NotFoundError, ProviderError, UserError
+from reconciler.errors import NotFoundError, UserError
 from reconciler.leases import LeaseKeeper, lease_ttl
 from reconciler.model import (
     CreateRequest,
@@ -44,9 +45,8 @@ from reconciler.model import (
     idempotency_token,
     server_name,
 )
-from reconciler.pricing import hourly_rate
-from reconciler.retry import call_with_retry
-from reconciler.store.base import AuditAction, AuditRecord, Outcome, Store, UsageInterval
+from reconciler.pricing import usage_interval
+from reconciler.store.base import AuditAction, Outcome, Store
 
 
 @dataclass(frozen=True)
@@ -181,18 +181,8 @@ def restore(
         engine.close_providers(providers, ws)
 
 
-def _record(
-    state: DesiredState, run: RunContext, server_key: str, provider: str, **kw: object
-) -> AuditRecord:
-    return AuditRecord(
-        deployment=state.deployment,
-        run_id=run.run_id,
-        actor=run.actor,
-        commit=run.commit,
-        key=server_key,
-        provider=provider,
-        **kw,  # type: ignore[arg-type]
-    )
+def _writer(state: DesiredState, ws: engine.Workspace, run: RunContext, store: Store) -> AuditWriter:
+    return AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
 
 
 def _create_restored(
@@ -221,19 +211,6 @@ def _create_restored(
         "size": str(size),
         "restore_from": backup.snapshot_id,
     }
-    intent = store.append(
-        _record(
-            state,
-            run,
-            want.key,
-            want.provider,
-            action=AuditAction.CREATE,
-            outcome=Outcome.INTENT,
-            token=token,
-            detail=json.dumps(detail),
-        ),
-        at=ws.clock.now(),
-    )
     request = CreateRequest(
         owner=state.deployment,
         key=want.key,
@@ -249,56 +226,19 @@ def _create_restored(
         cluster=want.cluster,
         member=want.member,
     )
-    try:
-        created = call_with_retry(lambda: provider.create_from_snapshot(request, backup), ws.retry)
-    except ProviderError as exc:
-        store.append(
-            _record(
-                state,
-                run,
-                want.key,
-                want.provider,
-                action=AuditAction.CREATE,
-                outcome=Outcome.FAILED,
-                token=token,
-                error=str(exc),
-                intent_seq=intent.seq,
-            ),
-            at=ws.clock.now(),
-        )
-        raise
     plist = state.price_list_for(want.provider)
-    with store.transaction():
-        store.append(
-            _record(
-                state,
-                run,
-                want.key,
-                want.provider,
-                action=AuditAction.CREATE,
-                outcome=Outcome.SUCCEEDED,
-                token=token,
-                resource_id=created.resource_id,
-                intent_seq=intent.seq,
-                detail=json.dumps({"restored_from": backup.snapshot_id}),
-            ),
-            at=ws.clock.now(),
-        )
-        store.open_interval(
-            UsageInterval(
-                deployment=state.deployment,
-                provider=created.provider,
-                resource_id=created.resource_id,
-                key=created.key,
-                flavor=created.flavor,
-                size=created.size,
-                start=ws.clock.now(),
-                hourly_rate=hourly_rate(plist, created.size, created.flavor) if plist else None,
-                currency=plist.currency if plist else "",
-                price_list=plist.name if plist else "",
-            )
-        )
-    return created
+    return _writer(state, ws, run, store).mutate(
+        want.key,
+        provider,
+        AuditAction.CREATE,
+        lambda: provider.create_from_snapshot(request, backup),
+        token=token,
+        detail=json.dumps(detail),
+        success_detail=json.dumps({"restored_from": backup.snapshot_id}),
+        ledger=lambda created: store.open_interval(
+            usage_interval(state.deployment, created, plist, start=ws.clock.now())
+        ),
+    )
 
 
 def _delete(
@@ -310,51 +250,17 @@ def _delete(
     old: ObservedServer,
 ) -> None:
     provider = providers[old.provider]
-    intent = store.append(
-        _record(
-            state,
-            run,
-            old.key,
-            old.provider,
-            action=AuditAction.DELETE,
-            outcome=Outcome.INTENT,
-            resource_id=old.resource_id,
-            detail="replaced by a restore",
-        ),
-        at=ws.clock.now(),
+
+    def delete() -> None:
+        with contextlib.suppress(NotFoundError):  # gone already: what delete wanted
+            provider.delete(old)
+
+    _writer(state, ws, run, store).mutate(
+        old.key,
+        provider,
+        AuditAction.DELETE,
+        delete,
+        resource_id=old.resource_id,
+        detail="replaced by a restore",
+        ledger=lambda _: store.close_interval(old.provider, old.resource_id, end=ws.clock.now()),
     )
-    try:
-        call_with_retry(lambda: provider.delete(old), ws.retry)
-    except NotFoundError:
-        pass
-    except ProviderError as exc:
-        store.append(
-            _record(
-                state,
-                run,
-                old.key,
-                old.provider,
-                action=AuditAction.DELETE,
-                outcome=Outcome.FAILED,
-                resource_id=old.resource_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            ),
-            at=ws.clock.now(),
-        )
-        raise
-    with store.transaction():
-        store.append(
-            _record(
-                state,
-                run,
-                old.key,
-                old.provider,
-                action=AuditAction.DELETE,
-                outcome=Outcome.SUCCEEDED,
-                resource_id=old.resource_id,
-                intent_seq=intent.seq,
-            ),
-            at=ws.clock.now(),
-        )
-        store.close_interval(old.provider, old.resource_id, end=ws.clock.now())

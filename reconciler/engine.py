@@ -42,10 +42,10 @@ from reconciler.model import (
     Snapshot,
 )
 from reconciler.plan import Plan, stale_keys
-from reconciler.pricing import hourly_rate, plan_cost
+from reconciler.pricing import plan_cost, usage_interval
 from reconciler.retry import RetryPolicy, call_with_retry
 from reconciler.store import open_store
-from reconciler.store.base import AuditAction, AuditRecord, Lease, Outcome, Store, UsageInterval
+from reconciler.store.base import AuditAction, AuditRecord, Lease, Outcome, Store
 
 log = structlog.get_logger("reconciler.engine")
 
@@ -289,20 +289,7 @@ def sync_usage(
         with store.transaction():
             if interval is not None:
                 store.close_interval(server.provider, server.resource_id, end=now)
-            store.open_interval(
-                UsageInterval(
-                    deployment=plan.deployment,
-                    provider=server.provider,
-                    resource_id=server.resource_id,
-                    key=server.key,
-                    flavor=server.flavor,
-                    size=server.size,
-                    start=start,
-                    hourly_rate=hourly_rate(plist, server.size, server.flavor) if plist else None,
-                    currency=plist.currency if plist else "",
-                    price_list=plist.name if plist else "",
-                )
-            )
+            store.open_interval(usage_interval(plan.deployment, server, plist, start=start))
     for ident, interval in open_now.items():
         if ident in seen or interval.provider not in scope:
             continue
@@ -453,8 +440,9 @@ def verify(
     wanted = [c.after for c in plan.changes if c.after is not None and c.action is not Action.DELETE]
     keys = {server.key for server in wanted}
     current = [s for s in observed if s.key in keys and (s.provider, s.resource_id) not in gone]
-    remaining = diff(wanted, current, owner=plan.deployment, capabilities=capabilities,
-                     last_generation=lambda key: None)
+    remaining = diff(
+        wanted, current, owner=plan.deployment, capabilities=capabilities, last_generation=lambda key: None
+    )
     problems.extend(f"{c.key}: still needs {c.action.value} ({c.reason})" for c in remaining.changes)
     return problems
 
@@ -500,8 +488,13 @@ def apply_plan(
         sync_usage(store, plan, observed, run, ws.clock, providers)
         sample_usage(providers, observed, store, plan.deployment, ws.retry)  # counters before changes
         runner = backup_apply.BackupRunner(
-            deployment=plan.deployment, providers=providers, store=store, clock=ws.clock, run=run,
-            price_list_for=plan.price_list_for, retry=ws.retry,
+            deployment=plan.deployment,
+            providers=providers,
+            store=store,
+            clock=ws.clock,
+            run=run,
+            price_list_for=plan.price_list_for,
+            retry=ws.retry,
         )
         runner.run_actions(plan.backups, observed)  # scheduled backups and prunes, before any change
         if not plan.changes:  # still worth the call: intents settled, usage ledger in step
@@ -545,7 +538,9 @@ def apply_plan(
             f"{len(results) - failed} succeeded, {failed} failed or skipped",
         )
         return ApplyReport(
-            results=tuple(results), recovered=tuple(recovered), problems=tuple(problems),
+            results=tuple(results),
+            recovered=tuple(recovered),
+            problems=tuple(problems),
             backups=tuple(runner.results),
         )
     finally:

@@ -133,8 +133,11 @@ def plan_cost(
         if rate is not None:
             before[seen.cluster] = before.get(seen.cluster, Decimal(0)) + rate
     lines = tuple(
-        CostLine(scope=cluster, before_hourly=before.get(cluster, Decimal(0)),
-                 after_hourly=after.get(cluster, Decimal(0)))
+        CostLine(
+            scope=cluster,
+            before_hourly=before.get(cluster, Decimal(0)),
+            after_hourly=after.get(cluster, Decimal(0)),
+        )
         for cluster in sorted(before.keys() | after.keys())
     )
     return CostSummary(
@@ -178,3 +181,21 @@ def interval_cost(
 
 def seconds_to_hours(seconds: int) -> Decimal:
     return Decimal(seconds) / _SECONDS_PER_HOUR
+
+
+def usage_interval(
+    deployment: str, server: ObservedServer, price_list: PriceList | None, *, start: datetime
+) -> UsageInterval:
+    """A usage interval opening for ``server`` at its current size, priced at the rate in force."""
+    return UsageInterval(
+        deployment=deployment,
+        provider=server.provider,
+        resource_id=server.resource_id,
+        key=server.key,
+        flavor=server.flavor,
+        size=server.size,
+        start=start,
+        hourly_rate=hourly_rate(price_list, server.size, server.flavor) if price_list else None,
+        currency=price_list.currency if price_list else "",
+        price_list=price_list.name if price_list else "",
+    )
