@@ -6,7 +6,8 @@ Design decisions this module embodies:
   ``DescribeInstances`` paginator filtered on the owner tag, 1000 per page, so 1,500
   servers cost two calls. Sizes come from a built-in instance type table (asking
   ``DescribeInstanceTypes`` only for types the table lacks); the root disk size is the one
-  we asked for at creation, kept in a tag, so observing needs no volume calls.
+  we asked for at creation, kept in a tag, so observing needs no volume calls. So is the
+  creation time: EC2's ``LaunchTime`` moves on every start.
 * Creates are idempotent twice over: ``RunInstances`` gets the deterministic ``ClientToken``
   and, because not every EC2-compatible endpoint honours it, we first look for an instance
   already carrying the ``reconciler:token`` tag.
@@ -17,8 +18,11 @@ Design decisions this module embodies:
 * A create returns as soon as EC2 accepts the instance (``pending`` counts as running);
   an instance type change is stop → modify → start and only with ``allow_restart``; a
   delete waits (polling, bounded by ``wait_timeout``) until the instance is terminated.
-* Credentials come only from boto3's normal chain (environment, ``profile``, instance role);
-  the spec schema has no place for a key.
+* Backups are AMIs (CreateImage) for either backup method, EC2 having one restorable kind;
+  a restore is the create path (same token lookup, tags and ClientToken) launched from the
+  backup AMI, its root volume sized as the request says but never below the backed-up disk.
+* Credentials come only from botocore's (boto3's) normal chain (environment, ``profile``,
+  instance role); the spec schema has no place for a key.
 
 The pure parts — type table, error mapping, spec schema, instance/image mapping — live in
 ``providers.aws_common``.
@@ -32,7 +36,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -43,9 +48,13 @@ from providers.aws_common import (
     SPEC_SCHEMA,
     STATUS_BY_STATE,
     TAG_AUTO_NAME,
+    TAG_CREATED_AT,
     TAG_DISK,
     TAG_IMAGE_ID,
+    TAG_METHOD,
     TAG_RESOURCE_ID,
+    TAG_RESTORED_FROM,
+    TAG_TEMPLATE_IMAGE,
     USER_DATA_LIMIT,
     AwsSettings,
     backing_snapshots,
@@ -53,6 +62,7 @@ from providers.aws_common import (
     instance_type_for,
     method_name,
     observed_from_instance,
+    root_volume_gb,
     snapshot_from_image,
     tag_list,
     tags_of,
@@ -80,6 +90,10 @@ from reconciler.model import (
     UpdateRequest,
 )
 
+# botocore's service models (EC2's is several MB of JSON), read once per process and shared
+# by every provider's session; each session still resolves its own profile and credentials.
+_LOADER = botocore.loaders.create_loader()
+
 
 @register("aws")
 class AwsProvider(Provider):
@@ -102,14 +116,16 @@ class AwsProvider(Provider):
     # --- plumbing ------------------------------------------------------------------------
     @property
     def client(self) -> Any:
-        """The boto3 EC2 client (created on first use; thread-safe once made)."""
+        """The botocore EC2 client (created on first use; thread-safe once made)."""
         with self._lock:
             if self._client is None:
                 s = self.settings
                 try:
-                    session = boto3.session.Session(profile_name=s.profile, region_name=s.region)
-                    self._client = session.client(
+                    session = botocore.session.Session(profile=s.profile)
+                    session.register_component("data_loader", _LOADER)
+                    self._client = session.create_client(
                         "ec2",
+                        region_name=s.region,
                         endpoint_url=s.endpoint_url,
                         config=Config(
                             retries={"mode": "standard", "total_max_attempts": s.max_attempts},
@@ -249,6 +265,77 @@ class AwsProvider(Provider):
         existing = self.lookup(request.owner, request.token)
         if existing is not None:
             return existing
+        return self._launch(request, request.image, self._root_device(request.image))
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """RunInstances from the backup AMI: a server of ``request.size`` (the root volume as
+        large as asked, never smaller than the backed-up server's), marked and idempotent by
+        token exactly like ``create``. The instance remembers the template's image in a tag, so
+        the engine sees the image it asked for rather than the backup AMI."""
+        existing = self.lookup(request.owner, request.token)
+        if existing is not None:
+            return existing  # also after the backup itself was deleted
+        image = self._backup_image(request, snapshot)
+        needed = root_volume_gb(image)
+        if request.size.disk_gb > 0 and request.size.disk_gb < needed:
+            raise PermanentError(
+                f"{request.key}: backup {snapshot.snapshot_id} holds a {needed} GB root disk; a restore "
+                f"onto {request.size.disk_gb} GB cannot hold it (ask for at least {needed} GB)",
+                code="DiskTooSmallForBackup",
+            )
+        marks = {TAG_RESTORED_FROM: snapshot.snapshot_id, TAG_TEMPLATE_IMAGE: request.image}
+        root_device = str(image.get("RootDeviceName") or "/dev/xvda")
+        return self._launch(request, snapshot.snapshot_id, root_device, marks=marks, own_root=True)
+
+    def _backup_image(self, request: CreateRequest, snapshot: Snapshot) -> dict[str, Any]:
+        """The backup AMI behind ``snapshot``, refusing one that is gone, not ours or not ready."""
+        try:
+            reply = self._call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
+        except NotFoundError:
+            reply = {}
+        images = [i for i in reply.get("Images") or () if i.get("State") != "deregistered"]
+        if not images:
+            raise NotFoundError(
+                f"{request.key}: backup {snapshot.snapshot_id} ({snapshot.name}) no longer exists; "
+                "nothing to restore from",
+                code="InvalidAMIID.NotFound",
+            )
+        image = dict(images[0])
+        owner = tags_of(image).get(TAG_OWNER)
+        if owner != request.owner:
+            raise PermanentError(
+                f"{request.key}: image {snapshot.snapshot_id} is owned by {owner or 'nobody'}, not "
+                f"{request.owner}; only the deployment's own backups are restored",
+                code="NotOwned",
+            )
+        state = str(image.get("State", "available"))
+        if state == "pending":
+            raise TransientError(
+                f"{request.key}: backup {snapshot.snapshot_id} is still being made (pending)",
+                code="ImagePending",
+            )
+        if state != "available":
+            raise PermanentError(
+                f"{request.key}: backup {snapshot.snapshot_id} is {state} and cannot be restored",
+                code="ImageNotAvailable",
+            )
+        return image
+
+    def _launch(
+        self,
+        request: CreateRequest,
+        image: str,
+        root_device: str,
+        *,
+        marks: Mapping[str, str] | None = None,
+        own_root: bool = False,
+    ) -> ObservedServer:
+        """RunInstances for ``request`` from ``image``: the shared body of create and restore.
+
+        ``marks`` are extra tags of ours for the instance; ``own_root`` maps the root volume
+        (deleted with the instance) even when the request gives no disk size, rather than
+        keeping whatever the image's mapping says.
+        """
         if len(request.user_data.encode()) > USER_DATA_LIMIT:
             raise PermanentError(
                 f"{request.key}: rendered boot scripts are {len(request.user_data.encode())} bytes; "
@@ -261,9 +348,11 @@ class AwsProvider(Provider):
             tags.update({"Name": request.name, TAG_AUTO_NAME: "true"})
         if request.size.disk_gb > 0:
             tags[TAG_DISK] = str(request.size.disk_gb)
+        tags[TAG_CREATED_AT] = isoformat(self.context.clock.now())
+        tags.update(marks or {})
         volume_tags = {k: tags[k] for k in (TAG_OWNER, TAG_KEY, TAG_CLUSTER, TAG_MEMBER)}
         params: dict[str, Any] = {
-            "ImageId": request.image,
+            "ImageId": image,
             "InstanceType": instance_type,
             "MinCount": 1,
             "MaxCount": 1,
@@ -273,9 +362,10 @@ class AwsProvider(Provider):
                 {"ResourceType": "volume", "Tags": tag_list(volume_tags)},
             ],
         }
-        root_device = self._root_device(request.image)
-        if request.size.disk_gb > 0:
-            ebs = {"VolumeSize": request.size.disk_gb, "DeleteOnTermination": True}
+        if request.size.disk_gb > 0 or own_root:
+            ebs: dict[str, Any] = {"DeleteOnTermination": True}
+            if request.size.disk_gb > 0:
+                ebs["VolumeSize"] = request.size.disk_gb
             params["BlockDeviceMappings"] = [{"DeviceName": root_device, "Ebs": ebs}]
         if request.user_data:
             params["UserData"] = request.user_data  # botocore base64-encodes it
@@ -391,7 +481,12 @@ class AwsProvider(Provider):
 
     # --- backups -------------------------------------------------------------------------
     def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
-        """An AMI of the server (CreateImage, NoReboot); a retry finds the image by name."""
+        """An AMI of the server (CreateImage, NoReboot); a retry finds the image by name.
+
+        EC2 has one restorable kind of backup, the AMI, so both ``BackupMethod`` values take
+        one and the same way; the method asked for is recorded in the ``TAG_METHOD`` tag. The
+        server's root disk size goes in ``TAG_DISK``: the least a restore may ask for.
+        """
         name = image_name(request.name)
         existing = self._images([
             {"Name": "name", "Values": [name]}, {"Name": f"tag:{TAG_OWNER}", "Values": [server.owner]}
@@ -404,6 +499,9 @@ class AwsProvider(Provider):
             "Name": name, TAG_OWNER: server.owner, TAG_KEY: server.key, TAG_CLUSTER: server.cluster,
             TAG_RESOURCE_ID: server.resource_id, TAG_TAKEN_AT: isoformat(self.context.clock.now()),
         })
+        tags[TAG_METHOD] = request.method.value
+        if server.size.disk_gb > 0:
+            tags[TAG_DISK] = str(server.size.disk_gb)
         if request.policy:
             tags[TAG_POLICY] = request.policy
         reply = self._call(

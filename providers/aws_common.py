@@ -22,6 +22,7 @@ from providers.base import user_tags
 from reconciler.clock import parse_timestamp
 from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
 from reconciler.model import (
+    TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -38,9 +39,19 @@ from reconciler.model import (
 
 # Marks of our own, beside the shared ones (the ``reconciler:`` prefix keeps them out of user tags).
 TAG_AUTO_NAME = "reconciler:auto-name"  # "true" when we set the Name tag ourselves
-TAG_DISK = "reconciler:disk-gb"  # root volume size asked for at creation
+# On instances: the root volume size asked for at creation; on backup images: that of the
+# instance backed up (the least a restore may ask for).
+TAG_DISK = "reconciler:disk-gb"
 TAG_RESOURCE_ID = "reconciler:resource-id"  # on images: the instance a backup was taken of
 TAG_IMAGE_ID = "reconciler:image-id"  # on EBS snapshots: the image they back
+TAG_METHOD = TAG_BACKUP_METHOD  # on images: the policy's BackupMethod (both are AMIs)
+TAG_RESTORED_FROM = "reconciler:restored-from"  # on restored instances: the backup AMI
+# On restored instances: the template's image. EC2 reports the backup AMI as their ImageId;
+# the engine compares the template's image, so observing reports this one instead.
+TAG_TEMPLATE_IMAGE = "reconciler:template-image"
+# On instances: when we launched it, by the reconciler's clock. EC2's LaunchTime moves on
+# every start (a quiesced backup restarts the server), so it is only the fallback.
+TAG_CREATED_AT = "reconciler:created-at"
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 # A pending instance is one EC2 has accepted and is booting: "running" as far as the engine
@@ -258,7 +269,6 @@ def to_utc(moment: Any) -> datetime | None:
     return moment.astimezone(UTC) if isinstance(moment, datetime) else None
 
 
-
 def method_name(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
@@ -268,11 +278,34 @@ def backing_snapshots(image: Mapping[str, Any]) -> list[str]:
     return [m["Ebs"]["SnapshotId"] for m in mappings if m.get("Ebs", {}).get("SnapshotId")]
 
 
+def root_volume_gb(image: Mapping[str, Any]) -> int:
+    """The size of an image's root volume: what a server launched from it needs at least.
+
+    Our backup images carry the backed-up instance's root disk in ``TAG_DISK``; other images
+    (or ours taken of an instance of unknown disk) answer from their root block device mapping.
+    """
+    recorded = to_int(tags_of(image).get(TAG_DISK))
+    if recorded:
+        return recorded
+    root = image.get("RootDeviceName")
+    for mapping in image.get("BlockDeviceMappings") or ():
+        if mapping.get("DeviceName") == root and "Ebs" in mapping:
+            return int(mapping["Ebs"].get("VolumeSize") or 0)
+    return 0
+
+
 def image_name(name: str) -> str:
     """An AMI name: 3–128 characters of letters, digits and ( ) [ ] . / - ' @ _."""
     allowed = "()[]./-'@_"
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c in allowed) else "-" for c in name)
     return cleaned[:128].ljust(3, "-")
+
+
+def _created_at(tags: Mapping[str, str]) -> datetime | None:
+    try:
+        return parse_timestamp(tags[TAG_CREATED_AT])
+    except (KeyError, UserError):
+        return None
 
 
 def observed_from_instance(
@@ -299,13 +332,13 @@ def observed_from_instance(
         owner=tags.get(TAG_OWNER, ""),
         status=status,
         size=Size(cpus=cpus, memory_mb=memory, disk_gb=disk),
-        image=str(instance.get("ImageId", "")),
+        image=tags.get(TAG_TEMPLATE_IMAGE) or str(instance.get("ImageId", "")),
         spec_hash=tags.get(TAG_SPEC_HASH, ""),
         generation=generation,
         token=tags.get(TAG_TOKEN, ""),
         flavor=flavor,
         addresses=addresses,
-        created_at=to_utc(instance.get("LaunchTime")),
+        created_at=_created_at(tags) or to_utc(instance.get("LaunchTime")),
         tags=user_tags(visible),
     )
 

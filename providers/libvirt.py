@@ -31,6 +31,16 @@ Design decisions, each forced by libvirt:
   renamed ``<name>.retired-<uuid8>``, marked ``retired-at``, invisible to ``observe``):
   internal snapshots live inside its disk, and backups must outlive their server. Deleting
   its last snapshot removes it for good.
+* **Backups** come in two kinds. ``method: snapshot`` is an internal qcow2 snapshot
+  (``snapshotCreateXML``) inside the server's disk: quick, but it cannot be restored into
+  a new domain (libvirt has no call that copies a snapshot out of a disk), so
+  ``create_from_snapshot`` refuses it. ``method: image`` is a standalone copy of the disk
+  in the pool plus a never-started record domain carrying the backup's marks
+  (``providers.libvirt_backup``): it outlives the server and restores.
+* **Restoring** (``create_from_snapshot``) is ``create`` with one difference: the disk is a
+  full copy of the backup's image (marked ``restored-from``), not an overlay of the
+  template's image — a copy, so pruning the backup later never touches the restored
+  server. Idempotent and resumable by token exactly like create, seed ISO included.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from typing import Any, ClassVar
 import libvirt
 
 from providers.base import Provider, ProviderContext, register, user_tags
+from providers.libvirt_backup import ImageBackups, is_image_backup
 from providers.libvirt_domain import Domain, Domains, State
 from providers.libvirt_seed import build_seed, seed_files
 from providers.libvirt_storage import Storage
@@ -52,6 +63,7 @@ from providers.libvirt_xml import (
     Interface,
     Marks,
     SnapshotInfo,
+    VolumeInfo,
     VolumeRef,
     domain_size,
     domain_xml,
@@ -63,6 +75,7 @@ from providers.libvirt_xml import (
 from reconciler.clock import isoformat, parse_timestamp
 from reconciler.errors import NotFoundError, PermanentError, UserError
 from reconciler.model import (
+    BackupMethod,
     Capabilities,
     CreateRequest,
     MetricSample,
@@ -133,6 +146,8 @@ class LibvirtProvider(Provider):
                                    str(spec.get("network", "default")))
         self.cloud_init = bool(spec.get("cloud_init", True))
         self._seed_supported: bool | None = None  # learnt on the first seed upload
+        self.backups = ImageBackups(self.wire, self.domains, self.storage, provider=config.name,
+                                    clock=context.clock)
 
     @property
     def uri(self) -> str:
@@ -144,15 +159,21 @@ class LibvirtProvider(Provider):
     # --- reading ----------------------------------------------------------------------------
     def _scan(self, owner: str) -> list[Domain]:
         """Every domain carrying ``owner``'s marks (retired ones too): one listing plus one read each."""
-        found = []
+        return self._scan_all(owner)[0]
+
+    def _scan_all(self, owner: str) -> tuple[list[Domain], list[Domain]]:
+        """``owner``'s server domains and image backup records, from the same listing and reads."""
+        servers, records = [], []
         for handle in self.domains.list_all():
             try:
                 dom = self.domains.read(handle)
             except NotFoundError:
                 continue  # undefined between the listing and the read
             if dom.marks is not None and dom.marks.owner == owner:
-                found.append(dom)
-        return found
+                servers.append(dom)
+            elif dom.backup is not None and dom.backup.owner == owner:
+                records.append(dom)
+        return servers, records
 
     def _observed(self, dom: Domain, state: State | None = None) -> ObservedServer:
         marks = dom.owned
@@ -211,10 +232,17 @@ class LibvirtProvider(Provider):
 
     # --- create -----------------------------------------------------------------------------
     def create(self, request: CreateRequest) -> ObservedServer:
+        return self._create(request, None)
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """``create`` with the disk a full copy of an image backup; internal snapshots are refused."""
+        return self._create(request, self.backups.restore_source(request, snapshot))
+
+    def _create(self, request: CreateRequest, restore: tuple[VolumeRef, VolumeInfo] | None) -> ObservedServer:
         try:
             dom = self.domains.by_name(request.name)
         except NotFoundError:
-            dom = self._define(request)
+            dom = self._define(request, restore)
         else:
             if dom.marks is None or (dom.marks.owner, dom.marks.token) != (request.owner, request.token):
                 raise PermanentError(f"{request.key}: a domain named {request.name!r} already exists on "
@@ -226,16 +254,19 @@ class LibvirtProvider(Provider):
         if marks.disk is None:
             raise PermanentError(f"{request.key}: domain {request.name} carries our marks but names no disk "
                                  "volume; delete it and apply again", code="NO_DISK_MARK")
-        self.storage.ensure_disk(marks.disk, marks.image, marks.disk_gb)
+        self.storage.ensure_disk(marks.disk, marks.image, marks.disk_gb, source=marks.restored_from)
         if marks.seed is not None:
             dom = self._ensure_seed(dom, request)
         self.domains.power_on(dom, self.domains.state(dom))
         created = dom.owned.with_(created_at=isoformat(self.context.clock.now()))
         return self._fresh(self.domains.write_marks(dom, created, live=True))
 
-    def _define(self, request: CreateRequest) -> Domain:
-        _, base = self.storage.image(request.image)  # fail before anything exists on a missing image
-        disk_format = self.storage.disk_format(base)
+    def _define(self, request: CreateRequest, restore: tuple[VolumeRef, VolumeInfo] | None) -> Domain:
+        if restore is None:
+            _, base = self.storage.image(request.image)  # fail before anything exists on a missing image
+            disk_format = self.storage.disk_format(base)
+        else:
+            disk_format = restore[1].format  # a copy of the backup's image keeps its format
         domain_uuid = str(uuid.uuid4())
         stem = f"{request.name}-{domain_uuid[:8]}"  # unique per domain, even when a token comes back
         seed = None
@@ -246,7 +277,7 @@ class LibvirtProvider(Provider):
             token=request.token, cluster=request.cluster, member=request.member, image=request.image,
             disk_gb=request.size.disk_gb, flavor=request.flavor,
             disk=VolumeRef(self.pool_name, f"{stem}.{'qcow2' if disk_format == 'qcow2' else 'img'}"),
-            seed=seed, tags=user_tags(dict(request.tags)),
+            seed=seed, tags=user_tags(dict(request.tags)), restored_from=restore[0] if restore else None,
         )
         xml = domain_xml(name=request.name, uuid=domain_uuid, domain_type=self.domain_type, size=request.size,
                          marks=marks, disk_format=disk_format, interface=self.interface)
@@ -384,8 +415,11 @@ class LibvirtProvider(Provider):
         )
 
     def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
-        """An internal snapshot (``snapshotCreateXML``): disk and, while running, memory, inside the qcow2."""
+        """``method: snapshot``: an internal snapshot (``snapshotCreateXML``) — disk and, while running,
+        memory, inside the qcow2. ``method: image``: a standalone copy (``providers.libvirt_backup``)."""
         dom = self._owned(server.resource_id, server.owner, server.key)
+        if request.method is BackupMethod.IMAGE:
+            return self.backups.take(dom, request, self.domains.state(dom))
         existing = self._named_snapshot(dom, request.name, server.owner)
         if existing is not None:  # a retried snapshot: the first one made it
             return self._snapshot(dom, existing[1])
@@ -397,10 +431,17 @@ class LibvirtProvider(Provider):
         return self._snapshot(dom, self._snapshot_info(handle))
 
     def list_snapshots(self, owner: str) -> list[Snapshot]:
-        snaps = [self._snapshot(dom, info) for dom in self._scan(owner) for info in self._our_snapshots(dom)]
+        """Both kinds from one domain scan: internal snapshots of our domains (one listing each, plus
+        one read per snapshot) and image backup records (no call beyond the scan)."""
+        servers, records = self._scan_all(owner)
+        snaps = [self._snapshot(dom, info) for dom in servers for info in self._our_snapshots(dom)]
+        snaps += [self.backups.snapshot_of(record) for record in records]
         return sorted(snaps, key=lambda s: (s.key, s.created_at, s.snapshot_id))
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
+        if is_image_backup(snapshot.snapshot_id):
+            self.backups.delete(snapshot)
+            return
         uuid, _, name = snapshot.snapshot_id.partition("/")
         try:
             dom = self._owned(uuid, snapshot.owner, snapshot.key)

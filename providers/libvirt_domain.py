@@ -4,12 +4,16 @@ The provider (``providers.libvirt``) decides what should happen to a server; thi
 does the domain-level steps it is made of, each one libvirt call or a short, bounded
 sequence of them, all through the provider's ``Wire`` (counted, errors mapped):
 
-* ``Domain``: a handle, its XML as last read, and our marks (None: not ours).
+* ``Domain``: a handle, its XML as last read, and our marks (None: not ours) — a server's,
+  or an image backup record's (``backup``).
 * ``Domains.power_on`` / ``power_off``: get a domain running or shut off from whatever state
   it is in. A clean shutdown waits up to ``shutdown_timeout`` seconds (polling the state)
   and then powers off; "already running" / "not running" answers from a race are success.
 * ``Domains.write_marks``: our ``<metadata>`` element, on the persistent definition and,
   for a running domain, on the live one too (``observe`` reads the live XML).
+* ``Domains.live_copy``: a point-in-time copy of a running domain's disk through a block
+  copy job (``virDomainBlockCopy`` into an existing volume, wait for the mirror to be
+  ready, abort without pivoting: the copy is then consistent as of that instant).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from typing import Any
 import libvirt
 
 from providers.libvirt_wire import BLOCKED, CRASHED, PAUSED, PMSUSPENDED, RUNNING, SHUTDOWN, SHUTOFF, Wire
-from providers.libvirt_xml import NS, PREFIX, Marks
-from reconciler.errors import PermanentError
+from providers.libvirt_xml import NS, PREFIX, BackupMarks, Marks, mirror_state
+from reconciler.errors import PermanentError, ProviderError, TransientError
 
 NOT_RUNNING = "VIR_ERR_OPERATION_INVALID"  # "domain is not running" / "is already running"
 _POLL_SECONDS = 0.25
@@ -38,6 +42,7 @@ class Domain:
     handle: Any
     root: ET.Element
     marks: Marks | None
+    backup: BackupMarks | None = None  # set on the record of an image backup (never a server)
 
     @property
     def uuid(self) -> str:
@@ -68,7 +73,7 @@ class Domains:
     def read(self, handle: Any) -> Domain:
         """The domain's live XML (its definition when shut off) and our marks in it."""
         root = ET.fromstring(self._call("virDomainGetXMLDesc", lambda: handle.XMLDesc(0)))
-        return Domain(handle, root, Marks.from_domain(root))
+        return Domain(handle, root, Marks.from_domain(root), BackupMarks.from_domain(root))
 
     def list_all(self) -> list[Any]:
         return list(self._call("virConnectListAllDomains", lambda: self.wire.conn().listAllDomains(0)))
@@ -99,7 +104,46 @@ class Domains:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._call("virDomainSetMetadata", lambda: dom.handle.setMetadata(
             libvirt.VIR_DOMAIN_METADATA_ELEMENT, marks.metadata_xml(), PREFIX, NS, flags))
-        return Domain(dom.handle, dom.root, marks)
+        return Domain(dom.handle, dom.root, marks, dom.backup)
+
+    def write_backup_marks(self, dom: Domain, marks: BackupMarks) -> Domain:
+        """The ``<reconciler:backup>`` element of a (never started) backup record."""
+        self._call("virDomainSetMetadata", lambda: dom.handle.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, marks.metadata_xml(), PREFIX, NS,
+            libvirt.VIR_DOMAIN_AFFECT_CONFIG))
+        return Domain(dom.handle, dom.root, dom.marks, marks)
+
+    # --- copying a running disk -------------------------------------------------------------
+    def live_copy(self, dom: Domain, target: str, dest_xml: str) -> None:
+        """Copy disk ``target`` of a running domain into the existing volume ``dest_xml`` describes.
+
+        A block copy job mirrors the disk; once libvirt reports the mirror ready, aborting the
+        job (without pivoting) leaves the destination consistent as of that instant and the
+        domain on its own disk. Drivers without block copy raise ``PermanentError`` with code
+        ``VIR_ERR_NO_SUPPORT``."""
+        flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        self._call("virDomainBlockCopy", lambda: dom.handle.blockCopy(target, dest_xml, None, flags))
+        try:
+            while True:
+                root = ET.fromstring(self._call("virDomainGetXMLDesc", lambda: dom.handle.XMLDesc(0)))
+                state = mirror_state(root, target)
+                if state is None:
+                    raise TransientError(f"the block copy of disk {target} of domain {dom.name} ended before "
+                                         "it was complete", code="COPY_JOB_ENDED")
+                if state == "yes":
+                    break
+                time.sleep(_POLL_SECONDS)
+        except BaseException:
+            self.abort_copy(dom, target)
+            raise
+        self._call("virDomainBlockJobAbort", lambda: dom.handle.blockJobAbort(target, 0))
+
+    def abort_copy(self, dom: Domain, target: str) -> None:
+        """End a block copy job on ``target`` (best effort: the job may be gone already)."""
+        try:
+            self._call("virDomainBlockJobAbort", lambda: dom.handle.blockJobAbort(target, 0))
+        except ProviderError:
+            pass
 
     # --- power ------------------------------------------------------------------------------
     def power_on(self, dom: Domain, state: State) -> None:

@@ -3,7 +3,9 @@
 The provider's decisions about *when* a volume exists live in ``providers.libvirt``; this
 module knows *how*: find a pool and check it is running, find the template's base image
 (``volume`` in the Provider's pool, or ``pool/volume``), make a server's disk as a qcow2
-copy-on-write overlay of it (or a full clone), upload a cloud-init seed through libvirt's
+copy-on-write overlay of it (or a full clone), copy volumes (image backups, restored disks:
+``virStorageVolCreateXMLFrom``, grown afterwards when the copy must be larger — libvirt's
+copy keeps the source's capacity on real pools), upload a cloud-init seed through libvirt's
 stream API, and remove volumes. Missing pools and images are ``PermanentError`` s that say
 what to fix. Every call goes through the provider's ``Wire`` (counted, errors mapped).
 """
@@ -64,10 +66,38 @@ class Storage:
         except NotFoundError:
             return None
 
-    def ensure_disk(self, ref: VolumeRef, image: str, disk_gb: int) -> None:
-        """The server's disk: kept when an earlier attempt made it, else an overlay or clone of the image."""
+    def info(self, handle: Any) -> VolumeInfo:
+        return volume_info(self.wire.call("virStorageVolGetXMLDesc", lambda: handle.XMLDesc(0)))
+
+    def lookup(self, ref: VolumeRef) -> tuple[Any, VolumeInfo] | None:
+        """A volume by pool and name and what it is; None when it (or its pool) is gone."""
+        try:
+            pool = self.wire.call("virStoragePoolLookupByName",
+                                  lambda: self.wire.conn().storagePoolLookupByName(ref.pool))
+        except NotFoundError:
+            return None
+        handle = self.volume(pool, ref.volume)
+        if handle is None:
+            return None
+        try:
+            return handle, self.info(handle)
+        except NotFoundError:
+            return None
+
+    def ensure_disk(self, ref: VolumeRef, image: str, disk_gb: int, *,
+                    source: VolumeRef | None = None) -> None:
+        """The server's disk: kept when an earlier attempt made it, else an overlay or clone of the
+        image — or, for a restored server, a full copy of the backup image ``source``."""
         pool = self.pool(ref.pool)
         if self.volume(pool, ref.volume) is not None:
+            return
+        if source is not None:
+            found = self.lookup(source)
+            if found is None:
+                raise PermanentError(f"backup image {source.pool}/{source.volume} is gone from "
+                                     f"{self.wire.uri}; restore from another backup",
+                                     code="BACKUP_IMAGE_GONE")
+            self.copy(pool, ref.volume, found, max(disk_gb * GIB, found[1].capacity))
             return
         base_handle, base = self.image(image)
         capacity = max(disk_gb * GIB, base.capacity)
@@ -75,8 +105,23 @@ class Storage:
             xml = volume_xml(ref.volume, capacity, "qcow2", backing=base)
             self.wire.call("virStorageVolCreateXML", lambda: pool.createXML(xml, 0))
         else:
-            xml = volume_xml(ref.volume, capacity, base.format)
-            self.wire.call("virStorageVolCreateXMLFrom", lambda: pool.createXMLFrom(xml, base_handle, 0))
+            self.copy(pool, ref.volume, (base_handle, base), capacity)
+
+    def copy(self, pool: Any, name: str, source: tuple[Any, VolumeInfo], capacity: int) -> Any:
+        """A full, standalone copy of ``source`` (its backing chain flattened) as volume ``name``,
+        of at least ``capacity`` bytes."""
+        handle, info = source
+        xml = volume_xml(name, capacity, info.format)
+        made = self.wire.call("virStorageVolCreateXMLFrom", lambda: pool.createXMLFrom(xml, handle, 0))
+        if self.info(made).capacity < capacity:  # real pools keep the source's size: grow it
+            self.wire.call("virStorageVolResize", lambda: made.resize(capacity, 0))
+        return made
+
+    def create_empty(self, pool: Any, name: str, capacity: int, fmt: str) -> tuple[Any, VolumeInfo]:
+        """A new, empty (sparse) volume, for a block copy to write into."""
+        made = self.wire.call("virStorageVolCreateXML",
+                              lambda: pool.createXML(volume_xml(name, capacity, fmt), 0))
+        return made, self.info(made)
 
     def delete_volume(self, ref: VolumeRef) -> None:
         """Remove a volume; one already gone (or whose pool is gone) is fine."""

@@ -19,6 +19,11 @@ keeps (owner, key, spec-hash, generation, token, cluster, member) plus what only
 
 A domain snapshot has no metadata element: its marks are JSON in its ``<description>``,
 after a first line saying who wrote it.
+
+An image backup (``BackupMarks``) is a never-started domain definition whose metadata holds
+one ``<reconciler:backup>`` element instead (owner, key, name, policy, method, taken-at,
+size-gb, the source domain's UUID, the image volume, copied-at once the copy is complete);
+``Marks.from_domain`` only reads ``<reconciler:server>``, so such a record is never a server.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class Marks:
     created_at: str | None = None
     retired_at: str | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())
+    restored_from: VolumeRef | None = None  # the backup image a restored server's disk is copied from
 
     def with_(self, **changes: Any) -> Marks:
         return replace(self, **changes)
@@ -98,7 +104,7 @@ class Marks:
         for name, value in values:
             if value is not None:
                 ET.SubElement(root, q(name)).text = value
-        for name, ref in (("disk", self.disk), ("seed", self.seed)):
+        for name, ref in (("disk", self.disk), ("seed", self.seed), ("restored-from", self.restored_from)):
             if ref is not None:
                 ET.SubElement(root, q(name), {"pool": ref.pool, "volume": ref.volume})
         for key, value in self.tags:
@@ -121,10 +127,7 @@ class Marks:
             return None if found is None else (found.text or "")
 
         def ref(name: str) -> VolumeRef | None:
-            found = element.find(f"{{{NS}}}{name}")
-            if found is None:
-                return None
-            return VolumeRef(found.get("pool", ""), found.get("volume", ""))
+            return _ref(element, name)
 
         owner = text(_local(TAG_OWNER))
         if not owner:
@@ -136,8 +139,75 @@ class Marks:
             cluster=text(_local(TAG_CLUSTER)) or "", member=text(_local(TAG_MEMBER)) or "",
             image=text("image") or "", disk_gb=_int(text("disk-gb")), flavor=text("flavor"),
             disk=ref("disk"), seed=ref("seed"), created_at=text("created-at"), retired_at=text("retired-at"),
-            tags=tags,
+            tags=tags, restored_from=ref("restored-from"),
         )
+
+
+def _ref(element: ET.Element, name: str) -> VolumeRef | None:
+    found = element.find(f"{{{NS}}}{name}")
+    if found is None:
+        return None
+    return VolumeRef(found.get("pool", ""), found.get("volume", ""))
+
+
+@dataclass(frozen=True)
+class BackupMarks:
+    """What the ``<reconciler:backup>`` element of an image backup's record says."""
+
+    owner: str
+    key: str
+    name: str  # the backup's name (the SnapshotRequest's), unique per owner
+    image: VolumeRef  # the standalone copy of the server's disk
+    taken_at: str
+    size_gb: int  # the source server's disk size
+    source: str  # the source domain's UUID
+    method: str = "image"
+    policy: str | None = None
+    copied_at: str | None = None  # set once the copy is complete; until then the backup is "creating"
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    def with_(self, **changes: Any) -> BackupMarks:
+        return replace(self, **changes)
+
+    def element(self, *, namespaced: bool = True) -> ET.Element:
+        def q(name: str) -> str:
+            return f"{{{NS}}}{name}" if namespaced else name
+
+        root = ET.Element(q("backup"))
+        values = [(_local(TAG_OWNER), self.owner), (_local(TAG_KEY), self.key), ("name", self.name),
+                  ("method", self.method), ("policy", self.policy), ("taken-at", self.taken_at),
+                  ("size-gb", str(self.size_gb)), ("source", self.source), ("copied-at", self.copied_at)]
+        for name, value in values:
+            if value is not None:
+                ET.SubElement(root, q(name)).text = value
+        ET.SubElement(root, q("image"), {"pool": self.image.pool, "volume": self.image.volume})
+        for key, value in self.tags:
+            ET.SubElement(root, q("tag"), {"key": key}).text = value
+        return root
+
+    def metadata_xml(self) -> str:
+        return ET.tostring(self.element(namespaced=False), encoding="unicode")
+
+    @classmethod
+    def from_domain(cls, root: ET.Element) -> BackupMarks | None:
+        """The backup marks in a domain's XML, or None when the domain is not a backup of ours."""
+        element = root.find(f"metadata/{{{NS}}}backup")
+        if element is None:
+            return None
+
+        def text(name: str) -> str | None:
+            found = element.find(f"{{{NS}}}{name}")
+            return None if found is None else (found.text or "")
+
+        owner, image = text(_local(TAG_OWNER)), _ref(element, "image")
+        if not owner or image is None:
+            return None
+        tags = tuple(sorted((tag.get("key", ""), tag.text or "") for tag in element.findall(f"{{{NS}}}tag")))
+        return cls(owner=owner, key=text(_local(TAG_KEY)) or "", name=text("name") or "", image=image,
+                   taken_at=text("taken-at") or "", size_gb=_int(text("size-gb")),
+                   source=text("source") or "",
+                   method=text("method") or "image", policy=text("policy"), copied_at=text("copied-at"),
+                   tags=tags)
 
 
 def _int(text: str | None) -> int:
@@ -191,13 +261,63 @@ def domain_xml(*, name: str, uuid: str, domain_type: str, size: Size, marks: Mar
     return ET.tostring(dom, encoding="unicode")
 
 
-def _volume_disk(devices: ET.Element, ref: VolumeRef, device: str, fmt: str, target: str, bus: str) -> None:
+def _volume_disk(devices: ET.Element, ref: VolumeRef, device: str, fmt: str, target: str, bus: str,
+                 *, readonly: bool = False) -> None:
     disk = ET.SubElement(devices, "disk", {"type": "volume", "device": device})
     ET.SubElement(disk, "driver", {"name": "qemu", "type": fmt})
     ET.SubElement(disk, "source", {"pool": ref.pool, "volume": ref.volume})
     ET.SubElement(disk, "target", {"dev": target, "bus": bus})
-    if device == "cdrom":
+    if device == "cdrom" or readonly:
         ET.SubElement(disk, "readonly")
+
+
+def backup_domain_xml(*, name: str, uuid: str, domain_type: str, size: Size, marks: BackupMarks,
+                      disk_format: str) -> str:
+    """The record of an image backup: a domain never started, its one disk the image, read-only."""
+    dom = ET.Element("domain", {"type": domain_type})
+    ET.SubElement(dom, "name").text = name
+    ET.SubElement(dom, "uuid").text = uuid
+    ET.SubElement(dom, "title").text = (f"backup {marks.name} of {marks.key} "
+                                        f"(gitops-reconciler, owner {marks.owner})")
+    ET.SubElement(dom, "description").text = ("An image backup kept by gitops-reconciler: never start this "
+                                              "domain; restore it with `reconciler restore`.")
+    ET.SubElement(dom, "metadata").append(marks.element())
+    ET.SubElement(dom, "memory", {"unit": "MiB"}).text = str(size.memory_mb)
+    ET.SubElement(dom, "vcpu", {"placement": "static"}).text = str(size.cpus)
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type").text = "hvm"
+    devices = ET.SubElement(dom, "devices")
+    _volume_disk(devices, marks.image, "disk", disk_format, "vda", "virtio", readonly=True)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def disk_target(root: ET.Element, ref: VolumeRef) -> str | None:
+    """The target device (``vda``) of the disk backed by volume ``ref`` in a domain's XML."""
+    for disk in root.findall("devices/disk"):
+        source = disk.find("source")
+        if source is not None and (source.get("pool"), source.get("volume")) == (ref.pool, ref.volume):
+            target = disk.find("target")
+            return target.get("dev") if target is not None else None
+    return None
+
+
+def mirror_state(root: ET.Element, target: str) -> str | None:
+    """The ``ready`` state of the block copy job on disk ``target`` ("" while copying; None: no job)."""
+    for disk in root.findall("devices/disk"):
+        found = disk.find("target")
+        if found is not None and found.get("dev") == target:
+            mirror = disk.find("mirror")
+            return None if mirror is None else mirror.get("ready", "")
+    return None
+
+
+def copy_target_xml(path: str, fmt: str, kind: str) -> str:
+    """The ``<disk>`` a block copy writes into: an existing file (or block device) of format ``fmt``."""
+    block = kind == "block"
+    disk = ET.Element("disk", {"type": "block" if block else "file"})
+    ET.SubElement(disk, "driver", {"type": fmt})
+    ET.SubElement(disk, "source", {"dev" if block else "file": path})
+    return ET.tostring(disk, encoding="unicode")
 
 
 def without_seed(domain: str, seed: VolumeRef, marks: Marks) -> str:
@@ -263,6 +383,7 @@ class VolumeInfo:
     path: str
     format: str
     capacity: int  # bytes
+    kind: str = "file"  # libvirt's volume type: file, block, network…
 
 
 def volume_info(xml_text: str) -> VolumeInfo:
@@ -273,6 +394,7 @@ def volume_info(xml_text: str) -> VolumeInfo:
         path=root.findtext("target/path") or "",
         format=(fmt.get("type") if fmt is not None else None) or "raw",
         capacity=scaled(capacity.text, capacity.get("unit", "bytes")) if capacity is not None else 0,
+        kind=root.get("type") or "file",
     )
 
 

@@ -21,8 +21,12 @@ Design decisions, each forced by Nova:
   disk never changes in place. Tags are metadata: one ``PUT`` that keeps our marks.
 * **Backups** are Nova ``createImage`` snapshots carrying our marks as image properties; they
   are listed and deleted through Nova's image API (microversion 2.35), so the provider needs
-  only the compute endpoint. Usage samples come from server diagnostics where the cloud's
-  policy allows them (admin by default); elsewhere ``metrics`` returns nothing.
+  only the compute endpoint. Both backup methods take such an image (Nova has no other kind
+  that outlives the server); the method is recorded on it. A **restore** is a create whose
+  server boots from the backup image instead of the template's (same token lookup, same wait),
+  refused before any ``POST`` when the image is missing, not ours, or of a larger disk.
+* **Usage samples** come from server diagnostics where the cloud's policy allows them (admin
+  by default); elsewhere ``metrics`` returns nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from providers.openstack_common import (
     GONE,
     MARK_DISK,
     MARK_IMAGE,
+    MARK_METHOD,
+    MARK_RESTORED_FROM,
     MARK_SIZE,
     MARK_SNAPSHOT_OF,
     USER_DATA_MAX,
@@ -51,6 +57,7 @@ from providers.openstack_common import (
     pick_flavor,
     size_mark,
     snapshot_from_image,
+    source_disk_gb,
     task_state,
     token_tag,
     user_metadata,
@@ -264,8 +271,56 @@ class OpenStackProvider(Provider):
 
     # --- create ---------------------------------------------------------------------------
     def create(self, request: CreateRequest) -> ObservedServer:
+        return self._build(request, lambda: self._submit(request))
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """A server booted from a backup image, through ``create``'s own path (token lookup first).
+
+        Backups of either method are the same kind of Nova image, so both restore alike. The
+        image must exist, carry ``request.owner``'s mark and be ACTIVE; ``request.size`` must
+        hold the backed-up server's disk. The server boots from the image (``imageRef``, or a
+        volume of ``disk_gb`` made from it when ``boot_from_volume``), carries ``request``'s
+        marks (``reconciler:image`` stays the template's image) and the backup's id.
+        """
+        def submit() -> str:
+            image = self._restorable(request, snapshot)
+            return self._submit(request, image_id=str(image["id"]),
+                                extra={MARK_RESTORED_FROM: str(image["id"])})
+
+        return self._build(request, submit)
+
+    def _restorable(self, request: CreateRequest, snapshot: Snapshot) -> dict[str, Any]:
+        """The backup image behind ``snapshot``, checked: ours, ready, and fitting the disk asked for."""
+        what = f"{request.key}: restore from backup {snapshot.snapshot_id}"
+        try:
+            image: dict[str, Any] = self.api.request(
+                "images.get", "GET", f"/images/{snapshot.snapshot_id}",
+                microversion=IMAGE_PROXY_MICROVERSION)["image"]
+        except NotFoundError:
+            image = {"status": "DELETED"}
+        status = str(image.get("status") or "").upper()
+        if status == "DELETED":
+            raise NotFoundError(f"{what}: no such image on the cloud (deleted?)", code="BackupNotFound")
+        owner = (image.get("metadata") or {}).get(TAG_OWNER)
+        if owner != request.owner:
+            raise PermanentError(f"{what}: the image is owned by {owner or 'nobody'}, not {request.owner}; "
+                                 "only a backup of this deployment can be restored", code="NotOwned")
+        if status in ("SAVING", "QUEUED", "UPLOADING", "IMPORTING"):
+            raise TransientError(f"{what}: the image is still {status}", code="BackupNotReady")
+        if status != "ACTIVE":
+            raise PermanentError(f"{what}: the image is {status or 'in no state'}, not ACTIVE",
+                                 code="BackupUnusable")
+        source = source_disk_gb(image)
+        if request.size.disk_gb < source:
+            raise PermanentError(f"{what}: the backup is of a {source} GB disk and the restore asks for "
+                                 f"{request.size.disk_gb} GB; ask for at least {source} GB",
+                                 code="DiskSmallerThanBackup")
+        return image
+
+    def _build(self, request: CreateRequest, submit: Callable[[], str]) -> ObservedServer:
+        """Resume the server carrying ``request.token``, else ``submit`` one; wait until it settles."""
         found = self._by_token(request.owner, request.token)
-        server_id = str(found[0]["id"]) if found else self._submit(request)
+        server_id = str(found[0]["id"]) if found else submit()
         try:
             server = self._settled(server_id, f"{request.key}: create")
         except PermanentError:
@@ -273,7 +328,9 @@ class OpenStackProvider(Provider):
             raise
         return self._observed(server)
 
-    def _submit(self, request: CreateRequest) -> str:
+    def _submit(self, request: CreateRequest, *, image_id: str | None = None,
+                extra: Mapping[str, str] | None = None) -> str:
+        """POST the server; it boots from ``image_id`` (a backup) or else the template's image."""
         s = self.settings
         flavor = self._flavor_for(request.flavor, request.size)
         disk = request.size.disk_gb
@@ -288,10 +345,11 @@ class OpenStackProvider(Provider):
                 f"{request.key}: rendered boot scripts are {len(request.user_data.encode())} bytes; Nova "
                 f"takes at most {USER_DATA_MAX} bytes of base64", code="UserDataTooLarge")
         marks = ownership_tags(request)
-        marks.update({MARK_IMAGE: request.image, MARK_DISK: str(disk)})
+        marks.update({MARK_IMAGE: request.image, MARK_DISK: str(disk), **(extra or {})})
         if request.flavor is None:
             marks[MARK_SIZE] = size_mark(request.size, flavor.name)
-        image_id = self._image_id(request.image)
+        if image_id is None:
+            image_id = self._image_id(request.image)
         body: dict[str, Any] = {
             "name": request.name, "flavorRef": flavor.id, "metadata": marks,
             "tags": [owner_tag(request.owner), token_tag(request.token)], "networks": self._network_spec(),
@@ -418,7 +476,14 @@ class OpenStackProvider(Provider):
         return found
 
     def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
-        """A Nova snapshot image of the server; a retry finds the image by name and marks."""
+        """A Nova snapshot image of the server; a retry finds the image by name and marks.
+
+        Nova makes one kind of restorable backup, an image (``createImage``), so both
+        ``BackupMethod``s take one; the method asked for is recorded in the image's
+        ``reconciler:backup-method`` property. Every mark is written, even an empty policy:
+        Nova copies the properties of the image a server booted from (a restored server's
+        backup) into its snapshots, and no stale mark may survive that.
+        """
         now = self.context.clock.now()
         existing = [i for i in self._backup_images(server.owner, name=request.name)
                     if i.get("name") == request.name and i["metadata"].get(TAG_KEY) == server.key]
@@ -427,9 +492,9 @@ class OpenStackProvider(Provider):
         self._owned(server)
         marks = user_metadata(request.tags)
         marks.update({TAG_OWNER: server.owner, TAG_KEY: server.key, TAG_CLUSTER: server.cluster,
-                      TAG_TAKEN_AT: isoformat(now), MARK_SNAPSHOT_OF: server.resource_id})
-        if request.policy:
-            marks[TAG_POLICY] = request.policy
+                      TAG_TAKEN_AT: isoformat(now), MARK_SNAPSHOT_OF: server.resource_id,
+                      TAG_POLICY: request.policy or "", MARK_METHOD: request.method.value,
+                      MARK_DISK: str(server.size.disk_gb)})
         reply = self._action(server.resource_id, "createImage", {"name": request.name, "metadata": marks})
         image_id = str(reply["image_id"])
         self._wait(server.resource_id, lambda s: task_state(s) is None, f"{server.key}: snapshot")

@@ -4,12 +4,19 @@
   cluster, member, generation, token) plus ``reconciler:image`` (the image as the template
   names it, so a name never looks like drift against the id Nova reports),
   ``reconciler:disk-gb`` (the disk asked for) and, when the flavor was picked by size,
-  ``reconciler:size`` (``cpus,memory_mb,flavor``: the size asked for and the flavor picked).
+  ``reconciler:size`` (``cpus,memory_mb,flavor``: the size asked for and the flavor picked);
+  a restored server also carries ``reconciler:restored-from`` (the backup image's id).
   Metadata is authoritative; two Nova server *tags* (``reconciler:owner=…`` and
   ``reconciler:token=…``) only let the API filter listings for us.
 * **Sizes** come from the flavor embedded in each server (microversion 2.47+), so observing
   needs no flavor calls. A flavor picked for a size reports the size that was asked for as
   long as the server still runs that flavor, so a size between two flavors is not drift.
+* **Backups** are snapshot images whose properties carry the owner, key, cluster, policy and
+  time marks, ``reconciler:snapshot-of`` (the server), ``reconciler:disk-gb`` (the disk the
+  server had: a restore needs at least that much) and ``reconciler:backup-method`` (the
+  method the policy asked for; Nova has one kind of backup, so both methods take an image).
+  Nova copies a server's image properties into its snapshots, so a backup of a restored
+  server would inherit its ancestor's marks: every mark is written on every backup.
 * **Statuses**: BUILD and the other transitional ones are pending, ACTIVE and VERIFY_RESIZE
   (resized, awaiting confirmation) running, SHUTOFF / SUSPENDED / PAUSED / SHELVED stopped,
   ERROR and UNKNOWN error; DELETED and SOFT_DELETED servers are gone.
@@ -26,6 +33,7 @@ from providers.base import user_tags
 from reconciler.clock import parse_timestamp
 from reconciler.errors import PermanentError, UserError
 from reconciler.model import (
+    TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -44,6 +52,8 @@ MARK_IMAGE = TAG_PREFIX + "image"
 MARK_DISK = TAG_PREFIX + "disk-gb"
 MARK_SIZE = TAG_PREFIX + "size"
 MARK_SNAPSHOT_OF = TAG_PREFIX + "snapshot-of"
+MARK_METHOD = TAG_BACKUP_METHOD
+MARK_RESTORED_FROM = TAG_PREFIX + "restored-from"
 GIB = 1024**3
 NOVA_TAG_MAX = 60  # characters; a tag may not hold ',' or '/'
 USER_DATA_MAX = 65535  # bytes of base64 Nova accepts
@@ -156,9 +166,15 @@ def snapshot_from_image(provider: str, image: Mapping[str, Any], now: Any) -> Sn
         name=str(image.get("name") or ""),
         created_at=_time(marks.get(TAG_TAKEN_AT)) or _time(image.get("created")) or now,
         size_gb=size_gb,
-        policy=marks.get(TAG_POLICY),
+        policy=marks.get(TAG_POLICY) or None,
         status="available" if status == "active" else status or "unknown",
     )
+
+
+def source_disk_gb(image: Mapping[str, Any]) -> int:
+    """The root disk (GB) of the server a backup image was taken of: our mark, else Nova's minDisk."""
+    marks: Mapping[str, str] = image.get("metadata") or {}
+    return _int(marks.get(MARK_DISK), _int(image.get("minDisk")))
 
 
 # --- flavors ------------------------------------------------------------------------------

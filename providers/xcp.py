@@ -21,15 +21,26 @@ Design decisions, each forced by XAPI:
 * **Boot scripts** are put in ``xenstore_data`` as base64 chunks under
   ``vm-data/user-data/<n>`` (``vm-data/user-data/chunks`` holds the count), readable in the
   guest with ``xenstore-read``. Pool administrators can read xenstore_data too.
+* **Backups** are VMs that outlive their server, marked like it plus ``reconciler:taken-at``,
+  ``snapshot-of``, ``size-gb``, ``backup-method`` and the policy. ``snapshot``: a
+  ``VM.snapshot`` (copy-on-write, its disks share the server's VDI chain). ``image``: that
+  snapshot ``VM.copy``-ed into our SR (full, independent disks; a template, not a snapshot),
+  then the snapshot destroyed; the copy names its own uuid in ``reconciler:backup-id``, so a
+  clone of it (another uuid) is never taken for a backup.
+* **A restore is a create from the backup instead of the template**: ``VM.clone`` of the
+  backup (a snapshot or image is a template, so the clone is one too and can never be started
+  as it is), then the same resumable sequence — the backup marks replaced by the request's in
+  one write, ``VM.provision`` (which clears ``is_a_template``), size, user data, root disk
+  grown to ``disk_gb`` (XAPI never shrinks a VDI: a smaller ``disk_gb`` is refused first), VIF,
+  start, ``created-at``.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import reduce
-from pathlib import Path
 from typing import Any, ClassVar
 
 import XenAPI
@@ -41,6 +52,7 @@ from providers.xcp_wire import (
     USER_DATA_KEY,
     SessionPool,
     XapiTransport,
+    credentials,
     map_failure,
     provision_spec,
     split_tags,
@@ -51,6 +63,7 @@ from providers.xcp_wire import (
 from reconciler.clock import isoformat, parse_timestamp
 from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
 from reconciler.model import (
+    TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -59,6 +72,7 @@ from reconciler.model import (
     TAG_SPEC_HASH,
     TAG_TAKEN_AT,
     TAG_TOKEN,
+    BackupMethod,
     Capabilities,
     CreateRequest,
     MetricSample,
@@ -78,6 +92,11 @@ MARK_DISK_GB = TAG_PREFIX + "disk-gb"
 MARK_CREATED = TAG_PREFIX + "created-at"
 MARK_SNAPSHOT_OF = TAG_PREFIX + "snapshot-of"
 MARK_SIZE_GB = TAG_PREFIX + "size-gb"
+MARK_METHOD = TAG_BACKUP_METHOD
+MARK_BACKUP_ID = TAG_PREFIX + "backup-id"  # an image backup's own uuid (its clones have another)
+MARK_RESTORED_FROM = TAG_PREFIX + "restored-from"
+# Marks that make a VM a backup; a server restored from one carries none of them.
+_BACKUP_MARKS = (TAG_TAKEN_AT, TAG_POLICY, MARK_SNAPSHOT_OF, MARK_SIZE_GB, MARK_METHOD, MARK_BACKUP_ID)
 
 _STATUS = {"Running": ServerStatus.RUNNING, "Halted": ServerStatus.STOPPED,
            "Paused": ServerStatus.STOPPED, "Suspended": ServerStatus.STOPPED}
@@ -139,26 +158,8 @@ class XcpProvider(Provider):
         self._refs_lock = threading.Lock()
 
     # --- connection -----------------------------------------------------------------------
-    def _credentials(self) -> tuple[str, str]:
-        spec, name = self.config.spec, self.config.name
-
-        def env(var: str) -> str:
-            value = os.environ.get(var)
-            if not value:
-                raise UserError(f"provider {name}: environment variable {var} is not set")
-            return value
-
-        user = str(spec["username"]) if "username" in spec else env(str(spec["username_env"]))
-        if "password_env" in spec:
-            return user, env(str(spec["password_env"]))
-        path = Path(str(spec["password_file"])).expanduser()
-        try:
-            return user, path.read_text().strip()
-        except OSError as exc:
-            raise UserError(f"provider {name}: cannot read password_file {path}: {exc.strerror}") from None
-
     def _login(self) -> Any:
-        user, password = self._credentials()
+        user, password = credentials(self.config.spec, self.config.name)
         spec = self.config.spec
         transport = XapiTransport(timeout=float(spec.get("timeout_seconds", 60)),
                                   tls=self._url.startswith("https://"),
@@ -224,8 +225,14 @@ class XcpProvider(Provider):
 
     # --- reading ----------------------------------------------------------------------------
     @staticmethod
-    def _owned(record: Mapping[str, Any], owner: str) -> bool:
-        return (not record.get("is_a_snapshot") and not record.get("is_control_domain")
+    def _is_backup(record: Mapping[str, Any]) -> bool:
+        """A snapshot VM, or an image backup (a template that names its own uuid as the backup)."""
+        return bool(record.get("is_a_snapshot")) or (
+            record.get("other_config", {}).get(MARK_BACKUP_ID) == record.get("uuid"))
+
+    @classmethod
+    def _owned(cls, record: Mapping[str, Any], owner: str) -> bool:
+        return (not cls._is_backup(record) and not record.get("is_control_domain")
                 and record.get("other_config", {}).get(TAG_OWNER) == owner)
 
     def _observed(self, record: Mapping[str, Any]) -> ObservedServer:
@@ -312,7 +319,7 @@ class XcpProvider(Provider):
     # --- create -----------------------------------------------------------------------------
     def _template(self, records: Mapping[str, Any], image: str) -> str:
         candidates = {ref: rec for ref, rec in records.items()
-                      if rec["is_a_template"] and not rec["is_a_snapshot"]
+                      if rec["is_a_template"] and not self._is_backup(rec)
                       and TAG_TOKEN not in rec["other_config"]}
         matches = [ref for ref, rec in candidates.items() if rec["uuid"] == image]
         matches = matches or [ref for ref, rec in candidates.items() if rec["name_label"] == image]
@@ -326,6 +333,12 @@ class XcpProvider(Provider):
         return matches[0]
 
     def create(self, request: CreateRequest) -> ObservedServer:
+        return self._create(request, lambda records: str(
+            self.xapi("VM.clone", self._template(records, request.image), request.name)))
+
+    def _create(self, request: CreateRequest, clone: Callable[[dict[str, Any]], str], *,
+                restored_from: str | None = None) -> ObservedServer:
+        """The resumable create: ``clone(records)`` makes the template clone when the token has none yet."""
         records: dict[str, Any] = self.xapi("VM.get_all_records")
         found = [(ref, rec) for ref, rec in records.items()
                  if self._owned(rec, request.owner) and rec["other_config"].get(TAG_TOKEN) == request.token]
@@ -334,8 +347,8 @@ class XcpProvider(Provider):
             if MARK_CREATED in record["other_config"]:
                 return self._observed(record)  # the create already finished
         else:
-            vm = str(self.xapi("VM.clone", self._template(records, request.image), request.name))
-            self._mark_clone(vm, request)
+            vm = clone(records)
+            self._mark_clone(vm, request, restored_from)
             record = self.xapi("VM.get_record", vm)
         if record["is_a_template"]:
             self.xapi("VM.provision", vm)
@@ -346,10 +359,14 @@ class XcpProvider(Provider):
         self.xapi("VM.add_to_other_config", vm, MARK_CREATED, isoformat(self.context.clock.now()))
         return self._observed(self.xapi("VM.get_record", vm))
 
-    def _mark_clone(self, vm: str, request: CreateRequest) -> None:
+    def _mark_clone(self, vm: str, request: CreateRequest, restored_from: str | None = None) -> None:
         """Ownership marks and the disk spec, in one write right after the clone."""
         marks: dict[str, str] = dict(self.xapi("VM.get_other_config", vm))
         marks.pop("default_template", None)
+        if restored_from is not None:  # a clone of a backup: the backup's disks are its disks
+            for key in (*_BACKUP_MARKS, "disks"):
+                marks.pop(key, None)
+            marks[MARK_RESTORED_FROM] = restored_from
         marks.update({k: v for k, v in ownership_tags(request).items() if k.startswith(TAG_PREFIX)})
         marks[MARK_IMAGE] = request.image
         marks[MARK_DISK_GB] = str(request.size.disk_gb)
@@ -449,14 +466,30 @@ class XcpProvider(Provider):
         vm, _ = self._vm(server.resource_id, server.owner)
         snap = str(self.xapi("VM.snapshot", vm, request.name))
         record: dict[str, Any] = self.xapi("VM.get_record", snap)
-        size_gb = sum(xint(rec["virtual_size"]) for _, _, rec in self._disks(record)) / GIB
+        disks = self._disks(record)
+        size_gb = sum(xint(rec["virtual_size"]) for _, _, rec in disks) / GIB
         taken = self.context.clock.now()
         marks = {k: v for k, v in record["other_config"].items() if k not in (TAG_TOKEN, MARK_CREATED)}
         marks.update({TAG_TAKEN_AT: isoformat(taken), MARK_SNAPSHOT_OF: server.resource_id,
-                      MARK_SIZE_GB: f"{size_gb:g}", TAG_OWNER: server.owner, TAG_KEY: server.key})
+                      MARK_SIZE_GB: f"{size_gb:g}", TAG_OWNER: server.owner, TAG_KEY: server.key,
+                      MARK_METHOD: str(BackupMethod.SNAPSHOT)})
         if request.policy:
             marks[TAG_POLICY] = request.policy
+        # Marked at once: if the image copy below never happens, this snapshot is the backup.
         self.xapi("VM.set_other_config", snap, marks)
+        if request.method is BackupMethod.IMAGE:
+            return self._image(snap, disks, request.name)
+        return self._snapshot({**record, "other_config": marks})
+
+    def _image(self, snap: str, disks: list[tuple[str, str, dict[str, Any]]], name: str) -> Snapshot:
+        """A full copy of a fresh, marked snapshot into our SR, marked as the backup; the snapshot goes."""
+        sr = self._named("SR", str(self.config.spec["sr"])) if self.config.spec.get("sr") else NULL_REF
+        image = str(self.xapi("VM.copy", snap, name, sr))
+        record: dict[str, Any] = self.xapi("VM.get_record", image)
+        marks = {**record["other_config"], MARK_METHOD: str(BackupMethod.IMAGE),
+                 MARK_BACKUP_ID: record["uuid"]}
+        self.xapi("VM.set_other_config", image, marks)
+        self._destroy_backup(snap, disks)
         return self._snapshot({**record, "other_config": marks})
 
     def _snapshot(self, record: Mapping[str, Any]) -> Snapshot:
@@ -473,7 +506,7 @@ class XcpProvider(Provider):
     def list_snapshots(self, owner: str) -> list[Snapshot]:
         records: dict[str, Any] = self.xapi("VM.get_all_records")
         snaps = [self._snapshot(rec) for rec in records.values()
-                 if rec["is_a_snapshot"] and rec["other_config"].get(TAG_OWNER) == owner]
+                 if self._is_backup(rec) and rec["other_config"].get(TAG_OWNER) == owner]
         return sorted(snaps, key=lambda s: (s.key, s.created_at, s.snapshot_id))
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
@@ -481,15 +514,46 @@ class XcpProvider(Provider):
             snap, record = self._vm(snapshot.snapshot_id, snapshot.owner)
         except NotFoundError:
             return
-        if not record["is_a_snapshot"]:
+        if not self._is_backup(record):
             raise PermanentError(f"{snapshot.snapshot_id} is not a snapshot; refusing to delete it",
                                  code="NOT_A_SNAPSHOT")
-        for _, vdi, _ in self._disks(record):
-            self._destroy_vdi(vdi)  # VM.destroy keeps the disks; a snapshot's disks are its own
+        self._destroy_backup(snap, self._disks(record))
+
+    def _destroy_backup(self, vm: str, disks: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for _, vdi, _ in disks:
+            self._destroy_vdi(vdi)  # VM.destroy keeps the disks; a backup's disks are its own
         try:
-            self.xapi("VM.destroy", snap)
+            self.xapi("VM.destroy", vm)
         except NotFoundError:
             pass
+
+    # --- restore ----------------------------------------------------------------------------
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """Clone the backup and carry on as ``create`` does (see the module docstring)."""
+
+        def clone(records: dict[str, Any]) -> str:
+            backup = self._backup(records, snapshot, request)
+            return str(self.xapi("VM.clone", backup, request.name))
+
+        return self._create(request, clone, restored_from=snapshot.snapshot_id)
+
+    def _backup(self, records: Mapping[str, Any], snapshot: Snapshot, request: CreateRequest) -> str:
+        """The ref of an owned backup that ``request``'s disk can hold; refuses anything else."""
+        found = [(ref, rec) for ref, rec in records.items() if rec["uuid"] == snapshot.snapshot_id]
+        if not found or not self._is_backup(found[0][1]):
+            raise NotFoundError(f"backup {snapshot.snapshot_id} ({snapshot.name}) is not on provider "
+                                f"{self.name}; see `reconciler backup list`", code="UNKNOWN_BACKUP")
+        ref, record = found[0]
+        if record["other_config"].get(TAG_OWNER) != request.owner:
+            raise PermanentError(f"backup {snapshot.snapshot_id} is not owned by {request.owner!r}; "
+                                 "refusing to restore from it", code="NOT_OWNED")
+        root = [xint(rec["virtual_size"]) for dev, _, rec in self._disks(record) if dev == "0"]
+        source_gb = max([xint(record["other_config"].get(MARK_DISK_GB))] + [math.ceil(n / GIB) for n in root])
+        if request.size.disk_gb < source_gb:
+            raise PermanentError(f"{request.key}: backup {snapshot.snapshot_id} holds a {source_gb} GB disk; "
+                                 f"a restore needs disk_gb of at least that, not {request.size.disk_gb} "
+                                 "(XAPI cannot shrink a disk)", code="DISK_TOO_SMALL")
+        return str(ref)
 
     # --- measured usage ---------------------------------------------------------------------
     def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:

@@ -14,25 +14,28 @@ error tree.
   XML-RPC proxy is not thread-safe); a session is reused as soon as it is handed back.
 * Codecs: int64 strings, ``dateTime.iso8601`` values, ``key=value`` VM tags, boot scripts
   as chunked ``xenstore_data``, and the ``other_config:disks`` provisioning spec.
+* ``credentials``: the username and password a Provider spec points to (env var or file).
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import os
 import ssl
 import threading
 import xml.etree.ElementTree as ET
 import xmlrpc.client
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import XenAPI
 
 from reconciler.clock import parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError
+from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
 
 MIB = 1024**2
 GIB = 1024**3
@@ -44,6 +47,27 @@ TRANSIENT_CODES = frozenset(
      "VM_MIGRATE_FAILED", "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"}
 )
 NOT_FOUND_CODES = frozenset({"HANDLE_INVALID", "UUID_INVALID"})
+
+
+def credentials(spec: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """(username, password) from ``username`` / ``username_env`` and ``password_env`` / ``password_file``."""
+
+    def env(var: str) -> str:
+        value = os.environ.get(var)
+        if not value:
+            raise UserError(f"provider {name}: environment variable {var} is not set")
+        return value
+
+    user = str(spec["username"]) if "username" in spec else env(str(spec["username_env"]))
+    if "password_env" in spec:
+        return user, env(str(spec["password_env"]))
+    path = Path(str(spec["password_file"])).expanduser()
+    try:
+        return user, path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"provider {name}: cannot read password_file {path}: {exc.strerror}") from None
+
+
 def xint(value: Any, default: int = 0) -> int:
     """XAPI int64 fields arrive as strings."""
     try:

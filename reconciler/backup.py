@@ -52,11 +52,13 @@ from croniter import croniter
 from reconciler.clock import isoformat, parse_timestamp
 from reconciler.model import (
     Action,
+    BackupMethod,
     BackupPolicy,
     Capabilities,
     DesiredServer,
     ObservedServer,
     PriceList,
+    Quiesce,
     Retention,
     ServerStatus,
     Snapshot,
@@ -65,7 +67,6 @@ from reconciler.model import (
 if TYPE_CHECKING:
     from reconciler.plan import Change
 
-QUIESCE_SHUTDOWN = "shutdown"
 AVAILABLE = "available"
 _TICK_FORMAT = "%Y%m%dT%H%MZ"
 _MOMENT_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -98,7 +99,8 @@ class BackupAction:
     taken_at: datetime | None = None  # prune: when it was taken; take: the tick it is due for
     size_gb: float = 0.0  # prune: its size; take/final: an estimate (see ``estimated``)
     estimated: bool = False
-    quiesce: str = "none"  # take/final: "shutdown" stops the server around the snapshot
+    quiesce: Quiesce = Quiesce.NONE  # take/final: SHUTDOWN stops the server around the snapshot
+    method: BackupMethod = BackupMethod.SNAPSHOT  # take/final
     change_id: str = ""  # final: the delete or replace it must precede
     monthly_cost: Decimal | None = None  # storage cost added per 30-day month (negative frees)
     currency: str = ""
@@ -336,6 +338,7 @@ def _scheduled(
                 size_gb=size,
                 estimated=True,
                 quiesce=policy.quiesce,
+                method=policy.method,
                 monthly_cost=cost,
                 currency=currency,
             )
@@ -383,6 +386,7 @@ def _final(ctx: _Context, change: Change, policy: BackupPolicy, snaps: Sequence[
         size_gb=size,
         estimated=True,
         quiesce=policy.quiesce,
+        method=policy.method,
         change_id=change.id,
         monthly_cost=cost,
         currency=currency,
@@ -504,7 +508,8 @@ def action_to_dict(action: BackupAction) -> dict[str, Any]:
         "taken_at": isoformat(action.taken_at) if action.taken_at else None,
         "size_gb": action.size_gb,
         "estimated": action.estimated,
-        "quiesce": action.quiesce,
+        "quiesce": action.quiesce.value,
+        "method": action.method.value,
         "change_id": action.change_id,
         "monthly_cost": None if action.monthly_cost is None else str(action.monthly_cost),
         "currency": action.currency,
@@ -525,7 +530,8 @@ def action_from_dict(data: Mapping[str, Any]) -> BackupAction:
         taken_at=parse_timestamp(data["taken_at"]) if data.get("taken_at") else None,
         size_gb=float(data.get("size_gb", 0.0)),
         estimated=bool(data.get("estimated", False)),
-        quiesce=str(data.get("quiesce", "none")),
+        quiesce=Quiesce(data.get("quiesce", "none")),
+        method=BackupMethod(data.get("method", "snapshot")),
         change_id=str(data.get("change_id", "")),
         monthly_cost=None if cost is None else Decimal(str(cost)),
         currency=str(data.get("currency", "")),

@@ -20,6 +20,7 @@ whose final backup failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import defaultdict
@@ -33,13 +34,13 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from providers.base import Provider
-from reconciler.apply import RunContext
-from reconciler.backup import QUIESCE_SHUTDOWN, BackupAction, BackupKind
+from reconciler.apply import AuditWriter, RunContext
+from reconciler.backup import BackupAction, BackupKind
 from reconciler.clock import Clock, isoformat
 from reconciler.errors import NotFoundError, PermanentError, ProviderError
-from reconciler.model import ObservedServer, PriceList, ServerStatus, Snapshot, SnapshotRequest
+from reconciler.model import ObservedServer, PriceList, Quiesce, ServerStatus, Snapshot, SnapshotRequest
 from reconciler.retry import RetryPolicy, call_with_retry
-from reconciler.store.base import AuditAction, AuditEntry, AuditRecord, BackupInterval, Outcome, Store
+from reconciler.store.base import AuditAction, AuditEntry, BackupInterval, Outcome, Store
 
 if TYPE_CHECKING:
     from reconciler.plan import Change
@@ -147,6 +148,13 @@ def sync_backup_usage(
             store.close_backup_interval(interval.provider, interval.snapshot_id, end=now)
 
 
+def _log_retry(provider: Provider, call: str) -> Callable[[int, Exception, float], None]:
+    def retried(attempt: int, exc: Exception, wait_s: float) -> None:
+        log.info("retrying", provider=provider.name, call=call, attempt=attempt, error=str(exc))
+
+    return retried
+
+
 @dataclass
 class BackupRunner:
     """Takes and prunes backups for one deployment and run (thread-safe; results accumulate)."""
@@ -163,32 +171,30 @@ class BackupRunner:
     _gates: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._audit = AuditWriter(self.store, self.clock, self.deployment, self.run, self.retry)
         self._gates = {
             name: threading.BoundedSemaphore(max(1, p.config.max_parallel))
             for name, p in self.providers.items()
         }
 
     # --- helpers ---------------------------------------------------------------------------
-    def _record(self, action: BackupAction, audit: AuditAction, outcome: Outcome, **kw: object) -> AuditEntry:
-        record = AuditRecord(
-            deployment=self.deployment,
-            run_id=self.run.run_id,
-            actor=self.run.actor,
-            commit=self.run.commit,
-            action=audit,
-            outcome=outcome,
-            key=action.key,
-            provider=action.provider,
-            **kw,  # type: ignore[arg-type]
+    def _record(
+        self, action: BackupAction, audit: AuditAction, outcome: Outcome, *, resource_id: str = "",
+        token: str = "", detail: str = "", error: str = "", intent_seq: int | None = None,
+    ) -> AuditEntry:
+        return self._audit.record(
+            action.key, action.provider, audit, outcome, resource_id=resource_id, token=token,
+            detail=detail, error=error, intent_seq=intent_seq,
         )
-        return self.store.append(record, at=self.clock.now())
 
-    def _call(self, provider: Provider, what: str, fn: Callable[[], T]) -> T:
-        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
-            log.info("retrying", provider=provider.name, call=what, attempt=attempt, error=str(exc))
+    def _gated(self, provider: Provider, fn: Callable[[], T]) -> Callable[[], T]:
+        """``fn`` run within the provider's parallelism limit (each attempt on its own)."""
 
-        with self._gates[provider.name]:
-            return call_with_retry(fn, self.retry, on_retry=retried)
+        def call() -> T:
+            with self._gates[provider.name]:
+                return fn()
+
+        return call
 
     def _keep(self, result: BackupResult) -> BackupResult:
         with self._lock:
@@ -199,30 +205,21 @@ class BackupRunner:
 
     def _power(self, action: BackupAction, server: ObservedServer, *, start: bool) -> ObservedServer:
         provider = self.providers[server.provider]
-        audit = AuditAction.START if start else AuditAction.STOP
-        why = json.dumps({"backup": action.name, "quiesce": QUIESCE_SHUTDOWN})
-        intent = self._record(action, audit, Outcome.INTENT, resource_id=server.resource_id, detail=why)
         call = provider.start if start else provider.stop
-        try:
-            result = self._call(provider, audit.value, lambda: call(server))
-        except ProviderError as exc:
-            self._record(
-                action,
-                audit,
-                Outcome.FAILED,
-                resource_id=server.resource_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        self._record(action, audit, Outcome.SUCCEEDED, resource_id=server.resource_id, intent_seq=intent.seq)
-        return result
+        return self._audit.mutate(
+            action.key,
+            provider,
+            AuditAction.START if start else AuditAction.STOP,
+            self._gated(provider, lambda: call(server)),
+            resource_id=server.resource_id,
+            detail=json.dumps({"backup": action.name, "quiesce": Quiesce.SHUTDOWN.value}),
+        )
 
     # --- one backup ------------------------------------------------------------------------
     def take(self, action: BackupAction, server: ObservedServer) -> BackupResult:
         """Take one backup (quiescing as the policy says); failures are returned, not raised."""
         provider = self.providers[server.provider]
-        quiesce = action.quiesce == QUIESCE_SHUTDOWN and server.status is ServerStatus.RUNNING
+        quiesce = action.quiesce == Quiesce.SHUTDOWN and server.status is ServerStatus.RUNNING
         current = server
         if quiesce:
             try:
@@ -248,11 +245,12 @@ class BackupRunner:
             token=action.name,
             detail=json.dumps(detail),
         )
-        request = SnapshotRequest(name=action.name, policy=action.policy)
+        request = SnapshotRequest(name=action.name, policy=action.policy, method=action.method)
         snapshot: Snapshot | None = None
         message = ""
         try:
-            snapshot = self._call(provider, "snapshot", lambda: provider.snapshot(current, request))
+            take = self._gated(provider, lambda: provider.snapshot(current, request))
+            snapshot = call_with_retry(take, self.retry, on_retry=_log_retry(provider, "snapshot"))
         except ProviderError as exc:
             message = f"snapshot failed: {exc}"
             self._record(
@@ -317,33 +315,26 @@ class BackupRunner:
                 "reason": action.reason,
             }
         )
-        intent = self._record(
-            action, AuditAction.DELETE_SNAPSHOT, Outcome.INTENT, resource_id=action.snapshot_id, detail=detail
-        )
         snapshot = action.snapshot(self.deployment)
+
+        def delete() -> None:
+            with contextlib.suppress(NotFoundError):  # gone already: what the prune wanted
+                provider.delete_snapshot(snapshot)
+
         try:
-            self._call(provider, "delete_snapshot", lambda: provider.delete_snapshot(snapshot))
-        except NotFoundError:
-            pass
+            self._audit.mutate(
+                action.key,
+                provider,
+                AuditAction.DELETE_SNAPSHOT,
+                self._gated(provider, delete),
+                resource_id=action.snapshot_id,
+                detail=detail,
+                ledger=lambda _: self.store.close_backup_interval(
+                    action.provider, action.snapshot_id, end=self.clock.now()
+                ),
+            )
         except ProviderError as exc:
-            self._record(
-                action,
-                AuditAction.DELETE_SNAPSHOT,
-                Outcome.FAILED,
-                resource_id=action.snapshot_id,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
             return self._keep(BackupResult(action, BackupStatus.FAILED, f"prune failed: {exc}"))
-        with self.store.transaction():
-            self._record(
-                action,
-                AuditAction.DELETE_SNAPSHOT,
-                Outcome.SUCCEEDED,
-                resource_id=action.snapshot_id,
-                intent_seq=intent.seq,
-            )
-            self.store.close_backup_interval(action.provider, action.snapshot_id, end=self.clock.now())
         return self._keep(BackupResult(action, BackupStatus.SUCCEEDED))
 
     def skip(self, action: BackupAction, why: str) -> BackupResult:

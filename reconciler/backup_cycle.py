@@ -8,19 +8,22 @@ rules of ``reconciler.backup``, and acts through ``backup_apply`` with the audit
   what retention no longer keeps, then brings the backup-storage ledger in step with the
   backups listed. The daemon calls it every cycle; ``reconciler backup run`` once.
 * ``inspect_backups`` is the read-only view behind ``reconciler backup list PATH``.
+* ``delete_backups`` deletes chosen backups by id (``reconciler backup delete``): the way to
+  remove backups no policy prunes any more — those of keys removed from the desired state
+  (their final backups) or moved out from under a policy.
 
 ``restore`` lives in ``backup_restore``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from providers.base import Provider
 from reconciler import engine
 from reconciler.apply import RunContext
-from reconciler.backup import BackupKind, BackupPlan, KeyStatus, plan_backups
+from reconciler.backup import BackupAction, BackupKind, BackupPlan, KeyStatus, plan_backups
 from reconciler.backup_apply import (
     BackupResult,
     BackupRunner,
@@ -118,6 +121,47 @@ def check_keys(state: DesiredState, keys: Collection[str]) -> None:
         )
 
 
+class _Leased:
+    """Providers opened, intents settled and leases held (and renewed) for one backup operation."""
+
+    def __init__(self, state: DesiredState, ws: engine.Workspace, run: RunContext,
+                 leases: Sequence[Lease] | None) -> None:
+        self.providers = engine.open_providers(state.providers, ws)
+        self.store = ws.store()
+        self.own = leases is None
+        ttl = lease_ttl(engine.LEASE_TTL_SECONDS)
+        try:
+            self.held = (
+                engine.acquire_leases(self.store, lease_plan(state, ws), run, ws.clock, ttl_seconds=ttl)
+                if self.own
+                else list(leases or ())
+            )
+        except BaseException:
+            engine.close_providers(self.providers, ws)
+            raise
+        self.keeper = LeaseKeeper(self.store, self.held, ttl_seconds=ttl, clock=ws.clock)
+        self.ws = ws
+        self.runner = BackupRunner(
+            deployment=state.deployment,
+            providers=self.providers,
+            store=self.store,
+            clock=ws.clock,
+            run=run,
+            price_list_for=state.price_list_for,
+            retry=ws.retry,
+        )
+
+    def __enter__(self) -> _Leased:
+        self.keeper.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.keeper.stop()
+        for lease in self.held if self.own else ():
+            self.store.release_lease(lease)
+        engine.close_providers(self.providers, self.ws)
+
+
 def backup_cycle(
     state: DesiredState,
     ws: engine.Workspace,
@@ -133,33 +177,14 @@ def backup_cycle(
     the cycle to those keys. ``leases``: provider leases the caller already holds (a daemon);
     otherwise the cycle takes its own for the state's providers and releases them after.
     """
-    providers = engine.open_providers(state.providers, ws)
-    store = ws.store()
-    own = leases is None
-    ttl = lease_ttl(engine.LEASE_TTL_SECONDS)
-    held = (
-        engine.acquire_leases(store, lease_plan(state, ws), run, ws.clock, ttl_seconds=ttl)
-        if own
-        else list(leases or ())
-    )
-    keeper = LeaseKeeper(store, held, ttl_seconds=ttl, clock=ws.clock)
-    try:
-        keeper.start()
+    with _Leased(state, ws, run, leases) as op:
+        providers, store = op.providers, op.store
         recovered = engine.settle_intents(store, providers, state.deployment, run, ws.clock)
         observed = engine.observe(providers, state.deployment, ws.retry)
         snapshots, listed = list_snapshots(providers, state.deployment, ws.retry)
         planned = _plan(state, providers, observed, snapshots, ws, force=force, keys=keys)
-        runner = BackupRunner(
-            deployment=state.deployment,
-            providers=providers,
-            store=store,
-            clock=ws.clock,
-            run=run,
-            price_list_for=state.price_list_for,
-            retry=ws.retry,
-        )
-        results = runner.run_actions(planned.actions, observed)
-        keeper.check()
+        results = op.runner.run_actions(planned.actions, observed)
+        op.keeper.check()
         if results:
             snapshots, listed = list_snapshots(providers, state.deployment, ws.retry)
         sync_backup_usage(store, state.deployment, snapshots, listed, state.price_list_for, ws.clock.now())
@@ -167,11 +192,59 @@ def backup_cycle(
         return BackupReport(
             results=tuple(results), statuses=after.statuses, notes=planned.notes, recovered=tuple(recovered)
         )
-    finally:
-        keeper.stop()
-        for lease in held if own else ():
-            store.release_lease(lease)
-        engine.close_providers(providers, ws)
+
+
+def find_backups(snapshots: Sequence[Snapshot], backup_ids: Sequence[str], where: str) -> list[Snapshot]:
+    """The listed backups with these ids, in the order asked; a UserError names any not found."""
+    by_id = {s.snapshot_id: s for s in snapshots}
+    missing = [b for b in backup_ids if b not in by_id]
+    if missing:
+        raise UserError(
+            f"no backup {', '.join(missing)} of {where} on its providers; "
+            "see `reconciler backup list PATH` for the backups there are"
+        )
+    return [by_id[b] for b in dict.fromkeys(backup_ids)]
+
+
+def delete_backups(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    backup_ids: Sequence[str],
+    *,
+    confirm: Callable[[Sequence[Snapshot]], bool],
+) -> tuple[BackupResult, ...] | None:
+    """Delete these backups (intent and outcome in the audit ledger, storage interval closed).
+
+    Every id must name a backup of this deployment the clouds list now; ``confirm`` sees
+    them first (None returned when it says no: nothing deleted).
+    """
+    with _Leased(state, ws, run, None) as op:
+        engine.settle_intents(op.store, op.providers, state.deployment, run, ws.clock)
+        snapshots, listed = list_snapshots(op.providers, state.deployment, ws.retry)
+        chosen = find_backups(snapshots, backup_ids, f"deployment {state.deployment}")
+        if not confirm(chosen):
+            return None
+        results = tuple(
+            op.runner.prune(
+                BackupAction(
+                    kind=BackupKind.PRUNE,
+                    key=snap.key,
+                    provider=snap.provider,
+                    policy=snap.policy or "",
+                    reason="deleted on request (reconciler backup delete)",
+                    resource_id=snap.resource_id,
+                    name=snap.name,
+                    snapshot_id=snap.snapshot_id,
+                    taken_at=snap.created_at,
+                    size_gb=snap.size_gb,
+                )
+            )
+            for snap in chosen
+        )
+        snapshots, listed = list_snapshots(op.providers, state.deployment, ws.retry)
+        sync_backup_usage(op.store, state.deployment, snapshots, listed, state.price_list_for, ws.clock.now())
+        return results
 
 
 # --- backup list ------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ day) takes every delta exactly once:
   invented: it is reported as a gap, and counted once a later sample closes it.
 
 Disk (GB-months provisioned) and the flat monthly fee come from the usage intervals, as
-they depend on existence, not activity. Backups are priced by the backup feature.
+they depend on existence, not activity. Backup storage (``backup_usage``) is joined to
+every report by ``billing_modes``, whatever the mode.
 Quantities use 1 GB = 1024 MB = 2^30 bytes; money stays ``Decimal`` (see ``usage``).
 """
 

@@ -5,7 +5,10 @@ PriceLists; a row pairs one group in one currency. The figures compared are the 
 ones (each report's rounded line items summed), so the table's saving is exactly the
 difference of the two printed costs, and its totals are sums of its rows. A group with no
 measured use (its provider reports no metrics, or nothing was sampled yet) shows no
-measured cost rather than a saving it never made.
+measured cost rather than a saving it never made — backup storage alone, which both sides
+carry at the same price, does not count as measured use of a group that has servers — and
+the total's saving is taken over the measured groups only (``compared``), so an unmeasured
+group's instance-hours are never presented as saved.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from reconciler.backup_usage import ITEM as BACKUP_ITEM
 from reconciler.billing import MeasuredReport
 from reconciler.clock import isoformat
-from reconciler.usage import TOTAL, UsageReport, decimal_text, report_dict, short_time
+from reconciler.usage import TOTAL, UsageReport, UsageRow, decimal_text, report_dict, short_time
 
 
 @dataclass(frozen=True)
@@ -35,16 +39,23 @@ class ComparisonRow:
     billed_hours: Decimal
     instance_hours: Decimal  # presented (rounded) cost of the instance-hours report
     measured: Decimal | None  # presented cost of the measured report; None when nothing was measured
+    # the instance-hours cost the measured one is set against: a total's counts only the
+    # rows that were measured; None: ``instance_hours``
+    compared: Decimal | None = None
+
+    @property
+    def baseline(self) -> Decimal:
+        return self.instance_hours if self.compared is None else self.compared
 
     @property
     def saving(self) -> Decimal | None:
-        return None if self.measured is None else self.instance_hours - self.measured
+        return None if self.measured is None else self.baseline - self.measured
 
     @property
     def saving_percent(self) -> Decimal | None:
-        if self.saving is None or self.instance_hours == 0:
+        if self.saving is None or self.baseline == 0:
             return None
-        return (self.saving * 100 / self.instance_hours).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return (self.saving * 100 / self.baseline).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)
@@ -75,26 +86,45 @@ def compare(instance_hours: UsageReport, measured: MeasuredReport) -> Comparison
     for key in sorted(ih.keys() | me.keys()):
         left, right = ih.get(key), me.get(key)
         instances = max(left.instances if left else 0, right.instances if right else 0)
+        was_measured = right is not None and (_servers(right) or left is None or not _servers(left))
         rows.append(ComparisonRow(
             group=key[0], currency=key[1], instances=instances,
             billed_hours=left.billed_hours if left else Decimal(0),
             instance_hours=left.cents if left else Decimal(0),
-            measured=right.cents if right else None,
+            measured=right.cents if right is not None and was_measured else None,
         ))
     totals: list[ComparisonRow] = []
     for currency in sorted({row.currency for row in rows}):
         mine = [row for row in rows if row.currency == currency]
-        measured_values = [row.measured for row in mine if row.measured is not None]
+        measured_rows = [row for row in mine if row.measured is not None]
         instances = {t.currency: t.instances for t in instance_hours.totals}.get(currency, 0)
         totals.append(ComparisonRow(
             group=TOTAL, currency=currency, instances=instances,
             billed_hours=sum((row.billed_hours for row in mine), Decimal(0)),
             instance_hours=sum((row.instance_hours for row in mine), Decimal(0)),
-            measured=sum(measured_values, Decimal(0)) if measured_values else None,
+            measured=sum((row.measured or Decimal(0) for row in measured_rows), Decimal(0))
+            if measured_rows else None,
+            compared=sum((row.instance_hours for row in measured_rows), Decimal(0)),
         ))
     return Comparison(
         instance_hours=instance_hours, measured=measured, rows=tuple(rows), totals=tuple(totals)
     )
+
+
+def _servers(row: UsageRow) -> bool:
+    """Whether the row prices servers (any line but backup storage, which both modes bill alike)."""
+    return any(line.item != BACKUP_ITEM for line in row.lines)
+
+
+def comparison_notes(comparison: Comparison) -> list[str]:
+    notes = ["saving = instance-hours cost − measured cost (negative: measured billing would cost more)"]
+    unmeasured = [row.group for row in comparison.rows if row.measured is None and row.currency]
+    if unmeasured:
+        notes.append(f"not measured (no samples in the window): {', '.join(unmeasured)}; "
+                     "the total's saving counts only the groups that were")
+    if any(line.item == BACKUP_ITEM for row in comparison.instance_hours.rows for line in row.lines):
+        notes.append("backup storage is billed by size × time in both modes: it is on both sides")
+    return notes
 
 
 def _money(value: Decimal | None, currency: str) -> str:
@@ -130,8 +160,7 @@ def format_comparison_table(comparison: Comparison, *, color: bool = False, widt
                       color_system="standard" if color else None, highlight=False, emoji=False)
     console.print(title, markup=False, soft_wrap=True)
     console.print(table if comparison.rows else "no usage in this window")
-    notes = ["saving = instance-hours cost − measured cost (negative: measured billing would cost more)"]
-    notes += list(comparison.measured.report.notes)
+    notes = comparison_notes(comparison) + list(comparison.measured.report.notes)
     for note in notes:
         console.print(f"  {note}", markup=False, soft_wrap=True)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
@@ -186,7 +215,10 @@ def format_comparison_json(comparison: Comparison) -> str:
         "start": isoformat(comparison.start),
         "end": isoformat(comparison.end),
         "rows": [comparison_row_dict(row) for row in comparison.rows],
-        "totals": [comparison_row_dict(row) for row in comparison.totals],
+        # a total's saving is set against the instance-hours cost of the measured groups only
+        "totals": [comparison_row_dict(row) | {"compared_cost": str(row.baseline) if row.currency else None}
+                   for row in comparison.totals],
+        "notes": comparison_notes(comparison),
         "instance_hours": report_dict(comparison.instance_hours),
         "measured": measured_dict(comparison.measured),
     }

@@ -8,11 +8,17 @@ system loads as it is:
 - measured rows (``vcpu-hours``, ``ram-gb-hours``, ``network-in-gb``, ``network-out-gb``
   from the samples, and ``disk-gb-months``, ``flat-months`` from the intervals) follow the
   same rules as the measured report (``billing``): a delta belongs to the day of the sample
-  that closes it.
+  that closes it;
+- ``backup-gb-months`` rows, one per backup per day it was kept, come from the backup
+  storage ledger (``backup_usage``: the recorded rate, or ``backup_gb_month`` with
+  ``--prices``; a zero rate makes no row). Backup storage is billed in either mode, so
+  its rows are in each mode exported; ``server`` is the key of the server backed up,
+  ``resource_id`` the backup's id and ``flavor`` empty.
 
 The ``mode`` column says which billing mode a row belongs to: add up the cost of one mode,
-never both. Quantities and costs keep six decimals (costs are not rounded to cents here,
-so sums stay exact to a millionth); rates are exact.
+never both — that sum is the report's total in that mode. Quantities and costs keep six
+decimals (costs are not rounded to cents here, so sums stay exact to a millionth); rates
+are exact.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from reconciler.backup_usage import GB_MONTH, backup_usage
 from reconciler.billing import GIB, PriceListFor, deltas_of
 from reconciler.model import Granularity, MetricSample
 from reconciler.plan import HOURS_PER_MONTH
@@ -35,7 +42,7 @@ from reconciler.pricing import (
     price_list_of,
     seconds_to_hours,
 )
-from reconciler.store.base import UsageInterval
+from reconciler.store.base import BackupInterval, UsageInterval
 from reconciler.usage import day_of, flavor_label, pieces, whole_seconds
 
 FIELDS = (
@@ -47,11 +54,31 @@ _SIX = Decimal("0.000001")
 _HOUR = Decimal(3600)
 
 
+@dataclass(frozen=True)
+class _Who:
+    """The identity columns of a row: a server (and its flavor), or a backup of one."""
+
+    deployment: str
+    provider: str
+    key: str
+    resource_id: str
+    flavor: str
+
+    @classmethod
+    def server(cls, interval: UsageInterval) -> _Who:
+        return cls(interval.deployment, interval.provider, interval.key, interval.resource_id,
+                   flavor_label(interval))
+
+    @classmethod
+    def backup(cls, interval: BackupInterval) -> _Who:
+        return cls(interval.deployment, interval.provider, interval.key, interval.snapshot_id, "")
+
+
 @dataclass
 class _Row:
     date: str
     mode: str
-    interval: UsageInterval  # the server's identity (and flavor) for the row
+    who: _Who
     resource: str
     unit: str
     rate: Decimal | None
@@ -60,12 +87,13 @@ class _Row:
     cost: Decimal = Decimal(0)
 
     def cells(self) -> dict[str, str]:
-        interval = self.interval
+        who = self.who
+        parts = who.key.split("/")
         priced = self.rate is not None and bool(self.currency)
         return {
-            "date": self.date, "mode": self.mode, "deployment": interval.deployment,
-            "provider": interval.provider, "cluster": interval.cluster, "member": interval.member,
-            "server": interval.key, "resource_id": interval.resource_id, "flavor": flavor_label(interval),
+            "date": self.date, "mode": self.mode, "deployment": who.deployment,
+            "provider": who.provider, "cluster": parts[0], "member": "/".join(parts[:2]),
+            "server": who.key, "resource_id": who.resource_id, "flavor": who.flavor,
             "resource": self.resource, "quantity": _six(self.quantity), "unit": self.unit,
             "rate": str(self.rate) if priced else "", "cost": _six(self.cost) if priced else "",
             "currency": self.currency if priced else "",
@@ -78,19 +106,19 @@ def _six(value: Decimal) -> str:
 
 class _Rows:
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str, str, str, Decimal | None, str | None], _Row] = {}
+        self.rows: dict[tuple[str, str, _Who, str, Decimal | None, str], _Row] = {}
 
-    def add(self, date: str, mode: str, interval: UsageInterval, resource: str, unit: str,
+    def add(self, date: str, mode: str, who: _Who, resource: str, unit: str,
             rate: Decimal | None, currency: str, quantity: Decimal) -> None:
         if quantity == 0:
             return
-        key = (date, mode, interval.provider, interval.resource_id, resource, rate, interval.flavor)
-        row = self.rows.setdefault(key, _Row(date, mode, interval, resource, unit, rate, currency))
+        key = (date, mode, who, resource, rate, currency)
+        row = self.rows.setdefault(key, _Row(date, mode, who, resource, unit, rate, currency))
         row.quantity += quantity
         row.cost += quantity * rate if rate is not None else Decimal(0)
 
     def sorted(self) -> list[_Row]:
-        return sorted(self.rows.values(), key=lambda r: (r.date, r.interval.key, r.interval.resource_id,
+        return sorted(self.rows.values(), key=lambda r: (r.date, r.who.key, r.who.resource_id,
                                                         r.mode, r.resource, r.rate or Decimal(0)))
 
 
@@ -103,6 +131,7 @@ def export_rows(
     now: datetime,
     mode: str,
     prices: PriceListFor | None,
+    backups: Sequence[BackupInterval] = (),
 ) -> list[dict[str, str]]:
     """The export's rows, in (date, server, mode, resource) order."""
     rows = _Rows()
@@ -111,6 +140,7 @@ def export_rows(
         lives.setdefault((interval.provider, interval.resource_id), []).append(interval)
     for interval in intervals:
         plist = price_list_of(prices, interval.provider) if prices is not None else None
+        who = _Who.server(interval)
         for date, first, last in pieces(interval, start, end, now, "day"):
             if mode in ("instance-hours", "both"):
                 rate = interval_rate(interval, plist)
@@ -118,18 +148,23 @@ def export_rows(
                 granularity = plist.granularity if plist is not None else Granularity.SECOND
                 billed = (billed_seconds(interval.start, first, last, granularity) if rate is not None
                           else whole_seconds(first, last))
-                rows.add(date, "instance-hours", interval, "instance-hours", "hour", rate, currency,
+                rows.add(date, "instance-hours", who, "instance-hours", "hour", rate, currency,
                          seconds_to_hours(billed))
             if mode in ("measured", "both"):
                 months = Decimal(whole_seconds(first, last)) / (HOURS_PER_MONTH * _HOUR)
                 currency = plist.currency if plist is not None else ""
-                rows.add(date, "measured", interval, "disk-gb-months", "GB-month",
+                rows.add(date, "measured", who, "disk-gb-months", "GB-month",
                          plist.disk_gb_month if plist else None, currency, months * interval.size.disk_gb)
                 if plist is not None and plist.flat_monthly:
-                    rows.add(date, "measured", interval, "flat-months", "server-month", plist.flat_monthly,
+                    rows.add(date, "measured", who, "flat-months", "server-month", plist.flat_monthly,
                              currency, months)
     if mode in ("measured", "both"):
         _measured(rows, samples, lives, start=start, end=end, prices=prices)
+    modes = ("instance-hours", "measured") if mode == "both" else (mode,)
+    for piece in backup_usage(backups, start=start, end=end, now=now, by="day", prices=prices):
+        for each in modes:
+            rows.add(piece.group, each, _Who.backup(piece.interval), "backup-gb-months", GB_MONTH, piece.rate,
+                     piece.currency, piece.quantity)
     return [row.cells() for row in rows.sorted()]
 
 
@@ -167,7 +202,7 @@ def _measured(
                 ("network-out-gb", "GB", Decimal(delta.tx_bytes) / GIB,
                  network_out_rate(plist) if plist else None),
             ):
-                rows.add(date, "measured", interval, name, unit, rate, currency, quantity)
+                rows.add(date, "measured", _Who.server(interval), name, unit, rate, currency, quantity)
 
 
 def format_export_csv(rows: Sequence[dict[str, str]]) -> str:

@@ -9,6 +9,9 @@ recorded rates are all there is, so everything is priced by instance-hours.
 
 ``instance-hours`` and ``measured`` force one mode for every server; ``both`` builds the two
 side by side (``billing_compare``).
+
+Backup storage (``backup_usage``) is billed by size × time whatever the mode, so every
+report carries it — in ``both``, on each side, so the saving is the servers' alone.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from reconciler.backup_usage import with_backup_storage
 from reconciler.billing import MeasuredReport, PriceListFor, build_measured_report
 from reconciler.model import BillingMode, MetricSample
 from reconciler.pricing import price_list_of
-from reconciler.store.base import UsageInterval
-from reconciler.usage import UsageReport, UsageRow, build_report, totals_of
+from reconciler.store.base import BackupInterval, UsageInterval
+from reconciler.usage import UsageReport, build_report, merge_rows, totals_of
 
 INSTANCE_HOURS = "instance-hours"
 MEASURED = "measured"
@@ -40,12 +44,13 @@ class Ledger:
     intervals: Sequence[UsageInterval]
     samples: Sequence[MetricSample] = ()
     prices: PriceListFor | None = None
+    backups: Sequence[BackupInterval] = ()  # backup storage overlapping the window
 
-    def only(self, intervals: Sequence[UsageInterval]) -> Ledger:
-        """The same window with only these intervals (and the samples of their servers)."""
+    def only(self, intervals: Sequence[UsageInterval], backups: Sequence[BackupInterval] = ()) -> Ledger:
+        """The same window with only these intervals (and the samples of their servers) and backups."""
         keys = {(i.provider, i.resource_id) for i in intervals}
         samples = [s for s in self.samples if (s.provider, s.resource_id) in keys]
-        return replace(self, intervals=intervals, samples=samples)
+        return replace(self, intervals=intervals, samples=samples, backups=backups)
 
 
 def hours_report(ledger: Ledger, by: str) -> UsageReport:
@@ -82,34 +87,27 @@ def billed_report(ledger: Ledger, by: str) -> tuple[UsageReport, MeasuredReport 
 
 def merge(first: UsageReport, second: UsageReport) -> UsageReport:
     """Two reports of the same window over disjoint servers as one: rows of a group joined, lines kept."""
-    rows: dict[tuple[str, str], UsageRow] = {}
-    for row in (*first.rows, *second.rows):
-        key = (row.group, row.currency)
-        seen = rows.get(key)
-        if seen is None:
-            rows[key] = row
-            continue
-        rows[key] = UsageRow(
-            group=row.group, currency=row.currency, instances=seen.instances + row.instances,
-            seconds=seen.seconds + row.seconds, cost=seen.cost + row.cost,
-            first_start=min(seen.first_start, row.first_start), last_end=max(seen.last_end, row.last_end),
-            billed_seconds=_billed(seen) + _billed(row), lines=seen.lines + row.lines,
-            resources=seen.resources | row.resources,
-        )
-    ordered = tuple(rows[key] for key in sorted(rows))
+    ordered = merge_rows(first.rows, second.rows)
     return replace(first, rows=ordered, totals=totals_of(ordered), running=first.running + second.running,
                    repriced=first.repriced or second.repriced, mode=BILLED, notes=first.notes + second.notes)
 
 
-def _billed(row: UsageRow) -> int:
-    return row.seconds if row.billed_seconds is None else row.billed_seconds
-
-
 def main_report(ledger: Ledger, by: str, mode: str) -> tuple[UsageReport, MeasuredReport | None]:
-    """The report a single-mode view shows (for ``both``: the instance-hours one), and the measured part."""
+    """The report a single-mode view shows (for ``both``: the instance-hours one), and the measured part.
+
+    Backup storage is joined to the main report in every mode, and to the measured one when
+    it is a whole report (``measured``, ``both``) rather than the measured servers' part of
+    a billed one.
+    """
     if mode == MEASURED:
-        measured = measured_report(ledger, by)
+        measured = _with_backups(measured_report(ledger, by), ledger)
         return measured.report, measured
     if mode == BILLED:
-        return billed_report(ledger, by)
-    return hours_report(ledger, by), (measured_report(ledger, by) if mode == BOTH else None)
+        report, part = billed_report(ledger, by)
+        return with_backup_storage(report, ledger.backups, ledger.prices), part
+    report = with_backup_storage(hours_report(ledger, by), ledger.backups, ledger.prices)
+    return report, (_with_backups(measured_report(ledger, by), ledger) if mode == BOTH else None)
+
+
+def _with_backups(measured: MeasuredReport, ledger: Ledger) -> MeasuredReport:
+    return replace(measured, report=with_backup_storage(measured.report, ledger.backups, ledger.prices))

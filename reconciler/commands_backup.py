@@ -6,6 +6,8 @@
 * ``backup run PATH [--key K] [--force]`` — take the due backups now and prune; exit 1 when
   a backup failed. The daemon runs the same cycle (``backup_cycle.backup_cycle``).
 * ``backup usage [--from] [--to] [--format table|json]`` — backup storage per key, priced.
+* ``backup delete PATH BACKUP_ID... [--yes]`` — delete backups by id (those no policy prunes:
+  of keys removed from the desired state, or no longer under a policy).
 * ``restore PATH KEY --from BACKUP_ID [--yes] [--skip-final-backup]`` — a server for KEY
   from one of its backups; a live server of KEY is replaced (after its own final backup).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +29,15 @@ from rich.table import Table
 from reconciler import backup_usage, engine, usage
 from reconciler.apply import RunContext
 from reconciler.backup import BackupKind, KeyStatus
-from reconciler.backup_apply import describe
-from reconciler.backup_cycle import BackupListing, backup_cycle, check_keys, inspect_backups
+from reconciler.backup_apply import BackupStatus, describe
+from reconciler.backup_cycle import BackupListing, backup_cycle, check_keys, delete_backups, inspect_backups
 from reconciler.backup_restore import restore
 from reconciler.cliutil import EXIT_ERROR, EXIT_OK, month_start, tty, workspace
 from reconciler.clock import isoformat, parse_timestamp
 from reconciler.config import load_desired_state
 from reconciler.errors import UserError
 from reconciler.identity import detect_identity
+from reconciler.model import Snapshot
 
 
 def add_commands(
@@ -65,6 +69,15 @@ def add_commands(
     q.add_argument("--deployment", help="only this deployment")
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(handler=cmd_usage)
+
+    q = backup_sub.add_parser(
+        "delete", parents=[common], help="delete backups by id (e.g. the final backups of removed servers)"
+    )
+    q.add_argument("path", type=Path, help="the desired state (for its providers)")
+    q.add_argument("backup_id", nargs="+", help="the backup ids (see `backup list PATH`)")
+    q.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q.set_defaults(handler=cmd_delete)
 
     help_text = "bring a server back from one of its backups"
     p = sub.add_parser("restore", help=help_text, parents=[common], description=help_text)
@@ -139,6 +152,13 @@ def _table(columns: list[str], rows: list[list[str]], color: bool) -> str:
     return "\n".join(line.rstrip() for line in capture.get().splitlines()) + "\n"
 
 
+def _retention(listing: BackupListing, snap: Snapshot) -> str:
+    """keep / prune (by the next run) / unmanaged (no policy of a declared key covers it)."""
+    if snap.snapshot_id in listing.prunable:
+        return "prune"
+    return "keep" if any(st.key == snap.key for st in listing.statuses) else "unmanaged"
+
+
 def _live(listing: BackupListing, args: argparse.Namespace) -> str:
     backups = [
         {
@@ -150,7 +170,7 @@ def _live(listing: BackupListing, args: argparse.Namespace) -> str:
             "policy": s.policy,
             "provider": s.provider,
             "status": s.status,
-            "retention": "prune" if s.snapshot_id in listing.prunable else "keep",
+            "retention": _retention(listing, s),
         }
         for s in listing.snapshots
     ]
@@ -174,11 +194,14 @@ def _live(listing: BackupListing, args: argparse.Namespace) -> str:
     columns = ["key", "backup", "name", "taken at", "size GB", "policy", "provider", "retention"]
     rows = [
         [s.key, s.snapshot_id, s.name, isoformat(s.created_at), f"{s.size_gb:g}", s.policy or "", s.provider,
-         "prune" if s.snapshot_id in listing.prunable else "keep"]
+         _retention(listing, s)]
         for s in listing.snapshots
     ]
     text = _table(columns, rows, tty()) if rows else "No backups.\n"
     lines = [_status_line(st) for st in listing.statuses if args.key is None or st.key in args.key]
+    if any(_retention(listing, s) == "unmanaged" for s in listing.snapshots):
+        lines.append("Unmanaged backups belong to no declared server under a policy: nothing prunes them; "
+                     "remove them with `reconciler backup delete PATH BACKUP_ID`.")
     return text + ("\n" + "\n".join(lines) + "\n" if lines else "")
 
 
@@ -247,17 +270,46 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- backup delete ----------------------------------------------------------------------------
+def _confirmed(args: argparse.Namespace, what: str) -> bool:
+    """--yes, or a 'yes' typed on a terminal (a UserError when there is no terminal to ask on)."""
+    if args.yes:
+        return True
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError(f"refusing to {what} without --yes when not run on a terminal")
+    return input(f"\nDo you want to {what}? Only 'yes' will be accepted: ").strip() == "yes"
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    state = load_desired_state(args.path, deployment=args.deployment)
+
+    def confirm(chosen: Sequence[Snapshot]) -> bool:
+        print(f"{len(chosen)} backup(s) will be deleted for good:")
+        for snap in chosen:
+            print(f"  - {snap.key} {snap.snapshot_id} ({snap.name}, taken {isoformat(snap.created_at)}, "
+                  f"{snap.size_gb:g} GB, on {snap.provider})")
+        return _confirmed(args, "delete them")
+
+    ws = workspace(args)
+    try:
+        results = delete_backups(state, ws, _run(args), args.backup_id, confirm=confirm)
+    finally:
+        ws.close()
+    if results is None:
+        print("Cancelled; nothing was deleted.")
+        return EXIT_ERROR
+    for result in results:
+        print(describe(result))
+    return EXIT_OK if all(r.status is BackupStatus.SUCCEEDED for r in results) else EXIT_ERROR
+
+
 # --- restore ----------------------------------------------------------------------------------
 def cmd_restore(args: argparse.Namespace) -> int:
     state = load_desired_state(args.path, deployment=args.deployment)
 
     def confirm(description: str) -> bool:
         print(description)
-        if args.yes:
-            return True
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise UserError("refusing to restore without --yes when not run on a terminal")
-        return input("\nDo you want to restore? Only 'yes' will be accepted: ").strip() == "yes"
+        return _confirmed(args, "restore")
 
     ws = workspace(args)
     try:

@@ -2,9 +2,11 @@
 
 ``usage report`` prices the usage ledger for a window, by instance-hours (the intervals),
 by measured use (the samples) or both side by side, as a table, CSV, JSON or a
-self-contained HTML page. ``usage collect PATH`` samples every provider's metrics once
-(``apply`` also does, once per run). ``usage export`` writes one CSV row per server, per
-day, per resource. Handlers only parse, fetch from the store and print; the work is in
+self-contained HTML page; backup storage is in every mode. ``usage collect PATH`` samples
+every provider's metrics once (``apply`` also does, once per run). ``usage export`` writes
+one CSV row per server (or backup), per day, per resource. The store is asked for the
+window only: its intervals, its backups, and its samples plus each server's baseline
+(``read_ledger``). Handlers only parse, fetch from the store and print; the work is in
 ``usage``, ``billing``, ``billing_compare``, ``billing_export``, ``report_html`` and
 ``measure``.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from reconciler.billing import PriceListFor
@@ -71,8 +72,14 @@ def _window(parser: argparse.ArgumentParser) -> None:
                         help="price with the PriceLists of this desired state (needed for measured costs)")
 
 
-def _ledger(args: argparse.Namespace, *, samples: bool) -> Ledger:
-    """The window asked for, and what the store holds for it (from the start of time when measuring)."""
+def read_ledger(args: argparse.Namespace, *, samples: bool) -> Ledger:
+    """The window asked for, and what the store holds for it.
+
+    Intervals overlap the window (when measuring: every one up to its end, as a server's
+    creation is where its counters start); samples are those of the window plus, per
+    server, its last one before it (``Store.window_samples``) — never the whole history;
+    backups are those kept during the window.
+    """
     ws = workspace(args)
     now = ws.clock.now()
     start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
@@ -88,13 +95,13 @@ def _ledger(args: argparse.Namespace, *, samples: bool) -> Ledger:
         store = ws.existing_store()
         if store is None:
             return Ledger(start, end, now, [], [], prices)
-        if samples:  # creation times and the baseline sample may lie before the window
+        backups = store.backup_intervals(start=start, end=end, deployment=args.deployment)
+        if samples:
             found = store.intervals(end=end, deployment=args.deployment)
-            # a sample taken at the very end closes the window's last span: take it too
-            taken = store.samples(end=end + timedelta(microseconds=1), deployment=args.deployment)
-            return Ledger(start, end, now, found, taken, prices)
-        return Ledger(start, end, now, store.intervals(start=start, end=end, deployment=args.deployment), [],
-                      prices)
+            taken = store.window_samples(start=start, end=end, deployment=args.deployment)
+            return Ledger(start, end, now, found, taken, prices, backups)
+        found = store.intervals(start=start, end=end, deployment=args.deployment)
+        return Ledger(start, end, now, found, [], prices, backups)
     finally:
         ws.close()
 
@@ -114,7 +121,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError("--mode both compares costs priced the same way: pass --prices PATH, the folder "
                         "whose PriceLists price both the instance-hours and the measured use")
     needs_samples = args.mode in (MEASURED, BOTH) or (args.mode == BILLED and args.prices is not None)
-    ledger = _ledger(args, samples=needs_samples)
+    ledger = read_ledger(args, samples=needs_samples)
     if args.format == "html":
         from reconciler.report_html import build_page
 
@@ -164,8 +171,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    ledger = _ledger(args, samples=args.mode != "instance-hours")
+    ledger = read_ledger(args, samples=args.mode != "instance-hours")
     rows = export_rows(ledger.intervals, ledger.samples, start=ledger.start, end=ledger.end, now=ledger.now,
-                       mode=args.mode, prices=ledger.prices)
+                       mode=args.mode, prices=ledger.prices, backups=ledger.backups)
     _emit(args, format_export_csv(rows))
     return EXIT_OK

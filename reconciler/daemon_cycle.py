@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -44,9 +45,8 @@ from reconciler.daemon_notify import (
     account,
     budget_alerts,
     count_drift,
-    make_alert,
+    notify,
     observation_metrics,
-    raise_alert,
     refuse,
     run_backups,
 )
@@ -150,6 +150,26 @@ def renew_leases(ctx: CycleContext, store: Store, plan: Plan, run: RunContext) -
     return fresh
 
 
+def fenced_write(ctx: CycleContext, store: Store, provider: str | None, write: Callable[[], None]) -> bool:
+    """Make one ledger write about ``provider`` fenced by our lease of it.
+
+    False, with nothing written, when we hold no lease of it or the lease moved on to
+    another replica since we took it (a paused replica must not record decisions about
+    servers it no longer manages).
+    """
+    lease = ctx.leases.get(provider) if provider is not None else None
+    if lease is None:
+        return False
+    try:
+        with store.fenced([lease]):
+            write()
+    except LeaseLostError as exc:
+        ctx.metrics.errors.labels("lease").inc()
+        log.warning("lease lost; not recording", provider=provider, error=str(exc))
+        return False
+    return True
+
+
 def release_leases(ctx: CycleContext) -> None:
     store = ctx.ws.store()
     for lease in ctx.leases.values():
@@ -178,7 +198,10 @@ def _scale(
     for decision in autoscale.evaluate(specs, counts, values, last, now):
         if not decision.changed:
             continue
-        autoscale.record(store, state.deployment, run, decision, now)
+        provider = _member_provider(state, decision.member)
+        write = partial(autoscale.record, store, state.deployment, run, decision, now)
+        if not fenced_write(ctx, store, provider, write):
+            continue
         direction = "out" if decision.desired > decision.current else "in"
         ctx.metrics.scale.labels(decision.member, direction).inc()
         changed[decision.member] = decision.desired
@@ -189,22 +212,14 @@ def _scale(
             count_to=decision.desired,
             reason=decision.reason,
         )
-        raise_alert(
-            ctx,
-            store,
-            run,
-            make_alert(
-                ctx,
-                AlertEvent.SCALE,
-                f"{decision.member}: {decision.current} → {decision.desired} servers ({decision.reason})",
-                state,
-                run,
-                subject=decision.member,
-                mean=decision.mean,
-                target=decision.target,
-                metric=decision.metric.value,
-                values=dict(decision.values),
-            ),
+        notify(
+            ctx, store, state, run, AlertEvent.SCALE,
+            f"{decision.member}: {decision.current} → {decision.desired} servers ({decision.reason})",
+            subject=decision.member,
+            mean=decision.mean,
+            target=decision.target,
+            metric=decision.metric.value,
+            values=dict(decision.values),
         )
     return {**counts, **changed} if changed else None
 
@@ -256,13 +271,9 @@ def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -
         except ProviderError as exc:
             ctx.metrics.errors.labels("observe").inc()
             if isinstance(exc, PermanentError):
-                raise_alert(
-                    ctx,
-                    store,
-                    run,
-                    make_alert(
-                        ctx, AlertEvent.PROVIDER_ERROR, f"observing the clouds failed: {exc}", state, run
-                    ),
+                notify(
+                    ctx, store, state, run, AlertEvent.PROVIDER_ERROR,
+                    f"observing the clouds failed: {exc}",
                 )
             return CycleReport(CycleOutcome.FAILED, message=f"observe failed: {exc}")
         ctx.heartbeat()
@@ -321,39 +332,30 @@ def _apply(
             message=str(exc),
         )
     going = {c.id for c in runnable.changes}
+    deployment = plan.deployment
     for verdict in verdicts:
         ctx.metrics.failovers.labels(verdict.member, verdict.verdict.value).inc()
+        provider = verdict.change.provider
+        if verdict.first_seen is not None:
+            sighting = partial(failover.record_sighting, store, deployment, run, verdict)
+            fenced_write(ctx, store, provider, sighting)
         if verdict.verdict is failover.Verdict.GO and verdict.change.id in going:
-            failover.record(store, plan.deployment, run, verdict, now)
+            write = partial(failover.record, store, deployment, run, verdict, now)
+            if not fenced_write(ctx, store, provider, write):
+                continue  # the provider moved to another replica: apply refuses it below
             status = verdict.change.before.status.value if verdict.change.before else "failed"
-            raise_alert(
-                ctx,
-                store,
-                run,
-                make_alert(
-                    ctx,
-                    AlertEvent.FAILOVER,
-                    f"{verdict.key} is {status}; {verdict.mode} ({verdict.reason})",
-                    state,
-                    run,
-                    subject=verdict.key,
-                    mode=verdict.mode,
-                ),
+            notify(
+                ctx, store, state, run, AlertEvent.FAILOVER,
+                f"{verdict.key} is {status}; {verdict.mode} ({verdict.reason})",
+                subject=verdict.key,
+                mode=verdict.mode,
             )
         elif verdict.verdict is failover.Verdict.CAPPED:
-            raise_alert(
-                ctx,
-                store,
-                run,
-                make_alert(
-                    ctx,
-                    AlertEvent.FAILOVER,
-                    f"{verdict.key} needs a failover but is held: {verdict.reason}",
-                    state,
-                    run,
-                    subject=verdict.key,
-                    mode=verdict.mode,
-                ),
+            notify(
+                ctx, store, state, run, AlertEvent.FAILOVER,
+                f"{verdict.key} needs a failover but is held: {verdict.reason}",
+                subject=verdict.key,
+                mode=verdict.mode,
             )
     ctx.last_refusal = ""
 
@@ -385,18 +387,10 @@ def _apply(
     for backup in report.backups:
         if backup.status is backup_apply.BackupStatus.FAILED:
             ctx.metrics.errors.labels("backup").inc()
-            raise_alert(
-                ctx,
-                store,
-                run,
-                make_alert(
-                    ctx,
-                    AlertEvent.BACKUP_FAILED,
-                    backup_apply.describe(backup),
-                    state,
-                    run,
-                    subject=backup.action.key,
-                ),
+            notify(
+                ctx, store, state, run, AlertEvent.BACKUP_FAILED,
+                backup_apply.describe(backup),
+                subject=backup.action.key,
             )
     for result in report.results:
         account(ctx, store, state, run, result, mono)

@@ -49,6 +49,20 @@ def raise_alert(ctx: CycleContext, store: Store, run: RunContext, alert: Alert) 
     )
 
 
+def notify(
+    ctx: CycleContext,
+    store: Store,
+    state: DesiredState,
+    run: RunContext,
+    event: AlertEvent,
+    summary: str,
+    subject: str = "",
+    **details: object,
+) -> None:
+    """Raise an alert of ``event`` about ``state`` (``raise_alert`` of a ``make_alert``)."""
+    raise_alert(ctx, store, run, make_alert(ctx, event, summary, state, run, subject, **details))
+
+
 def make_alert(
     ctx: CycleContext,
     event: AlertEvent,
@@ -108,21 +122,13 @@ def budget_alerts(ctx: CycleContext, store: Store, state: DesiredState, plan: Pl
     """Alert for every Budget the desired state's hourly cost (× 720) goes over."""
     for check in plan.cost.budgets:
         if check.over:
-            raise_alert(
-                ctx,
-                store,
-                run,
-                make_alert(
-                    ctx,
-                    AlertEvent.BUDGET_EXCEEDED,
-                    f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} "
-                    f"per 30-day month, over the ceiling of {check.limit_monthly:.2f} {plan.cost.currency}",
-                    state,
-                    run,
-                    subject=check.name,
-                    limit_monthly=str(check.limit_monthly),
-                    monthly=str(check.after_monthly),
-                ),
+            notify(
+                ctx, store, state, run, AlertEvent.BUDGET_EXCEEDED,
+                f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} "
+                f"per 30-day month, over the ceiling of {check.limit_monthly:.2f} {plan.cost.currency}",
+                subject=check.name,
+                limit_monthly=str(check.limit_monthly),
+                monthly=str(check.after_monthly),
             )
 
 
@@ -147,25 +153,18 @@ def run_backups(
     for result in report.failures:
         ctx.metrics.errors.labels("backup").inc()
         summary = backup_apply.describe(result)
-        raise_alert(
-            ctx,
-            store,
-            run,
-            make_alert(ctx, AlertEvent.BACKUP_FAILED, summary, state, run, subject=result.action.key),
-        )
+        notify(ctx, store, state, run, AlertEvent.BACKUP_FAILED, summary, subject=result.action.key)
     for status in report.overdue:
         age = f"{status.age_hours:.1f} h" if status.age_hours is not None else "unknown"
         summary = (
             f"{status.key}: the newest backup is {age} old, over max_age_hours {status.max_age_hours:g} "
             f"of policy {status.policy}"
         )
-        raise_alert(
-            ctx,
-            store,
-            run,
-            make_alert(
-                ctx, AlertEvent.BACKUP_OVERDUE, summary, state, run, subject=status.key, policy=status.policy
-            ),
+        notify(
+            ctx, store, state, run, AlertEvent.BACKUP_OVERDUE,
+            summary,
+            subject=status.key,
+            policy=status.policy,
         )
     return len(report.failures)
 
@@ -184,20 +183,12 @@ def account(
     ctx.metrics.errors.labels(kind).inc()
     log.warning("change failed; backing off", change=change.id, error=result.message, retry_in=round(delay))
     event = AlertEvent.PROVIDER_ERROR if result.permanent else AlertEvent.APPLY_FAILED
-    raise_alert(
-        ctx,
-        store,
-        run,
-        make_alert(
-            ctx,
-            event,
-            f"{change.action.value} {change.key} failed: {result.message}",
-            state,
-            run,
-            subject=change.key,
-            provider=change.provider,
-            retry_in_seconds=round(delay),
-        ),
+    notify(
+        ctx, store, state, run, event,
+        f"{change.action.value} {change.key} failed: {result.message}",
+        subject=change.key,
+        provider=change.provider,
+        retry_in_seconds=round(delay),
     )
 
 
@@ -220,9 +211,4 @@ def refuse(ctx: CycleContext, store: Store, state: DesiredState, run: RunContext
         ),
         at=ctx.ws.clock.now(),
     )
-    raise_alert(
-        ctx,
-        store,
-        run,
-        make_alert(ctx, AlertEvent.APPLY_FAILED, f"plan refused, nothing applied: {message}", state, run),
-    )
+    notify(ctx, store, state, run, AlertEvent.APPLY_FAILED, f"plan refused, nothing applied: {message}")

@@ -6,8 +6,11 @@ stopped server is started (``drift: heal``); such changes carry a ``status`` fie
 module decides *whether now*, with two guards a daemon needs and a one-shot CLI does not:
 
 * **grace** — a failed server is left alone until it has been seen failed for
-  ``grace_seconds`` (it may be rebooting). The first sighting is kept in memory: a
-  restarted daemon waits the full grace again, erring on the side of waiting.
+  ``grace_seconds`` (it may be rebooting). The first sighting is written to the audit
+  ledger (``failure.seen``) as well as kept in memory, so a restarted daemon — or another
+  replica that took the provider over — continues the grace where it stood instead of
+  starting it again. A sighting older than the grace period is not reused: either the
+  failover happened since, or the server recovered and this is a new failure.
 * **cap** — at most ``max_per_hour`` failovers per member in any hour, counted from the
   audit ledger's ``failover`` entries, so the count survives restarts and is shared by
   every replica. A server that keeps failing cannot make the daemon replace it forever.
@@ -48,6 +51,7 @@ class Failover:
     change: Change
     verdict: Verdict
     reason: str
+    first_seen: datetime | None = None  # set when this cycle saw the failure first: record it
 
     @property
     def key(self) -> str:
@@ -112,8 +116,14 @@ class FailoverGuard:
         verdicts: list[Failover] = []
         for change in changes:
             assert change.before is not None and change.after is not None
-            first = self._first_seen.setdefault((change.provider, change.before.resource_id), now)
             grace = change.after.failover_grace_seconds
+            ident = (change.provider, change.before.resource_id)
+            sighted: datetime | None = None
+            if ident not in self._first_seen:
+                earlier = _sighting(store, plan.deployment, change, now - timedelta(seconds=grace))
+                self._first_seen[ident] = earlier or now
+                sighted = None if earlier is not None or grace <= 0 else now
+            first = self._first_seen[ident]
             member = member_of(change.key)
             cap = change.after.failover_max_per_hour
             waited = (now - first).total_seconds()
@@ -123,6 +133,7 @@ class FailoverGuard:
                         change,
                         Verdict.GRACE,
                         f"{change.before.status.value} for {waited:.0f}s of a {grace}s grace period",
+                        sighted,
                     )
                 )
             elif cap is not None and used.get(member, 0) >= cap:
@@ -132,28 +143,53 @@ class FailoverGuard:
                         Verdict.CAPPED,
                         f"member {member} had {used.get(member, 0)} "
                         f"failovers in the last hour (max_per_hour: {cap})",
+                        sighted,
                     )
                 )
             else:
                 used[member] = used.get(member, 0) + 1
-                verdicts.append(Failover(change, Verdict.GO, change.reason))
+                verdicts.append(Failover(change, Verdict.GO, change.reason, sighted))
         return verdicts
+
+
+def _sighting(store: Store | None, deployment: str, change: Change, since: datetime) -> datetime | None:
+    """When the ledger says this server was first seen failed, within ``since`` (None: not known)."""
+    if store is None or change.before is None:
+        return None
+    for entry in store.recent_audit(deployment, [AuditAction.FAILURE_SEEN], key=change.key, since=since):
+        if entry.record.resource_id == change.before.resource_id:
+            return entry.at
+    return None
+
+
+def record_sighting(store: Store, deployment: str, run: RunContext, failover: Failover) -> None:
+    """The ledger entry that starts a failed server's grace period (``failover.first_seen``)."""
+    assert failover.first_seen is not None and failover.change.before is not None
+    _append(store, deployment, run, failover, AuditAction.FAILURE_SEEN, failover.first_seen,
+            json.dumps({"status": failover.change.before.status.value}))
 
 
 def record(store: Store, deployment: str, run: RunContext, failover: Failover, at: datetime) -> None:
     """The ledger entry of a failover that goes ahead (it counts toward the member's cap)."""
+    _append(store, deployment, run, failover, AuditAction.FAILOVER, at, failover.detail())
+
+
+def _append(
+    store: Store, deployment: str, run: RunContext, failover: Failover, action: AuditAction, at: datetime,
+    detail: str,
+) -> None:
     store.append(
         AuditRecord(
             deployment=deployment,
             run_id=run.run_id,
             actor=run.actor,
             commit=run.commit,
-            action=AuditAction.FAILOVER,
+            action=action,
             outcome=Outcome.INFO,
             key=failover.key,
             provider=failover.change.provider,
             resource_id=failover.change.before.resource_id if failover.change.before else "",
-            detail=failover.detail(),
+            detail=detail,
         ),
         at=at,
     )

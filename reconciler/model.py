@@ -27,6 +27,7 @@ TAG_CLUSTER = "reconciler:cluster"
 TAG_MEMBER = "reconciler:member"
 TAG_POLICY = "reconciler:policy"
 TAG_TAKEN_AT = "reconciler:taken-at"
+TAG_BACKUP_METHOD = "reconciler:backup-method"  # on backups: the BackupMethod they were taken with
 
 
 class Action(StrEnum):
@@ -110,6 +111,22 @@ class AlertEvent(StrEnum):
     BACKUP_FAILED = "backup-failed"
     BACKUP_OVERDUE = "backup-overdue"
     BUDGET_EXCEEDED = "budget-exceeded"
+
+
+class BackupMethod(StrEnum):
+    """How a backup is taken. ``snapshot``: the provider's quick point-in-time copy (may live
+    beside or inside the server's disk); ``image``: a standalone copy that outlives the
+    server. Providers that have one kind only take that for both."""
+
+    SNAPSHOT = "snapshot"
+    IMAGE = "image"
+
+
+class Quiesce(StrEnum):
+    """What is done to a running server around its backup."""
+
+    NONE = "none"
+    SHUTDOWN = "shutdown"  # stop, snapshot, start again
 
 
 class BillingMode(StrEnum):
@@ -328,6 +345,7 @@ class SnapshotRequest:
     name: str
     policy: str | None
     tags: tuple[tuple[str, str], ...] = ()
+    method: BackupMethod = BackupMethod.SNAPSHOT
 
 
 @dataclass(frozen=True)
@@ -448,8 +466,8 @@ class Retention:
 class BackupPolicy:
     name: str
     schedule: str  # cron expression
-    method: str = "snapshot"  # "snapshot" or "image"
-    quiesce: str = "none"  # "none" or "shutdown"
+    method: BackupMethod = BackupMethod.SNAPSHOT
+    quiesce: Quiesce = Quiesce.NONE
     retention: Retention = field(default_factory=Retention)
     max_age_hours: float | None = None
     location: SourceLocation | None = field(default=None, compare=False)

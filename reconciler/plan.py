@@ -124,6 +124,8 @@ class CostSummary:
     by_cluster: tuple[CostLine, ...] = ()
     unpriced: tuple[str, ...] = ()  # keys no PriceList covers
     budgets: tuple[BudgetCheck, ...] = ()
+    # desired keys whose PriceList bills measured use: their figure here is an estimate (see render)
+    measured: tuple[str, ...] = ()
 
     @property
     def delta_hourly(self) -> Decimal:
@@ -438,6 +440,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 for line in cost.by_cluster
             ],
             "unpriced": list(cost.unpriced),
+            "measured": list(cost.measured),
             "budgets": [
                 {
                     "name": check.name,
@@ -507,6 +510,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
                     for line in cost.get("by_cluster", ())
                 ),
                 unpriced=tuple(cost.get("unpriced", ())),
+                measured=tuple(cost.get("measured", ())),
                 budgets=tuple(
                     BudgetCheck(
                         name=check["name"],

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from reconciler.model import DesiredServer, Granularity, ObservedServer, PriceList, Size
+from reconciler.model import BillingMode, DesiredServer, Granularity, ObservedServer, PriceList, Size
 from reconciler.plan import HOURS_PER_MONTH, CostLine, CostSummary
 from reconciler.store.base import UsageInterval
 
@@ -104,10 +104,12 @@ def plan_cost(
     PriceList, when the list neither names its flavor nor has unit rates, or when the list's
     currency differs from the summary's — the summary's currency is that of the first price
     list met (desired servers first, in order), and amounts in another currency are never
-    added to it.
+    added to it. Desired servers under a ``billing: measured`` list are named in ``measured``:
+    their bill follows use, so the figure here is an estimate (see ``render.cost_notes``).
     """
     currency: str | None = None
     unpriced: set[str] = set()
+    measured: set[str] = set()
     before: dict[str, Decimal] = {}
     after: dict[str, Decimal] = {}
 
@@ -128,6 +130,9 @@ def plan_cost(
         rate = price(server.provider, server.key, server.size, server.flavor)
         if rate is not None:
             after[server.cluster] = after.get(server.cluster, Decimal(0)) + rate
+            plist = price_list_of(price_list_for, server.provider)
+            if plist is not None and plist.billing is BillingMode.MEASURED:
+                measured.add(server.key)
     for seen in observed:
         rate = price(seen.provider, seen.key, seen.size, seen.flavor)
         if rate is not None:
@@ -146,6 +151,7 @@ def plan_cost(
         after_hourly=sum((line.after_hourly for line in lines), Decimal(0)),
         by_cluster=lines,
         unpriced=tuple(sorted(unpriced)),
+        measured=tuple(sorted(measured)),
     )
 
 

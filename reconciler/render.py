@@ -116,12 +116,23 @@ def _over_budget(plan: Plan, change: Change) -> str:
     return f" [over budget: {', '.join(names)}]" if names else ""
 
 
-def _unpriced_line(cost: CostSummary, shown: int = 10) -> str | None:
-    if not cost.unpriced:
-        return None
-    keys = ", ".join(cost.unpriced[:shown])
-    more = f" and {len(cost.unpriced) - shown} more" if len(cost.unpriced) > shown else ""
-    return f"Not priced (no PriceList covers them): {keys}{more}"
+def _keys(keys: Sequence[str], shown: int = 10) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def cost_notes(cost: CostSummary) -> list[str]:
+    """What the cost figures leave out or only estimate: unpriced servers, measured billing."""
+    notes = []
+    if cost.unpriced:
+        notes.append(f"Not priced (no PriceList covers them): {_keys(cost.unpriced)}")
+    if cost.measured:
+        notes.append(
+            f"Estimated (billed by measured use): {_keys(cost.measured)} — priced at the flavor's hourly "
+            "rate, or with every vCPU and all memory busy (a ceiling for CPU and RAM); network "
+            "and backup storage are billed on top"
+        )
+    return notes
 
 
 # --- shared pieces --------------------------------------------------------------------------
@@ -211,9 +222,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         if total is not None:
             lines.append(total)
             lines.extend(cluster_cost_lines(plan.cost))
-        unpriced = _unpriced_line(plan.cost)
-        if unpriced is not None:
-            lines.append(unpriced)
+        lines.extend(cost_notes(plan.cost))
         for check in plan.cost.budgets:
             text = budget_line(check, plan.cost.currency)
             lines.append(_paint(text, "1;31", color) if check.broken else text)
@@ -334,9 +343,8 @@ def _md_head(plan: Plan) -> list[str]:
     for check in cost.budgets:
         text = _esc(budget_line(check, cost.currency))
         parts += [f"> **{text}**" if check.broken else text, ""]
-    unpriced = _unpriced_line(cost)
-    if unpriced is not None:
-        parts += [_esc(unpriced), ""]
+    for note in cost_notes(cost):
+        parts += [_esc(note), ""]
     return parts
 
 

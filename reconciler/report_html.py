@@ -7,7 +7,8 @@ by ``billing_svg``, and there is no script. It shows, for the window asked:
 - daily cost stacked by cluster, then one daily chart per cluster (both modes side by
   side with ``--mode both``);
 - a breakdown by the ``--by`` grouping;
-- the line items, as the text table has them, and the report's notes (gaps, resets…).
+- the line items, as the text table has them (backup storage among them, in every mode),
+  and the report's notes (gaps, resets…).
 
 Charts show one currency, the one with the largest total; rows priced in another currency
 are in the tables and named in a note. Every figure is the report's presented figure
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from reconciler.backup_usage import backup_group
 from reconciler.billing import MeasuredReport
-from reconciler.billing_compare import Comparison, compare
+from reconciler.billing_compare import Comparison, compare, comparison_notes
 from reconciler.billing_modes import BILLED, BOTH, INSTANCE_HOURS, MEASURED, Ledger, main_report
 from reconciler.billing_svg import Series, bar_chart, breakdown_chart
 from reconciler.clock import isoformat
@@ -99,8 +101,10 @@ def build_page(ledger: Ledger, *, by: str, mode: str, title: str = "Usage report
     currency = _primary_currency(main)
     days = _days(ledger.start, ledger.end)
     daily: dict[str, tuple[Series, ...]] = {}
-    for cluster in sorted({i.cluster for i in ledger.intervals}):
-        mine = ledger.only([i for i in ledger.intervals if i.cluster == cluster])
+    clusters = {i.cluster for i in ledger.intervals} | {backup_group(b, "cluster") for b in ledger.backups}
+    for cluster in sorted(clusters):
+        mine = ledger.only([i for i in ledger.intervals if i.cluster == cluster],
+                           [b for b in ledger.backups if backup_group(b, "cluster") == cluster])
         day_report, day_measured = main_report(mine, "day", mode)
         series = [Series(_SERIES_NAMES.get(mode, mode), _cents_by_day(day_report, currency, days))]
         if mode == BOTH and day_measured is not None:
@@ -135,6 +139,8 @@ def render_page(data: _Data, *, now: datetime) -> str:
         else:
             parts += ["<h2>Line items</h2>", _lines_table(report)]
     notes = report_notes(report)
+    if data.comparison is not None:
+        notes += comparison_notes(data.comparison)
     if data.measured is not None and data.measured.report is not report:
         notes += list(data.measured.report.notes)
     others = sorted({t.currency for t in report.totals if t.currency and t.currency != data.currency})

@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.model import DesiredServer, DesiredState
 from reconciler.plan import HOURS_PER_MONTH, CostLine, CostSummary, FieldChange
 from reconciler.pricing import plan_cost
-from reconciler.render import format_hourly, format_money
+from reconciler.render import cost_notes, format_hourly, format_money
 
 NONE_SHOWN = "(none)"
 
@@ -128,6 +128,7 @@ def compare(base: DesiredState, head: DesiredState, *, base_name: str, head_name
         after_hourly=after.after_hourly,
         by_cluster=lines,
         unpriced=after.unpriced,
+        measured=after.measured,
     )
     return StateDiff(base_name, head_name, head.deployment, tuple(deltas), unchanged, cost)
 
@@ -163,8 +164,7 @@ def render_text(result: StateDiff) -> str:
         lines.append(f"  {delta.kind.symbol} {delta.key} ({delta.provider}) {delta.kind.value}")
         lines.extend(f"      {_field_text(f)}" for f in delta.fields)
     lines += ["", f"Servers: {_summary(result)}.", f"Cost: {_cost(result)}"]
-    if result.cost.unpriced:
-        lines.append(f"Not priced (no PriceList covers them): {', '.join(result.cost.unpriced)}")
+    lines.extend(cost_notes(result.cost))
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +182,8 @@ def render_markdown(result: StateDiff) -> str:
             lines.append(f"| `{delta.kind.symbol}` | `{delta.key}` | {delta.provider} | {what} |")
     else:
         lines.append("No servers added, changed or removed.")
-    if result.cost.unpriced:
-        lines += ["", f"Not priced (no PriceList covers them): {', '.join(result.cost.unpriced)}"]
+    for note in cost_notes(result.cost):
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -218,6 +218,7 @@ def to_dict(result: StateDiff) -> dict[str, Any]:
                 for line in cost.by_cluster
             ],
             "unpriced": list(cost.unpriced),
+            "measured": list(cost.measured),
         },
     }
 

@@ -10,7 +10,9 @@ without a PriceList, seconds.
 
 A report is made of rows (one per group and currency) and each row of line items (one per
 flavor and rate: "0.0416 USD per sim.medium instance-hour"), the shape of a classic usage
-estimate. ``billing`` builds the same shape from measured use (vCPU-hours, GB-hours, GB).
+estimate. ``billing`` builds the same shape from measured use (vCPU-hours, GB-hours, GB),
+and ``backup_usage`` adds backup storage (GB-months) as line items of the same groups
+(``merge_rows``).
 
 Money stays ``Decimal`` and unrounded in the report. Presented figures are rounded once, per
 line item, to the cent (half up); a row's presented cost is the sum of its rounded line
@@ -308,6 +310,30 @@ def build_report(
 def _line_order(key: tuple[str, str, str, Decimal | None, str]) -> tuple[str, str, str, Decimal, str]:
     group, currency, label, rate, note = key
     return group, currency, label, Decimal(-1) if rate is None else rate, note
+
+
+def merge_rows(first: Sequence[UsageRow], second: Sequence[UsageRow]) -> tuple[UsageRow, ...]:
+    """Rows of two parts of one report as one: a group's rows in one currency are joined (their
+    line items kept, first's first; instances are distinct resources), in (group, currency) order."""
+    rows: dict[tuple[str, str], UsageRow] = {}
+    for row in (*first, *second):
+        key = (row.group, row.currency)
+        seen = rows.get(key)
+        if seen is None:
+            rows[key] = row
+            continue
+        resources = seen.resources | row.resources
+        rows[key] = UsageRow(
+            group=row.group, currency=row.currency, instances=len(resources),
+            seconds=seen.seconds + row.seconds, cost=seen.cost + row.cost,
+            first_start=min(seen.first_start, row.first_start), last_end=max(seen.last_end, row.last_end),
+            billed_seconds=_billed(seen) + _billed(row), lines=seen.lines + row.lines, resources=resources,
+        )
+    return tuple(rows[key] for key in sorted(rows))
+
+
+def _billed(row: UsageRow) -> int:
+    return row.seconds if row.billed_seconds is None else row.billed_seconds
 
 
 def totals_of(rows: Sequence[UsageRow]) -> tuple[UsageRow, ...]:

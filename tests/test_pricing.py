@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from reconciler.model import DesiredServer, ObservedServer, PriceList, ServerStatus, Size
+from reconciler.model import BillingMode, DesiredServer, ObservedServer, PriceList, ServerStatus, Size
+from reconciler.plan import Plan, dump_plan, load_plan
 from reconciler.pricing import hourly_rate, interval_cost, overlap_seconds, plan_cost, prices
+from reconciler.render import cost_notes, render_markdown, render_text
 from reconciler.store.base import UsageInterval
+from tests.engine.factories import run_diff
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -142,3 +146,24 @@ def test_interval_cost_open_interval_runs_to_end_and_reprices() -> None:
     assert interval_cost(interval, T0 - H, T0 + 2 * H, None) == Decimal("0.08")
     assert interval_cost(interval, T0, T0 + 2 * H, EUR) == Decimal("0.0832")  # small at 0.0416
     assert interval_cost(_interval(T0, None, rate=None), T0, T0 + H, None) == Decimal(0)
+
+
+def test_servers_billed_by_measured_use_are_named_and_the_plan_says_its_figure_is_an_estimate() -> None:
+    measured = dataclasses.replace(EUR, billing=BillingMode.MEASURED)
+    want = [desired("a/web/0", flavor="small"), desired("a/web/1"), desired("b/db/0", provider="us")]
+    summary = plan_cost(want, [], {"sim": measured, "us": USD}.get)
+    assert summary.measured == ("a/web/0", "a/web/1")  # the USD list bills instance-hours
+    assert summary.after_hourly == Decimal("0.0416") + Decimal("0.02") * 2 + Decimal("0.005") * 4 + Decimal(
+        "0.10"
+    ) * 36 / 720  # the flavor rate; unit rates as if fully busy (the USD server is another currency)
+    [note] = cost_notes(summary)[-1:]
+    assert note.startswith("Estimated (billed by measured use): a/web/0, a/web/1 — priced at the flavor's")
+    assert "a ceiling for CPU and RAM" in note
+
+    changes = run_diff(want, []).changes
+    plan = Plan(deployment="a", created_at=T0, changes=tuple(changes), providers=(), basis=(), cost=summary)
+    assert load_plan(dump_plan(plan)).cost.measured == summary.measured
+    assert note in render_text(plan) and "Estimated (billed by measured use)" in render_markdown(plan)
+    assert cost_notes(plan_cost(want, [], {"sim": EUR, "us": USD}.get)) == [
+        "Not priced (no PriceList covers them): b/db/0"
+    ]

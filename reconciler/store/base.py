@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     ALERT = "alert"
     SCALE = "scale"
     FAILOVER = "failover"  # a failed server is being replaced or restarted by the daemon
+    FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
     COMMIT = "commit"  # the daemon adopted a new commit of the desired state
 
 
@@ -253,6 +254,28 @@ class Store(ABC):
     def samples(
         self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
     ) -> list[MetricSample]: ...
+
+    def window_samples(
+        self, *, start: datetime, end: datetime, deployment: str | None = None
+    ) -> list[MetricSample]:
+        """What a report of [start, end) needs: samples taken in (start, end], and for each
+        server sampled there its last sample at or before ``start`` (the baseline its first
+        delta in the window counts from), in time order.
+
+        A sample at ``end`` is included (it closes the window's last span). This default
+        filters ``samples`` (the reference the SQL stores are tested against); they
+        override it with one indexed query (the window by ``at``, each baseline by the
+        primary key ``(provider, resource_id, at)``) that never reads an older sample.
+        """
+        taken = self.samples(end=end + timedelta(microseconds=1), deployment=deployment)
+        inside = [s for s in taken if s.at > start]
+        sampled = {(s.provider, s.resource_id) for s in inside}
+        baseline: dict[tuple[str, str], MetricSample] = {}
+        for s in taken:
+            ident = (s.provider, s.resource_id)
+            if s.at <= start and ident in sampled and (ident not in baseline or baseline[ident].at < s.at):
+                baseline[ident] = s
+        return sorted([*baseline.values(), *inside], key=lambda s: (s.at, s.provider, s.resource_id))
 
     # --- backup storage ----------------------------------------------------------------
     @abstractmethod

@@ -470,12 +470,22 @@ class PostgresStore(Store):
         rows = self._query(
             f"SELECT {SAMPLE_COLUMNS} FROM usage_sample {where} ORDER BY at, provider, resource_id", params
         )
-        return [
-            MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=utc(r[4]),
-                         cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
-                         net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
-            for r in rows
-        ]
+        return [_sample(r) for r in rows]
+
+    def window_samples(
+        self, *, start: datetime, end: datetime, deployment: str | None = None
+    ) -> list[MetricSample]:
+        """Samples in (start, end] plus each such server's baseline (see ``Store.window_samples``).
+
+        The window is read through ``usage_sample_at``; each baseline is one backward index
+        scan of the primary key ``(provider, resource_id, at)`` (a LATERAL … LIMIT 1).
+        """
+        only = "" if deployment is None else " AND deployment = %s"
+        only_p = "" if deployment is None else " AND p.deployment = %s"
+        window: list[Any] = [utc(start), utc(end)] + ([] if deployment is None else [deployment])
+        before: list[Any] = [utc(start)] + ([] if deployment is None else [deployment])
+        rows = self._query(WINDOW_SAMPLES_SQL.format(only=only, only_p=only_p), [*window, *before])
+        return [_sample(r) for r in rows]
 
     # --- backup storage (SQL in store.postgres_backups) ----------------------------------------
     def open_backup_interval(self, interval: BackupInterval) -> BackupInterval:
@@ -542,6 +552,28 @@ class PostgresStore(Store):
                 "UPDATE lease SET expires_at = %s WHERE scope = %s AND holder = %s AND epoch = %s",
                 (_RELEASED, lease.scope, lease.holder, lease.epoch),
             )
+
+
+# The samples of a report window and, per server sampled in it, its last sample at or before
+# the window's start. ``{only}``/``{only_p}`` add the deployment filter.
+WINDOW_SAMPLES_SQL = (
+    "WITH inside AS (SELECT " + SAMPLE_COLUMNS + " FROM usage_sample WHERE at > %s AND at <= %s{only}) "
+    "SELECT " + SAMPLE_COLUMNS + " FROM inside "
+    "UNION ALL "
+    "SELECT " + ", ".join(f"b.{c.strip()}" for c in SAMPLE_COLUMNS.split(",")) + " "
+    "FROM (SELECT DISTINCT provider, resource_id FROM inside) AS v "
+    "CROSS JOIN LATERAL (SELECT " + ", ".join(f"p.{c.strip()}" for c in SAMPLE_COLUMNS.split(","))
+    + " FROM usage_sample AS p "
+    "WHERE p.provider = v.provider AND p.resource_id = v.resource_id AND p.at <= %s{only_p} "
+    "ORDER BY p.at DESC LIMIT 1) AS b "
+    "ORDER BY at, provider, resource_id"
+)
+
+
+def _sample(r: Sequence[Any]) -> MetricSample:
+    return MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=utc(r[4]),
+                        cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
+                        net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:

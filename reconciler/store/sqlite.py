@@ -140,6 +140,27 @@ _SAMPLE_COLUMNS = (
 )
 
 
+# The samples of a report window and, per server sampled in it, its last sample at or before
+# the window's start. ``{only}``/``{only_p}`` add the deployment filter.
+WINDOW_SAMPLES_SQL = (
+    "WITH inside AS (SELECT " + _SAMPLE_COLUMNS + " FROM usage_sample WHERE at > ? AND at <= ?{only}) "
+    "SELECT " + _SAMPLE_COLUMNS + " FROM inside "
+    "UNION ALL "
+    "SELECT " + ", ".join(f"b.{c.strip()}" for c in _SAMPLE_COLUMNS.split(",")) + " "
+    "FROM (SELECT DISTINCT provider, resource_id FROM inside) AS v "
+    "JOIN usage_sample AS b ON b.provider = v.provider AND b.resource_id = v.resource_id AND b.at = ("
+    "SELECT p.at FROM usage_sample AS p WHERE p.provider = v.provider AND p.resource_id = v.resource_id "
+    "AND p.at <= ?{only_p} ORDER BY p.at DESC LIMIT 1) "
+    "ORDER BY at, provider, resource_id"
+)
+
+
+def _sample(r: Sequence[Any]) -> MetricSample:
+    return MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=_parse_ts(r[4]),
+                        cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
+                        net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -492,12 +513,22 @@ class SQLiteStore(Store):
         rows = self._query(
             f"SELECT {_SAMPLE_COLUMNS} FROM usage_sample {where} ORDER BY at, provider, resource_id", params
         )
-        return [
-            MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=_parse_ts(r[4]),
-                         cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
-                         net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
-            for r in rows
-        ]
+        return [_sample(r) for r in rows]
+
+    def window_samples(
+        self, *, start: datetime, end: datetime, deployment: str | None = None
+    ) -> list[MetricSample]:
+        """Samples in (start, end] plus each such server's baseline (see ``Store.window_samples``).
+
+        The window is read through ``usage_sample_at``; each baseline is one backward seek
+        in the primary key ``(provider, resource_id, at)``.
+        """
+        only = "" if deployment is None else " AND deployment = ?"
+        only_p = "" if deployment is None else " AND p.deployment = ?"
+        window: list[Any] = [_ts(start), _ts(end)] + ([] if deployment is None else [deployment])
+        before: list[Any] = [_ts(start)] + ([] if deployment is None else [deployment])
+        rows = self._query(WINDOW_SAMPLES_SQL.format(only=only, only_p=only_p), [*window, *before])
+        return [_sample(r) for r in rows]
 
     # --- backup storage (SQL in store.sqlite_backups) ---------------------------------------
     def open_backup_interval(self, interval: BackupInterval) -> BackupInterval:

@@ -133,10 +133,11 @@ if ! running; then
   touch "$BASE/server.log"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$BASE/server.log"
   say "starting the server on 127.0.0.1:$PORT"
+  # 9>&-: the server must not inherit (and so hold for its lifetime) the setup lock
   as_owner "$BINDIR/pg_ctl" start -D "$DATA" -w -t 60 -l "$BASE/server.log" \
     -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories='$DATA' \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    >/dev/null || { tail -n 20 "$BASE/server.log" >&2; fail "pg_ctl start failed"; }
+    >/dev/null 9>&- || { tail -n 20 "$BASE/server.log" >&2; fail "pg_ctl start failed"; }
 fi
 PORT=$(cat "$BASE/port")
 

@@ -52,6 +52,7 @@ def policy_yaml(
     keep_weekly: int = 4,
     keep_monthly: int = 0,
     max_age_hours: float = 26,
+    method: str = "snapshot",
 ) -> str:
     return f"""\
 apiVersion: reconciler/v1
@@ -60,6 +61,7 @@ metadata:
   name: nightly
 spec:
   schedule: "{schedule}"
+  method: {method}
   quiesce: {quiesce}
   retention:
     keep_last: {keep_last}

@@ -16,7 +16,17 @@ from reconciler import engine, render
 from reconciler.clock import isoformat
 from reconciler.plan import Plan
 from reconciler.store.base import AuditAction, Outcome
-from tests.backup.support import EPOCH, apply, audit, cycle, policy_yaml, snapshots, template_yaml, workspace
+from tests.backup.support import (
+    EPOCH,
+    apply,
+    audit,
+    cluster_yaml,
+    cycle,
+    policy_yaml,
+    snapshots,
+    template_yaml,
+    workspace,
+)
 from tests.e2e.conftest import Cli
 
 NIGHT_1 = EPOCH + timedelta(hours=1)  # 2026-11-02T02:00Z
@@ -172,3 +182,48 @@ def test_backup_list_without_path_reads_the_ledger(cli: Cli, desired: Path, stat
     assert listed.code == 0, listed.err
     [row] = json.loads(listed.out)["backups"]
     assert row["key"] == "vault/db/0" and row["policy"] == "nightly" and row["since"] == isoformat(NIGHT_1)
+
+
+def test_backups_of_a_removed_server_are_unmanaged_until_deleted_by_hand(
+    cli: Cli, desired: Path, state_dir: Path
+) -> None:
+    assert apply(desired, state_dir, EPOCH).ok
+    assert cycle(desired, state_dir, NIGHT_1).ok
+    (desired / "cluster.yaml").write_text(cluster_yaml(count=0))  # the server is removed from the YAML
+    removed = cli("apply", str(desired), "--yes", now=isoformat(NIGHT_1))
+    assert removed.code == 0, removed.out + removed.err
+    assert admin_list(state_dir) == []
+    nightly, final = snapshots(state_dir, NIGHT_1)
+    assert final.name.startswith("vault-db-0-final-")  # its final backup, and the nightly one, stay
+
+    listed = cli("backup", "list", str(desired), "--format", "json", now=isoformat(NIGHT_2))
+    assert listed.code == 0, listed.err
+    assert {b["backup_id"]: b["retention"] for b in json.loads(listed.out)["backups"]} == {
+        nightly.snapshot_id: "unmanaged",
+        final.snapshot_id: "unmanaged",
+    }
+    assert "backup delete PATH BACKUP_ID" in cli("backup", "list", str(desired), now=isoformat(NIGHT_2)).out
+
+    delete = ("backup", "delete", str(desired), nightly.snapshot_id)
+    refused = cli(*delete, now=isoformat(NIGHT_2))
+    assert refused.code == 1 and "--yes" in refused.err and len(snapshots(state_dir, NIGHT_2)) == 2
+    unknown = cli("backup", "delete", str(desired), "snap-nope", "--yes", now=isoformat(NIGHT_2))
+    assert unknown.code == 1 and "no backup snap-nope" in unknown.err and "Traceback" not in unknown.err
+
+    deleted = cli(*delete, "--yes", now=isoformat(NIGHT_2))
+    assert deleted.code == 0, deleted.out + deleted.err
+    assert f"- vault/db/0 prune {nightly.snapshot_id} ({nightly.name}) succeeded" in deleted.out
+    assert [s.snapshot_id for s in snapshots(state_dir, NIGHT_2)] == [final.snapshot_id]
+    entries = [e.record for e in audit(state_dir) if e.record.action is AuditAction.DELETE_SNAPSHOT]
+    assert [(r.resource_id, r.outcome) for r in entries] == [
+        (nightly.snapshot_id, Outcome.INTENT),
+        (nightly.snapshot_id, Outcome.SUCCEEDED),
+    ]
+    ws = workspace(state_dir, NIGHT_2)
+    try:
+        store = ws.store()
+        closed = [i for i in store.backup_intervals(start=EPOCH, deployment="vault") if i.end is not None]
+        assert [(i.snapshot_id, i.end) for i in closed] == [(nightly.snapshot_id, NIGHT_2)]
+        assert store.verify().ok
+    finally:
+        ws.close()

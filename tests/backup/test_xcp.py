@@ -1,7 +1,8 @@
 """The backup lifecycle through a real provider: XCP against the XAPI simulator (real XenAPI
 client, real XML-RPC). Nightly backups quiesced by a clean shutdown, retention pruning the
-snapshot VMs, a final backup before destroy; restore is refused clearly (not implemented
-by the XCP provider)."""
+snapshot VMs, a final backup before destroy, then ``reconciler restore`` bringing the server
+back from that final backup: a running VM cloned from the snapshot, with the size the server
+had when it was backed up (not the template's, which changed since), and clean ledgers."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from reconciler import engine
 from reconciler.backup import BackupKind
 from reconciler.backup_restore import restore
 from reconciler.config import load_desired_state
-from reconciler.errors import PermanentError
-from reconciler.model import TAG_KEY, TAG_OWNER
+from reconciler.model import TAG_GENERATION, TAG_KEY, TAG_OWNER
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,
@@ -31,6 +31,8 @@ from tests.backup.support import (
     write_desired,
 )
 from tests.xcp.conftest import sim  # noqa: F401 - the simulator fixture, reused as it is
+from tests.xcp.helpers import disks_of
+from tests.xcp.xapi_db import GIB, MIB
 from tests.xcp.xapi_sim import XapiSim
 
 PASSWORD_ENV = "RECONCILER_BACKUP_TEST_XCP_PASSWORD"
@@ -94,6 +96,7 @@ def test_backup_lifecycle_on_xcp(sim: XapiSim, xcp_desired: Path, tmp_path: Path
     assert {s["other_config"][TAG_KEY] for s in kept} == {"vault/db/0"}
     assert cycle(xcp_desired, state, nights[-1] + timedelta(hours=1)).results == ()
 
+    destroyed_id = vm["uuid"]
     destroyed = apply(xcp_desired, state, nights[-1] + timedelta(hours=2), destroy=True)
     assert destroyed.ok, destroyed.results
     assert [b.action.kind for b in destroyed.backups] == [BackupKind.FINAL]
@@ -101,25 +104,37 @@ def test_backup_lifecycle_on_xcp(sim: XapiSim, xcp_desired: Path, tmp_path: Path
     final = destroyed.backups[0].snapshot_id
     assert final in {s["uuid"] for s in _vms(sim, snapshots=True)}
 
-    ws = workspace(state, nights[-1] + timedelta(hours=3))
+    # The template grows after the destroy: the restore still brings back the backed-up size.
+    (xcp_desired / "templates.yaml").write_text(
+        template_yaml(image_type="xcp", image="Debian Bookworm 12", cpus=2, memory_mb=2048, disk_gb=20)
+    )
+    restore_at = nights[-1] + timedelta(hours=3)
+    ws = workspace(state, restore_at)
     try:
-        with pytest.raises(PermanentError, match="cannot restore"):
-            restore(
-                load_desired_state(xcp_desired),
-                ws,
-                run_context(),
-                "vault/db/0",
-                final,
-                confirm=lambda _: True,
-            )
+        result = restore(
+            load_desired_state(xcp_desired), ws, run_context(), "vault/db/0", final, confirm=lambda _: True
+        )
     finally:
         ws.close()
-    assert _vms(sim, snapshots=False) == []
-    ws = workspace(state, nights[-1] + timedelta(hours=3))
+    assert result.server is not None and (result.replaced, result.backups) == ((), ())
+    [vm] = _vms(sim, snapshots=False)
+    assert vm["uuid"] == result.server.resource_id != destroyed_id
+    assert (vm["power_state"], vm["is_a_template"]) == ("Running", False)
+    assert (vm["VCPUs_at_startup"], vm["memory_static_max"]) == ("1", str(1024 * MIB))
+    assert vm["other_config"][TAG_KEY] == "vault/db/0" and vm["other_config"][TAG_GENERATION] == "1"
+    [disk] = disks_of(sim, vm["uuid"])
+    [final_disk] = disks_of(sim, final)
+    assert disk["sm_config"]["vhd-parent"] == final_disk["uuid"]  # its disk starts as the backup's
+    assert disk["virtual_size"] == final_disk["virtual_size"] == str(20 * GIB)
+    assert final in {s["uuid"] for s in _vms(sim, snapshots=True)}  # the backup stays
+
+    ws = workspace(state, restore_at + timedelta(minutes=5))
     try:
         store = ws.store()
         assert store.verify().ok
         assert store.unresolved_intents(DEPLOYMENT) == []
-        assert engine.plan_path(xcp_desired, ws).changes[0].action.value == "create"
+        [change] = [c for c in engine.plan_path(xcp_desired, ws).changes if c.key == "vault/db/0"]
+        # The restored server is found; only its size differs from the grown template.
+        assert (change.action.value, change.reason) == ("update", "resize cpus 1 → 2, memory_mb 1024 → 2048")
     finally:
         ws.close()

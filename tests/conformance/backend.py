@@ -20,7 +20,7 @@ import pytest
 
 from providers.base import Provider, ProviderContext
 from reconciler.clock import Clock
-from reconciler.model import CreateRequest, Size
+from reconciler.model import BackupMethod, CreateRequest, Size
 
 # The instant every conformance provider's clock is fixed at (tests never read the real time).
 FIXED_NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -57,6 +57,9 @@ class Backend(Protocol):
     pagination_skip: str | None  # reason to skip the many-servers pagination test, or None
     supports_snapshots: bool
     supports_start_stop: bool
+    # The backup methods whose snapshots ``create_from_snapshot`` restores; for any other
+    # method the provider must refuse the restore with a PermanentError.
+    restore_methods: tuple[BackupMethod, ...]
 
     def make_provider(self, tmp_path: Path) -> Provider:
         """A new provider on a fresh, empty scope (state under ``tmp_path`` where it keeps any)."""
@@ -99,6 +102,7 @@ class BaseBackend:
     pagination_skip: str | None = None
     supports_snapshots: bool = True
     supports_start_stop: bool = True
+    restore_methods: tuple[BackupMethod, ...] = (BackupMethod.SNAPSHOT, BackupMethod.IMAGE)
 
     def make_provider(self, tmp_path: Path) -> Provider:
         raise NotImplementedError(f"backend {self.name} must implement make_provider")

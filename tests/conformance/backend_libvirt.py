@@ -15,6 +15,9 @@ always covers the real daemon), and is skipped where no libvirtd answers.
 
 Faults are raised through ``Wire.interceptor`` (``tests.libvirt.faults``): the test
 driver cannot time out or lose its connection.
+
+Restores work from image backups only: an internal qcow2 snapshot (``method: snapshot``)
+cannot be copied out of its disk through libvirt's API, so that restore is refused.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from pathlib import Path
 
 from providers.base import Provider, create_provider
 from providers.libvirt import LibvirtProvider
-from reconciler.model import ProviderConfig, Size
+from reconciler.model import BackupMethod, ProviderConfig, Size
 from tests.conformance.backend import BaseBackend, Shape, fixed_context
 from tests.libvirt.faults import Faults
 from tests.libvirt.world import QemuHost, TestDriverWorld, qemu_skip_reason
 
 PAGINATION = "libvirt does not page: listAllDomains lists every domain in one call"
 QEMU_OPT_IN = "RECONCILER_LIBVIRT_QEMU_CONFORMANCE"
+RESTORE_METHODS = (BackupMethod.IMAGE,)  # internal snapshots cannot leave their disk
 
 
 def _qemu_skip_reason() -> str | None:
@@ -114,6 +118,7 @@ BACKENDS = [
         observe_overhead_calls=1,
         observe_calls_per_server=2,
         pagination_skip=PAGINATION,
+        restore_methods=RESTORE_METHODS,
     ),
     QemuBackend(
         name="libvirt-qemu",
@@ -124,5 +129,6 @@ BACKENDS = [
         listing_operation="virConnectListAllDomains",
         observe_calls_per_server=2,
         pagination_skip=PAGINATION,
+        restore_methods=RESTORE_METHODS,
     ),
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from providers.base import Provider
-from reconciler.model import ServerStatus, SnapshotRequest
+from reconciler.errors import PermanentError
+from reconciler.model import BackupMethod, ServerStatus, SnapshotRequest
 from tests.conformance.backend import Backend
-from tests.conformance.helpers import make_request
+from tests.conformance.helpers import make_request, observe_sorted
 
 
 def test_stop_and_start(backend: Backend, provider: Provider, owner: str) -> None:
@@ -61,6 +62,44 @@ def test_snapshots_outlive_their_server(backend: Backend, provider: Provider, ow
     provider.delete(server)
     assert [s.snapshot_id for s in provider.list_snapshots(owner)] == [snap.snapshot_id]
     provider.delete_snapshot(snap)
+
+
+@pytest.mark.parametrize("method", list(BackupMethod), ids=str)
+def test_restore_from_snapshot(
+    backend: Backend, provider: Provider, owner: str, method: BackupMethod
+) -> None:
+    """A backup of a deleted server comes back as a new generation of its key, exactly once."""
+    if not (provider.capabilities.snapshots and backend.supports_snapshots):
+        pytest.skip(f"{backend.name} does not take snapshots")
+    source = provider.create(make_request(backend, owner, "db/main/0"))
+    ask = SnapshotRequest(name="db-main-0-nightly-1", policy="nightly", method=method)
+    snap = provider.snapshot(source, ask)
+    provider.delete(source)
+    request = make_request(backend, owner, "db/main/0", generation=1, spec="spec-restored")
+
+    if method not in backend.restore_methods:
+        with pytest.raises(PermanentError):
+            provider.create_from_snapshot(request, snap)
+        assert provider.observe(owner) == []
+        provider.delete_snapshot(snap)
+        return
+
+    restored = provider.create_from_snapshot(request, snap)
+    assert (restored.key, restored.generation, restored.owner) == ("db/main/0", 1, owner)
+    assert (restored.spec_hash, restored.status) == (request.spec_hash, ServerStatus.RUNNING)
+    assert (restored.size, restored.flavor) == (backend.small.size, backend.small.flavor)
+    assert restored.resource_id != source.resource_id
+
+    again = provider.create_from_snapshot(request, snap)  # a retry after a lost reply
+    assert again.resource_id == restored.resource_id
+    assert [s.resource_id for s in observe_sorted(provider, owner)] == [restored.resource_id]
+    found = provider.lookup(owner, request.token)
+    assert found is not None and found.resource_id == restored.resource_id
+
+    provider.delete(restored)
+    assert [s.snapshot_id for s in provider.list_snapshots(owner)] == [snap.snapshot_id]  # the backup stays
+    provider.delete_snapshot(snap)
+    assert provider.observe(owner) == [] and provider.list_snapshots(owner) == []
 
 
 def test_metrics(backend: Backend, provider: Provider, owner: str) -> None:

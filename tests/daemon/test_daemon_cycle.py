@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from providers.simcloud_admin import admin_inject_faults
-from reconciler.daemon_cycle import CycleOutcome
-from reconciler.store.base import AuditAction, AuditEntry
+from reconciler.daemon_cycle import CycleOutcome, fenced_write
+from reconciler.store.base import AuditAction, AuditEntry, AuditRecord, Outcome
 from tests.daemon.conftest import Cycles, cluster, in_process_cycles
 
 BUDGET = """\
@@ -108,3 +108,31 @@ def test_providers_leased_by_another_replica_are_left_to_it(tmp_path: Path) -> N
         held = store.current_lease("provider/sim")
         assert held is not None and held.holder == "test-daemon@nowhere:1"
         assert held.expires_at - cycles.ws.clock.wall() > timedelta(seconds=100)  # renewed, still ours
+
+
+def test_daemon_ledger_writes_are_fenced_by_the_provider_lease(tmp_path: Path) -> None:
+    """A replica paused past its lease must not record scale or failover decisions once another took over."""
+    with in_process_cycles(tmp_path, {"shop.yaml": cluster(1)}) as cycles:
+        assert cycles.at(0) is CycleOutcome.CONVERGED
+        ctx, store = cycles.ctx, cycles.ws.store()
+        ours = ctx.leases["sim"]
+        written: list[str] = []
+        assert fenced_write(ctx, store, "sim", lambda: written.append("while ours"))
+        assert not fenced_write(ctx, store, "elsewhere", lambda: written.append("never leased"))
+
+        later = ours.expires_at + timedelta(seconds=1)
+        other = store.acquire_lease("provider/sim", "replica-b@elsewhere:1", ttl_seconds=600, now=later)
+        assert other is not None and other.epoch > ours.epoch
+        before = store.recent_audit("shop", list(AuditAction), limit=10_000)
+
+        def write() -> None:
+            written.append("after the takeover")
+            store.append(
+                AuditRecord(deployment="shop", run_id="r", actor="a", commit="c",
+                            action=AuditAction.SCALE, outcome=Outcome.INFO, key="shop/web"),
+                at=later,
+            )
+
+        assert not fenced_write(ctx, store, "sim", write)
+        assert store.recent_audit("shop", list(AuditAction), limit=10_000) == before  # nothing landed
+        assert written == ["while ours", "after the takeover"]

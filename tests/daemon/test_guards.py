@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.apply import RunContext
 from reconciler.backoff import KeyBackoff, restrict_plan
-from reconciler.failover import FailoverGuard, Verdict, held, is_failover, record
+from reconciler.failover import FailoverGuard, Verdict, held, is_failover, record, record_sighting
 from reconciler.graph import order_changes
 from reconciler.model import DesiredServer, DriftMode, ObservedServer, ProviderConfig, ServerStatus
 from reconciler.plan import Plan
@@ -88,6 +88,26 @@ def test_failover_waits_for_grace_then_goes(store: Store) -> None:
     # healed in between: a new failure starts a new grace period
     guard.review(_plan([want], [observed(want)]), store, T0 + timedelta(seconds=130))
     assert guard.review(plan, store, T0 + timedelta(seconds=140))[0].verdict is Verdict.GRACE
+
+
+def test_failover_grace_survives_a_restart_through_the_ledger(store: Store) -> None:
+    want = desired("shop/web/0", failover_grace_seconds=120)
+    plan = _plan([want], [observed(want, status=ServerStatus.ERROR)])
+    run = RunContext(run_id="r1", actor="daemon", commit="abc")
+    (first,) = FailoverGuard().review(plan, store, T0)
+    assert (first.verdict, first.first_seen) == (Verdict.GRACE, T0)  # a new sighting: to be recorded
+    record_sighting(store, OWNER, run, first)
+    (seen,) = store.recent_audit(OWNER, [AuditAction.FAILURE_SEEN])
+    assert (seen.record.key, seen.record.resource_id, seen.at) == ("shop/web/0", "i-shop-web-0", T0)
+
+    restarted = FailoverGuard()  # a new daemon process (or the replica that took the lease over)
+    (later,) = restarted.review(plan, store, T0 + timedelta(seconds=100))
+    assert later.verdict is Verdict.GRACE and later.first_seen is None  # continues; nothing new to record
+    assert "error for 100s of a 120s grace period" in later.reason
+    assert restarted.review(plan, store, T0 + timedelta(seconds=120))[0].verdict is Verdict.GO
+    # a sighting older than the grace period is a past failure: a fresh guard starts a new grace
+    (fresh,) = FailoverGuard().review(plan, store, T0 + timedelta(hours=2))
+    assert (fresh.verdict, fresh.first_seen) == (Verdict.GRACE, T0 + timedelta(hours=2))
 
 
 def test_failovers_per_member_are_capped_per_hour_from_the_ledger(store: Store) -> None:

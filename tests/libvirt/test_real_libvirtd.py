@@ -25,9 +25,10 @@ import pytest
 
 from providers.base import ProviderContext
 from providers.libvirt import LibvirtProvider
+from providers.libvirt_backup import record_name
 from providers.libvirt_xml import NS
 from reconciler.clock import Clock
-from reconciler.model import ProviderConfig, Size, SnapshotRequest
+from reconciler.model import BackupMethod, ProviderConfig, Size, SnapshotRequest
 from tests.libvirt.fixtures import NOW, make_request
 from tests.libvirt.world import IMAGE, QEMU_URI, QemuHost, qemu_skip_reason
 
@@ -223,5 +224,48 @@ def test_snapshots_and_metrics_on_qemu(host: QemuHost, tmp_path: Path) -> None:
         assert [s.snapshot_id for s in provider.list_snapshots(owner)] == [snap.snapshot_id]
         provider.delete_snapshot(snap)
         assert owned_domains(owner) == {} and host.volumes() == [IMAGE]
+    finally:
+        provider.close()
+
+
+def test_image_backup_and_restore_on_qemu(host: QemuHost, tmp_path: Path) -> None:
+    """An image backup of a running QEMU domain (a block copy), restored after its server is gone
+    into a bigger disk, and the restored server surviving the backup's deletion."""
+    config = ProviderConfig(name="kvm-e2e", type="libvirt", spec=host.provider_spec())
+    provider = LibvirtProvider(config, ProviderContext(state_dir=tmp_path, clock=Clock(fixed=NOW)))
+    owner = f"e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        server = provider.create(make_request("lab/db/0", owner=owner, size=Size(1, 64, 1)))
+        request = SnapshotRequest(name="lab-db-0-nightly", policy="nightly", method=BackupMethod.IMAGE)
+        snap = provider.snapshot(server, request)
+        assert provider.calls["virDomainBlockCopy"] == 1  # copied live: QEMU holds the disk's lock
+        assert virsh("domstate", server.name).strip() == "running"
+        record = record_name("lab-db-0-nightly", owner)
+        assert virsh("domstate", record).strip() == "shut off"
+        source = ET.fromstring(virsh("dumpxml", record)).find("devices/disk/source")
+        assert source is not None and source.get("pool") == host.pool_name
+        image = str(source.get("volume"))
+        image_xml = ET.fromstring(virsh("vol-dumpxml", "--pool", host.pool_name, image))
+        assert image_xml.find("backingStore/path") is None  # standalone: no backing chain
+        assert virsh("snapshot-list", server.name, "--name").split() == []
+
+        provider.delete(server)
+        assert owned_domains(owner) == {}  # the record is not a server
+        bigger = make_request("lab/db/0", owner=owner, generation=1, size=Size(1, 64, 2))
+        restored = provider.create_from_snapshot(bigger, snap)
+        assert virsh("domstate", restored.name).strip() == "running"
+        disk = ET.fromstring(virsh("dumpxml", restored.name)).find("devices/disk[@device='disk']/source")
+        assert disk is not None and disk.get("volume") != image
+        disk_xml = ET.fromstring(virsh("vol-dumpxml", "--pool", host.pool_name, str(disk.get("volume"))))
+        assert disk_xml.findtext("capacity") == str(2 * 1024**3)
+        assert disk_xml.find("backingStore/path") is None
+        assert any(v.startswith(f"lab-db-0-g1-{restored.resource_id[:8]}") and v.endswith("-seed.iso")
+                   for v in host.volumes())
+
+        provider.delete_snapshot(snap)
+        assert image not in host.volumes() and record not in virsh("list", "--all", "--name").split()
+        assert virsh("domstate", restored.name).strip() == "running"
+        provider.delete(restored)
+        assert host.volumes() == [IMAGE]
     finally:
         provider.close()

@@ -49,9 +49,13 @@ def _remove_domain(dom: Any) -> None:
 
 
 def owner_of(domain: Any) -> str | None:
-    """The owner mark in a domain's XML (None: not made by the reconciler)."""
+    """The owner mark in a domain's XML — a server's or an image backup record's (None: not ours)."""
     root = ET.fromstring(domain.XMLDesc(0))
-    return root.findtext(f"metadata/{{{NS}}}server/{{{NS}}}owner")
+    for kind in ("server", "backup"):
+        owner = root.findtext(f"metadata/{{{NS}}}{kind}/{{{NS}}}owner")
+        if owner is not None:
+            return owner
+    return None
 
 
 class TestDriverWorld:

@@ -21,6 +21,7 @@ from tests.conformance.test_lifecycle import (
 )
 from tests.conformance.test_operations import (
     test_metrics,
+    test_restore_from_snapshot,
     test_snapshot_list_and_delete,
     test_snapshots_outlive_their_server,
     test_stop_and_start,
@@ -54,6 +55,7 @@ __all__ = [
     "test_refuses_to_change_a_server_it_does_not_own",
     "test_replace_creates_new_generation_before_deleting_old",
     "test_resize_in_place",
+    "test_restore_from_snapshot",
     "test_snapshot_list_and_delete",
     "test_snapshots_outlive_their_server",
     "test_stop_and_start",

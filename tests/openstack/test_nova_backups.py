@@ -1,19 +1,42 @@
-"""Backups and measured usage on Nova: createImage snapshots carrying our marks, found again by a
-retry, listed and deleted by metadata; usage samples from server diagnostics, where policy allows."""
+"""Backups, restores and measured usage on Nova: createImage snapshots carrying our marks (and the
+backup method asked for), found again by a retry, listed and deleted by metadata; servers booted
+from them (a restore is a create, resumed by its token after a lost answer), refused when the
+backup is missing, foreign or larger than the disk asked for; usage samples from server
+diagnostics, where policy allows."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 
-from providers.openstack_common import MARK_SNAPSHOT_OF
-from reconciler.errors import PermanentError
-from reconciler.model import TAG_KEY, TAG_OWNER, TAG_POLICY, TAG_TAKEN_AT, SnapshotRequest
+from providers.openstack_common import (
+    MARK_DISK,
+    MARK_IMAGE,
+    MARK_METHOD,
+    MARK_RESTORED_FROM,
+    MARK_SNAPSHOT_OF,
+)
+from reconciler.errors import NotFoundError, PermanentError, TransientError
+from reconciler.model import (
+    TAG_GENERATION,
+    TAG_KEY,
+    TAG_OWNER,
+    TAG_POLICY,
+    TAG_TAKEN_AT,
+    BackupMethod,
+    ServerStatus,
+    Size,
+    SnapshotRequest,
+)
+from reconciler.retry import RetryPolicy, call_with_retry
 from tests.conformance.backend import FIXED_NOW
 from tests.openstack.conftest import MakeProvider
-from tests.openstack.helpers import request
+from tests.openstack.helpers import IMAGE_ID, request
 from tests.openstack.novacloud import Project
+
+NO_SLEEP = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, sleep=lambda _s: None)
 
 
 def test_snapshot_marks_retry_listing_and_deletion(
@@ -32,6 +55,7 @@ def test_snapshot_marks_retry_listing_and_deletion(
     assert (marks[TAG_OWNER], marks[TAG_KEY], marks[TAG_POLICY], marks[MARK_SNAPSHOT_OF]) == (
         owner, "db/main/0", "nightly", server.resource_id)
     assert (marks[TAG_TAKEN_AT], marks["retention"]) == ("2026-11-02T10:00:00Z", "short")
+    assert (marks[MARK_METHOD], marks[MARK_DISK]) == ("snapshot", "1")
     assert (snap.key, snap.resource_id, snap.policy, snap.created_at, snap.status) == (
         "db/main/0", server.resource_id, "nightly", FIXED_NOW, "available")
 
@@ -75,3 +99,69 @@ def test_metrics_refused_by_policy_yield_nothing(
 
     assert provider.metrics([server]) == []
     assert project.gateway.statuses(f"GET /v2.1/servers/{server.resource_id}/diagnostics") == [403]
+
+
+def test_restore_boots_the_backup_image_and_a_lost_answer_is_resumed(
+    project: Project, make_provider: MakeProvider, owner: str
+) -> None:
+    provider = make_provider()
+    source = provider.create(request(owner, "db/main/0"))
+    snap = provider.snapshot(source, SnapshotRequest(name="db-main-0-nightly-1", policy="nightly",
+                                                     method=BackupMethod.IMAGE))
+    assert project.images() and {i["id"]: i for i in project.images()}[snap.snapshot_id]["metadata"][
+        MARK_METHOD] == "image"  # one kind of backup on Nova: the method is only recorded
+    provider.delete(source)
+    posts = len(project.gateway.statuses("POST /v2.1/servers"))
+    project.gateway.lose["POST /v2.1/servers"] = 1  # Nova boots it; the answer never arrives
+    retries: list[TransientError] = []
+
+    restored = call_with_retry(
+        lambda: provider.create_from_snapshot(request(owner, "db/main/0", generation=1), snap), NO_SLEEP,
+        on_retry=lambda _n, exc, _w: retries.append(exc))
+
+    assert [e.code for e in retries] == ["HTTP502"]
+    assert project.gateway.statuses("POST /v2.1/servers")[posts:] == [202]  # booted once, found again
+    raw = project.server(restored.resource_id)
+    assert (raw["status"], raw["image"]["id"]) == ("ACTIVE", snap.snapshot_id)
+    marks = raw["metadata"]
+    assert (marks[TAG_OWNER], marks[TAG_KEY], marks[TAG_GENERATION]) == (owner, "db/main/0", "1")
+    assert (marks[MARK_RESTORED_FROM], marks[MARK_IMAGE]) == (snap.snapshot_id, IMAGE_ID)
+    assert (restored.image, restored.status) == (IMAGE_ID, ServerStatus.RUNNING)  # no image drift
+
+    # A backup of the restored server inherits the backup image's properties in Nova: every mark
+    # is written again, so none of the ancestor's survives.
+    again = provider.snapshot(restored, SnapshotRequest(name="db-main-0-manual", policy=None))
+    image = {i["id"]: i for i in project.images()}[again.snapshot_id]["metadata"]
+    assert (image[MARK_SNAPSHOT_OF], image[TAG_POLICY], image[MARK_METHOD]) == (
+        restored.resource_id, "", "snapshot")
+    assert again.policy is None and again.resource_id == restored.resource_id
+
+
+def test_restore_refuses_a_small_disk_a_missing_or_a_foreign_backup(
+    project: Project, make_provider: MakeProvider, owner: str
+) -> None:
+    provider = make_provider(boot_from_volume=True)
+    big = Size(cpus=1, memory_mb=512, disk_gb=20)
+    source = provider.create(request(owner, "db/main/0", size=big))
+    snap = provider.snapshot(source, SnapshotRequest(name="db-main-0-nightly-1", policy="nightly"))
+    provider.delete(source)
+    posts = project.gateway.requests["POST /v2.1/servers"]
+
+    with pytest.raises(PermanentError) as small:
+        provider.create_from_snapshot(request(owner, "db/main/0", generation=1, size=Size(1, 512, 10)), snap)
+    assert small.value.code == "DiskSmallerThanBackup" and "20 GB" in str(small.value)
+    with pytest.raises(NotFoundError) as missing:
+        provider.create_from_snapshot(request(owner, "db/main/0", generation=1, size=big),
+                                      dataclasses.replace(snap, snapshot_id=str(uuid.uuid4())))
+    assert missing.value.code == "BackupNotFound"
+    with pytest.raises(PermanentError) as foreign:
+        provider.create_from_snapshot(request(owner + "-other", "db/main/0", generation=1, size=big), snap)
+    assert foreign.value.code == "NotOwned"
+    assert project.gateway.requests["POST /v2.1/servers"] == posts and provider.observe(owner) == []
+
+    restored = provider.create_from_snapshot(request(owner, "db/main/0", generation=1, size=big), snap)
+    raw = project.server(restored.resource_id)  # a root volume of the disk asked for, made from the backup
+    assert raw["status"] == "ACTIVE" and len(raw["os-extended-volumes:volumes_attached"]) == 1
+    assert (restored.size, restored.generation) == (big, 1)
+    provider.delete(restored)
+    provider.delete_snapshot(snap)

@@ -76,3 +76,66 @@ def test_injected_failures_and_dropped_replies(sim: XapiSim) -> None:
     with pytest.raises(ConnectionError):
         session.xenapi.VM.get_all()
     assert sim.calls["VM.get_all"] == 5
+
+
+def _code(call: Any, *args: Any) -> list[str]:
+    """The ErrorDescription a call fails with (the call must fail)."""
+    with pytest.raises(XenAPI.Failure) as failure:
+        call(*args)
+    return [str(d) for d in failure.value.details]
+
+
+def test_snapshots_and_templates_do_only_what_xapi_lets_them(sim: XapiSim) -> None:
+    session = XenAPI.Session(sim.url)
+    session.xenapi.login_with_password("root", "xcp-secret", "2.20", "test")
+    api = session.xenapi
+    vm = api.VM.clone(api.VM.get_by_name_label("Debian Bookworm 12")[0], "vm")
+    assert _code(api.VM.start, vm, False, False) == ["VM_IS_TEMPLATE", vm, "start"]
+    api.VM.provision(vm)
+    assert _code(api.VM.provision, vm) == ["ONLY_PROVISION_TEMPLATE"]
+    api.VM.start(vm, False, False)
+    snap = api.VM.snapshot(vm, "snap")
+    assert api.VM.get_is_a_template(snap) and api.VM.get_is_a_snapshot(snap)
+    assert _code(api.VM.start, snap, False, False) == ["VM_IS_SNAPSHOT", snap, "start"]
+    assert _code(api.VM.provision, snap) == ["VM_IS_SNAPSHOT", snap, "provision"]
+    assert _code(api.VM.set_VCPUs_max, snap, "4") == ["VM_IS_SNAPSHOT", snap, "changing_VCPUs"]
+    assert _code(api.VM.snapshot, snap, "again") == ["VM_IS_SNAPSHOT", snap, "snapshot"]
+    assert _code(api.VM.set_is_a_template, vm, True)[0] == "VM_BAD_POWER_STATE"  # running: halt it first
+    assert _code(api.VM.clone, vm, "running")[0] == "VM_BAD_POWER_STATE"
+
+    clone = api.VM.clone(snap, "from-snap")  # a snapshot is a template: so is its clone
+    assert api.VM.get_is_a_template(clone) and not api.VM.get_is_a_snapshot(clone)
+    assert api.VM.get_snapshot_of(clone) == "OpaqueRef:NULL"
+    marks, snap_marks = api.VM.get_other_config(clone), api.VM.get_other_config(snap)
+    assert marks["base_template_name"] == "Debian Bookworm 12"  # kept from the first clone
+    assert marks["mac_seed"] != snap_marks["mac_seed"]  # a clone gets a fresh one, a snapshot keeps it
+    assert _code(api.VM.start, clone, False, False) == ["VM_IS_TEMPLATE", clone, "start"]
+    api.VM.set_VCPUs_max(clone, "2")  # sizing a template is allowed
+    api.VM.provision(clone)
+    api.VM.start(clone, False, False)
+    assert api.VM.get_power_state(clone) == "Running"
+
+    debian = api.VM.get_by_name_label("Debian Bookworm 12")[0]
+    assert _code(api.VM.destroy, debian) == ["VM_IS_TEMPLATE", debian, "destroy"]  # a default template
+
+
+def test_copy_makes_full_disks_in_the_sr_given(sim: XapiSim) -> None:
+    session = XenAPI.Session(sim.url)
+    session.xenapi.login_with_password("root", "xcp-secret", "2.20", "test")
+    api = session.xenapi
+    golden = api.VM.get_by_name_label("golden-debian")[0]
+    [golden_vbd] = api.VM.get_VBDs(golden)
+    golden_vdi = api.VBD.get_VDI(golden_vbd)
+    iso, small = api.SR.get_by_name_label("ISO library")[0], api.SR.get_by_name_label("Small SR")[0]
+    assert _code(api.VM.copy, golden, "x", iso)[0] == "OPERATION_NOT_ALLOWED"
+    assert _code(api.VM.copy, golden, "x", small)[0] == "SR_FULL"  # 8 GiB into 4 GiB
+    copied = api.VM.copy(golden, "copied", "OpaqueRef:NULL")  # not a valid SR: each disk's own
+    assert api.VM.get_is_a_template(copied)
+    [vbd] = api.VM.get_VBDs(copied)
+    vdi = api.VBD.get_record(vbd)["VDI"]
+    assert api.VDI.get_SR(vdi) == api.VDI.get_SR(golden_vdi) and api.VDI.get_sm_config(vdi) == {}
+    cloned = api.VM.clone(golden, "cloned")
+    [vbd] = api.VM.get_VBDs(cloned)
+    vdi = api.VBD.get_record(vbd)["VDI"]
+    assert api.VDI.get_sm_config(vdi) == {"vhd-parent": api.VDI.get_uuid(golden_vdi)}
+    assert api.VDI.get_virtual_size(vdi) == str(8 * GIB)

@@ -3,10 +3,24 @@
 Records are stored exactly as XAPI sends them over XML-RPC: ``OpaqueRef:`` handles,
 64-bit integers as decimal strings, maps with string keys, enum values spelled like
 xapi (``Running``, ``Halted``…). The operations follow xapi's rules closely enough that
-a client which works here has a fair chance on a real pool: power-state checks raise
-``VM_BAD_POWER_STATE [vm, expected, actual]``, ``VM.provision`` turns a template clone
-into a VM and creates the disks its ``other_config:disks`` spec asks for, ``VM.destroy``
-keeps the VDIs, storage is thick-provisioned and raises ``SR_FULL``.
+a client which works here has a fair chance on a real pool:
+
+* every VM operation is checked like xapi's ``Xapi_vm_lifecycle.check_operation_error``, in
+  its order: the power state first (``VM_BAD_POWER_STATE [vm, expected, actual]``), then a
+  template allows only clone, copy, provision, memory/vCPU changes and destroy
+  (``VM_IS_TEMPLATE [vm, op]``), a snapshot only clone, copy, destroy, revert, export and
+  hard_shutdown (``VM_IS_SNAPSHOT [vm, op]``), and only a template can be provisioned
+  (``ONLY_PROVISION_TEMPLATE``) — so a snapshot or template is never started directly;
+* ``VM.snapshot`` makes a template with ``is_a_snapshot`` whose disks are VDI snapshots of
+  the VM's (``snapshot_of`` set: they share the VM's chain); ``VM.clone`` and ``VM.copy``
+  make a new top-level VM that is a template when the source was one (a snapshot is), with a
+  fresh ``mac_seed`` and ``base_template_name`` in ``other_config``; a clone's disks are
+  VDI clones in the same SR, a copy's are full, independent disks in the SR given (or each
+  disk's own SR when that reference is not valid; an ISO SR is refused). A snapshot's or
+  clone's VDI names the one it came from in ``sm_config:vhd-parent``; a copy's has none;
+* ``VM.provision`` clears ``is_a_template`` and creates the disks its ``other_config:disks``
+  spec asks for; ``VM.destroy`` keeps the VDIs; storage is thick-provisioned and raises
+  ``SR_FULL``.
 """
 
 from __future__ import annotations
@@ -24,6 +38,15 @@ GIB = 1024**3
 MIB = 1024**2
 
 Record = dict[str, Any]
+
+# What xapi lets a template and a snapshot do (Xapi_vm_lifecycle.check_template / check_snapshot).
+TEMPLATE_OPS = frozenset({"changing_dynamic_range", "changing_static_range", "changing_memory_limits",
+                          "changing_shadow_memory", "changing_VCPUs", "clone", "copy", "export",
+                          "metadata_export", "provision"})  # and destroy, unless a default template
+SNAPSHOT_OPS = frozenset({"revert", "clone", "copy", "export", "destroy", "hard_shutdown", "metadata_export"})
+# What the control domain may do besides (the rest is OPERATION_NOT_ALLOWED).
+DOM0_OPS = frozenset({"changing_memory_limits", "changing_dynamic_range", "changing_static_range",
+                      "start", "changing_VCPUs"})
 
 
 class XapiError(Exception):
@@ -143,7 +166,7 @@ class XapiDB:
         vdi = self.new("VDI", name_label=name, SR=sr, VBDs=[], virtual_size=str(size),
                        physical_utilisation=str(size), type="system", sharable=False, read_only=False,
                        is_a_snapshot=snapshot_of != NULL, snapshot_of=snapshot_of, snapshots=[],
-                       managed=True, other_config=dict(other_config or {}))
+                       managed=True, sm_config={}, other_config=dict(other_config or {}))
         sr_rec["VDIs"].append(vdi)
         return vdi
 
@@ -195,40 +218,71 @@ class XapiDB:
             raise XapiError("VM_BAD_POWER_STATE", vm, expected[0].lower(), record["power_state"].lower())
         return record
 
+    def op_check(self, vm: str, op: str, *power_states: str) -> Record:
+        """xapi's check of an operation on a VM, in xapi's order (see the module docstring)."""
+        record = self.power_check(vm, *power_states)
+        if record["is_a_template"] and not record["is_a_snapshot"]:
+            default = record["other_config"].get("default_template") == "true"
+            if op not in TEMPLATE_OPS and not (op == "destroy" and not default):
+                raise XapiError("VM_IS_TEMPLATE", vm, op)
+        if record["is_a_snapshot"] and op not in SNAPSHOT_OPS:
+            raise XapiError("VM_IS_SNAPSHOT", vm, op)
+        if op == "provision" and not record["is_a_template"]:
+            raise XapiError("ONLY_PROVISION_TEMPLATE")
+        if record["is_control_domain"] and op not in DOM0_OPS:
+            raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain")
+        return record
+
     def vm_clone(self, vm: str, new_name: str) -> str:
-        source = self.power_check(vm, "Halted")
-        if source["is_control_domain"]:
-            raise XapiError("OPERATION_NOT_ALLOWED", "cannot clone the control domain")
+        """A new top-level VM whose disks are clones of the source's (copy-on-write on a real SR)."""
+        self.op_check(vm, "clone", "Halted")
+        return self._new_from(vm, new_name, copy_to=None)
+
+    def vm_copy(self, vm: str, new_name: str, sr: str) -> str:
+        """Like clone, but every disk is a full, independent copy, in ``sr`` when that is valid."""
+        target = sr if sr in self.tables["SR"] else None
+        if target is not None and self.get("SR", target)["content_type"] == "iso":
+            raise XapiError("OPERATION_NOT_ALLOWED", "Cannot copy a VM's disks to an ISO SR")
+        self.op_check(vm, "copy", "Halted")
+        return self._new_from(vm, new_name, copy_to=target or "")
+
+    def _new_from(self, vm: str, new_name: str, *, copy_to: str | None) -> str:
+        """Xapi_vm_clone for clone (``copy_to`` None) and copy ("" = each disk's own SR)."""
+        source = self.get("VM", vm)
         fields = copy.deepcopy(source)
         other = fields["other_config"]
         other.pop("default_template", None)
-        if "mac_seed" in other:
-            other["mac_seed"] = str(uuidlib.uuid4())
+        other["mac_seed"] = str(uuidlib.uuid4())
+        if source["is_a_template"]:
+            other.setdefault("base_template_name", source["name_label"])
         memory = int(source["memory_static_max"])
-        clone = self.new_vm(new_name, is_a_template=source["is_a_template"], memory=memory,
-                            vcpus=int(source["VCPUs_max"]), other_config=other, tags=fields["tags"])
+        new = self.new_vm(new_name, is_a_template=source["is_a_template"], memory=memory,
+                          vcpus=int(source["VCPUs_max"]), other_config=other, tags=fields["tags"])
         keep = ("memory_static_min", "memory_dynamic_min", "memory_dynamic_max", "VCPUs_at_startup",
                 "xenstore_data", "platform", "PV_args", "HVM_boot_policy", "name_description")
-        self.get("VM", clone).update({key: fields[key] for key in keep})
-        self._copy_devices(vm, clone, snapshot=False)
-        return clone
+        self.get("VM", new).update({key: fields[key] for key in keep})
+        self._copy_devices(vm, new, snapshot=False, copy_to=copy_to)
+        return new
 
-    def _copy_devices(self, source: str, target: str, *, snapshot: bool) -> None:
+    def _copy_devices(self, source: str, target: str, *, snapshot: bool, copy_to: str | None = None) -> None:
         for vbd in self.get("VM", source)["VBDs"]:
             vbd_rec = self.get("VBD", vbd)
             vdi = vbd_rec["VDI"]
             if vdi != NULL and vbd_rec["type"] == "Disk":
                 vdi_rec = self.get("VDI", vdi)
-                vdi = self.new_vdi(vdi_rec["SR"], int(vdi_rec["virtual_size"]), name=vdi_rec["name_label"],
+                sr = copy_to or vdi_rec["SR"]
+                vdi = self.new_vdi(sr, int(vdi_rec["virtual_size"]), name=vdi_rec["name_label"],
                                    snapshot_of=vdi if snapshot else NULL,
                                    other_config=dict(vdi_rec["other_config"]))
+                if copy_to is None:  # a snapshot or clone shares the source's chain; a copy does not
+                    self.get("VDI", vdi)["sm_config"] = {"vhd-parent": vdi_rec["uuid"]}
             self.attach(target, vdi, vbd_rec["userdevice"], vbd_rec["type"])
         for vif in self.get("VM", source)["VIFs"]:
             vif_rec = self.get("VIF", vif)
             self.vif_create({**vif_rec, "VM": target, "MAC": vif_rec["MAC"] if snapshot else ""})
 
     def vm_provision(self, vm: str) -> None:
-        record = self.power_check(vm, "Halted")
+        record = self.op_check(vm, "provision", "Halted")
         record["is_a_template"] = False
         spec = record["other_config"].get("disks")
         if not spec:
@@ -242,10 +296,7 @@ class XapiDB:
         del record["other_config"]["disks"]
 
     def vm_start(self, vm: str) -> None:
-        record = self.get("VM", vm)
-        if record["is_a_template"]:
-            raise XapiError("VM_IS_TEMPLATE", vm, "start")
-        self.power_check(vm, "Halted")
+        record = self.op_check(vm, "start", "Halted")
         record["power_state"] = "Running"
         record["domid"] = str(next(self._ids))
         record["resident_on"] = next(iter(self.tables["host"]))
@@ -266,7 +317,7 @@ class XapiDB:
 
     def vm_halt(self, vm: str, hard: bool) -> None:
         states = ("Running", "Paused", "Suspended") if hard else ("Running",)
-        record = self.power_check(vm, *states)
+        record = self.op_check(vm, "hard_shutdown" if hard else "clean_shutdown", *states)
         record["power_state"] = "Halted"
         record["domid"] = "-1"
         record["resident_on"] = NULL
@@ -274,14 +325,14 @@ class XapiDB:
         for vbd in record["VBDs"]:
             self.get("VBD", vbd)["currently_attached"] = False
 
-    def vm_set_power(self, vm: str, expected: str, new: str) -> None:
-        self.power_check(vm, expected)["power_state"] = new
+    def vm_set_power(self, vm: str, op: str, expected: str, new: str) -> None:
+        self.op_check(vm, op, expected)["power_state"] = new
 
     def vm_destroy(self, vm: str) -> None:
         record = self.get("VM", vm)
         if record["is_control_domain"]:
-            raise XapiError("OPERATION_NOT_ALLOWED", "cannot destroy the control domain")
-        self.power_check(vm, "Halted")
+            raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
+        self.op_check(vm, "destroy", "Halted")
         for vbd in record["VBDs"]:
             vdi = self.tables["VBD"].pop(vbd)["VDI"]
             if vdi in self.tables["VDI"]:
@@ -295,9 +346,7 @@ class XapiDB:
         del self.tables["VM"][vm]
 
     def vm_snapshot(self, vm: str, new_name: str) -> str:
-        source = self.get("VM", vm)
-        if source["is_a_template"] or source["is_control_domain"]:
-            raise XapiError("VM_IS_TEMPLATE", vm, "snapshot")
+        source = self.op_check(vm, "snapshot", "Running", "Halted", "Paused", "Suspended")
         snap = self.new_vm(new_name, is_a_template=True, memory=int(source["memory_static_max"]),
                            vcpus=int(source["VCPUs_max"]), other_config=copy.deepcopy(source["other_config"]),
                            tags=list(source["tags"]))
@@ -308,7 +357,7 @@ class XapiDB:
         return snap
 
     def vm_set_vcpus(self, vm: str, field: str, value: str) -> None:
-        record = self.power_check(vm, "Halted")
+        record = self.op_check(vm, "changing_VCPUs", "Halted")
         count = int(value)
         other = "VCPUs_at_startup" if field == "VCPUs_max" else "VCPUs_max"
         at_startup, vcpus_max = (int(record[other]), count) if field == "VCPUs_max" else (
@@ -318,7 +367,7 @@ class XapiDB:
         record[field] = str(count)
 
     def vm_set_memory_limits(self, vm: str, smin: str, smax: str, dmin: str, dmax: str) -> None:
-        record = self.power_check(vm, "Halted")
+        record = self.op_check(vm, "changing_memory_limits", "Halted")
         if not 0 < int(smin) <= int(dmin) <= int(dmax) <= int(smax):
             raise XapiError("MEMORY_CONSTRAINT_VIOLATION", "Memory limits must satisfy: "
                             "static_min <= dynamic_min <= dynamic_max <= static_max")

@@ -40,7 +40,7 @@ SIM_EPOCH = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Fields a client may write with set_<field>; everything else is read-only.
 _SETTABLE = {
     "VM": {"name_label", "name_description", "other_config", "xenstore_data", "tags", "PV_args",
-           "platform", "blocked_operations", "is_a_template"},
+           "platform", "blocked_operations"},
     "VDI": {"name_label", "name_description", "other_config"},
     "SR": {"name_label", "other_config"},
     "network": {"name_label", "other_config"},
@@ -80,12 +80,14 @@ class XapiSim:
             "VM.start": lambda vm, paused, force: self.db.vm_start(vm),
             "VM.clean_shutdown": lambda vm: self.db.vm_halt(vm, hard=False),
             "VM.hard_shutdown": lambda vm: self.db.vm_halt(vm, hard=True),
-            "VM.pause": lambda vm: self.db.vm_set_power(vm, "Running", "Paused"),
-            "VM.unpause": lambda vm: self.db.vm_set_power(vm, "Paused", "Running"),
-            "VM.suspend": lambda vm: self.db.vm_set_power(vm, "Running", "Suspended"),
-            "VM.resume": lambda vm, paused, force: self.db.vm_set_power(vm, "Suspended", "Running"),
+            "VM.pause": lambda vm: self.db.vm_set_power(vm, "pause", "Running", "Paused"),
+            "VM.unpause": lambda vm: self.db.vm_set_power(vm, "unpause", "Paused", "Running"),
+            "VM.suspend": lambda vm: self.db.vm_set_power(vm, "suspend", "Running", "Suspended"),
+            "VM.resume": lambda vm, paused, force: self.db.vm_set_power(vm, "resume", "Suspended", "Running"),
             "VM.destroy": self.db.vm_destroy,
             "VM.snapshot": self.db.vm_snapshot,
+            "VM.copy": self.db.vm_copy,
+            "VM.set_is_a_template": self._set_is_a_template,
             "VM.set_VCPUs_max": lambda vm, n: self.db.vm_set_vcpus(vm, "VCPUs_max", _int64(n)),
             "VM.set_VCPUs_at_startup": lambda vm, n: self.db.vm_set_vcpus(vm, "VCPUs_at_startup", _int64(n)),
             "VM.set_memory_limits": lambda vm, a, b, c, d: self.db.vm_set_memory_limits(
@@ -257,6 +259,13 @@ class XapiSim:
             self.db.get(cls, args[0])[op[12:]].pop(args[1], None)
             return ""
         raise XapiError("MESSAGE_METHOD_UNKNOWN", method)
+
+    def _set_is_a_template(self, vm: str, value: bool) -> None:
+        """True is the ``make_into_template`` operation (a halted VM only); False is not checked."""
+        if not isinstance(value, bool):
+            raise XapiError("FIELD_TYPE_ERROR", "is_a_template")
+        record = self.db.op_check(vm, "make_into_template", "Halted") if value else self.db.get("VM", vm)
+        record["is_a_template"] = value
 
     def _add_tag(self, vm: str, tag: str) -> None:
         tags = self.db.get("VM", vm)["tags"]
