@@ -23,9 +23,16 @@ Design decisions this module embodies:
   backup AMI, its root volume sized as the request says but never below the backed-up disk.
 * Credentials come only from botocore's (boto3's) normal chain (environment, ``profile``,
   instance role); the spec schema has no place for a key.
+* Usage counters for measured billing come from CloudWatch (``GetMetricData``, 500
+  queries per call, on ``cloudwatch_endpoint_url`` or else the EC2 endpoint), summed over
+  settled hours only so they never go down; a memo file in the state directory keeps the
+  sums, so each sample reads only the hours since the last one. ``cloudwatch: false`` turns
+  sampling off for an endpoint without CloudWatch. A type change that alters the vCPU count
+  is recorded in a tag first, so past hours keep their own vCPU count.
 
 The pure parts — type table, error mapping, spec schema, instance/image mapping — live in
-``providers.aws_common``.
+``providers.aws_common``; the metric windows and sums in ``providers.aws_metrics``; the
+memo in ``providers.aws_memo``.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from providers.aws_common import (
     TAG_RESOURCE_ID,
     TAG_RESTORED_FROM,
     TAG_TEMPLATE_IMAGE,
+    TAG_VCPUS,
     USER_DATA_LIMIT,
     AwsSettings,
     backing_snapshots,
@@ -68,6 +76,8 @@ from providers.aws_common import (
     tags_of,
     translate_error,
 )
+from providers.aws_memo import Memo, memo_path
+from providers.aws_metrics import Reading, VcpuHistory, settled_end, target_of
 from providers.base import Provider, ProviderContext, ownership_tags, register, user_tags
 from reconciler.clock import isoformat
 from reconciler.errors import NotFoundError, PermanentError, TransientError
@@ -82,6 +92,7 @@ from reconciler.model import (
     TAG_TOKEN,
     Capabilities,
     CreateRequest,
+    MetricSample,
     ObservedServer,
     ProviderConfig,
     Size,
@@ -101,7 +112,7 @@ class AwsProvider(Provider):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
-        snapshots=True, metrics=False, paginated=True, flavor_defines_size=True,
+        snapshots=True, metrics=True, paginated=True, flavor_defines_size=True,
     )
     spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 
@@ -109,7 +120,11 @@ class AwsProvider(Provider):
         super().__init__(config, context)
         self.settings = AwsSettings.from_spec(config.name, config.spec)
         self._client: Any = None
+        self._cloudwatch: Any = None
+        self._session: botocore.session.Session | None = None
+        self._memo: Memo | None = None
         self._lock = threading.Lock()
+        self._vcpu_tags: dict[str, str] = {}  # instance id → its TAG_VCPUS ("" for none), as last seen
         self._root_devices: dict[str, str] = {}
         self._type_sizes: dict[str, tuple[int, int]] = dict(INSTANCE_TYPES)
 
@@ -119,23 +134,38 @@ class AwsProvider(Provider):
         """The botocore EC2 client (created on first use; thread-safe once made)."""
         with self._lock:
             if self._client is None:
-                s = self.settings
-                try:
-                    session = botocore.session.Session(profile=s.profile)
-                    session.register_component("data_loader", _LOADER)
-                    self._client = session.create_client(
-                        "ec2",
-                        region_name=s.region,
-                        endpoint_url=s.endpoint_url,
-                        config=Config(
-                            retries={"mode": "standard", "total_max_attempts": s.max_attempts},
-                            max_pool_connections=max(10, self.config.max_parallel),
-                            user_agent_extra="gitops-reconciler",
-                        ),
-                    )
-                except BotoCoreError as exc:
-                    raise translate_error(exc, "connect") from exc
+                self._client = self._new_client("ec2", self.settings.endpoint_url)
             return self._client
+
+    @property
+    def cloudwatch(self) -> Any:
+        """The botocore CloudWatch client (on ``cloudwatch_endpoint_url``, else the EC2 endpoint)."""
+        with self._lock:
+            if self._cloudwatch is None:
+                s = self.settings
+                self._cloudwatch = self._new_client("cloudwatch", s.cloudwatch_endpoint_url or s.endpoint_url)
+            return self._cloudwatch
+
+    def _new_client(self, service: str, endpoint_url: str | None) -> Any:
+        """A client of the provider's one botocore session (called under ``_lock``): the EC2 and
+        CloudWatch clients share the profile and the credentials it resolved first."""
+        s = self.settings
+        try:
+            if self._session is None:
+                self._session = botocore.session.Session(profile=s.profile)
+                self._session.register_component("data_loader", _LOADER)
+            return self._session.create_client(
+                service,
+                region_name=s.region,
+                endpoint_url=endpoint_url,
+                config=Config(
+                    retries={"mode": "standard", "total_max_attempts": s.max_attempts},
+                    max_pool_connections=max(10, self.config.max_parallel),
+                    user_agent_extra="gitops-reconciler",
+                ),
+            )
+        except BotoCoreError as exc:
+            raise translate_error(exc, "connect") from exc
 
     def _call(self, operation: str, *, not_found: bool = False, **params: Any) -> Any:
         """One counted API call; failures leave as TransientError / PermanentError."""
@@ -231,6 +261,7 @@ class AwsProvider(Provider):
 
     def _all_observed(self, instances: list[dict[str, Any]]) -> list[ObservedServer]:
         self._sizes(i["InstanceType"] for i in instances)
+        self._vcpu_tags.update({str(i["InstanceId"]): tags_of(i).get(TAG_VCPUS, "") for i in instances})
         found = (observed_from_instance(self.name, i, self._type_sizes) for i in instances)
         return sorted((s for s in found if s is not None), key=lambda s: (s.key, s.generation, s.resource_id))
 
@@ -413,8 +444,13 @@ class AwsProvider(Provider):
         return observed[0]
 
     def _change_type(self, instance: dict[str, Any], instance_type: str) -> dict[str, Any]:
-        """Stop → ModifyInstanceAttribute → start (only if it was running)."""
+        """Stop → ModifyInstanceAttribute → start (only if it was running).
+
+        A change of vCPU count is recorded in ``TAG_VCPUS`` first: metrics weigh each hour's
+        CPU use by the vCPUs of that hour, and an unrecorded change would re-weigh past hours.
+        """
         instance_id = str(instance["InstanceId"])
+        self._record_vcpus(instance, instance_type)
         state = instance["State"]["Name"]
         was_running = state in ("pending", "running")
         if state == "pending":
@@ -429,6 +465,18 @@ class AwsProvider(Provider):
             if was_running:
                 self._call("StartInstances", not_found=True, InstanceIds=[instance_id])
         return self._wait(instance_id, ("running",) if was_running else ("stopped",))
+
+    def _record_vcpus(self, instance: Mapping[str, Any], instance_type: str) -> None:
+        """Append the new vCPU count to the instance's ``TAG_VCPUS`` when it changes (one CreateTags)."""
+        self._sizes([instance["InstanceType"], instance_type])
+        before, after = self._type_sizes[instance["InstanceType"]][0], self._type_sizes[instance_type][0]
+        if before == after or not (before and after):
+            return
+        tags = tags_of(instance)
+        history = VcpuHistory.parse(tags.get(TAG_VCPUS)) or VcpuHistory(before)
+        value = history.changed(self.context.clock.now(), after).render()
+        self._call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list({TAG_VCPUS: value}))
+        self._vcpu_tags[str(instance["InstanceId"])] = value
 
     def _retag(self, instance: Mapping[str, Any], request: UpdateRequest, name: str) -> dict[str, str]:
         """Make the instance's user tags equal ``request.tags`` (the Name tag defaults to ours)."""
@@ -564,8 +612,59 @@ class AwsProvider(Provider):
             except NotFoundError:
                 pass
 
+    # --- usage ---------------------------------------------------------------------------
+    @property
+    def reports_metrics(self) -> bool:
+        return self.settings.cloudwatch
+
+    def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
+        """Cumulative CPU seconds and network bytes per server from CloudWatch, up to the end of
+        the last settled hour (see ``providers.aws_metrics``). The memo holds each instance's sums
+        so far, so only the hours after them are read: about 3 calls per 500 servers."""
+        if not servers or not self.settings.cloudwatch:
+            return []
+        now = self.context.clock.now()
+        end = settled_end(now)
+        memo = self._metrics_memo()
+        known = memo.read(s.resource_id for s in servers)
+        behind = {s.resource_id for s in servers if s.resource_id not in known
+                  or known[s.resource_id].through < end}
+        unseen = sorted(behind - set(self._vcpu_tags))
+        for first in range(0, len(unseen), 200):  # servers observed by another provider object
+            chunk = unseen[first:first + 200]
+            self._all_observed(self._instances([{"Name": "instance-id", "Values": chunk}]))
+        found = (target_of(s, end, now, self._vcpu_tags.get(s.resource_id), known.get(s.resource_id))
+                 for s in servers)
+        reading = Reading([t for t in found if t is not None], end)
+        try:
+            reading.read(lambda **params: self._cloudwatch_call("GetMetricData", **params))
+        finally:  # the sums of every server whose queries were all answered, even on a failure
+            memo.write(reading.memo_rows(), seen=now)
+        return reading.samples(self.name)
+
+    def _metrics_memo(self) -> Memo:
+        with self._lock:
+            if self._memo is None:
+                self._memo = Memo(memo_path(self.context.state_dir, self.name))
+            return self._memo
+
+    def _cloudwatch_call(self, operation: str, **params: Any) -> Any:
+        """One counted CloudWatch call; failures say how to turn sampling off where there is none."""
+        method = getattr(self.cloudwatch, method_name(operation))
+        self.count_call(operation)
+        try:
+            return method(**params)
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            error = translate_error(exc, f"CloudWatch {operation}")
+            hint = ("; usage metrics for measured billing come from CloudWatch (set "
+                    "cloudwatch_endpoint_url, or cloudwatch: false where the endpoint has none)")
+            raise type(error)(f"{error}{hint}", code=error.code) from exc
+
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            for client in (self._client, self._cloudwatch):
+                if client is not None:
+                    client.close()
+            self._client = self._cloudwatch = None
+            if self._memo is not None:
+                self._memo.close()

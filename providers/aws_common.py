@@ -52,6 +52,9 @@ TAG_TEMPLATE_IMAGE = "reconciler:template-image"
 # On instances: when we launched it, by the reconciler's clock. EC2's LaunchTime moves on
 # every start (a quiesced backup restarts the server), so it is only the fallback.
 TAG_CREATED_AT = "reconciler:created-at"
+# On instances whose instance type changed to one of another vCPU count: which count held
+# from which hour (see ``providers.aws_metrics``), so CPU seconds stay right for past hours.
+TAG_VCPUS = "reconciler:vcpus"
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 # A pending instance is one EC2 has accepted and is booting: "running" as far as the engine
@@ -188,6 +191,11 @@ SPEC_SCHEMA: dict[str, Any] = {
                       "description": "results per listing page (MaxResults); 1000 unless testing"},
         "poll_interval": {"type": "number", "exclusiveMinimum": 0},
         "wait_timeout": {"type": "number", "exclusiveMinimum": 0},
+        "cloudwatch": {"type": "boolean",
+                       "description": "read usage (CPU, network) from CloudWatch for measured billing; "
+                                      "default true, false for an endpoint without CloudWatch"},
+        "cloudwatch_endpoint_url": {"type": "string", "pattern": "^https?://",
+                                    "description": "the CloudWatch endpoint; default endpoint_url"},
     },
 }
 
@@ -207,6 +215,8 @@ class AwsSettings:
     page_size: int = 1000  # MaxResults of listing calls (EC2 allows 5–1000)
     poll_interval: float = 5.0  # seconds between state checks while waiting
     wait_timeout: float = 600.0  # seconds to wait for a stop, start or termination
+    cloudwatch: bool = True  # metrics() reads CloudWatch; False: no samples (instance-hours only)
+    cloudwatch_endpoint_url: str | None = None  # None: endpoint_url (or AWS's own)
 
     @classmethod
     def from_spec(cls, name: str, spec: Mapping[str, Any]) -> AwsSettings:
@@ -227,6 +237,12 @@ class AwsSettings:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UserError(f"provider {name}: spec.{field} must be a list of strings")
             return tuple(value)
+
+        def flag(field: str, default: bool) -> bool:
+            value = spec.get(field, default)
+            if not isinstance(value, bool):
+                raise UserError(f"provider {name}: spec.{field} must be true or false")
+            return value
 
         region = text("region")
         if region is None:
@@ -250,6 +266,8 @@ class AwsSettings:
             page_size=min(1000, max(5, int(number("page_size", 1000)))),
             poll_interval=number("poll_interval", 5.0),
             wait_timeout=number("wait_timeout", 600.0),
+            cloudwatch=flag("cloudwatch", True),
+            cloudwatch_endpoint_url=text("cloudwatch_endpoint_url"),
         )
 
 

@@ -146,6 +146,12 @@ class Provider(ABC):
         ``create``. A disk smaller than the snapshot's source is a ``PermanentError``."""
         raise PermanentError(f"provider type {self.type_name} cannot restore a server from a snapshot")
 
+    @property
+    def reports_metrics(self) -> bool:
+        """Whether ``metrics`` reports anything for this provider as configured (a provider
+        type with metrics may be set up without them, e.g. EC2 with CloudWatch turned off)."""
+        return type(self).capabilities.metrics
+
     def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
         """Cumulative usage counters; providers without metrics return []."""
         return []

@@ -35,11 +35,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     state = load_desired_state(args.path, deployment=args.deployment)
     for warning in state.warnings:
         print(f"Warning: {warning}", file=sys.stderr)
+    clusters = len({s.cluster for s in state.servers})
     print(
-        f"{args.path}: valid — {len(state.servers)} servers in "
-        f"{len({s.cluster for s in state.servers})} clusters on {len(state.providers)} providers"
+        f"{args.path}: valid — {_count(len(state.servers), 'server')} in {_count(clusters, 'cluster')} "
+        f"on {_count(len(state.providers), 'provider')}"
     )
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _plan(args: argparse.Namespace, ws: engine.Workspace, *, destroy: bool = False) -> Plan:

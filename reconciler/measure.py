@@ -1,6 +1,7 @@
 """measure: sample each provider's usage counters into the usage ledger, for measured billing.
 
-A provider whose ``capabilities.metrics`` is true reports cumulative counters (CPU
+A provider that ``reports_metrics`` (its type has ``capabilities.metrics`` and its
+configuration does not turn them off) reports cumulative counters (CPU
 seconds, network bytes) and gauges (memory in use) for the servers it was shown, in as
 few calls as its API allows; the samples are appended to the store as they are. Nothing
 is computed here: ``billing`` turns the samples into usage, and deals with counters that
@@ -75,7 +76,7 @@ def sample_usage(
     failed: list[tuple[str, str]] = []
     for name in sorted(providers):
         provider = providers[name]
-        if not type(provider).capabilities.metrics:
+        if not provider.reports_metrics:
             without.append(name)
             continue
         servers = by_provider.get(name, [])

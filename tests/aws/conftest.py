@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from providers.aws import AwsProvider
 from tests.aws.factory import make_provider
-from tests.aws.motoserver import MotoServer, isolated_aws_env, start_moto_server
+from tests.aws.motoserver import CREDENTIALS, REGION, MotoServer, isolated_aws_env, start_moto_server
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +62,15 @@ def new_provider(ec2: Any, moto: MotoServer, tmp_path: Path) -> Iterator[Callabl
 @pytest.fixture
 def provider(new_provider: Callable[..., AwsProvider]) -> AwsProvider:
     return new_provider()
+
+
+@pytest.fixture
+def cloudwatch(moto: MotoServer, ec2: Any) -> Any:
+    """A plain boto3 CloudWatch client on the (reset) moto_server: EC2's side of the metrics."""
+    return boto3.client(
+        "cloudwatch",
+        region_name=REGION,
+        endpoint_url=moto.url,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )

@@ -95,8 +95,3 @@ def test_delete_snapshot_refuses_another_owners_image(
 
     assert caught.value.code == "NotOwned"
     assert len(ec2.describe_images(ImageIds=[snapshot.snapshot_id])["Images"]) == 1
-
-
-def test_metrics_are_not_offered(provider: AwsProvider, server: ObservedServer) -> None:
-    assert provider.metrics([server]) == []
-    assert provider.capabilities.metrics is False

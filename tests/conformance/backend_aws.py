@@ -6,7 +6,8 @@ while their boto3 client is made, so no real AWS profile is read and nothing lea
 other tests. Faults are injected into the HTTP exchange with a botocore ``before-send``
 hook; providers are made with ``max_attempts: 1`` so each injected fault is one failed call.
 Listing pages hold 5 servers (``page_size``, EC2's minimum) to keep the pagination test small;
-``tests/aws/test_scale.py`` covers 1,500 servers in two 1000-server pages.
+``tests/aws/test_scale.py`` checks the 1000-instance page; ``bench/bench_aws_observe.py`` observes
+1,500 servers in two calls.
 """
 
 from __future__ import annotations
