@@ -233,6 +233,7 @@ class BackupRunner:
             "backup": action.kind.value,
             "name": action.name,
             "policy": action.policy,
+            "method": action.method.value,
             "server": server.resource_id,
             "server_size": {"cpus": size.cpus, "memory_mb": size.memory_mb, "disk_gb": size.disk_gb},
             "image": server.image,

@@ -121,8 +121,12 @@ def check_keys(state: DesiredState, keys: Collection[str]) -> None:
         )
 
 
-class _Leased:
-    """Providers opened, intents settled and leases held (and renewed) for one backup operation."""
+class BackupSession:
+    """One backup operation's providers (opened) and provider leases (held and renewed).
+
+    ``leases`` the caller already holds (a daemon) are used as they are; otherwise the
+    session takes its own for the state's providers and releases them at the end.
+    """
 
     def __init__(self, state: DesiredState, ws: engine.Workspace, run: RunContext,
                  leases: Sequence[Lease] | None) -> None:
@@ -151,7 +155,7 @@ class _Leased:
             retry=ws.retry,
         )
 
-    def __enter__(self) -> _Leased:
+    def __enter__(self) -> BackupSession:
         self.keeper.start()
         return self
 
@@ -177,7 +181,7 @@ def backup_cycle(
     the cycle to those keys. ``leases``: provider leases the caller already holds (a daemon);
     otherwise the cycle takes its own for the state's providers and releases them after.
     """
-    with _Leased(state, ws, run, leases) as op:
+    with BackupSession(state, ws, run, leases) as op:
         providers, store = op.providers, op.store
         recovered = engine.settle_intents(store, providers, state.deployment, run, ws.clock)
         observed = engine.observe(providers, state.deployment, ws.retry)
@@ -194,13 +198,13 @@ def backup_cycle(
         )
 
 
-def find_backups(snapshots: Sequence[Snapshot], backup_ids: Sequence[str], where: str) -> list[Snapshot]:
+def find_backups(snapshots: Sequence[Snapshot], backup_ids: Sequence[str], deployment: str) -> list[Snapshot]:
     """The listed backups with these ids, in the order asked; a UserError names any not found."""
     by_id = {s.snapshot_id: s for s in snapshots}
     missing = [b for b in backup_ids if b not in by_id]
     if missing:
         raise UserError(
-            f"no backup {', '.join(missing)} of {where} on its providers; "
+            f"no backup {', '.join(missing)} of deployment {deployment} on its providers; "
             "see `reconciler backup list PATH` for the backups there are"
         )
     return [by_id[b] for b in dict.fromkeys(backup_ids)]
@@ -219,10 +223,10 @@ def delete_backups(
     Every id must name a backup of this deployment the clouds list now; ``confirm`` sees
     them first (None returned when it says no: nothing deleted).
     """
-    with _Leased(state, ws, run, None) as op:
+    with BackupSession(state, ws, run, None) as op:
         engine.settle_intents(op.store, op.providers, state.deployment, run, ws.clock)
         snapshots, listed = list_snapshots(op.providers, state.deployment, ws.retry)
-        chosen = find_backups(snapshots, backup_ids, f"deployment {state.deployment}")
+        chosen = find_backups(snapshots, backup_ids, state.deployment)
         if not confirm(chosen):
             return None
         results = tuple(

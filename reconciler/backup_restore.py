@@ -28,12 +28,11 @@ from providers.base import Provider
 from reconciler import engine
 from reconciler.apply import AuditWriter, RunContext
 from reconciler.backup import BackupAction, BackupKind, final_name
-from reconciler.backup_apply import BackupResult, BackupRunner, list_snapshots
-from reconciler.backup_cycle import lease_plan
+from reconciler.backup_apply import BackupResult, list_snapshots
+from reconciler.backup_cycle import BackupSession, find_backups
 from reconciler.clock import isoformat
 from reconciler.config import check_secrets, render_user_data, resolve_secret
 from reconciler.errors import NotFoundError, UserError
-from reconciler.leases import LeaseKeeper, lease_ttl
 from reconciler.model import (
     CreateRequest,
     DesiredServer,
@@ -78,11 +77,7 @@ def _find_backup(
     deployment: str,
 ) -> Snapshot:
     snapshots, _ = list_snapshots(providers, deployment, ws.retry)
-    found = next((s for s in snapshots if s.snapshot_id == backup_id), None)
-    if found is None:
-        raise UserError(
-            f"no backup {backup_id!r} of deployment {deployment}; see `reconciler backup list PATH`"
-        )
+    [found] = find_backups(snapshots, [backup_id], deployment)
     if found.key != want.key:
         raise UserError(f"backup {backup_id} is a backup of {found.key}, not of {want.key}")
     if found.provider != want.provider:
@@ -127,13 +122,8 @@ def restore(
             f"{key} is not a server of the desired state in {state.source_path}; restore needs its template"
         )
     check_secrets([want])
-    providers = engine.open_providers(state.providers, ws)
-    store = ws.store()
-    ttl = lease_ttl(engine.LEASE_TTL_SECONDS)
-    held = engine.acquire_leases(store, lease_plan(state, ws), run, ws.clock, ttl_seconds=ttl)
-    keeper = LeaseKeeper(store, held, ttl_seconds=ttl, clock=ws.clock)
-    try:
-        keeper.start()
+    with BackupSession(state, ws, run, None) as op:
+        providers, store = op.providers, op.store
         engine.settle_intents(store, providers, state.deployment, run, ws.clock)
         observed = engine.observe(providers, state.deployment, ws.retry)
         current = [s for s in observed if s.key == key and s.owner == state.deployment]
@@ -144,15 +134,6 @@ def restore(
         restored = _create_restored(state, ws, run, store, providers, want, backup, size, current)
         finals: list[BackupResult] = []
         replaced: list[str] = []
-        runner = BackupRunner(
-            deployment=state.deployment,
-            providers=providers,
-            store=store,
-            clock=ws.clock,
-            run=run,
-            price_list_for=state.price_list_for,
-            retry=ws.retry,
-        )
         policy = state.backup_policies.get(want.backup_policy) if want.backup_policy else None
         for old in current:
             if policy is not None and not skip_final_backup:
@@ -165,20 +146,16 @@ def restore(
                     resource_id=old.resource_id,
                     name=final_name(key, old.resource_id),
                     quiesce=policy.quiesce,
+                    method=policy.method,
                 )
-                result = runner.take(action, old)
+                result = op.runner.take(action, old)
                 finals.append(result)
                 if not result.snapshot_id:
                     continue  # never delete a server whose final backup failed
             _delete(state, ws, run, store, providers, old)
             replaced.append(old.resource_id)
-        keeper.check()
+        op.keeper.check()
         return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
-    finally:
-        keeper.stop()
-        for lease in held:
-            store.release_lease(lease)
-        engine.close_providers(providers, ws)
 
 
 def _writer(state: DesiredState, ws: engine.Workspace, run: RunContext, store: Store) -> AuditWriter:

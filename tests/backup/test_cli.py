@@ -146,6 +146,7 @@ def test_restore_over_a_live_server_replaces_it_after_its_final_backup(
     (desired / "cluster.yaml").write_text(
         cluster + '      inputs:\n        db_password: {secret: "file:db-password.txt"}\n'
     )
+    (desired / "policies.yaml").write_text(policy_yaml(method="image"))
     assert apply(desired, state_dir, EPOCH).ok
     assert cycle(desired, state_dir, NIGHT_1).ok
     [old] = admin_list(state_dir)
@@ -159,11 +160,14 @@ def test_restore_over_a_live_server_replaces_it_after_its_final_backup(
     assert new["resource_id"] != old["resource_id"] and new["key"] == "vault/db/0"
     names = [s.name for s in snapshots(state_dir, NIGHT_2)]
     assert names == ["vault-db-0-20261102T0200Z", f"vault-db-0-final-{old['resource_id']}"]
+    taken = [json.loads(e.record.detail) for e in audit(state_dir)
+             if e.record.action is AuditAction.SNAPSHOT and e.record.outcome is Outcome.INTENT]
+    assert [(t["backup"], t["method"]) for t in taken] == [("take", "image"), ("final", "image")]
     assert not _plan(desired, state_dir, NIGHT_2).has_changes
     assert "s3cret-restore-pw" not in result.out + result.err
 
     wrong = cli("restore", str(desired), "vault/db/0", "--from", "snap-nope", "--yes", now=isoformat(NIGHT_2))
-    assert wrong.code == 1 and "no backup 'snap-nope'" in wrong.err
+    assert wrong.code == 1 and "no backup snap-nope of deployment vault" in wrong.err
 
 
 def test_destroy_with_skip_final_backup_takes_none(cli: Cli, desired: Path, state_dir: Path) -> None:
