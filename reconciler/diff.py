@@ -6,7 +6,8 @@ ledger has ever seen for a key, so a re-created server never reuses an old token
 decides, per key, one of create / update in place / replace / delete / no-op:
 
 * a key desired but not observed is created;
-* an owned key no longer desired is deleted, unless its member is protected;
+* an owned key no longer desired is deleted, unless its member is protected (a protected
+  member's servers are never replaced either: a replace deletes the old server);
 * a spec-hash difference (template, image, disk, scripts, inputs) can only be replaced;
 * a server in error state follows the member's failover policy;
 * a size or flavor difference is resized in place when the provider can, the update
@@ -143,6 +144,11 @@ def diff(
         diagnostics.extend(notes)
         if change is None:
             noop_count += 1
+        elif change.action is Action.REPLACE and is_protected:  # a replace deletes the server too
+            diagnostics.append(
+                f"{key} is protected (protect: true); it needs replacing ({change.reason}) but "
+                f"{best.resource_id} was not replaced — set protect: false first, or undo the change"
+            )
         else:
             changes.append(change)
 

@@ -79,6 +79,11 @@ def test_kill_during_replace_then_converge(cli: Cli, workdir: Path) -> None:
 
 
 def _bump_image(workdir: Path) -> None:
+    """A new image for every template; the database is unprotected first (a protected member is
+    never replaced), so every server is replaced."""
+    shop = workdir / "shop.yaml"
+    assert "      protect: true\n" in shop.read_text()
+    shop.write_text(shop.read_text().replace("      protect: true\n", "      protect: false\n"))
     templates = workdir / "templates.yaml"
     text = templates.read_text()
     assert "simcloud:" in text

@@ -151,6 +151,23 @@ def test_spec_hash_change_is_a_replace_naming_what_changed(changed: dict[str, ob
     assert fields_of(change.fields)["spec_hash"] == (before.spec_hash, after.spec_hash)
 
 
+def test_a_protected_member_is_never_replaced() -> None:
+    before = desired("shop/db/0", protect=True)
+    failed = desired("shop/db/1", protect=True, failover=FailoverMode.REPLACE)
+    after = desired("shop/db/0", protect=True, image="debian-13")
+    result = run_diff([after, failed], [observed(before), observed(failed, status=ServerStatus.ERROR)])
+    assert result.changes == ()
+    assert result.diagnostics == (
+        "shop/db/0 is protected (protect: true); it needs replacing (spec changed: image) but i-shop-db-0 "
+        "was not replaced — set protect: false first, or undo the change",
+        "shop/db/1 is protected (protect: true); it needs replacing (server is in error state) but "
+        "i-shop-db-1 was not replaced — set protect: false first, or undo the change",
+    )
+    resized = desired("shop/db/0", protect=True, cpus=4)  # in place: protection does not hold it
+    (change,) = run_diff([resized], [observed(before)]).changes
+    assert change.action is Action.UPDATE
+
+
 def test_replace_generation_respects_a_ledger_ahead_of_what_is_observed() -> None:
     before, after = desired("shop/web/0"), desired("shop/web/0", image="debian-13")
     (change,) = run_diff([after], [observed(before, generation=0)], last={"shop/web/0": 7}).changes
