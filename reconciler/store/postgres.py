@@ -30,64 +30,80 @@ writers on several hosts are kept in step:
 * **Derived column.** ``audit.generation`` holds the integer ``"generation"`` of an
   intent's JSON detail (``store.common.detail_generation``) so that ``max_generation`` is
   one indexed query; it is not part of the hash.
+* **Shared SQL.** What this store has in common with ``store.sqlite`` (most reads, closes,
+  samples, backups, lease reads) is ``store.sqlstore.SQLStore``, written with ``?``
+  placeholders that ``_sql`` turns into psycopg's ``%s``; this module is the PostgreSQL
+  dialect of it. SQL written here directly (``self._conn.execute``) uses ``%s``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import IsolationLevel
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from reconciler.errors import LeaseLostError, UserError
-from reconciler.model import MetricSample, Size
-from reconciler.store import postgres_backups
+from reconciler.errors import UserError
 from reconciler.store.base import (
-    AuditAction,
     AuditEntry,
     AuditRecord,
     AuditVerification,
     BackupInterval,
     Lease,
     Outcome,
-    Store,
     UsageInterval,
 )
-from reconciler.store.common import (
-    GENESIS_HASH,
-    audit_hash,
-    detail_generation,
-    fence_problem,
-    utc,
-    verify_chain,
-)
-from reconciler.store.postgres_schema import (
+from reconciler.store.common import GENESIS_HASH, audit_hash, detail_generation, utc, verify_chain
+from reconciler.store.postgres_schema import SCHEMA_VERSION, TABLES
+from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,
+    BACKUP_FIELDS,
     INTERVAL_COLUMNS,
     INTERVAL_FIELDS,
+    RELEASED,
     SAMPLE_COLUMNS,
-    SCHEMA_VERSION,
-    TABLES,
+    SQLStore,
 )
 
-_PAGE = 500  # rows fetched per query when streaming the audit log
 _MIGRATION_LOCK = 0x5245434F4E  # pg_advisory_xact_lock key held while creating the schema
-_RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 _SESSION = (
     "SET TIME ZONE 'UTC'",
     "SET lock_timeout = '30s'",
     "SET idle_in_transaction_session_timeout = '10s'",
 )
 
+
 def _placeholders(n: int) -> str:
     return ", ".join(["%s"] * n)
+
+
+def _sql(sql: str) -> str:
+    """Shared ``?``-style SQL (``store.sqlstore``) in psycopg's ``%s`` style."""
+    return sql.replace("?", "%s")
+
+
+# The samples of a report window and, per server sampled in it, its last sample at or before
+# the window's start (a LATERAL … LIMIT 1: one backward index scan of the primary key).
+# ``{only}``/``{only_p}`` add the deployment filter. Written with psycopg's ``%s`` so that it
+# runs as it stands (EXPLAIN in the tests); ``_sql`` turns the ``?`` of the shared filters.
+WINDOW_SAMPLES_SQL = (
+    "WITH inside AS (SELECT " + SAMPLE_COLUMNS + " FROM usage_sample WHERE at > %s AND at <= %s{only}) "
+    "SELECT " + SAMPLE_COLUMNS + " FROM inside "
+    "UNION ALL "
+    "SELECT " + ", ".join(f"b.{c.strip()}" for c in SAMPLE_COLUMNS.split(",")) + " "
+    "FROM (SELECT DISTINCT provider, resource_id FROM inside) AS v "
+    "CROSS JOIN LATERAL (SELECT " + ", ".join(f"p.{c.strip()}" for c in SAMPLE_COLUMNS.split(","))
+    + " FROM usage_sample AS p "
+    "WHERE p.provider = v.provider AND p.resource_id = v.resource_id AND p.at <= %s{only_p} "
+    "ORDER BY p.at DESC LIMIT 1) AS b "
+    "ORDER BY at, provider, resource_id"
+)
 
 
 def describe(url: str) -> str:
@@ -102,11 +118,22 @@ def describe(url: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """Audit ledger, usage ledger and leases in one PostgreSQL database (see the module docstring)."""
 
+    _GENERATION_SQL = "MAX(generation)"
+    _WINDOW_SAMPLES_SQL = WINDOW_SAMPLES_SQL
+    _INSERT_SAMPLES_SQL = (
+        f"INSERT INTO usage_sample ({SAMPLE_COLUMNS}) VALUES ({', '.join('?' * 10)}) ON CONFLICT DO NOTHING"
+    )
+    _FOR_UPDATE = " FOR UPDATE"
+    _LEASE_FILTER = " AND epoch > 0"  # a placeholder row acquire_lease inserted, never taken
+    _UNREADABLE = (ValueError, TypeError, AttributeError)
+
+    _conn: psycopg.Connection[tuple[Any, ...]]
+
     def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
-        self.where = describe(url)
+        self.where = self._label = describe(url)
         try:
             info = conninfo_to_dict(url)
         except psycopg.ProgrammingError:
@@ -190,17 +217,6 @@ class PostgresStore(Store):
                     f"this reconciler understands ({SCHEMA_VERSION}); upgrade the reconciler"
                 )
 
-    def _meta(self, name: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, name: str, value: str) -> None:
-        self._conn.execute(
-            "INSERT INTO meta (name, value) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
-
     # --- transactions ------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -214,35 +230,34 @@ class PostgresStore(Store):
             finally:
                 self._depth -= 1
 
+    # --- dialect -----------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._errors():
             self._ready()
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            return self._conn.execute(_sql(sql), tuple(params)).fetchall()
 
-    def _check_fences(self) -> None:
-        """Refuse a write when a lease it is fenced by moved on (call inside the write's transaction)."""
-        fences = self.fences
-        if not fences:
-            return
-        scopes = sorted({lease.scope for lease in fences})
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
+        return self._conn.execute(_sql(sql), tuple(params))
+
+    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_sql(sql), rows)
+
+    def _to_db(self, moment: datetime) -> datetime:
+        return utc(moment)
+
+    def _from_db(self, value: Any) -> datetime:
+        return utc(value)
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    def _fenced_leases(self, scopes: list[str]) -> dict[str, tuple[str, int]]:
+        """``FOR SHARE``: a takeover commits before this check or waits until the write commits."""
         rows = self._conn.execute(
             "SELECT scope, holder, epoch FROM lease WHERE scope = ANY(%s) ORDER BY scope FOR SHARE", (scopes,)
         ).fetchall()
-        problem = fence_problem(fences, {row[0]: (row[1], int(row[2])) for row in rows})
-        if problem is not None:
-            raise LeaseLostError(problem)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return {row[0]: (row[1], int(row[2])) for row in rows}
 
     # --- audit -------------------------------------------------------------------------------
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
@@ -274,32 +289,6 @@ class PostgresStore(Store):
             )
         return AuditEntry(seq=seq, at=at, record=record, prev_hash=prev_hash, hash=digest)
 
-    def _entry(self, row: Sequence[Any]) -> AuditEntry:
-        try:
-            record = AuditRecord(
-                deployment=row[2], run_id=row[3], actor=row[4], action=AuditAction(row[5]),
-                outcome=Outcome(row[6]), key=row[7], provider=row[8], resource_id=row[9], token=row[10],
-                commit=row[11], detail=row[12], error=row[13],
-                intent_seq=None if row[14] is None else int(row[14]),
-            )
-            return AuditEntry(seq=int(row[0]), at=utc(row[1]), record=record, prev_hash=row[15], hash=row[16])
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise UserError(f"{self.where}: audit entry {row[0]} is unreadable ({exc})") from None
-
-    def audit_log(self, *, deployment: str | None = None, since_seq: int = 0) -> Iterator[AuditEntry]:
-        last = since_seq
-        while True:
-            where, params = "seq > %s", list[Any]([last])
-            if deployment is not None:
-                where, params = where + " AND deployment = %s", [last, deployment]
-            rows = self._query(
-                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY seq LIMIT {_PAGE}", params
-            )
-            for row in rows:
-                yield self._entry(row)
-            if len(rows) < _PAGE:
-                return
-            last = int(rows[-1][0])
 
     def verify(self) -> AuditVerification:
         """Walk the chain in one REPEATABLE READ snapshot, so concurrent appends do not disturb it."""
@@ -330,63 +319,7 @@ class PostgresStore(Store):
                 parse=self._entry,
             )
 
-    def unresolved_intents(self, deployment: str) -> list[AuditEntry]:
-        rows = self._query(
-            f"SELECT {AUDIT_COLUMNS} FROM audit AS a WHERE a.deployment = %s AND a.outcome = %s "
-            "AND NOT EXISTS (SELECT 1 FROM audit AS b WHERE b.intent_seq = a.seq AND b.seq > a.seq) "
-            "ORDER BY a.seq",
-            (deployment, Outcome.INTENT.value),
-        )
-        return [self._entry(row) for row in rows]
-
-    def recent_audit(
-        self,
-        deployment: str,
-        actions: Iterable[AuditAction],
-        *,
-        key: str | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-    ) -> list[AuditEntry]:
-        names = sorted({action.value for action in actions})
-        if not names:
-            return []
-        where, params = "deployment = %s AND action = ANY(%s)", list[Any]([deployment, names])
-        if key is not None:
-            where += " AND key = %s"
-            params.append(key)
-        if since is not None:
-            where += " AND at >= %s"
-            params.append(utc(since))
-        rows = self._query(
-            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY seq DESC LIMIT %s", [*params, limit]
-        )
-        return [self._entry(row) for row in rows]
-
-    def max_generation(self, deployment: str, key: str) -> int | None:
-        rows = self._query(
-            "SELECT MAX(generation) FROM audit WHERE deployment = %s AND key = %s AND outcome = %s",
-            (deployment, key, Outcome.INTENT.value),
-        )
-        value = rows[0][0] if rows else None
-        return None if value is None else int(value)
-
     # --- usage -------------------------------------------------------------------------------
-    def _interval(self, row: Sequence[Any]) -> UsageInterval:
-        return UsageInterval(
-            id=int(row[0]), deployment=row[1], provider=row[2], resource_id=row[3], key=row[4],
-            flavor=row[5], size=Size(int(row[6]), int(row[7]), int(row[8])), start=utc(row[9]),
-            end=None if row[10] is None else utc(row[10]),
-            hourly_rate=None if row[11] is None else Decimal(row[11]), currency=row[12], price_list=row[13],
-        )
-
-    def _open_row(self, provider: str, resource_id: str, *, lock: bool = False) -> tuple[Any, ...] | None:
-        return self._conn.execute(
-            f"SELECT {INTERVAL_COLUMNS} FROM usage_interval "
-            "WHERE provider = %s AND resource_id = %s AND end_at IS NULL" + (" FOR UPDATE" if lock else ""),
-            (provider, resource_id),
-        ).fetchone()
-
     def open_interval(self, interval: UsageInterval) -> UsageInterval:
         size = interval.size
         values = (
@@ -409,103 +342,23 @@ class PostgresStore(Store):
             assert row is not None
         return self._interval(row)
 
-    def close_interval(self, provider: str, resource_id: str, *, end: datetime) -> UsageInterval | None:
-        with self.transaction():
-            self._check_fences()
-            row = self._open_row(provider, resource_id, lock=True)
-            if row is None:
-                return None
-            interval = self._interval(row)
-            end = max(utc(end), interval.start)  # a clock step backwards never makes a negative span
-            self._conn.execute("UPDATE usage_interval SET end_at = %s WHERE id = %s", (end, interval.id))
-        return dataclasses.replace(interval, end=end)
 
-    def open_intervals(self, deployment: str) -> list[UsageInterval]:
-        rows = self._query(
-            f"SELECT {INTERVAL_COLUMNS} FROM usage_interval WHERE deployment = %s AND end_at IS NULL "
-            "ORDER BY start_at, id",
-            (deployment,),
-        )
-        return [self._interval(row) for row in rows]
-
-    def intervals(
-        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
-    ) -> list[UsageInterval]:
-        where, params = _where(
-            ("start_at < %s", None if end is None else utc(end)),
-            ("(end_at IS NULL OR end_at > %s)", None if start is None else utc(start)),
-            ("deployment = %s", deployment),
-        )
-        rows = self._query(
-            f"SELECT {INTERVAL_COLUMNS} FROM usage_interval {where} ORDER BY start_at, id", params
-        )
-        return [self._interval(row) for row in rows]
-
-    def add_samples(self, deployment: str, samples: list[MetricSample]) -> None:
-        """Store samples; a second sample for the same resource and instant is ignored."""
-        with self.transaction():
-            self._check_fences()
-            if not samples:
-                return
-            with self._conn.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO usage_sample ({SAMPLE_COLUMNS}) VALUES ({_placeholders(10)}) "
-                    "ON CONFLICT DO NOTHING",
-                    [
-                        (deployment, s.provider, s.resource_id, s.key, utc(s.at), s.cpu_seconds, s.memory_mb,
-                         s.net_rx_bytes, s.net_tx_bytes, s.disk_gb)
-                        for s in samples
-                    ],
-                )
-
-    def samples(
-        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
-    ) -> list[MetricSample]:
-        """Samples taken in [start, end), in time order."""
-        where, params = _where(
-            ("at >= %s", None if start is None else utc(start)),
-            ("at < %s", None if end is None else utc(end)),
-            ("deployment = %s", deployment),
-        )
-        rows = self._query(
-            f"SELECT {SAMPLE_COLUMNS} FROM usage_sample {where} ORDER BY at, provider, resource_id", params
-        )
-        return [_sample(r) for r in rows]
-
-    def window_samples(
-        self, *, start: datetime, end: datetime, deployment: str | None = None
-    ) -> list[MetricSample]:
-        """Samples in (start, end] plus each such server's baseline (see ``Store.window_samples``).
-
-        The window is read through ``usage_sample_at``; each baseline is one backward index
-        scan of the primary key ``(provider, resource_id, at)`` (a LATERAL … LIMIT 1).
-        """
-        only = "" if deployment is None else " AND deployment = %s"
-        only_p = "" if deployment is None else " AND p.deployment = %s"
-        window: list[Any] = [utc(start), utc(end)] + ([] if deployment is None else [deployment])
-        before: list[Any] = [utc(start)] + ([] if deployment is None else [deployment])
-        rows = self._query(WINDOW_SAMPLES_SQL.format(only=only, only_p=only_p), [*window, *before])
-        return [_sample(r) for r in rows]
-
-    # --- backup storage (SQL in store.postgres_backups) ----------------------------------------
-    def open_backup_interval(self, interval: BackupInterval) -> BackupInterval:
-        with self.transaction():
-            self._check_fences()
-            return postgres_backups.open_interval(self._conn, interval)
-
-    def close_backup_interval(
-        self, provider: str, snapshot_id: str, *, end: datetime
-    ) -> BackupInterval | None:
-        with self.transaction():
-            self._check_fences()
-            return postgres_backups.close_interval(self._conn, provider, snapshot_id, end)
-
-    def backup_intervals(
-        self, *, start: datetime | None = None, end: datetime | None = None, deployment: str | None = None
-    ) -> list[BackupInterval]:
-        with self._lock, self._errors():
-            self._ready()
-            return postgres_backups.select_intervals(self._conn, start, end, deployment)
+    # --- backup storage ----------------------------------------------------------------------
+    def _insert_backup_interval(self, interval: BackupInterval) -> BackupInterval:
+        row = self._conn.execute(
+            f"INSERT INTO backup_interval ({BACKUP_FIELDS}) VALUES ({_placeholders(11)}) "
+            "ON CONFLICT (provider, snapshot_id) WHERE end_at IS NULL DO NOTHING RETURNING id",
+            (
+                interval.deployment, interval.provider, interval.snapshot_id, interval.key, interval.policy,
+                interval.size_gb, utc(interval.start), None if interval.end is None else utc(interval.end),
+                interval.gb_month_rate, interval.currency, interval.price_list,
+            ),
+        ).fetchone()
+        if row is None:  # another writer opened it just now
+            existing = self._open_backup_row(interval.provider, interval.snapshot_id)
+            assert existing is not None
+            return self._backup(existing)
+        return dataclasses.replace(interval, id=int(row[0]))
 
     # --- leases ------------------------------------------------------------------------------
     def acquire_lease(self, scope: str, holder: str, *, ttl_seconds: float, now: datetime) -> Lease | None:
@@ -520,7 +373,7 @@ class PostgresStore(Store):
             self._conn.execute(
                 "INSERT INTO lease (scope, holder, epoch, expires_at) VALUES (%s, '', 0, %s) "
                 "ON CONFLICT (scope) DO NOTHING",
-                (scope, _RELEASED),
+                (scope, RELEASED),
             )
             row = self._conn.execute(
                 "SELECT holder, epoch, expires_at FROM lease WHERE scope = %s FOR UPDATE", (scope,)
@@ -536,49 +389,3 @@ class PostgresStore(Store):
             )
         return Lease(scope=scope, holder=holder, epoch=epoch, expires_at=expires)
 
-    def current_lease(self, scope: str) -> Lease | None:
-        rows = self._query(
-            "SELECT holder, epoch, expires_at FROM lease WHERE scope = %s AND epoch > 0", (scope,)
-        )
-        if not rows:
-            return None
-        holder, epoch, expires_at = rows[0]
-        return Lease(scope=scope, holder=holder, epoch=int(epoch), expires_at=utc(expires_at))
-
-    def release_lease(self, lease: Lease) -> None:
-        """Expire our lease now; the row stays so the next holder's epoch keeps increasing."""
-        with self.transaction():
-            self._conn.execute(
-                "UPDATE lease SET expires_at = %s WHERE scope = %s AND holder = %s AND epoch = %s",
-                (_RELEASED, lease.scope, lease.holder, lease.epoch),
-            )
-
-
-# The samples of a report window and, per server sampled in it, its last sample at or before
-# the window's start. ``{only}``/``{only_p}`` add the deployment filter.
-WINDOW_SAMPLES_SQL = (
-    "WITH inside AS (SELECT " + SAMPLE_COLUMNS + " FROM usage_sample WHERE at > %s AND at <= %s{only}) "
-    "SELECT " + SAMPLE_COLUMNS + " FROM inside "
-    "UNION ALL "
-    "SELECT " + ", ".join(f"b.{c.strip()}" for c in SAMPLE_COLUMNS.split(",")) + " "
-    "FROM (SELECT DISTINCT provider, resource_id FROM inside) AS v "
-    "CROSS JOIN LATERAL (SELECT " + ", ".join(f"p.{c.strip()}" for c in SAMPLE_COLUMNS.split(","))
-    + " FROM usage_sample AS p "
-    "WHERE p.provider = v.provider AND p.resource_id = v.resource_id AND p.at <= %s{only_p} "
-    "ORDER BY p.at DESC LIMIT 1) AS b "
-    "ORDER BY at, provider, resource_id"
-)
-
-
-def _sample(r: Sequence[Any]) -> MetricSample:
-    return MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=utc(r[4]),
-                        cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
-                        net_tx_bytes=int(r[8]), disk_gb=int(r[9]))
-
-
-def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
-    """A WHERE clause of the conditions whose parameter is not None."""
-    used = [(clause, value) for clause, value in conditions if value is not None]
-    if not used:
-        return "", []
-    return "WHERE " + " AND ".join(clause for clause, _ in used), [value for _, value in used]

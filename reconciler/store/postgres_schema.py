@@ -1,8 +1,9 @@
-"""store.postgres_schema: the PostgreSQL store's tables (schema version 1) and column lists.
+"""store.postgres_schema: the PostgreSQL store's tables (schema version 1).
 
 The same tables and column names as the SQLite store, in PostgreSQL types: ``TIMESTAMPTZ``
 for every time, ``NUMERIC`` for money (exact, never a float), identity columns for ids.
-``audit.generation`` is derived from an intent's detail (see ``store.postgres``).
+``audit.generation`` is derived from an intent's detail (see ``store.postgres``). The
+column lists both stores read and write are in ``store.sqlstore``.
 """
 
 from __future__ import annotations
@@ -88,23 +89,3 @@ TABLES = (
     "CREATE UNIQUE INDEX backup_one_open ON backup_interval (provider, snapshot_id) WHERE end_at IS NULL",
     "CREATE INDEX backup_span ON backup_interval (start_at, end_at)",
 )
-
-AUDIT_COLUMNS = (
-    "seq, at, deployment, run_id, actor, action, outcome, key, provider, resource_id, token, "
-    "commit_id, detail, error, intent_seq, prev_hash, hash"
-)
-INTERVAL_FIELDS = (
-    "deployment, provider, resource_id, key, flavor, cpus, memory_mb, disk_gb, start_at, end_at, "
-    "hourly_rate, currency, price_list"
-)
-INTERVAL_COLUMNS = "id, " + INTERVAL_FIELDS
-SAMPLE_COLUMNS = (
-    "deployment, provider, resource_id, key, at, cpu_seconds, memory_mb, net_rx_bytes, net_tx_bytes, disk_gb"
-)
-
-
-BACKUP_FIELDS = (
-    "deployment, provider, snapshot_id, key, policy, size_gb, start_at, end_at, gb_month_rate, currency, "
-    "price_list"
-)
-BACKUP_COLUMNS = "id, " + BACKUP_FIELDS
