@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -92,24 +93,13 @@ class Marks:
 
     def element(self, *, namespaced: bool = True) -> ET.Element:
         """As XML: namespaced inside a domain definition, bare for ``virDomainSetMetadata``."""
-        def q(name: str) -> str:
-            return f"{{{NS}}}{name}" if namespaced else name
-
-        root = ET.Element(q("server"))
         values = [(_local(TAG_OWNER), self.owner), (_local(TAG_KEY), self.key),
                   (_local(TAG_SPEC_HASH), self.spec_hash), (_local(TAG_GENERATION), str(self.generation)),
                   (_local(TAG_TOKEN), self.token), (_local(TAG_CLUSTER), self.cluster),
                   (_local(TAG_MEMBER), self.member), ("image", self.image), ("disk-gb", str(self.disk_gb)),
                   ("flavor", self.flavor), ("created-at", self.created_at), ("retired-at", self.retired_at)]
-        for name, value in values:
-            if value is not None:
-                ET.SubElement(root, q(name)).text = value
-        for name, ref in (("disk", self.disk), ("seed", self.seed), ("restored-from", self.restored_from)):
-            if ref is not None:
-                ET.SubElement(root, q(name), {"pool": ref.pool, "volume": ref.volume})
-        for key, value in self.tags:
-            ET.SubElement(root, q("tag"), {"key": key}).text = value
-        return root
+        refs = [("disk", self.disk), ("seed", self.seed), ("restored-from", self.restored_from)]
+        return _marks_element("server", values, refs, self.tags, namespaced=namespaced)
 
     def metadata_xml(self) -> str:
         """The bare element text ``virDomainSetMetadata`` takes (libvirt adds the namespace)."""
@@ -123,8 +113,7 @@ class Marks:
             return None
 
         def text(name: str) -> str | None:
-            found = element.find(f"{{{NS}}}{name}")
-            return None if found is None else (found.text or "")
+            return _text(element, name)
 
         def ref(name: str) -> VolumeRef | None:
             return _ref(element, name)
@@ -132,7 +121,7 @@ class Marks:
         owner = text(_local(TAG_OWNER))
         if not owner:
             return None
-        tags = tuple(sorted((tag.get("key", ""), tag.text or "") for tag in element.findall(f"{{{NS}}}tag")))
+        tags = _tags(element)
         return cls(
             owner=owner, key=text(_local(TAG_KEY)) or "", spec_hash=text(_local(TAG_SPEC_HASH)) or "",
             generation=_int(text(_local(TAG_GENERATION))), token=text(_local(TAG_TOKEN)) or "",
@@ -148,6 +137,40 @@ def _ref(element: ET.Element, name: str) -> VolumeRef | None:
     if found is None:
         return None
     return VolumeRef(found.get("pool", ""), found.get("volume", ""))
+
+
+def _text(element: ET.Element, name: str) -> str | None:
+    found = element.find(f"{{{NS}}}{name}")
+    return None if found is None else (found.text or "")
+
+
+def _tags(element: ET.Element) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((tag.get("key", ""), tag.text or "") for tag in element.findall(f"{{{NS}}}tag")))
+
+
+def _marks_element(
+    kind: str,
+    values: Iterable[tuple[str, str | None]],
+    refs: Iterable[tuple[str, VolumeRef | None]],
+    tags: Iterable[tuple[str, str]],
+    *,
+    namespaced: bool,
+) -> ET.Element:
+    """``<reconciler:KIND>`` with a text child per value, a pool/volume child per ref and the tags
+    (namespaced inside a domain definition, bare for ``virDomainSetMetadata``); Nones are left out."""
+    def q(name: str) -> str:
+        return f"{{{NS}}}{name}" if namespaced else name
+
+    root = ET.Element(q(kind))
+    for name, value in values:
+        if value is not None:
+            ET.SubElement(root, q(name)).text = value
+    for name, ref in refs:
+        if ref is not None:
+            ET.SubElement(root, q(name), {"pool": ref.pool, "volume": ref.volume})
+    for key, value in tags:
+        ET.SubElement(root, q("tag"), {"key": key}).text = value
+    return root
 
 
 @dataclass(frozen=True)
@@ -170,20 +193,10 @@ class BackupMarks:
         return replace(self, **changes)
 
     def element(self, *, namespaced: bool = True) -> ET.Element:
-        def q(name: str) -> str:
-            return f"{{{NS}}}{name}" if namespaced else name
-
-        root = ET.Element(q("backup"))
         values = [(_local(TAG_OWNER), self.owner), (_local(TAG_KEY), self.key), ("name", self.name),
                   ("method", self.method), ("policy", self.policy), ("taken-at", self.taken_at),
                   ("size-gb", str(self.size_gb)), ("source", self.source), ("copied-at", self.copied_at)]
-        for name, value in values:
-            if value is not None:
-                ET.SubElement(root, q(name)).text = value
-        ET.SubElement(root, q("image"), {"pool": self.image.pool, "volume": self.image.volume})
-        for key, value in self.tags:
-            ET.SubElement(root, q("tag"), {"key": key}).text = value
-        return root
+        return _marks_element("backup", values, [("image", self.image)], self.tags, namespaced=namespaced)
 
     def metadata_xml(self) -> str:
         return ET.tostring(self.element(namespaced=False), encoding="unicode")
@@ -196,13 +209,12 @@ class BackupMarks:
             return None
 
         def text(name: str) -> str | None:
-            found = element.find(f"{{{NS}}}{name}")
-            return None if found is None else (found.text or "")
+            return _text(element, name)
 
         owner, image = text(_local(TAG_OWNER)), _ref(element, "image")
         if not owner or image is None:
             return None
-        tags = tuple(sorted((tag.get("key", ""), tag.text or "") for tag in element.findall(f"{{{NS}}}tag")))
+        tags = _tags(element)
         return cls(owner=owner, key=text(_local(TAG_KEY)) or "", name=text("name") or "", image=image,
                    taken_at=text("taken-at") or "", size_gb=_int(text("size-gb")),
                    source=text("source") or "",
