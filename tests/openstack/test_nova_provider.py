@@ -188,6 +188,12 @@ def test_resize_left_unconfirmed_is_confirmed_by_the_next_update(
     provider = make_provider()
     server = provider.create(request(owner, "app/worker/0"))
     project.api.post_server_action(server.resource_id, {"resize": {"flavorRef": "2"}})  # then a crash
+    # wait for Nova to settle in VERIFY_RESIZE: the flavor shows m1.small while the resize still runs
+    for _ in range(300):
+        raw = project.server(server.resource_id)
+        if raw["status"] == "VERIFY_RESIZE" and not raw.get("OS-EXT-STS:task_state"):
+            break
+        time.sleep(0.1)
     [seen] = _wait_observed(provider, owner, lambda s: s.flavor == "m1.small")
     assert project.server(server.resource_id)["status"] == "VERIFY_RESIZE"
     assert (seen.status, seen.size) == (ServerStatus.RUNNING, SMALL)
