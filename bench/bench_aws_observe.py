@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.model import TAG_KEY, TAG_OWNER  # noqa: E402
+from reconciler.core.model import TAG_KEY, TAG_OWNER  # noqa: E402
 from tests.aws.factory import OWNER, make_provider  # noqa: E402
 from tests.aws.motoserver import AMI, isolated_aws_env, start_moto_server  # noqa: E402
 

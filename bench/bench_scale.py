@@ -71,9 +71,9 @@ def write_desired_state(folder: Path, clusters: int, per_cluster: int, parallel:
 
 def run_phase(phase: str, desired: Path, state: Path) -> dict[str, object]:
     """Run inside a child process: one phase, timed, with the provider call counts."""
-    from reconciler import engine
-    from reconciler.clock import Clock
-    from reconciler.retry import RetryPolicy
+    from reconciler.core.clock import Clock
+    from reconciler.core.retry import RetryPolicy
+    from reconciler.run import engine
 
     ws = engine.Workspace(state_dir=state, clock=Clock(), retry=RetryPolicy(base_delay=0.01))
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Design decisions this module embodies:
 
-* Ownership lives in instance tags (``providers.base.ownership_tags``); observing is one
+* Ownership lives in instance tags (``reconciler.core.provider.ownership_tags``); observing is one
   ``DescribeInstances`` paginator filtered on the owner tag, 1000 per page, so 1,500
   servers cost two calls. Sizes come from a built-in instance type table (asking
   ``DescribeInstanceTypes`` only for types the table lacks); the root disk size is the one
@@ -78,10 +78,9 @@ from providers.aws_common import (
 )
 from providers.aws_memo import Memo, memo_path
 from providers.aws_metrics import Reading, VcpuHistory, settled_end, target_of
-from providers.base import Provider, ProviderContext, ownership_tags, register, user_tags
-from reconciler.clock import isoformat
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import (
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import (
     TAG_CLUSTER,
     TAG_KEY,
     TAG_MEMBER,
@@ -100,6 +99,7 @@ from reconciler.model import (
     SnapshotRequest,
     UpdateRequest,
 )
+from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, user_tags
 
 # botocore's service models (EC2's is several MB of JSON), read once per process and shared
 # by every provider's session; each session still resolves its own profile and credentials.

@@ -18,10 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
-from providers.base import user_tags
-from reconciler.clock import parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
-from reconciler.model import (
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.core.model import (
     TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
@@ -36,6 +35,7 @@ from reconciler.model import (
     Snapshot,
     server_name,
 )
+from reconciler.core.provider import user_tags
 
 # Marks of our own, beside the shared ones (the ``reconciler:`` prefix keeps them out of user tags).
 TAG_AUTO_NAME = "reconciler:auto-name"  # "true" when we set the Name tag ourselves

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from providers.aws_metrics import Memoized, Sums
-from reconciler.errors import PermanentError, TransientError
+from reconciler.core.errors import PermanentError, TransientError
 
 MEMO_SUFFIX = ".cloudwatch-memo.db"
 BUSY_TIMEOUT_MS = 30_000

@@ -48,8 +48,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from reconciler.errors import PermanentError, TransientError
-from reconciler.model import MetricSample, ObservedServer, ServerStatus
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.core.model import MetricSample, ObservedServer, ServerStatus
 
 NAMESPACE = "AWS/EC2"
 PERIOD = timedelta(hours=1)

@@ -53,7 +53,6 @@ from typing import Any, ClassVar
 
 import libvirt
 
-from providers.base import Provider, ProviderContext, register, user_tags
 from providers.libvirt_backup import ImageBackups, is_image_backup
 from providers.libvirt_domain import Domain, Domains, State
 from providers.libvirt_seed import build_seed, seed_files
@@ -72,9 +71,9 @@ from providers.libvirt_xml import (
     snapshot_xml,
     without_seed,
 )
-from reconciler.clock import isoformat, parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, UserError
-from reconciler.model import (
+from reconciler.core.clock import isoformat, parse_timestamp
+from reconciler.core.errors import NotFoundError, PermanentError, UserError
+from reconciler.core.model import (
     BackupMethod,
     Capabilities,
     CreateRequest,
@@ -87,6 +86,7 @@ from reconciler.model import (
     SnapshotRequest,
     UpdateRequest,
 )
+from reconciler.core.provider import Provider, ProviderContext, register, user_tags
 
 log = logging.getLogger(__name__)
 

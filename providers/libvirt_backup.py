@@ -36,7 +36,6 @@ from typing import Any
 
 import libvirt
 
-from providers.base import user_tags
 from providers.libvirt_domain import Domain, Domains, State
 from providers.libvirt_storage import UNSUPPORTED, Storage
 from providers.libvirt_wire import SHUTOFF, Wire
@@ -50,9 +49,10 @@ from providers.libvirt_xml import (
     disk_target,
     domain_size,
 )
-from reconciler.clock import Clock, isoformat, parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, ProviderError
-from reconciler.model import BackupMethod, CreateRequest, Snapshot, SnapshotRequest
+from reconciler.core.clock import Clock, isoformat, parse_timestamp
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError
+from reconciler.core.model import BackupMethod, CreateRequest, Snapshot, SnapshotRequest
+from reconciler.core.provider import user_tags
 
 BACKUP = ".backup-"
 CREATING = "creating"

@@ -28,7 +28,7 @@ import libvirt
 
 from providers.libvirt_wire import BLOCKED, CRASHED, PAUSED, PMSUSPENDED, RUNNING, SHUTDOWN, SHUTOFF, Wire
 from providers.libvirt_xml import NS, PREFIX, BackupMarks, Marks, mirror_state
-from reconciler.errors import PermanentError, ProviderError, TransientError
+from reconciler.core.errors import PermanentError, ProviderError, TransientError
 
 NOT_RUNNING = "VIR_ERR_OPERATION_INVALID"  # "domain is not running" / "is already running"
 _POLL_SECONDS = 0.25

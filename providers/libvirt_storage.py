@@ -16,7 +16,7 @@ from typing import Any
 
 from providers.libvirt_wire import Wire
 from providers.libvirt_xml import GIB, VolumeInfo, VolumeRef, volume_info, volume_xml
-from reconciler.errors import NotFoundError, PermanentError, ProviderError
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError
 
 UNSUPPORTED = frozenset({"VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED"})
 _CHUNK = 256 * 1024

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError
-from reconciler.model import ServerStatus
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError
+from reconciler.core.model import ServerStatus
 
 T = TypeVar("T")
 

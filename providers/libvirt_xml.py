@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.model import (
+from reconciler.core.model import (
     TAG_CLUSTER,
     TAG_GENERATION,
     TAG_KEY,

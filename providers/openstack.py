@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from providers.base import Provider, ProviderContext, ownership_tags, register
 from providers.openstack_api import IMAGE_PROXY_MICROVERSION, SPEC_SCHEMA, NovaApi, OpenStackSettings
 from providers.openstack_common import (
     GONE,
@@ -62,9 +61,9 @@ from providers.openstack_common import (
     token_tag,
     user_metadata,
 )
-from reconciler.clock import isoformat
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import (
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import (
     TAG_CLUSTER,
     TAG_KEY,
     TAG_OWNER,
@@ -83,6 +82,7 @@ from reconciler.model import (
     SnapshotRequest,
     UpdateRequest,
 )
+from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register
 
 Server = dict[str, Any]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")

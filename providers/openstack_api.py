@@ -32,7 +32,7 @@ from keystoneauth1 import exceptions as ks_exc
 from openstack import config as os_config
 from openstack import exceptions as os_exc
 
-from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
 
 # Servers, flavors, tags at create (2.52), embedded flavor details (2.47), image_id in the
 # createImage answer (2.45) and standard diagnostics (2.48): Queens (2018) and later.

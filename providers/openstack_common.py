@@ -29,10 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.base import user_tags
-from reconciler.clock import parse_timestamp
-from reconciler.errors import PermanentError, UserError
-from reconciler.model import (
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.errors import PermanentError, UserError
+from reconciler.core.model import (
     TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
@@ -47,6 +46,7 @@ from reconciler.model import (
     Size,
     Snapshot,
 )
+from reconciler.core.provider import user_tags
 
 MARK_IMAGE = TAG_PREFIX + "image"
 MARK_DISK = TAG_PREFIX + "disk-gb"

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from providers.base import Provider, ProviderContext, register
 from providers.simcloud_admin import (
     DEFAULT_STATE_FILE,
     OBSERVE_COLUMNS,
@@ -53,9 +52,9 @@ from providers.simcloud_admin import (
     usage_counters,
     user_tags_json,
 )
-from reconciler.clock import isoformat
-from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
-from reconciler.model import (
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.model import (
     TAG_KEY,
     TAG_OWNER,
     TAG_POLICY,
@@ -72,6 +71,7 @@ from reconciler.model import (
     SnapshotRequest,
     UpdateRequest,
 )
+from reconciler.core.provider import Provider, ProviderContext, register
 
 __all__ = [
     "KILL_AFTER_ENV",

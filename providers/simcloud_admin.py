@@ -22,10 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from providers.base import ownership_tags, user_tags
-from reconciler.clock import Clock, isoformat
-from reconciler.errors import NotFoundError, PermanentError, UserError
-from reconciler.model import (
+from reconciler.core.clock import Clock, isoformat
+from reconciler.core.errors import NotFoundError, PermanentError, UserError
+from reconciler.core.model import (
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -35,6 +34,7 @@ from reconciler.model import (
     ServerStatus,
     Size,
 )
+from reconciler.core.provider import ownership_tags, user_tags
 
 DEFAULT_STATE_FILE = "simcloud.db"
 SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server

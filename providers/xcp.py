@@ -45,7 +45,6 @@ from typing import Any, ClassVar
 
 import XenAPI
 
-from providers.base import Provider, ProviderContext, ownership_tags, register, user_tags
 from providers.xcp_wire import (
     GIB,
     MIB,
@@ -60,9 +59,9 @@ from providers.xcp_wire import (
     xapi_time,
     xint,
 )
-from reconciler.clock import isoformat, parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
-from reconciler.model import (
+from reconciler.core.clock import isoformat, parse_timestamp
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.model import (
     TAG_BACKUP_METHOD,
     TAG_GENERATION,
     TAG_KEY,
@@ -84,6 +83,7 @@ from reconciler.model import (
     SnapshotRequest,
     UpdateRequest,
 )
+from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, user_tags
 
 NULL_REF = "OpaqueRef:NULL"
 LOGIN = "session.login_with_password"

@@ -34,8 +34,8 @@ from typing import Any
 
 import XenAPI
 
-from reconciler.clock import parse_timestamp
-from reconciler.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
 
 MIB = 1024**2
 GIB = 1024**3

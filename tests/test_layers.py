@@ -12,18 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ["model", "diff", "graph", "plan", "render", "errors", "clock", "retry", "pricing"]
 FORBIDDEN_FOR_CORE = (
     "providers",
-    "reconciler.cli",
-    "reconciler.commands",
-    "reconciler.daemon",
-    "reconciler.engine",
-    "reconciler.apply",
+    "reconciler.cli.main",
+    "reconciler.cli.commands",
+    "reconciler.daemon.loop",
+    "reconciler.run.engine",
+    "reconciler.run.executor",
 )
 PROVIDER_ALLOWED = (
-    "providers.base",
-    "reconciler.model",
-    "reconciler.errors",
-    "reconciler.clock",
-    "reconciler.retry",
+    "reconciler.core.provider",
+    "reconciler.core.model",
+    "reconciler.core.errors",
+    "reconciler.core.clock",
+    "reconciler.core.retry",
 )
 
 

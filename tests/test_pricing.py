@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.model import BillingMode, DesiredServer, ObservedServer, PriceList, ServerStatus, Size
-from reconciler.plan import Plan, dump_plan, load_plan
-from reconciler.pricing import hourly_rate, interval_cost, overlap_seconds, plan_cost, prices
-from reconciler.render import cost_notes, render_markdown, render_text
-from reconciler.store.base import UsageInterval
+from reconciler.cli.render import cost_notes, render_markdown, render_text
+from reconciler.core.model import BillingMode, DesiredServer, ObservedServer, PriceList, ServerStatus, Size
+from reconciler.core.plan import Plan
+from reconciler.core.plan_codec import dump_plan, load_plan
+from reconciler.core.pricing import hourly_rate, interval_cost, overlap_seconds, plan_cost, prices
+from reconciler.core.records import UsageInterval
 from tests.engine.factories import run_diff
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -10,10 +10,17 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.errors import UserError
-from reconciler.model import PriceList, Size
-from reconciler.store.base import UsageInterval
-from reconciler.usage import GROUPINGS, UsageReport, build_report, format_csv, format_json, format_table
+from reconciler.billing.usage import (
+    GROUPINGS,
+    UsageReport,
+    build_report,
+    format_csv,
+    format_json,
+    format_table,
+)
+from reconciler.core.errors import UserError
+from reconciler.core.model import PriceList, Size
+from reconciler.core.records import UsageInterval
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 END = datetime(2026, 12, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ One builder per kind. Each gets a document that already passed its JSON Schema a
 a typed spec plus the diagnostics of checks that need only that document: cron syntax,
 retention that keeps nothing, an input default of the wrong type, scripts that use an
 undeclared input or insert a value where quoting cannot protect it, provider-type-specific
-settings (validated against ``providers.base.provider_class(type).spec_schema``)…
+settings (validated against ``reconciler.core.provider.provider_class(type).spec_schema``)…
 References to other documents stay names (``Ref``) here; ``resolve`` checks them.
 """
 
@@ -23,8 +23,8 @@ from croniter import croniter
 from reconciler.config.schema import describe, dotted, suggest, validate
 from reconciler.config.scripts import check_script
 from reconciler.config.yamlsafe import Document, YamlPath
-from reconciler.errors import Diagnostic, UserError
-from reconciler.model import (
+from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import (
     AlertEvent,
     AlertSink,
     AlertSinkType,
@@ -198,7 +198,7 @@ def value_problem(decl: InputDecl, value: InputValue) -> str | None:
 
 
 def _known_provider_types() -> list[str]:
-    from providers.base import known_types
+    from reconciler.core.provider import known_types
 
     return known_types()
 
@@ -223,7 +223,7 @@ _COMMON_PROVIDER_KEYS = ("type", "max_parallel", "price_list")
 
 
 def build_provider(doc: Document) -> tuple[ProviderSpec | None, Problems]:
-    from providers.base import provider_class
+    from reconciler.core.provider import provider_class
 
     name, spec = doc.data["metadata"]["name"], doc.data["spec"]
     type_name = str(spec["type"])

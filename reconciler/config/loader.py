@@ -29,8 +29,8 @@ from reconciler.config.documents import (
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
 from reconciler.config.schema import check_envelope, kind_schema, validate
 from reconciler.config.yamlsafe import Document, read_file
-from reconciler.errors import Diagnostic, UserError
-from reconciler.model import DesiredState, ResolvedInput
+from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import DesiredState, ResolvedInput
 
 _DEPLOYMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -122,7 +122,7 @@ def _add(catalog: Catalog, kind: str, spec: Any) -> None:
 
 
 def _catalog(path: Path) -> tuple[Catalog, list[Diagnostic]]:
-    from providers.base import known_types
+    from reconciler.core.provider import known_types
 
     catalog = Catalog()
     diagnostics: list[Diagnostic] = []

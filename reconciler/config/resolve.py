@@ -33,8 +33,8 @@ from reconciler.config.documents import (
 )
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
-from reconciler.errors import Diagnostic
-from reconciler.model import (
+from reconciler.core.errors import Diagnostic
+from reconciler.core.model import (
     AlertSink,
     BackupPolicy,
     DesiredServer,

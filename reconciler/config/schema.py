@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler.config.yamlsafe import Document, YamlPath
-from reconciler.errors import Diagnostic
+from reconciler.core.errors import Diagnostic
 
 KIND_SCHEMAS: dict[str, str] = {
     "Provider": "provider.json",

@@ -24,8 +24,8 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.config.schema import suggest
-from reconciler.errors import Diagnostic, UserError
-from reconciler.model import SENSITIVE, DesiredServer, ScriptPhase, SecretRef
+from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import SENSITIVE, DesiredServer, ScriptPhase, SecretRef
 
 SERVER_FIELDS = ("key", "name", "cluster", "member", "ordinal", "provider", "provider_type", "template")
 

@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from reconciler.errors import Diagnostic, UserError
-from reconciler.model import DesiredServer, SecretRef
+from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import DesiredServer, SecretRef
 
 _LOCATED = re.compile(r"\((?P<file>.+):(?P<line>\d+)\)$")
 

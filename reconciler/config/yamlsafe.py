@@ -30,7 +30,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner, ScannerError
 
-from reconciler.errors import Diagnostic
+from reconciler.core.errors import Diagnostic
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DOCUMENTS = 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.errors import UserError
+from reconciler.core.errors import UserError
 from reconciler.store.base import Store
 from reconciler.store.sqlite import SQLiteStore
 

@@ -24,137 +24,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from enum import StrEnum
 
-from reconciler.model import MetricSample, Size
-
-
-class AuditAction(StrEnum):
-    """What an audit entry records (closed set)."""
-
-    RUN_START = "run.start"
-    RUN_END = "run.end"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    START = "start"
-    STOP = "stop"
-    SNAPSHOT = "snapshot"
-    DELETE_SNAPSHOT = "delete-snapshot"
-    OBSERVE_GONE = "observe.gone"  # a server vanished behind our back
-    REJECTED = "rejected"  # desired state refused (invalid commit, guard tripped)
-    ALERT = "alert"
-    SCALE = "scale"
-    FAILOVER = "failover"  # a failed server is being replaced or restarted by the daemon
-    FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
-    COMMIT = "commit"  # the daemon adopted a new commit of the desired state
-
-
-class Outcome(StrEnum):
-    INTENT = "intent"  # about to call the provider
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # an upstream change failed
-    RECOVERED = "recovered"  # an unresolved intent settled by lookup after a crash
-    ABANDONED = "abandoned"  # an unresolved intent whose resource never came to be
-    INFO = "info"
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """What a caller appends; the store adds seq, time and the hash chain."""
-
-    deployment: str
-    run_id: str
-    actor: str
-    action: AuditAction
-    outcome: Outcome
-    key: str = ""
-    provider: str = ""
-    resource_id: str = ""
-    token: str = ""
-    commit: str = ""
-    detail: str = ""  # human text or JSON; never a secret value
-    error: str = ""
-    intent_seq: int | None = None  # for an outcome: the intent it settles
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    at: datetime
-    record: AuditRecord
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class AuditVerification:
-    ok: bool
-    entries: int
-    first_bad_seq: int | None = None
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class UsageInterval:
-    """One server at one size for a span of time; ``end`` is None while it still runs."""
-
-    deployment: str
-    provider: str
-    resource_id: str
-    key: str
-    flavor: str | None
-    size: Size
-    start: datetime
-    end: datetime | None = None
-    # The price in force when the interval opened (from the provider's PriceList), so a
-    # report can price history without the YAML of that day; None when nothing priced it.
-    hourly_rate: Decimal | None = None
-    currency: str = ""
-    price_list: str = ""
-    id: int | None = None
-
-    @property
-    def cluster(self) -> str:
-        return self.key.split("/")[0]
-
-    @property
-    def member(self) -> str:
-        parts = self.key.split("/")
-        return "/".join(parts[:2])
-
-
-@dataclass(frozen=True)
-class BackupInterval:
-    """One backup's storage for a span of time (size × time, priced by ``backup_gb_month``).
-
-    ``end`` is None while the backup exists; the rate is the one in force when it opened.
-    """
-
-    deployment: str
-    provider: str
-    snapshot_id: str
-    key: str
-    policy: str
-    size_gb: float
-    start: datetime
-    end: datetime | None = None
-    gb_month_rate: Decimal | None = None
-    currency: str = ""
-    price_list: str = ""
-    id: int | None = None
-
-
-@dataclass(frozen=True)
-class Lease:
-    scope: str
-    holder: str
-    epoch: int
-    expires_at: datetime
+from reconciler.core.model import MetricSample
+from reconciler.core.records import (
+    AuditAction,
+    AuditEntry,
+    AuditRecord,
+    AuditVerification,
+    BackupInterval,
+    Lease,
+    UsageInterval,
+)
 
 
 class Store(ABC):

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.clock import isoformat
-from reconciler.errors import UserError
-from reconciler.store.base import AuditEntry, AuditRecord, AuditVerification, Lease
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import UserError
+from reconciler.core.records import AuditEntry, AuditRecord, AuditVerification, Lease
 
 GENESIS_HASH = "0" * 64
 _INT64 = 2**63

@@ -49,8 +49,8 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from reconciler.errors import UserError
-from reconciler.store.base import (
+from reconciler.core.errors import UserError
+from reconciler.core.records import (
     AuditEntry,
     AuditRecord,
     AuditVerification,

@@ -43,10 +43,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.clock import parse_timestamp
-from reconciler.errors import UserError
-from reconciler.store import sqlite_backups
-from reconciler.store.base import (
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.errors import UserError
+from reconciler.core.records import (
     AuditEntry,
     AuditRecord,
     AuditVerification,
@@ -54,6 +53,7 @@ from reconciler.store.base import (
     Lease,
     UsageInterval,
 )
+from reconciler.store import sqlite_backups
 from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
 from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,

@@ -33,18 +33,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, Self
 
-from reconciler.errors import LeaseLostError, UserError
-from reconciler.model import MetricSample, Size
-from reconciler.store.base import (
+from reconciler.core.errors import LeaseLostError, UserError
+from reconciler.core.model import MetricSample, Size
+from reconciler.core.records import (
     AuditAction,
     AuditEntry,
     AuditRecord,
     BackupInterval,
     Lease,
     Outcome,
-    Store,
     UsageInterval,
 )
+from reconciler.store.base import Store
 from reconciler.store.common import fence_problem, utc
 
 AUDIT_COLUMNS = (

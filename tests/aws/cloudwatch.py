@@ -12,7 +12,7 @@ from typing import Any
 
 from providers.aws import AwsProvider
 from providers.aws_metrics import SETTLING_LAG
-from reconciler.model import MetricSample
+from reconciler.core.model import MetricSample
 from tests.aws.factory import NOW, OWNER
 
 HOUR = timedelta(hours=1)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from providers.aws import AwsProvider
-from providers.base import ProviderContext
-from reconciler.clock import Clock
-from reconciler.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
+from reconciler.core.clock import Clock
+from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
+from reconciler.core.provider import ProviderContext
 from tests.aws.motoserver import AMI, REGION
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.model import TAG_KEY, TAG_OWNER
+from reconciler.core.model import TAG_KEY, TAG_OWNER
 from tests.aws.factory import tags_of
 from tests.aws.motoserver import AMI, MotoServer
 

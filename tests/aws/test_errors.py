@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 
 from providers.aws import AwsProvider
 from providers.aws_common import AwsSettings, translate_error
-from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.aws.factory import OWNER, create_request
 from tests.aws.motoserver import free_port, throttle_hook
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from providers.aws import AwsProvider
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import (
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import (
     TAG_CLUSTER,
     TAG_GENERATION,
     TAG_KEY,
@@ -27,7 +27,7 @@ from reconciler.model import (
     Size,
     UpdateRequest,
 )
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.aws.factory import NOW, OWNER, SMALL, create_request, describe, tags_of
 from tests.aws.motoserver import AMI
 

@@ -19,11 +19,11 @@ import pytest
 from providers.aws import AwsProvider
 from providers.aws_common import TAG_CREATED_AT, TAG_VCPUS, AwsSettings
 from providers.aws_metrics import QUERIES_PER_CALL, SETTLING_LAG, VcpuHistory
-from reconciler.clock import isoformat
-from reconciler.errors import TransientError, UserError
-from reconciler.measure import sample_usage
-from reconciler.model import TAG_KEY, TAG_OWNER, ObservedServer, Size, UpdateRequest
-from reconciler.retry import RetryPolicy
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import TransientError, UserError
+from reconciler.core.model import TAG_KEY, TAG_OWNER, ObservedServer, Size, UpdateRequest
+from reconciler.core.retry import RetryPolicy
+from reconciler.run.measure import sample_usage
 from reconciler.store.sqlite import SQLiteStore
 from tests.aws.cloudwatch import HOUR, at, counters, minutes, put, settled
 from tests.aws.factory import NOW, OWNER, create_request, describe, tags_of

@@ -17,8 +17,8 @@ import pytest
 from providers.aws import AwsProvider
 from providers.aws_memo import FORGET_AFTER, Memo, memo_path
 from providers.aws_metrics import RETENTION, SETTLING_LAG, Memoized, Sums, VcpuHistory, target_of
-from reconciler.errors import PermanentError, TransientError
-from reconciler.model import ObservedServer, ServerStatus, Size
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.core.model import ObservedServer, ServerStatus, Size
 from tests.aws.cloudwatch import HOUR, at, counters, minutes, put, settled, start_times
 from tests.aws.factory import NOW, OWNER, create_request
 from tests.aws.motoserver import throttle_hook

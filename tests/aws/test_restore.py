@@ -11,8 +11,8 @@ import pytest
 
 from providers.aws import AwsProvider
 from providers.aws_common import TAG_DISK, TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
-from reconciler.errors import NotFoundError, PermanentError
-from reconciler.model import (
+from reconciler.core.errors import NotFoundError, PermanentError
+from reconciler.core.model import (
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,

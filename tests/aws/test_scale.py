@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from providers.aws import AwsProvider
-from reconciler.model import TAG_KEY, TAG_OWNER
+from reconciler.core.model import TAG_KEY, TAG_OWNER
 from tests.aws.factory import OWNER
 from tests.aws.motoserver import AMI
 

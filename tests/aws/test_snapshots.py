@@ -8,8 +8,15 @@ import pytest
 
 from providers.aws import AwsProvider
 from providers.aws_common import TAG_IMAGE_ID, TAG_RESOURCE_ID
-from reconciler.errors import PermanentError
-from reconciler.model import TAG_KEY, TAG_OWNER, TAG_POLICY, TAG_TAKEN_AT, ObservedServer, SnapshotRequest
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import (
+    TAG_KEY,
+    TAG_OWNER,
+    TAG_POLICY,
+    TAG_TAKEN_AT,
+    ObservedServer,
+    SnapshotRequest,
+)
 from tests.aws.factory import NOW, OWNER, create_request, tags_of
 
 REQUEST = SnapshotRequest(name="shop-web-0 2026-11-02T10:00Z", policy="nightly", tags=(("tier", "gold"),))

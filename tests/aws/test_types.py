@@ -9,8 +9,8 @@ import pytest
 
 from providers.aws import AwsProvider
 from providers.aws_common import INSTANCE_TYPES, instance_type_for
-from reconciler.errors import PermanentError
-from reconciler.model import Size
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import Size
 from tests.aws.factory import OWNER, create_request
 
 

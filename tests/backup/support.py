@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.simcloud import SimCloud
-from reconciler import engine
-from reconciler.apply import RunContext
-from reconciler.backup_cycle import BackupReport, backup_cycle
-from reconciler.clock import Clock
+from reconciler.backup.cycle import BackupReport, backup_cycle
 from reconciler.config import load_desired_state
-from reconciler.model import ProviderConfig, Snapshot
-from reconciler.retry import RetryPolicy
-from reconciler.store.base import AuditEntry
+from reconciler.core.clock import Clock
+from reconciler.core.model import ProviderConfig, Snapshot
+from reconciler.core.records import AuditEntry
+from reconciler.core.retry import RetryPolicy
+from reconciler.run import engine
+from reconciler.run.executor import RunContext
 
 DEPLOYMENT = "vault"
 EPOCH = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, an hour before the nightly tick
@@ -165,7 +165,7 @@ def cycle(path: Path, state_dir: Path, now: datetime, **kw: object) -> BackupRep
 
 def simcloud(state_dir: Path, now: datetime) -> SimCloud:
     """A simcloud provider object on the same state file, for looking at what the cloud holds."""
-    from providers.base import ProviderContext
+    from reconciler.core.provider import ProviderContext
 
     config = ProviderConfig(name="sim", type="simcloud", spec={})
     return SimCloud(config, ProviderContext(state_dir=state_dir, clock=Clock(fixed=now)))

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from providers.aws_common import TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
-from reconciler import engine
-from reconciler.backup import BackupKind
-from reconciler.backup_restore import restore
+from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
-from reconciler.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, TAG_POLICY, ServerStatus, Size
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.core.backups import BackupKind
+from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, TAG_POLICY, ServerStatus, Size
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run import engine
 from tests.aws.conftest import aws_env, ec2, moto  # noqa: F401 - the moto_server fixtures, reused as they are
 from tests.aws.factory import tags_of
 from tests.aws.motoserver import AMI, REGION, MotoServer

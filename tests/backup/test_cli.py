@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from providers.simcloud_admin import admin_list
-from reconciler import engine, render
-from reconciler.clock import isoformat
-from reconciler.plan import Plan
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.cli import render
+from reconciler.core.clock import isoformat
+from reconciler.core.plan import Plan
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run import engine
 from tests.backup.support import (
     EPOCH,
     apply,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from providers.libvirt_xml import NS
-from reconciler import engine
-from reconciler.backup import BackupKind
-from reconciler.backup_restore import restore
+from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
+from reconciler.core.backups import BackupKind
+from reconciler.run import engine
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,

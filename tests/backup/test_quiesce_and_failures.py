@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from providers.simcloud_admin import admin_inject_faults, admin_list, admin_stop
-from reconciler.backup import BackupKind
-from reconciler.backup_apply import BackupStatus
-from reconciler.model import ServerStatus
-from reconciler.store.base import AuditAction, AuditEntry, Outcome
+from reconciler.core.backups import BackupKind
+from reconciler.core.model import ServerStatus
+from reconciler.core.records import AuditAction, AuditEntry, Outcome
+from reconciler.run.backups import BackupStatus
 from tests.backup.support import EPOCH, apply, audit, cycle, policy_yaml, snapshots, write_desired
 
 FIRST = EPOCH + timedelta(hours=1)

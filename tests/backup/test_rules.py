@@ -9,17 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.backup import (
-    BackupAction,
-    BackupKind,
-    action_from_dict,
-    action_to_dict,
-    due_tick,
-    latest_tick,
-    plan_backups,
-    retained,
-)
-from reconciler.model import (
+from reconciler.core.backups import BackupAction, BackupKind, due_tick, latest_tick, plan_backups, retained
+from reconciler.core.changes import Change
+from reconciler.core.model import (
     Action,
     BackupPolicy,
     Capabilities,
@@ -31,7 +23,8 @@ from reconciler.model import (
     Size,
     Snapshot,
 )
-from reconciler.plan import Change, Plan, dump_plan, load_plan, plan_to_dict
+from reconciler.core.plan import Plan
+from reconciler.core.plan_codec import action_from_dict, action_to_dict, dump_plan, load_plan, plan_to_dict
 
 UTC_2 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 02:00
 OWNER = "vault"

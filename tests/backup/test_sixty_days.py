@@ -11,13 +11,13 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from reconciler.backup import BackupKind
-from reconciler.backup_apply import BackupStatus
-from reconciler.backup_cycle import inspect_backups
-from reconciler.clock import isoformat
+from reconciler.backup.cycle import inspect_backups
 from reconciler.config import load_desired_state
-from reconciler.model import Retention
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.core.backups import BackupKind
+from reconciler.core.clock import isoformat
+from reconciler.core.model import Retention
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run.backups import BackupStatus
 from tests.backup.support import EPOCH, apply, audit, cycle, snapshots, workspace
 from tests.backup.test_rules import expected_kept
 from tests.e2e.conftest import Cli

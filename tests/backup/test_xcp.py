@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import engine
-from reconciler.backup import BackupKind
-from reconciler.backup_restore import restore
+from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
-from reconciler.model import TAG_GENERATION, TAG_KEY, TAG_OWNER
+from reconciler.core.backups import BackupKind
+from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER
+from reconciler.run import engine
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,

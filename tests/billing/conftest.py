@@ -1,7 +1,7 @@
 """Fixtures for the billing tests: a small desired state on simcloud, and ways to run the CLI.
 
 ``cli`` (from the e2e tests) runs ``python -m reconciler`` in a subprocess; ``InProcess``
-calls ``reconciler.cli.main`` in this process with ``--state-dir`` and ``--now``, which is
+calls ``reconciler.cli.main.main`` in this process with ``--state-dir`` and ``--now``, which is
 the same code path without paying the interpreter's start-up on every call.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.e2e.conftest import Cli, Result, cli, state_dir  # noqa: F401 - fixtures re-exported
 
 __all__ = ["Cli", "InProcess", "Result", "write_state"]

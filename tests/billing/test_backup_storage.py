@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.billing_compare import compare, format_comparison_table
-from reconciler.billing_export import export_rows
-from reconciler.billing_modes import BOTH, INSTANCE_HOURS, MEASURED, Ledger, main_report
-from reconciler.model import MetricSample, PriceList, Size
-from reconciler.store.base import BackupInterval, UsageInterval
+from reconciler.billing.compare import compare, format_comparison_table
+from reconciler.billing.export import export_rows
+from reconciler.billing.modes import BOTH, INSTANCE_HOURS, MEASURED, Ledger, main_report
+from reconciler.core.model import MetricSample, PriceList, Size
+from reconciler.core.records import BackupInterval, UsageInterval
 from reconciler.store.sqlite import SQLiteStore
 from tests.billing.conftest import InProcess, write_state
 

@@ -7,10 +7,12 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler.billing_budget import check_budgets
-from reconciler.cliutil import EXIT_BUDGET, EXIT_CHANGES
-from reconciler.model import Action, Budget, DesiredServer, PriceList, Size
-from reconciler.plan import Change, CostLine, CostSummary, load_plan
+from reconciler.cli.common import EXIT_BUDGET, EXIT_CHANGES
+from reconciler.core.budgets import check_budgets
+from reconciler.core.changes import Change
+from reconciler.core.model import Action, Budget, DesiredServer, PriceList, Size
+from reconciler.core.plan import CostLine, CostSummary
+from reconciler.core.plan_codec import load_plan
 from tests.billing.conftest import Cli, InProcess, write_state
 
 T0 = "2026-11-01T00:00:00Z"

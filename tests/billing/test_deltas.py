@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from reconciler.billing import GapKind, build_measured_report, deltas_of
-from reconciler.billing_modes import Ledger, main_report
-from reconciler.model import BillingMode, MetricSample, PriceList, Size
-from reconciler.store.base import UsageInterval
-from reconciler.usage import format_table
+from reconciler.billing.measured import GapKind, build_measured_report, deltas_of
+from reconciler.billing.modes import Ledger, main_report
+from reconciler.billing.usage import format_table
+from reconciler.core.model import BillingMode, MetricSample, PriceList, Size
+from reconciler.core.records import UsageInterval
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.billing_svg import Series, bar_chart, breakdown_chart, nice_ceiling
+from reconciler.cli.svg import Series, bar_chart, breakdown_chart, nice_ceiling
 from tests.billing.conftest import InProcess, write_state
 
 T0, T1, NOW = "2026-11-01T00:00:00Z", "2026-11-02T06:00:00Z", "2026-11-04T00:00:00Z"

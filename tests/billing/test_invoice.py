@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.model import Granularity, PriceList, Size
-from reconciler.pricing import billed_seconds
-from reconciler.store.base import UsageInterval
-from reconciler.usage import build_report, format_csv, format_table
+from reconciler.billing.usage import build_report, format_csv, format_table
+from reconciler.core.model import Granularity, PriceList, Size
+from reconciler.core.pricing import billed_seconds
+from reconciler.core.records import UsageInterval
 
 # AWS EC2 on-demand, Linux, us-east-1 (public price list): t3.medium $0.0416/h, t3.large $0.0832/h.
 # The old EC2 rule: every started instance-hour is billed in full; a resize starts a new hour.

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from providers.simcloud_admin import cpu_utilisation, unit_fraction
-from reconciler.clock import isoformat
+from reconciler.core.clock import isoformat
 from tests.billing.conftest import InProcess, write_state
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

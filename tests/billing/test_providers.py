@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import Provider
-from reconciler.billing import build_measured_report
-from reconciler.measure import sample_usage
-from reconciler.model import PriceList
-from reconciler.retry import RetryPolicy
-from reconciler.store.base import UsageInterval
+from reconciler.billing.measured import build_measured_report
+from reconciler.core.model import PriceList
+from reconciler.core.provider import Provider
+from reconciler.core.records import UsageInterval
+from reconciler.core.retry import RetryPolicy
+from reconciler.run.measure import sample_usage
 from reconciler.store.sqlite import SQLiteStore
 from tests.conformance.backend import FIXED_NOW, Backend
 from tests.conformance.conftest import BACKEND_PARAMS

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.billing_compare import compare, format_comparison_json
-from reconciler.billing_export import export_rows, format_export_csv
-from reconciler.billing_modes import BOTH, MEASURED, Ledger, main_report
-from reconciler.cli import build_parser
-from reconciler.clock import isoformat
-from reconciler.commands_usage import read_ledger
+from reconciler.billing.compare import compare, format_comparison_json
+from reconciler.billing.export import export_rows, format_export_csv
+from reconciler.billing.modes import BOTH, MEASURED, Ledger, main_report
+from reconciler.billing.usage import format_json
+from reconciler.cli.main import build_parser
+from reconciler.cli.usage import read_ledger
+from reconciler.core.clock import isoformat
 from reconciler.store.sqlite import SQLiteStore
-from reconciler.usage import format_json
 from tests.billing.conftest import InProcess, write_state
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

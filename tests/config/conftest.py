@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from providers import base
-from reconciler.model import CreateRequest, ObservedServer, UpdateRequest
+from reconciler.core import provider as base
+from reconciler.core.model import CreateRequest, ObservedServer, UpdateRequest
 
 WriteFiles = Callable[[dict[str, str]], Path]
 

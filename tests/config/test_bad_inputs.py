@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import load_desired_state
-from reconciler.errors import UserError
+from reconciler.core.errors import UserError
 from tests.config.bad_cases import CASES, BadCase, expected_lines, write_case
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from providers import base
 from reconciler.config import deployment_name, explain_inputs, load_desired_state
-from reconciler.errors import UserError
-from reconciler.model import (
+from reconciler.core import provider as base
+from reconciler.core.errors import UserError
+from reconciler.core.model import (
     DriftMode,
     FailoverMode,
     SecretRef,

@@ -11,8 +11,8 @@ import pytest
 
 from reconciler.config import load_desired_state, render_phase, render_user_data
 from reconciler.config.scripts import check_script
-from reconciler.errors import UserError
-from reconciler.model import (
+from reconciler.core.errors import UserError
+from reconciler.core.model import (
     DesiredServer,
     ResolvedInput,
     Script,

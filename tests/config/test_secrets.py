@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import check_secrets, load_desired_state, resolve_secret
-from reconciler.errors import UserError
-from reconciler.model import DesiredServer, ResolvedInput, SecretRef, Size
+from reconciler.core.errors import UserError
+from reconciler.core.model import DesiredServer, ResolvedInput, SecretRef, Size
 from tests.config.conftest import WriteFiles
 
 

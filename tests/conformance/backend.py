@@ -18,9 +18,9 @@ from typing import Protocol
 
 import pytest
 
-from providers.base import Provider, ProviderContext
-from reconciler.clock import Clock
-from reconciler.model import BackupMethod, CreateRequest, Size
+from reconciler.core.clock import Clock
+from reconciler.core.model import BackupMethod, CreateRequest, Size
+from reconciler.core.provider import Provider, ProviderContext
 
 # The instant every conformance provider's clock is fixed at (tests never read the real time).
 FIXED_NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from providers.aws import AwsProvider
-from providers.base import Provider, create_provider
-from reconciler.model import ProviderConfig, Size
+from reconciler.core.model import ProviderConfig, Size
+from reconciler.core.provider import Provider, create_provider
 from tests.aws.motoserver import AMI, REGION, MotoServer, isolated_aws_env, start_moto_server, throttle_hook
 from tests.conformance.backend import BaseBackend, Shape, fixed_context
 

@@ -26,9 +26,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.base import Provider, create_provider
 from providers.libvirt import LibvirtProvider
-from reconciler.model import BackupMethod, ProviderConfig, Size
+from reconciler.core.model import BackupMethod, ProviderConfig, Size
+from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, Shape, fixed_context
 from tests.libvirt.faults import Faults
 from tests.libvirt.world import QemuHost, TestDriverWorld, qemu_skip_reason

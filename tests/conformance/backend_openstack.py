@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from providers.base import Provider, create_provider
-from reconciler.model import CreateRequest, ProviderConfig, Size
+from reconciler.core.model import CreateRequest, ProviderConfig, Size
+from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, Shape, fixed_context
 
 IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # the first image Nova's GlanceFixture serves

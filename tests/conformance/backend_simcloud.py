@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from providers.base import Provider, create_provider
 from providers.simcloud import SimCloud, admin_create, admin_inject_faults
-from reconciler.model import CreateRequest, ProviderConfig
+from reconciler.core.model import CreateRequest, ProviderConfig
+from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, fixed_context
 
 

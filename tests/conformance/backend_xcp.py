@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.base import Provider, create_provider
 from providers.xcp import XcpProvider
-from reconciler.model import ProviderConfig, Size
+from reconciler.core.model import ProviderConfig, Size
+from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, Shape, fixed_context
 from tests.xcp.xapi_sim import XapiSim
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from providers.base import Provider
+from reconciler.core.provider import Provider
 from tests.conformance.backend import Backend
 
 HERE = Path(__file__).parent

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from providers.base import Provider
-from reconciler.errors import TransientError
-from reconciler.model import CreateRequest, ObservedServer, UpdateRequest, idempotency_token, server_name
-from reconciler.retry import RetryPolicy
+from reconciler.core.errors import TransientError
+from reconciler.core.model import CreateRequest, ObservedServer, UpdateRequest, idempotency_token, server_name
+from reconciler.core.provider import Provider
+from reconciler.core.retry import RetryPolicy
 from tests.conformance.backend import Backend, Shape
 
 USER_DATA = "#!/bin/sh\necho conformance-user-data-marker > /etc/motd\n"

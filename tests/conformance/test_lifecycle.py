@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from providers.base import Provider
-from reconciler.errors import PermanentError
-from reconciler.model import ServerStatus, server_name
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import ServerStatus, server_name
+from reconciler.core.provider import Provider
 from tests.conformance.backend import Backend
 from tests.conformance.helpers import TAGS, USER_DATA, make_request, observe_sorted, update_request
 

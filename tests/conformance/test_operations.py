@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from providers.base import Provider
-from reconciler.errors import PermanentError
-from reconciler.model import BackupMethod, ServerStatus, SnapshotRequest
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import BackupMethod, ServerStatus, SnapshotRequest
+from reconciler.core.provider import Provider
 from tests.conformance.backend import Backend
 from tests.conformance.helpers import make_request, observe_sorted
 

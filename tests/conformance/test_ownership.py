@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from providers.base import Provider
+from reconciler.core.provider import Provider
 from tests.conformance.backend import Backend
 from tests.conformance.helpers import make_request, observe_sorted
 

@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 import providers
-from providers.base import BUILTIN_MODULES, Provider, provider_class
-from reconciler.model import Capabilities
+from reconciler.core.model import Capabilities
+from reconciler.core.provider import BUILTIN_MODULES, Provider, provider_class
 from tests.conformance.backend import Backend
 from tests.conformance.conftest import backend_files
 

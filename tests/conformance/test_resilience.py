@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from providers.base import Provider
-from reconciler.errors import PermanentError, TransientError
-from reconciler.retry import call_with_retry
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.core.provider import Provider
+from reconciler.core.retry import call_with_retry
 from tests.conformance.backend import Backend
 from tests.conformance.helpers import RetryLog, make_request, no_sleep_policy
 

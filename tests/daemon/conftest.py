@@ -23,15 +23,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from providers.simcloud import admin_list
-from reconciler.alerts import Alerter
-from reconciler.apply import RunContext
-from reconciler.backoff import KeyBackoff
-from reconciler.cli import main
-from reconciler.clock import Clock
+from reconciler.cli.main import main
 from reconciler.config import resolve_secret
-from reconciler.daemon_cycle import CycleContext, CycleOutcome, CycleReport, DaemonOptions, reconcile
-from reconciler.daemon_http import DaemonMetrics
-from reconciler.engine import Workspace
+from reconciler.core.clock import Clock
+from reconciler.daemon.alerts import Alerter
+from reconciler.daemon.backoff import KeyBackoff
+from reconciler.daemon.cycle import CycleContext, CycleOutcome, CycleReport, DaemonOptions, reconcile
+from reconciler.daemon.http import DaemonMetrics
+from reconciler.run.engine import Workspace
+from reconciler.run.executor import RunContext
 from tests.e2e.conftest import NOW, REPO, Cli, Result, state_dir  # noqa: F401 - state_dir: a shared fixture
 
 PROVIDERS = """\

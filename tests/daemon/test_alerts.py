@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from reconciler.alerts import Alert, Alerter
 from reconciler.config import load_desired_state, resolve_secret
-from reconciler.model import AlertEvent, AlertSink, AlertSinkType, SecretRef
+from reconciler.core.model import AlertEvent, AlertSink, AlertSinkType, SecretRef
+from reconciler.daemon.alerts import Alert, Alerter
 from tests.daemon.conftest import PROVIDERS, TEMPLATES, Receiver, cluster
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from providers.simcloud_admin import cpu_utilisation
-from reconciler import autoscale
-from reconciler.apply import RunContext
-from reconciler.autoscale import LastDecision, decide, utilisation
 from reconciler.config import load_desired_state
-from reconciler.daemon_cycle import CycleOutcome
-from reconciler.engine import plan_path
-from reconciler.model import Autoscale, MetricSample, ScaleMetric, Size
-from reconciler.store.base import AuditAction
+from reconciler.core.model import Autoscale, MetricSample, ScaleMetric, Size
+from reconciler.core.records import AuditAction
+from reconciler.daemon import autoscale
+from reconciler.daemon.autoscale import LastDecision, decide, utilisation
+from reconciler.daemon.cycle import CycleOutcome
+from reconciler.run.engine import plan_path
+from reconciler.run.executor import RunContext
 from tests.daemon.conftest import T0, Cycles, in_process_cycles
 
 SPEC = Autoscale(member="shop/web", min=1, max=4, metric=ScaleMetric.CPU, target=50.0, cooldown_seconds=300)

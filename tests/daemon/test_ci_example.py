@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.cli import build_parser
+from reconciler.cli.main import build_parser
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "ci" / "github-actions.yml"
 

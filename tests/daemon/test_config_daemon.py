@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.config import load_desired_state
-from reconciler.model import Autoscale, FailoverMode, ScaleMetric
+from reconciler.core.model import Autoscale, FailoverMode, ScaleMetric
 from tests.daemon.conftest import PROVIDERS, TEMPLATES
 
 SHOP = """\

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.core.records import AuditAction, Outcome
 from reconciler.store.sqlite import SQLiteStore
 from tests.daemon.conftest import (
     DaemonProcess,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import structlog
 
-from reconciler import logs
-from reconciler.daemon import Daemon
-from reconciler.daemon_cycle import CycleOutcome, DaemonOptions
-from reconciler.engine import Workspace
-from reconciler.store.base import AuditAction, Outcome
+from reconciler.cli import logs
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.daemon.cycle import CycleOutcome, DaemonOptions
+from reconciler.daemon.loop import Daemon
+from reconciler.run.engine import Workspace
 from reconciler.store.sqlite import SQLiteStore
 from tests.daemon.conftest import PROVIDERS, GitRepo, StartDaemon, cluster, wait_until
 from tests.e2e.conftest import REPO, Cli

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply import RunContext
-from reconciler.backoff import KeyBackoff, restrict_plan
-from reconciler.failover import FailoverGuard, Verdict, held, is_failover, record, record_sighting
-from reconciler.graph import order_changes
-from reconciler.model import DesiredServer, DriftMode, ObservedServer, ProviderConfig, ServerStatus
-from reconciler.plan import Plan
-from reconciler.store.base import AuditAction, Store
+from reconciler.core.graph import order_changes
+from reconciler.core.model import DesiredServer, DriftMode, ObservedServer, ProviderConfig, ServerStatus
+from reconciler.core.plan import Plan
+from reconciler.core.records import AuditAction
+from reconciler.daemon.backoff import KeyBackoff, restrict_plan
+from reconciler.daemon.failover import FailoverGuard, Verdict, held, is_failover, record, record_sighting
+from reconciler.run.executor import RunContext
+from reconciler.store.base import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.engine.factories import OWNER, desired, observed, run_diff
 

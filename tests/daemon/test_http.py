@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.daemon_http import DaemonMetrics, Probes, StatusServer, parse_listen, start_server
-from reconciler.errors import UserError
+from reconciler.core.errors import UserError
+from reconciler.daemon.http import DaemonMetrics, Probes, StatusServer, parse_listen, start_server
 
 
 class Fake:
@@ -100,6 +100,7 @@ def test_listen_must_be_host_and_port(text: str) -> None:
 
 
 def test_the_cli_default_is_the_listener_default() -> None:
-    from reconciler import commands_daemon, daemon_http
+    from reconciler.cli import daemon as commands_daemon
+    from reconciler.daemon import http as daemon_http
 
     assert commands_daemon.DEFAULT_LISTEN == daemon_http.DEFAULT_LISTEN

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import load_desired_state
-from reconciler.errors import UserError
-from reconciler.source import GitSource, redact_url, repo_name, temporary_checkout
+from reconciler.core.errors import UserError
+from reconciler.daemon.source import GitSource, redact_url, repo_name, temporary_checkout
 from tests.daemon.conftest import TEMPLATES, GitRepo, cluster
 from tests.e2e.conftest import Cli
 

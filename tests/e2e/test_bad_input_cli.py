@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.config.bad_cases import CASES
 from tests.config.badcase import BadCase, expected_lines, write_case
 from tests.e2e.conftest import Cli

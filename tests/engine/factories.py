@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.diff import DiffResult, diff
-from reconciler.model import (
+from reconciler.core.diff import DiffResult, diff
+from reconciler.core.model import (
     Capabilities,
     DesiredServer,
     ObservedServer,

@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
-from reconciler.diff import member_of
-from reconciler.errors import UserError
-from reconciler.model import (
+from reconciler.core.changes import FieldChange
+from reconciler.core.diff import member_of
+from reconciler.core.errors import UserError
+from reconciler.core.model import (
     Action,
     Capabilities,
     DriftMode,
@@ -18,7 +19,6 @@ from reconciler.model import (
     UpdateStrategy,
     idempotency_token,
 )
-from reconciler.plan import FieldChange
 from tests.engine.factories import OWNER, desired, observed, run_diff
 
 

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from reconciler.errors import UserError
-from reconciler.graph import build_graph, levels, order_changes, to_dot, to_text
-from reconciler.model import DesiredServer, ObservedServer, SourceLocation
-from reconciler.plan import Change
+from reconciler.core.changes import Change
+from reconciler.core.errors import UserError
+from reconciler.core.graph import build_graph, levels, order_changes, to_dot, to_text
+from reconciler.core.model import DesiredServer, ObservedServer, SourceLocation
 from tests.engine.factories import desired, observed, run_diff
 
 

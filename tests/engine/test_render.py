@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.graph import order_changes
-from reconciler.model import DriftMode, ResolvedInput, SecretRef
-from reconciler.plan import CostLine, CostSummary, Plan, load_plan
-from reconciler.render import (
+from reconciler.cli.render import (
     NO_CHANGES,
     cost_line,
     format_hourly,
@@ -26,6 +23,10 @@ from reconciler.render import (
     render_markdown,
     render_text,
 )
+from reconciler.core.graph import order_changes
+from reconciler.core.model import DriftMode, ResolvedInput, SecretRef
+from reconciler.core.plan import CostLine, CostSummary, Plan
+from reconciler.core.plan_codec import load_plan
 from tests.engine.factories import NOW, OWNER, desired, observed, provider_config, run_diff
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from providers.base import ProviderContext
 from providers.libvirt import LibvirtProvider
-from reconciler.clock import Clock
-from reconciler.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
+from reconciler.core.clock import Clock
+from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
+from reconciler.core.provider import ProviderContext
 from tests.libvirt.world import TestDriverWorld
 
 OWNER = "acme-infra"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import load_desired_state
-from reconciler.errors import UserError
+from reconciler.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "clusters-libvirt"

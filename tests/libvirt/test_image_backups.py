@@ -11,8 +11,8 @@ import pytest
 from providers.libvirt import LibvirtProvider
 from providers.libvirt_backup import record_name
 from providers.libvirt_xml import NS
-from reconciler.errors import PermanentError, TransientError
-from reconciler.model import BackupMethod, ServerStatus, Size, SnapshotRequest
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.core.model import BackupMethod, ServerStatus, Size, SnapshotRequest
 from tests.libvirt.faults import Faults
 from tests.libvirt.fixtures import OWNER, SIZE, make_request
 from tests.libvirt.world import IMAGE, TestDriverWorld

@@ -8,8 +8,8 @@ import pytest
 
 from providers.libvirt import LibvirtProvider
 from providers.libvirt_xml import NS
-from reconciler.errors import PermanentError
-from reconciler.model import ServerStatus, Size, UpdateRequest
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import ServerStatus, Size, UpdateRequest
 from tests.libvirt.faults import Faults, libvirt_error
 from tests.libvirt.fixtures import NOW, OWNER, SIZE, make_request
 from tests.libvirt.world import IMAGE, TEST_POOL, TestDriverWorld

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import ProviderContext
 from providers.libvirt import LibvirtProvider
 from providers.libvirt_backup import record_name
 from providers.libvirt_xml import NS
-from reconciler.clock import Clock
-from reconciler.model import BackupMethod, ProviderConfig, Size, SnapshotRequest
+from reconciler.core.clock import Clock
+from reconciler.core.model import BackupMethod, ProviderConfig, Size, SnapshotRequest
+from reconciler.core.provider import ProviderContext
 from tests.libvirt.fixtures import NOW, make_request
 from tests.libvirt.world import IMAGE, QEMU_URI, QemuHost, qemu_skip_reason
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from providers.libvirt import LibvirtProvider
-from reconciler.errors import TransientError
-from reconciler.model import ServerStatus
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.errors import TransientError
+from reconciler.core.model import ServerStatus
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.libvirt.faults import Faults
 from tests.libvirt.fixtures import OWNER, make_request
 from tests.libvirt.world import IMAGE, TestDriverWorld

@@ -10,8 +10,8 @@ import libvirt
 import pytest
 
 from providers.libvirt import LibvirtProvider
-from reconciler.errors import PermanentError
-from reconciler.model import MetricSample, SnapshotRequest
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import MetricSample, SnapshotRequest
 from tests.libvirt.fixtures import NOW, OWNER, make_request
 from tests.libvirt.world import IMAGE, TestDriverWorld
 

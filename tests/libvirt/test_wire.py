@@ -9,8 +9,8 @@ import pytest
 
 from providers.libvirt import LibvirtProvider
 from providers.libvirt_wire import map_error, status_of
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import ServerStatus, UpdateRequest
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import ServerStatus, UpdateRequest
 from tests.libvirt.faults import Faults, libvirt_error
 from tests.libvirt.fixtures import OWNER, make_request
 from tests.libvirt.world import TestDriverWorld

@@ -85,9 +85,9 @@ def owner(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_provider(nova: NovaCloud, project: Project, tmp_path: Path) -> Iterator[MakeProvider]:
     """Providers on this test's project; keyword arguments override the Provider spec."""
-    from providers.base import create_provider
     from providers.openstack import OpenStackProvider
-    from reconciler.model import ProviderConfig
+    from reconciler.core.model import ProviderConfig
+    from reconciler.core.provider import create_provider
     from tests.conformance.backend import fixed_context
 
     made: list[OpenStackProvider] = []

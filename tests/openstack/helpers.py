@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from reconciler.model import CreateRequest, Size, UpdateRequest, idempotency_token, server_name
+from reconciler.core.model import CreateRequest, Size, UpdateRequest, idempotency_token, server_name
 
 IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # GlanceFixture's first image
 TINY = Size(cpus=1, memory_mb=512, disk_gb=1)  # m1.tiny

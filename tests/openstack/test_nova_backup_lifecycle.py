@@ -14,12 +14,12 @@ import openstack
 import pytest
 
 from providers.openstack_common import MARK_METHOD, MARK_RESTORED_FROM
-from reconciler import engine
-from reconciler.backup import BackupKind
-from reconciler.backup_restore import restore
-from reconciler.clock import parse_timestamp
+from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
-from reconciler.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, Action, Size
+from reconciler.core.backups import BackupKind
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, Action, Size
+from reconciler.run import engine
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,

@@ -18,8 +18,8 @@ from providers.openstack_common import (
     MARK_RESTORED_FROM,
     MARK_SNAPSHOT_OF,
 )
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import (
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import (
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -30,7 +30,7 @@ from reconciler.model import (
     Size,
     SnapshotRequest,
 )
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.conformance.backend import FIXED_NOW
 from tests.openstack.conftest import MakeProvider
 from tests.openstack.helpers import IMAGE_ID, request

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import engine
-from reconciler.apply import ChangeStatus
-from reconciler.clock import Clock
-from reconciler.model import TAG_KEY, Action
-from reconciler.retry import RetryPolicy
+from reconciler.core.clock import Clock
+from reconciler.core.model import TAG_KEY, Action
+from reconciler.core.retry import RetryPolicy
+from reconciler.run import engine
+from reconciler.run.executor import ChangeStatus
 from tests.openstack.helpers import IMAGE_ID
 from tests.openstack.novacloud import NovaCloud, Project
 

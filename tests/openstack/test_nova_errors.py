@@ -16,10 +16,10 @@ import pytest
 import yaml
 from nova.virt import fake as fake_virt
 
-from providers.base import create_provider
-from reconciler.errors import PermanentError, TransientError, UserError
-from reconciler.model import ProviderConfig, ServerStatus
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.errors import PermanentError, TransientError, UserError
+from reconciler.core.model import ProviderConfig, ServerStatus
+from reconciler.core.provider import create_provider
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.conformance.backend import fixed_context
 from tests.openstack.conftest import MakeProvider
 from tests.openstack.helpers import SMALL, request, resize

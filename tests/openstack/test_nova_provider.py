@@ -19,9 +19,17 @@ from nova.tests import fixtures as nova_fixtures
 
 from providers.openstack import OpenStackProvider
 from providers.openstack_common import MARK_DISK, MARK_IMAGE, MARK_SIZE, owner_tag, token_tag
-from reconciler.errors import PermanentError, TransientError
-from reconciler.model import TAG_KEY, TAG_OWNER, TAG_SPEC_HASH, TAG_TOKEN, ObservedServer, ServerStatus, Size
-from reconciler.retry import RetryPolicy, call_with_retry
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.core.model import (
+    TAG_KEY,
+    TAG_OWNER,
+    TAG_SPEC_HASH,
+    TAG_TOKEN,
+    ObservedServer,
+    ServerStatus,
+    Size,
+)
+from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.openstack.conftest import MakeProvider
 from tests.openstack.helpers import IMAGE_ID, SMALL, TAGS, USER_DATA, request, resize
 from tests.openstack.novacloud import AMBIGUOUS_IMAGE_NAME, UNIQUE_IMAGE_NAME, NovaCloud, Project

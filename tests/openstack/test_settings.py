@@ -14,8 +14,8 @@ pytest.importorskip("openstack", reason="the openstack extra is not installed")
 from providers.openstack_api import OpenStackSettings  # noqa: E402
 from providers.openstack_common import NOVA_TAG_MAX, Flavor, find_flavor, nova_tag, owner_tag, pick_flavor  # noqa: E402
 from reconciler.config import load_desired_state  # noqa: E402
-from reconciler.errors import PermanentError, UserError  # noqa: E402
-from reconciler.model import TAG_OWNER, Size  # noqa: E402
+from reconciler.core.errors import PermanentError, UserError  # noqa: E402
+from reconciler.core.model import TAG_OWNER, Size  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "clusters-openstack"
 FLAVORS = [Flavor(vcpus=1, ram=512, disk=1, name="m1.tiny", id="1"),

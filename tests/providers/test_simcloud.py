@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from providers.base import ProviderContext, create_provider
 from providers.simcloud import (
     KILL_AFTER_ENV,
     SimCloud,
@@ -28,9 +27,9 @@ from providers.simcloud import (
     admin_list,
     admin_stop,
 )
-from reconciler.clock import Clock
-from reconciler.errors import PermanentError, TransientError, UserError
-from reconciler.model import (
+from reconciler.core.clock import Clock
+from reconciler.core.errors import PermanentError, TransientError, UserError
+from reconciler.core.model import (
     CreateRequest,
     ProviderConfig,
     ServerStatus,
@@ -40,6 +39,7 @@ from reconciler.model import (
     idempotency_token,
     server_name,
 )
+from reconciler.core.provider import ProviderContext, create_provider
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.store.base import AuditAction, AuditRecord, Outcome
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 

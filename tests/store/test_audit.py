@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import UserError
-from reconciler.store.base import AuditAction, Outcome, Store
+from reconciler.core.errors import UserError
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.store.base import Store
 from reconciler.store.sqlite import GENESIS_HASH, SCHEMA_VERSION, SQLiteStore, audit_hash
 
 from .conftest import Backend
@@ -199,8 +200,8 @@ def test_max_generation_reads_intent_detail(store: Store) -> None:
 
 
 def test_transaction_rolls_back_everything(store: Store) -> None:
-    from reconciler.model import Size
-    from reconciler.store.base import UsageInterval
+    from reconciler.core.model import Size
+    from reconciler.core.records import UsageInterval
 
     interval = UsageInterval(deployment="prod", provider="sim", resource_id="i-1", key="shop/web/0",
                              flavor=None, size=Size(1, 1024, 10), start=T0)

@@ -20,7 +20,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from reconciler.store import open_store
-from reconciler.store.base import AuditAction, AuditRecord, Outcome
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
 
 url, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 at = datetime(2026, 11, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import UserError
+from reconciler.core.errors import UserError
 from reconciler.store import open_store
 from reconciler.store.sqlite import SQLiteStore
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
-from reconciler.model import MetricSample, Size
-from reconciler.store.base import Store, UsageInterval
+from reconciler.core.model import MetricSample, Size
+from reconciler.core.records import UsageInterval
+from reconciler.store.base import Store
 
 from .helpers import T0
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from reconciler.model import MetricSample
+from reconciler.core.model import MetricSample
 from reconciler.store.base import Store
 
 from .conftest import Backend

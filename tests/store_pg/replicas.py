@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from providers import simcloud
-from reconciler.clock import Clock
-from reconciler.engine import Workspace, plan_path
-from reconciler.store.base import AuditEntry, Outcome
+from reconciler.core.clock import Clock
+from reconciler.core.records import AuditEntry, Outcome
+from reconciler.run.engine import Workspace, plan_path
 from reconciler.store.postgres import PostgresStore
 from tests.store_pg.pg import REPO
 

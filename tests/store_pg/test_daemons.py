@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from providers.simcloud import admin_list
-from reconciler.store.base import Outcome
+from reconciler.core.records import Outcome
 from reconciler.store.postgres import PostgresStore
 from tests.store_pg.pg import REPO
 
-if importlib.util.find_spec("reconciler.daemon") is None:  # pragma: no cover - the daemon lands separately
+if importlib.util.find_spec("reconciler.daemon.loop") is None:  # pragma: no cover - lands separately
     pytest.skip("the daemon (reconciler run) is not part of this tree", allow_module_level=True)
 
 from tests.daemon.conftest import PROVIDERS, TEMPLATES, GitRepo, cluster, wait_until  # noqa: E402

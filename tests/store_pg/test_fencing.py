@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import LeaseLostError
-from reconciler.model import MetricSample, Size
+from reconciler.core.errors import LeaseLostError
+from reconciler.core.model import MetricSample, Size
+from reconciler.core.records import AuditAction, AuditRecord, BackupInterval, Outcome, UsageInterval
 from reconciler.store import open_store
-from reconciler.store.base import (
-    AuditAction,
-    AuditRecord,
-    BackupInterval,
-    Outcome,
-    Store,
-    UsageInterval,
-)
+from reconciler.store.base import Store
 from tests.store_pg.pg import REPO
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -146,9 +140,9 @@ _OLD_HOLDER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from reconciler.errors import LeaseLostError
+from reconciler.core.errors import LeaseLostError
 from reconciler.store import open_store
-from reconciler.store.base import AuditAction, AuditRecord, Lease, Outcome
+from reconciler.core.records import AuditAction, AuditRecord, Lease, Outcome
 
 url, epoch = sys.argv[1], int(sys.argv[2])
 store = open_store(Path("unused"), url)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.clock import Clock
-from reconciler.errors import LeaseLostError, UserError
-from reconciler.leases import HOSTNAME_ENV, TTL_ENV, LeaseKeeper, hostname, lease_ttl
+from reconciler.core.clock import Clock
+from reconciler.core.errors import LeaseLostError, UserError
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.run.leases import HOSTNAME_ENV, TTL_ENV, LeaseKeeper, hostname, lease_ttl
 from reconciler.store import open_store
-from reconciler.store.base import AuditAction, AuditRecord, Outcome
 
 CLOCK = Clock()
 RECORD = AuditRecord(

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.errors import UserError
-from reconciler.store.base import AuditAction, AuditRecord, Outcome
+from reconciler.core.errors import UserError
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.store.postgres import PostgresStore
 from reconciler.store.postgres_schema import SCHEMA_VERSION
 from tests.store_pg import pg
@@ -44,7 +44,7 @@ _OPENER = """
 import sys
 from datetime import UTC, datetime
 from reconciler.store.postgres import PostgresStore
-from reconciler.store.base import AuditAction, AuditRecord, Outcome
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
 sys.stdin.readline()
 with PostgresStore(sys.argv[1]) as store:
     for i in range(20):

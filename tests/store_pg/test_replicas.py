@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler.store.base import Outcome
+from reconciler.core.records import Outcome
 from reconciler.store.postgres import PostgresStore
 from tests.store_pg import pg
 from tests.store_pg.replicas import EXPECTED_KEYS, Cluster, desired_state, run_ids, seq_span

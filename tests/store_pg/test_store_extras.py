@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.records import AuditAction, AuditRecord, BackupInterval, Outcome
 from reconciler.store import open_store
-from reconciler.store.base import AuditAction, AuditRecord, BackupInterval, Outcome, Store
+from reconciler.store.base import Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

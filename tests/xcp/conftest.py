@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import ProviderContext
 from providers.xcp import XcpProvider
-from reconciler.clock import Clock
-from reconciler.model import CreateRequest, ProviderConfig, Size, idempotency_token
+from reconciler.core.clock import Clock
+from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token
+from reconciler.core.provider import ProviderContext
 from tests.xcp.xapi_sim import SIM_EPOCH, XapiSim
 
 OWNER = "acme-infra"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.model import TAG_KEY, TAG_OWNER
+from reconciler.core.model import TAG_KEY, TAG_OWNER
 from tests.xcp.helpers import user_data
 from tests.xcp.xapi_db import MIB
 from tests.xcp.xapi_sim import XapiSim

@@ -8,10 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from providers.base import ProviderContext, provider_class
 from providers.xcp import XcpProvider
-from reconciler.errors import NotFoundError, PermanentError, TransientError, UserError
-from reconciler.model import ServerStatus, Size, SnapshotRequest
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.model import ServerStatus, Size, SnapshotRequest
+from reconciler.core.provider import ProviderContext, provider_class
 from tests.xcp.conftest import OWNER, PASSWORD_ENV, make_request, provider_config
 from tests.xcp.xapi_sim import XapiSim
 

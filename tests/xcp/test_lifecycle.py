@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from providers.xcp import XcpProvider
-from reconciler.errors import PermanentError
-from reconciler.model import (
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import (
     TAG_KEY,
     TAG_OWNER,
     TAG_TOKEN,

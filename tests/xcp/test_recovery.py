@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from providers.xcp import MARK_CREATED, XcpProvider
-from reconciler.errors import TransientError
-from reconciler.model import TAG_OWNER, ServerStatus
+from reconciler.core.errors import TransientError
+from reconciler.core.model import TAG_OWNER, ServerStatus
 from tests.xcp.conftest import OWNER, make_request
 from tests.xcp.helpers import vm_by_uuid
 from tests.xcp.xapi_sim import XapiSim

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from providers.xcp import MARK_BACKUP_ID, MARK_CREATED, MARK_METHOD, MARK_RESTORED_FROM, XcpProvider
-from reconciler.errors import NotFoundError, PermanentError, TransientError
-from reconciler.model import (
+from reconciler.core.errors import NotFoundError, PermanentError, TransientError
+from reconciler.core.model import (
     TAG_OWNER,
     TAG_POLICY,
     TAG_TAKEN_AT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from providers.xcp import MARK_SNAPSHOT_OF, XcpProvider
-from reconciler.errors import PermanentError
-from reconciler.model import TAG_OWNER, TAG_POLICY, TAG_TAKEN_AT, TAG_TOKEN, Size, SnapshotRequest
+from reconciler.core.errors import PermanentError
+from reconciler.core.model import TAG_OWNER, TAG_POLICY, TAG_TAKEN_AT, TAG_TOKEN, Size, SnapshotRequest
 from tests.xcp.conftest import OWNER, PROVIDER_NOW, make_request
 from tests.xcp.helpers import vdi_count, vm_by_uuid, vm_exists
 from tests.xcp.xapi_sim import XapiSim

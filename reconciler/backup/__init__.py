@@ -1,0 +1,2 @@
+"""reconciler.backup: backups as reconciles of their own — ``backup run``, ``list``, ``delete``, ``restore``.
+"""

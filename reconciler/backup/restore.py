@@ -1,0 +1,244 @@
+"""backup_restore: ``reconciler restore`` — a server for a key, created from one of its backups.
+
+Level-triggered like every command: it observes the key's servers and lists the backups
+now, describes what it will do and asks for confirmation, then:
+
+1. creates the restored server through ``Provider.create_from_snapshot`` — a new generation
+   of the same key, with CREATE intent and outcome in the audit ledger (the intent names
+   the backup) and a usage interval opened;
+2. deletes every live server of that key, each after its own final backup when the key is
+   under a policy (unless ``skip_final_backup``); a server whose final backup failed is
+   left alone.
+
+The restored server has the size its server had when the backup was taken (read back
+from the audit ledger's snapshot entry; the template's size when the ledger does not
+know), and its spec hash covers that size — so when the template has changed since, the
+next plan shows the resize or replacement honestly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.backup.cycle import BackupSession, find_backups
+from reconciler.config import check_secrets, render_user_data, resolve_secret
+from reconciler.core.backups import BackupAction, BackupKind, final_name
+from reconciler.core.clock import isoformat
+from reconciler.core.errors import NotFoundError, UserError
+from reconciler.core.model import (
+    CreateRequest,
+    DesiredServer,
+    DesiredState,
+    ObservedServer,
+    Size,
+    Snapshot,
+    compute_spec_hash,
+    idempotency_token,
+    server_name,
+)
+from reconciler.core.pricing import usage_interval
+from reconciler.core.provider import Provider
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run import engine
+from reconciler.run.backups import BackupResult, list_snapshots
+from reconciler.run.executor import AuditWriter, RunContext
+from reconciler.store.base import Store
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    server: ObservedServer | None  # None when cancelled
+    replaced: tuple[str, ...] = ()  # resource ids of the servers of the key that were deleted
+    backups: tuple[BackupResult, ...] = ()  # final backups of the replaced servers
+
+
+def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str) -> Size | None:
+    """The size the backed-up server had, from the snapshot's audit entry (None if unknown)."""
+    for entry in store.recent_audit(deployment, [AuditAction.SNAPSHOT], key=key, limit=100_000):
+        record = entry.record
+        if record.outcome is not Outcome.SUCCEEDED or record.resource_id != snapshot_id:
+            continue
+        try:
+            size = json.loads(record.detail)["server_size"]
+            return Size(int(size["cpus"]), int(size["memory_mb"]), int(size["disk_gb"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _find_backup(
+    providers: Mapping[str, Provider],
+    want: DesiredServer,
+    backup_id: str,
+    ws: engine.Workspace,
+    deployment: str,
+) -> Snapshot:
+    snapshots, _ = list_snapshots(providers, deployment, ws.retry)
+    [found] = find_backups(snapshots, [backup_id], deployment)
+    if found.key != want.key:
+        raise UserError(f"backup {backup_id} is a backup of {found.key}, not of {want.key}")
+    if found.provider != want.provider:
+        raise UserError(
+            f"backup {backup_id} is on provider {found.provider}, but {want.key} now lives on "
+            f"{want.provider}; a backup restores on its own provider"
+        )
+    return found
+
+
+def describe_restore(
+    want: DesiredServer, backup: Snapshot, size: Size, current: Sequence[ObservedServer]
+) -> str:
+    text = (
+        f"Restore {want.key} from backup {backup.snapshot_id} ({backup.name}, taken "
+        f"{isoformat(backup.created_at)}, {backup.size_gb:g} GB) as a new server of {size} on provider "
+        f"{want.provider}."
+    )
+    if current:
+        ids = ", ".join(s.resource_id for s in current)
+        text += f" The current server(s) {ids} of {want.key} will be deleted afterwards."
+    if size != want.size:
+        text += f" The template now asks for {want.size}: the next apply will change it to that."
+    return text
+
+
+def restore(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    key: str,
+    backup_id: str,
+    *,
+    confirm: Callable[[str], bool],
+    skip_final_backup: bool = False,
+) -> RestoreResult:
+    """Restore ``key`` from backup ``backup_id`` (see the module docstring); ``confirm`` gets the
+    description of what will happen and returns False to cancel."""
+    want = next((s for s in state.servers if s.key == key), None)
+    if want is None:
+        raise UserError(
+            f"{key} is not a server of the desired state in {state.source_path}; restore needs its template"
+        )
+    check_secrets([want])
+    with BackupSession(state, ws, run, None) as op:
+        providers, store = op.providers, op.store
+        engine.settle_intents(store, providers, state.deployment, run, ws.clock)
+        observed = engine.observe(providers, state.deployment, ws.retry)
+        current = [s for s in observed if s.key == key and s.owner == state.deployment]
+        backup = _find_backup(providers, want, backup_id, ws, state.deployment)
+        size = backup_server_size(store, state.deployment, key, backup_id) or want.size
+        if not confirm(describe_restore(want, backup, size, current)):
+            return RestoreResult(server=None)
+        restored = _create_restored(state, ws, run, store, providers, want, backup, size, current)
+        finals: list[BackupResult] = []
+        replaced: list[str] = []
+        policy = state.backup_policies.get(want.backup_policy) if want.backup_policy else None
+        for old in current:
+            if policy is not None and not skip_final_backup:
+                action = BackupAction(
+                    kind=BackupKind.FINAL,
+                    key=key,
+                    provider=old.provider,
+                    policy=policy.name,
+                    reason=f"final backup before the restore from {backup_id} replaces it",
+                    resource_id=old.resource_id,
+                    name=final_name(key, old.resource_id),
+                    quiesce=policy.quiesce,
+                    method=policy.method,
+                )
+                result = op.runner.take(action, old)
+                finals.append(result)
+                if not result.snapshot_id:
+                    continue  # never delete a server whose final backup failed
+            _delete(state, ws, run, store, providers, old)
+            replaced.append(old.resource_id)
+        op.keeper.check()
+        return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
+
+
+def _writer(state: DesiredState, ws: engine.Workspace, run: RunContext, store: Store) -> AuditWriter:
+    return AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
+
+
+def _create_restored(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    store: Store,
+    providers: Mapping[str, Provider],
+    want: DesiredServer,
+    backup: Snapshot,
+    size: Size,
+    current: Sequence[ObservedServer],
+) -> ObservedServer:
+    provider = providers[want.provider]
+    # Honest marks: the desired spec hash when the disk is the template's; else one covering the
+    # restored disk (it differs from the desired one, so the next plan shows the replacement).
+    spec_hash = want.spec_hash
+    if not spec_hash or size.disk_gb != want.size.disk_gb:
+        spec_hash = compute_spec_hash(dataclasses.replace(want, size=size))
+    last = store.max_generation(state.deployment, want.key)
+    generation = max([s.generation for s in current] + ([last] if last is not None else []), default=-1) + 1
+    token = idempotency_token(state.deployment, want.key, spec_hash, generation)
+    detail = {
+        "generation": generation,
+        "spec_hash": spec_hash,
+        "size": str(size),
+        "restore_from": backup.snapshot_id,
+    }
+    request = CreateRequest(
+        owner=state.deployment,
+        key=want.key,
+        name=server_name(want.key, generation),
+        token=token,
+        generation=generation,
+        spec_hash=spec_hash,
+        image=want.image,
+        size=size,
+        flavor=want.flavor,
+        user_data=render_user_data(want, resolve_secret),
+        tags=want.tags,
+        cluster=want.cluster,
+        member=want.member,
+    )
+    plist = state.price_list_for(want.provider)
+    return _writer(state, ws, run, store).mutate(
+        want.key,
+        provider,
+        AuditAction.CREATE,
+        lambda: provider.create_from_snapshot(request, backup),
+        token=token,
+        detail=json.dumps(detail),
+        success_detail=json.dumps({"restored_from": backup.snapshot_id}),
+        ledger=lambda created: store.open_interval(
+            usage_interval(state.deployment, created, plist, start=ws.clock.now())
+        ),
+    )
+
+
+def _delete(
+    state: DesiredState,
+    ws: engine.Workspace,
+    run: RunContext,
+    store: Store,
+    providers: Mapping[str, Provider],
+    old: ObservedServer,
+) -> None:
+    provider = providers[old.provider]
+
+    def delete() -> None:
+        with contextlib.suppress(NotFoundError):  # gone already: what delete wanted
+            provider.delete(old)
+
+    _writer(state, ws, run, store).mutate(
+        old.key,
+        provider,
+        AuditAction.DELETE,
+        delete,
+        resource_id=old.resource_id,
+        detail="replaced by a restore",
+        ledger=lambda _: store.close_interval(old.provider, old.resource_id, end=ws.clock.now()),
+    )

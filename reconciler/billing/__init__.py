@@ -1,0 +1,2 @@
+"""reconciler.billing: usage reports from the ledger — instance-hours, measured use, backup storage.
+"""

@@ -1,0 +1,1 @@
+"""reconciler.cli: the ``reconciler`` command — argument parsing, command handlers and renderers."""

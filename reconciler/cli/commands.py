@@ -1,0 +1,276 @@
+"""commands: one handler per CLI command — gathers arguments, calls the engine, prints results.
+
+Handlers return the process exit code. Output goes to stdout; diagnostics and logs to
+stderr. Colour and the live progress display appear only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from reconciler.cli import render
+from reconciler.cli.common import (
+    EXIT_BUDGET,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    state_dir,
+    tty,
+    workspace,
+    write_out,
+)
+from reconciler.cli.daemon import from_source
+from reconciler.config import explain_inputs, load_desired_state
+from reconciler.core.errors import UserError
+from reconciler.core.plan import Plan
+from reconciler.core.plan_codec import load_plan
+from reconciler.run import engine
+from reconciler.run.backups import describe as describe_backup
+from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.identity import detect_identity
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    state = load_desired_state(args.path, deployment=args.deployment)
+    for warning in state.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    clusters = len({s.cluster for s in state.servers})
+    print(
+        f"{args.path}: valid — {_count(len(state.servers), 'server')} in {_count(clusters, 'cluster')} "
+        f"on {_count(len(state.providers), 'provider')}"
+    )
+    return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _plan(args: argparse.Namespace, ws: engine.Workspace, *, destroy: bool = False) -> Plan:
+    identity = detect_identity(args.path, getattr(args, "actor", None))
+    return engine.plan_path(
+        args.path,
+        ws,
+        deployment=args.deployment,
+        commit=getattr(args, "source_commit", None) or identity.commit,
+        destroy=destroy,
+        skip_final_backup=getattr(args, "skip_final_backup", False),
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    with from_source(args):  # --source: PATH inside a commit checked out to a temporary folder
+        return _cmd_plan(args)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    try:
+        plan = _plan(args, ws)
+    finally:
+        ws.close()
+    rendered = {
+        "text": lambda: render.render_text(plan, color=tty()),
+        "json": lambda: render.render_json(plan),
+        "markdown": lambda: render.render_markdown(plan),
+    }[args.format]()
+    if args.out is not None:
+        write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
+    sys.stdout.write(rendered)
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_BUDGET if plan.breaks_budget else EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
+    if yes:
+        return True
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError(f"refusing to {verb} without --yes when not run on a terminal")
+    answer = input(f"\nDo you want to {verb} these changes? Only 'yes' will be accepted: ")
+    return answer.strip() == "yes"
+
+
+def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
+    """Progress: a rich bar on a terminal, plain lines otherwise."""
+    if not tty():
+
+        def line(result: ChangeResult) -> None:
+            change = result.change
+            suffix = f" ({result.resource_id})" if result.resource_id else ""
+            message = f": {result.message}" if result.message else ""
+            print(f"{change.action.symbol} {change.key} {result.status.value}{suffix}{message}", flush=True)
+
+        return line, lambda: None
+    from rich.progress import Progress
+
+    progress = Progress()
+    task = progress.add_task("applying", total=None)
+    progress.start()
+
+    def advance(result: ChangeResult) -> None:
+        change = result.change
+        if result.status is not ChangeStatus.SUCCEEDED:
+            progress.console.print(
+                f"{change.action.symbol} {change.key} {result.status.value}: {result.message}"
+            )
+        progress.advance(task)
+
+    return advance, progress.stop
+
+
+def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: str) -> int:
+    sys.stdout.write(render.render_text(plan, color=tty()))
+    if plan.has_changes and not _confirm(plan, args.yes, verb):
+        print("Cancelled; nothing was changed.")
+        return EXIT_ERROR
+    identity = (
+        detect_identity(args.path, getattr(args, "actor", None))
+        if args.path
+        else detect_identity(None, getattr(args, "actor", None))
+    )
+    run = engine.new_run(identity.actor, plan.commit or identity.commit)
+    on_result, stop = _reporter()
+    try:
+        report = engine.apply_plan(
+            plan,
+            ws,
+            run,
+            max_deletes=args.max_deletes,
+            allow_mass_delete=args.allow_mass_delete,
+            on_result=on_result,
+        )
+    finally:
+        stop()
+    for message in report.recovered:
+        print(f"Recovered: {message}")
+    for backup in report.backups:
+        print(describe_backup(backup))
+    if not plan.has_changes:
+        return EXIT_OK if report.ok else EXIT_ERROR
+    print(
+        f"\nApply complete: {report.count(ChangeStatus.SUCCEEDED)} succeeded, "
+        f"{report.count(ChangeStatus.FAILED)} failed, {report.count(ChangeStatus.SKIPPED)} skipped."
+    )
+    for problem in report.problems:
+        print(f"Not converged: {problem}")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    with from_source(args):
+        return _cmd_apply(args)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    if (args.path is None) == (args.plan_file is None):
+        raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
+    ws = workspace(args)
+    try:
+        if args.plan_file is not None:
+            try:
+                text = args.plan_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UserError(f"cannot read plan {args.plan_file}: {exc.strerror}") from None
+            plan = load_plan(text, source=str(args.plan_file))
+            args.yes = True  # a saved plan was reviewed already
+            return _execute(args, ws, plan, "apply")
+        return _execute(args, ws, _plan(args, ws), "apply")
+    finally:
+        ws.close()
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    try:
+        return _execute(args, ws, _plan(args, ws, destroy=True), "destroy")
+    finally:
+        ws.close()
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from reconciler.core.graph import to_dot, to_text
+
+    ws = workspace(args)
+    try:
+        plan = engine.plan_path(args.path, ws, deployment=args.deployment)
+    finally:
+        ws.close()
+    sys.stdout.write(to_dot(plan.changes) if args.format == "dot" else to_text(plan.changes))
+    return EXIT_OK
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    for item in explain_inputs(args.path, args.target):
+        print(f"{item.name} = {item.display()}    # from {item.source}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from reconciler.cli import auditlog
+
+    ws = workspace(args)
+    try:
+        store = ws.existing_store()
+        if args.audit_command == "verify":
+            if store is None:
+                print("audit ledger is empty: nothing to verify")
+                return EXIT_OK
+            result = store.verify()
+            if result.ok:
+                print(f"audit ledger intact: {result.entries} entries, hash chain verified")
+                return EXIT_OK
+            print(f"audit ledger BROKEN at entry {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+            return EXIT_ERROR
+        entries = list(store.audit_log(deployment=args.deployment)) if store is not None else []
+        if args.format == "json":
+            sys.stdout.write(auditlog.format_json(entries))
+        else:
+            sys.stdout.write(auditlog.format_table(entries, color=tty()))
+        return EXIT_OK
+    finally:
+        ws.close()
+
+
+def cmd_simcloud(args: argparse.Namespace) -> int:
+    from providers import simcloud
+
+    directory = state_dir(args)
+    if args.sim_command == "list":
+        rows = simcloud.admin_list(directory)
+        if args.format == "json":
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            for row in rows:
+                print(
+                    f"{row['key']:<28} {row['status']:<8} {row['cpus']} vCPU {row['memory_mb']:>6} MB "
+                    f"{row['disk_gb']:>4} GB  {row['resource_id']}  {row['provider']}"
+                )
+        return EXIT_OK
+    if args.sim_command == "fail":
+        simcloud.admin_fail(directory, args.key)
+    elif args.sim_command == "stop":
+        simcloud.admin_stop(directory, args.key)
+    elif args.sim_command == "delete":
+        simcloud.admin_delete(directory, args.key)
+    elif args.sim_command == "edit":
+        if args.cpus is None and args.memory_mb is None:
+            raise UserError("simcloud edit needs --cpus and/or --memory-mb")
+        simcloud.admin_edit(directory, args.key, cpus=args.cpus, memory_mb=args.memory_mb)
+    print(f"simcloud: {args.sim_command} {args.key}: done")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "destroy": cmd_destroy,
+    "graph": cmd_graph,
+    "inputs": cmd_inputs,
+    "audit": cmd_audit,
+    "simcloud": cmd_simcloud,
+}

@@ -1,0 +1,178 @@
+"""cli: the ``reconciler`` command — parses arguments, calls the engine, prints, sets exit codes.
+
+Nothing is decided here: every command is a thin shell over ``reconciler.run.engine`` and
+friends, so CI plans and daemon runs share one code path.
+
+Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 changes present,
+3 changes present that break a Budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import structlog
+
+from reconciler import __version__
+from reconciler.cli.common import EXIT_ERROR
+from reconciler.core.errors import LeaseLostError, ProviderError, UserError
+
+log = structlog.get_logger("reconciler.cli")
+
+# Feature modules that bring their own commands. Each defines
+#   add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None
+# and gives every parser it adds a handler: ``parser.set_defaults(handler=fn)``, where
+# fn(args) -> exit code.
+EXTENSIONS: tuple[str, ...] = (
+    "reconciler.cli.daemon",
+    "reconciler.cli.backup",
+    "reconciler.cli.usage",
+)
+_SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted before or after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--state-dir",
+        default=default,
+        help="local state folder (env RECONCILER_STATE_DIR, default ./.reconciler)",
+    )
+    parser.add_argument(
+        "--store",
+        default=default,
+        help="store URL: sqlite:///path (default: the state dir's state.db) or postgresql://…",
+    )
+    parser.add_argument(
+        "--now", default=default, help="fix the clock to this ISO 8601 time (env RECONCILER_NOW)"
+    )
+    parser.add_argument(
+        "--actor",
+        default=default,
+        help="who is acting, for the audit ledger (default: git author of HEAD, else the OS user)",
+    )
+    parser.add_argument("--log-format", choices=["console", "json"], default=default)
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    parser = argparse.ArgumentParser(prog="reconciler", description="GitOps infrastructure reconciler.")
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common], description=help_text)
+
+    p = add("validate", "check the desired state (YAML) without touching any cloud")
+    p.add_argument("path", type=Path)
+    p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+
+    p = add("plan", "show what apply would change")
+    p.add_argument("path", type=Path)
+    p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--out", type=Path, help="also write the plan to this file (JSON for --format json)")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 no changes, 2 changes, 3 changes that break a budget, 1 error",
+    )
+    p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
+
+    for name, help_text in (
+        ("apply", "make the clouds match the desired state"),
+        ("destroy", "delete every server this deployment owns (protected ones stay)"),
+    ):
+        p = add(name, help_text)
+        if name == "apply":
+            p.add_argument("path", type=Path, nargs="?")
+            saved = p.add_mutually_exclusive_group()  # a saved plan already says whether it skips them
+            saved.add_argument("--plan", type=Path, dest="plan_file", help="apply this saved plan exactly")
+            saved.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
+        else:
+            p.add_argument("path", type=Path)
+            p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
+        p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
+        p.add_argument("--allow-mass-delete", action="store_true")
+    for name in ("plan", "apply"):  # plan or apply a commit of a git repository (CI)
+        q = sub.choices[name]
+        q.add_argument("--source", metavar="REPO", help="take PATH from a commit of this git repository")
+        q.add_argument("--branch", default="main", help="with --source: the branch whose tip to use")
+        q.add_argument("--rev", help="with --source: this commit, tag or branch instead of the branch tip")
+
+    p = add("graph", "print the action graph")
+    p.add_argument("path", type=Path)
+    p.add_argument("--deployment")
+    p.add_argument("--format", choices=["text", "dot"], default="text")
+
+    p = add("inputs", "explain where each input value comes from")
+    inputs_sub = p.add_subparsers(dest="inputs_command", required=True, metavar="SUBCOMMAND")
+    q = inputs_sub.add_parser("explain", parents=[common], help="each input's value and its source level")
+    q.add_argument("path", type=Path)
+    q.add_argument("target", help="CLUSTER/MEMBER")
+
+    p = add("audit", "read and verify the audit ledger")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    q = audit_sub.add_parser("log", parents=[common], help="list audit entries")
+    q.add_argument("--format", choices=["table", "json"], default="table")
+    q.add_argument("--deployment")
+    audit_sub.add_parser("verify", parents=[common], help="check the hash chain")
+
+    p = add("simcloud", "inspect and break the built-in simulated cloud on purpose")
+    sim_sub = p.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")
+    q = sim_sub.add_parser("list", parents=[common], help="list simulated servers")
+    q.add_argument("--format", choices=["table", "json"], default="table")
+    for name, help_text in (
+        ("fail", "put a server into error state"),
+        ("stop", "stop a server"),
+        ("delete", "delete a server behind the reconciler's back"),
+    ):
+        q = sim_sub.add_parser(name, parents=[common], help=help_text)
+        q.add_argument("key")
+    q = sim_sub.add_parser(
+        "edit", parents=[common], help="change a server behind the reconciler's back (drift)"
+    )
+    q.add_argument("key")
+    q.add_argument("--cpus", type=int)
+    q.add_argument("--memory-mb", type=int)
+    for module in EXTENSIONS:
+        importlib.import_module(module).add_commands(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from reconciler.cli import logs
+
+    logs.configure(fmt=args.log_format or "console", verbosity=args.verbose or 0)
+    try:
+        from reconciler.cli.commands import COMMANDS
+
+        handler: Callable[[argparse.Namespace], int] = (
+            getattr(args, "handler", None) or COMMANDS[args.command]
+        )
+        return handler(args)
+    except UserError as exc:
+        for diagnostic in exc.diagnostics:
+            print(f"Error: {diagnostic}", file=sys.stderr)
+        return EXIT_ERROR
+    except LeaseLostError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ProviderError as exc:
+        print(f"Error: the cloud refused: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130

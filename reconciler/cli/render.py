@@ -1,0 +1,406 @@
+"""render: a Plan for people — Terraform-like text for terminals, markdown for pull requests — and JSON.
+
+Rendering reads only the Plan. It never shows an input's value except through
+``ResolvedInput.display()``, so a sensitive input is always ``(sensitive)``; as a second
+line of defence, literal values of sensitive inputs are scrubbed from every piece of text
+before it is emitted. Money is a ``Decimal`` throughout: hourly figures keep up to four
+decimals (small rates stay visible), monthly figures two. Markdown output has a hard size
+cap, because a pull-request comment has one: past it, change blocks are left out and a
+note says how many.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from decimal import ROUND_HALF_UP, Decimal
+
+from reconciler.core.backups import BackupAction, BackupKind, monthly_total
+from reconciler.core.changes import Change, FieldChange
+from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
+from reconciler.core.plan import HOURS_PER_MONTH, BudgetCheck, CostLine, CostSummary, Plan
+from reconciler.core.plan_codec import dump_plan
+
+NO_CHANGES = "No changes. Your infrastructure matches the configuration."
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+MARKDOWN_LIMIT = 60_000
+_MIN_SECRET_LENGTH = 4  # shorter literals would scrub ordinary words; display() still hides them
+_ANSI = {
+    Action.CREATE: "32",
+    Action.UPDATE: "33",
+    Action.DELETE: "31",
+    Action.REPLACE: "35",
+    Action.NOOP: "0",
+}
+_COUNTED = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
+
+
+# --- money ----------------------------------------------------------------------------------
+def format_money(amount: Decimal, currency: str, *, places: int = 2, signed: bool = False) -> str:
+    """``$1,080.40``, ``-€0.27``, ``+CHF 3.10``: symbol for USD/EUR/GBP, else the code."""
+    quantum = Decimal(1).scaleb(-places)
+    value = amount.quantize(quantum, rounding=ROUND_HALF_UP)
+    sign = "-" if value < 0 else ("+" if signed else "")
+    number = f"{abs(value):,.{places}f}"
+    symbol = CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{currency} {number}"
+
+
+def format_hourly(amount: Decimal, currency: str, *, signed: bool = False) -> str:
+    """An hourly figure: up to four decimals, but no more than it needs beyond two."""
+    four = amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    places = next(p for p in (2, 3, 4) if four == four.quantize(Decimal(1).scaleb(-p)))
+    return format_money(four, currency, places=places, signed=signed)
+
+
+def _has_cost(cost: CostSummary) -> bool:
+    return bool(cost.by_cluster) or cost.before_hourly != 0 or cost.after_hourly != 0
+
+
+def cost_line(cost: CostSummary) -> str | None:
+    """``Cost: $1.23/h → $1.50/h (+$0.27/h, +$194.40 per 30-day month)``, or None when unpriced."""
+    if not _has_cost(cost):
+        return None
+    cur = cost.currency
+    return (
+        f"Cost: {format_hourly(cost.before_hourly, cur)}/h → {format_hourly(cost.after_hourly, cur)}/h "
+        f"({format_hourly(cost.delta_hourly, cur, signed=True)}/h, "
+        f"{format_money(cost.delta_monthly, cur, signed=True)} per 30-day month)"
+    )
+
+
+def cluster_cost_lines(cost: CostSummary) -> list[str]:
+    """One line per cluster whose cost the plan changes: hourly before → after, hourly and 30-day delta."""
+    changed = [line for line in cost.by_cluster if line.delta_hourly != 0]
+    if not changed:
+        return []
+    width = max(len(line.scope) for line in changed) + 1
+    return [f"  {(line.scope + ':').ljust(width)} {_cluster_delta(line, cost.currency)}" for line in changed]
+
+
+def _cluster_delta(line: CostLine, cur: str) -> str:
+    return (
+        f"{format_hourly(line.before_hourly, cur)}/h → {format_hourly(line.after_hourly, cur)}/h "
+        f"({format_hourly(line.delta_hourly, cur, signed=True)}/h, "
+        f"{format_money(line.delta_hourly * HOURS_PER_MONTH, cur, signed=True)} per 30-day month)"
+    )
+
+
+def budget_line(check: BudgetCheck, currency: str) -> str:
+    """``Budget shop-cap (cluster shop): $669.60 → $936.00 per 30-day month, ceiling $800.00: …``"""
+    scope = "all clusters" if check.scope == "global" else f"cluster {check.scope}"
+    text = (
+        f"Budget {check.name} ({scope}): {format_money(check.before_monthly, currency)} → "
+        f"{format_money(check.after_monthly, currency)} per 30-day month, ceiling "
+        f"{format_money(check.limit_monthly, currency)}"
+    )
+    over = format_money(check.after_monthly - check.limit_monthly, currency)
+    if check.broken:
+        return f"{text}: EXCEEDED by {over}; this plan breaks the budget"
+    if check.over:
+        return f"{text}: over by {over}, but this plan does not raise it"
+    return f"{text}: within"
+
+
+def _over_budget(plan: Plan, change: Change) -> str:
+    """`` [over budget: a, b]`` for a change that raises the cost of a scope whose budget it breaks."""
+    names = [c.name for c in plan.cost.budgets if c.broken and change.key in c.keys]
+    return f" [over budget: {', '.join(names)}]" if names else ""
+
+
+def _keys(keys: Sequence[str], shown: int = 10) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def cost_notes(cost: CostSummary) -> list[str]:
+    """What the cost figures leave out or only estimate: unpriced servers, measured billing."""
+    notes = []
+    if cost.unpriced:
+        notes.append(f"Not priced (no PriceList covers them): {_keys(cost.unpriced)}")
+    if cost.measured:
+        notes.append(
+            f"Estimated (billed by measured use): {_keys(cost.measured)} — priced at the flavor's hourly "
+            "rate, or with every vCPU and all memory busy (a ceiling for CPU and RAM); network "
+            "and backup storage are billed on top"
+        )
+    return notes
+
+
+# --- shared pieces --------------------------------------------------------------------------
+def plan_summary(plan: Plan) -> str:
+    """``Plan: 2 to create, 1 to update, 0 to replace, 1 to delete, 5 unchanged.``"""
+    counts = plan.summary()
+    done = ", ".join(f"{counts[a.value]} to {a.value}" for a in _COUNTED)
+    return f"Plan: {done}, {counts[Action.NOOP.value]} unchanged."
+
+
+def _secrets(servers: Iterable[DesiredServer | None]) -> set[str]:
+    found: set[str] = set()
+    for server in servers:
+        if server is None:
+            continue
+        for item in server.inputs:
+            if item.sensitive and item.value is not None and not isinstance(item.value, bool):
+                text = str(item.value)
+                if len(text) >= _MIN_SECRET_LENGTH:
+                    found.add(text)
+    return found
+
+
+def _scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, SENSITIVE).replace(html.escape(secret), SENSITIVE)
+    return text
+
+
+def _input_rows(change: Change) -> list[ResolvedInput]:
+    if change.after is None or change.action not in (Action.CREATE, Action.REPLACE):
+        return []
+    return list(change.after.inputs)
+
+
+def _field_value(change: Change, item: FieldChange, value: str) -> str:
+    """A field's value for display; an input field of a sensitive input shows ``(sensitive)``."""
+    if change.after is not None and value:
+        for entry in change.after.inputs:
+            if item.name == f"input.{entry.name}" and entry.display() == SENSITIVE:
+                return SENSITIVE
+    return value
+
+
+def _duplicate_suffix(change: Change) -> str:
+    _, sep, resource = change.id.partition("#")
+    return f" [{resource}]" if sep else ""
+
+
+# --- text -----------------------------------------------------------------------------------
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+def _text_change(change: Change, color: bool, mark: str = "") -> list[str]:
+    symbol = _paint(change.action.symbol, _ANSI[change.action], color)
+    head = f"  {symbol} {change.key}{_duplicate_suffix(change)}  ({change.action.value}: {change.reason})"
+    lines = [head + (_paint(mark, "1;31", color) if mark else "")]
+    for item in change.fields:
+        before = _field_value(change, item, item.before)
+        after = _field_value(change, item, item.after)
+        if not before:
+            lines.append(f"      {item.name}: {after}")
+        elif not after:
+            lines.append(f"      {item.name}: {before}")
+        else:
+            lines.append(f"      {item.name}: {before} → {after}")
+    for entry in _input_rows(change):
+        lines.append(f"      input.{entry.name}: {entry.display()}")
+    return lines
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """The plan for a terminal, Terraform-style; ANSI colours only when ``color`` is true."""
+    secrets = _secrets(c.after for c in plan.changes)
+    lines: list[str] = []
+    if not plan.changes:
+        lines.append(NO_CHANGES)
+    else:
+        lines.append("The reconciler will perform the following actions:")
+        for change in plan.changes:
+            lines.append("")
+            lines.extend(_text_change(change, color, _over_budget(plan, change)))
+        lines.append("")
+        lines.append(plan_summary(plan))
+        total = cost_line(plan.cost)
+        if total is not None:
+            lines.append(total)
+            lines.extend(cluster_cost_lines(plan.cost))
+        lines.extend(cost_notes(plan.cost))
+        for check in plan.cost.budgets:
+            text = budget_line(check, plan.cost.currency)
+            lines.append(_paint(text, "1;31", color) if check.broken else text)
+    lines.extend(_text_backups(plan.backups, color))
+    if plan.diagnostics:
+        lines.append("")
+        warning = _paint("Warning:", "1;33", color)
+        lines.extend(f"{warning} {text}" for text in plan.diagnostics)
+    return _scrub("\n".join(lines) + "\n", secrets)
+
+
+# --- backups (after the server changes; nothing at all when there are none) -----------------
+def backup_summary(actions: Sequence[BackupAction]) -> str:
+    """``Backups: 1 to take, 0 final, 2 to prune; storage -$1.20 per 30-day month.``"""
+    counts = {kind: sum(1 for a in actions if a.kind is kind) for kind in BackupKind}
+    text = (
+        f"Backups: {counts[BackupKind.TAKE]} to take, {counts[BackupKind.FINAL]} final, "
+        f"{counts[BackupKind.PRUNE]} to prune"
+    )
+    total = monthly_total(actions)
+    if total is not None:
+        text += f"; storage {format_money(total[0], total[1], signed=True)} per 30-day month"
+    return text + "."
+
+
+def _backup_what(action: BackupAction) -> str:
+    if action.kind is BackupKind.PRUNE:
+        return f"prune {action.snapshot_id} ({action.name})"
+    return f"{'final backup' if action.kind is BackupKind.FINAL else 'backup'} {action.name}"
+
+
+def _backup_size(action: BackupAction) -> str:
+    size = f"{'~' if action.estimated else ''}{action.size_gb:g} GB"
+    if action.monthly_cost is None:
+        return size
+    return f"{size}, {format_money(action.monthly_cost, action.currency, signed=True)}/month"
+
+
+def _text_backups(actions: Sequence[BackupAction], color: bool) -> list[str]:
+    if not actions:
+        return []
+    lines = ["", "Backups (policy schedules and retention):"]
+    for action in actions:
+        symbol = _paint(action.kind.symbol, "31" if action.kind is BackupKind.PRUNE else "32", color)
+        lines.append(
+            f"  {symbol} {action.key}  {_backup_what(action)}  ({action.reason})  {_backup_size(action)}"
+        )
+    return [*lines, "", backup_summary(actions)]
+
+
+def _md_backups(actions: Sequence[BackupAction]) -> str:
+    rows = [
+        f"| <code>{action.kind.symbol}</code> {action.kind.value} | {_code(action.key)} "
+        f"| {_esc(_backup_what(action))} | {_esc(action.reason)} | {_esc(_backup_size(action))} |"
+        for action in actions
+    ]
+    head = ["### Backups", "", f"**{_esc(backup_summary(actions))}**", ""]
+    table = ["| | key | backup | why | size, storage |", "|:--|:--|:--|:--|--:|", *rows]
+    return "\n".join([*head, *table]) + "\n"
+
+
+# --- markdown -------------------------------------------------------------------------------
+def _esc(text: str) -> str:
+    """Text safe inside HTML and inside a markdown table cell."""
+    return html.escape(text, quote=False).replace("|", "&#124;").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return f"<code>{_esc(text)}</code>" if text else ""
+
+
+def _md_summary(plan: Plan) -> str:
+    line = f"**{plan_summary(plan)}**"
+    cost = plan.cost
+    if _has_cost(cost):
+        cur = cost.currency
+        line += (
+            f" Cost: {format_money(cost.delta_monthly, cur, signed=True)} per 30-day month "
+            f"({format_money(cost.before_monthly, cur)} → {format_money(cost.after_monthly, cur)})."
+        )
+    return line
+
+
+def _md_head(plan: Plan) -> list[str]:
+    parts = [_md_summary(plan), ""]
+    meta = f"Deployment {_code(plan.deployment)}"
+    if plan.commit:
+        meta += f" · commit {_code(plan.commit)}"
+    meta += f" · planned {plan.created_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    parts += [meta, ""]
+    if not plan.changes:
+        parts += [NO_CHANGES, ""]
+    counts = plan.summary()
+    parts += ["| action | count |", "|:--|--:|"]
+    parts += [f"| <code>{a.symbol}</code> {a.value} | {counts[a.value]} |" for a in _COUNTED]
+    parts += [f"| unchanged | {counts[Action.NOOP.value]} |", ""]
+    cost = plan.cost
+    if cost.by_cluster:
+        cur = cost.currency
+        parts += [
+            "| cluster | before /month | after /month | change /hour | change /month |",
+            "|:--|--:|--:|--:|--:|",
+        ]
+        for line in cost.by_cluster:
+            before, after = line.before_hourly * HOURS_PER_MONTH, line.after_hourly * HOURS_PER_MONTH
+            parts.append(
+                f"| {_code(line.scope)} | {format_money(before, cur)} | {format_money(after, cur)} "
+                f"| {format_hourly(line.delta_hourly, cur, signed=True)} "
+                f"| {format_money(after - before, cur, signed=True)} |"
+            )
+        parts.append(
+            f"| **total** | **{format_money(cost.before_monthly, cur)}** | "
+            f"**{format_money(cost.after_monthly, cur)}** | "
+            f"**{format_hourly(cost.delta_hourly, cur, signed=True)}** | "
+            f"**{format_money(cost.delta_monthly, cur, signed=True)}** |"
+        )
+        parts.append("")
+    for check in cost.budgets:
+        text = _esc(budget_line(check, cost.currency))
+        parts += [f"> **{text}**" if check.broken else text, ""]
+    for note in cost_notes(cost):
+        parts += [_esc(note), ""]
+    return parts
+
+
+def _md_change(change: Change, mark: str = "") -> str:
+    summary = (
+        f"<code>{_esc(change.action.symbol)}</code> {change.action.value} {_code(change.key)}"
+        f"{_esc(_duplicate_suffix(change))}: {_esc(change.reason)}"
+        + (f" <b>{_esc(mark.strip())}</b>" if mark else "")
+    )
+    rows = [
+        f"| {_esc(f.name)} | {_code(_field_value(change, f, f.before))} "
+        f"| {_code(_field_value(change, f, f.after))} |"
+        for f in change.fields
+    ]
+    rows += [f"| input.{_esc(i.name)} |  | {_code(i.display())} |" for i in _input_rows(change)]
+    body = ["| field | before | after |", "|:--|:--|:--|", *rows] if rows else ["_no field changes_"]
+    return "\n".join([f"<details><summary>{summary}</summary>", "", *body, "", "</details>", ""]) + "\n"
+
+
+def _fit(pieces: Sequence[str], budget: int) -> tuple[list[str], int]:
+    """As many leading pieces as fit in ``budget`` characters, and how much they use."""
+    taken: list[str] = []
+    used = 0
+    for piece in pieces:
+        if used + len(piece) > budget:
+            break
+        taken.append(piece)
+        used += len(piece)
+    return taken, used
+
+
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The plan as a pull-request comment: summary first, changes folded, never over ``limit`` chars."""
+    secrets = _secrets(c.after for c in plan.changes)
+    head = _scrub("\n".join(_md_head(plan)) + "\n", secrets)
+    total = len(plan.changes)
+    reserve = len(f"\n… {total} more changes not shown (see plan.json)\n") + 128
+
+    warnings = [_scrub(f"> **Warning:** {_esc(d)}\n>\n", secrets) for d in plan.diagnostics]
+    kept_warnings, used = _fit(warnings, max(0, limit - len(head) - reserve))
+    if len(kept_warnings) < len(warnings):
+        kept_warnings.append(f"> … {len(warnings) - len(kept_warnings)} more warnings (see plan.json)\n")
+        used += len(kept_warnings[-1])
+    out = head + "".join(kept_warnings) + ("\n" if kept_warnings else "")
+
+    if plan.changes:
+        out += "### Changes\n\n"
+        blocks = [_scrub(_md_change(c, _over_budget(plan, c)), secrets) for c in plan.changes]
+        budget = limit - len(out) - (0 if sum(map(len, blocks)) <= limit - len(out) else reserve)
+        shown, _ = _fit(blocks, max(0, budget))
+        out += "".join(shown)
+        if len(shown) < total:
+            out += f"\n… {total - len(shown)} more changes not shown (see plan.json)\n"
+    if plan.backups:
+        block = "\n" + _md_backups(plan.backups)
+        fits = len(out) + len(block) <= limit
+        out += block if fits else f"\n… {len(plan.backups)} backup actions not shown (see plan.json)\n"
+    if len(out) > limit:  # only when the head alone is over the cap: cut, never exceed it
+        out = out[: limit - 1] + "…" if limit > 0 else ""
+    return out
+
+
+# --- JSON -----------------------------------------------------------------------------------
+def render_json(plan: Plan) -> str:
+    """The plan file ``apply --plan`` reads (sensitive literals are dropped by ``dump_plan``)."""
+    return dump_plan(plan)

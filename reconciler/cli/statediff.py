@@ -1,0 +1,228 @@
+"""statediff: what changes between two versions of the desired state — no cloud involved.
+
+``reconciler diff --base REV [--head REV] PATH`` serves pull requests that cannot see a
+cloud (forks get no credentials): it loads the desired state of two commits and says which
+servers the change adds, changes or removes, and what it does to the estimated hourly
+cost. It never observes anything, so it says nothing about drift: that is ``plan``'s job.
+
+A server is *changed* when anything that shapes it differs: provider, template, image,
+size, flavor, tags, its scripts or inputs (seen through the spec hash — input values are
+never shown, so a secret cannot leak into a pull request), protection, backup policy, or
+how the daemon treats it (update strategy, drift mode, failover policy).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from reconciler.cli.render import cost_notes, format_hourly, format_money
+from reconciler.core.changes import FieldChange
+from reconciler.core.model import DesiredServer, DesiredState
+from reconciler.core.plan import HOURS_PER_MONTH, CostLine, CostSummary
+from reconciler.core.pricing import plan_cost
+
+NONE_SHOWN = "(none)"
+
+
+class DeltaKind(StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    REMOVED = "removed"
+
+    @property
+    def symbol(self) -> str:
+        return {"added": "+", "changed": "~", "removed": "-"}[self.value]
+
+
+@dataclass(frozen=True)
+class ServerDelta:
+    key: str
+    kind: DeltaKind
+    provider: str
+    fields: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    base: str  # how the base was named (a rev), for display
+    head: str
+    deployment: str
+    deltas: tuple[ServerDelta, ...]
+    unchanged: int
+    cost: CostSummary  # before = base, after = head
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.deltas)
+
+    def count(self, kind: DeltaKind) -> int:
+        return sum(1 for d in self.deltas if d.kind is kind)
+
+
+def _failover(server: DesiredServer) -> str:
+    cap = "no cap" if server.failover_max_per_hour is None else f"max {server.failover_max_per_hour}/h"
+    return f"{server.failover.value}, grace {server.failover_grace_seconds}s, {cap}"
+
+
+def _fields(old: DesiredServer, new: DesiredServer) -> tuple[FieldChange, ...]:
+    pairs: list[tuple[str, str, str]] = [
+        ("provider", old.provider, new.provider),
+        ("template", old.template, new.template),
+        ("image", old.image, new.image),
+        ("cpus", str(old.size.cpus), str(new.size.cpus)),
+        ("memory_mb", str(old.size.memory_mb), str(new.size.memory_mb)),
+        ("disk_gb", str(old.size.disk_gb), str(new.size.disk_gb)),
+        ("flavor", old.flavor or NONE_SHOWN, new.flavor or NONE_SHOWN),
+        ("protect", str(old.protect).lower(), str(new.protect).lower()),
+        ("backup_policy", old.backup_policy or NONE_SHOWN, new.backup_policy or NONE_SHOWN),
+        ("update", old.update_strategy.value, new.update_strategy.value),
+        ("drift", old.drift.value, new.drift.value),
+        ("failover", _failover(old), _failover(new)),
+    ]
+    old_tags, new_tags = dict(old.tags), dict(new.tags)
+    for name in sorted(old_tags.keys() | new_tags.keys()):
+        pairs.append((f"tags.{name}", old_tags.get(name, NONE_SHOWN), new_tags.get(name, NONE_SHOWN)))
+    fields = [FieldChange(name, before, after) for name, before, after in pairs if before != after]
+    shape_only = (old.template, old.image, old.size.disk_gb) == (new.template, new.image, new.size.disk_gb)
+    if old.spec_hash != new.spec_hash and shape_only:
+        fields.append(FieldChange("scripts/inputs", old.spec_hash, new.spec_hash))
+    return tuple(fields)
+
+
+def _totals(state: DesiredState) -> CostSummary:
+    return plan_cost(state.servers, [], state.price_list_for)
+
+
+def compare(base: DesiredState, head: DesiredState, *, base_name: str, head_name: str) -> StateDiff:
+    """Servers added, changed and removed from ``base`` to ``head``, and the hourly cost of each."""
+    old = {s.key: s for s in base.servers}
+    new = {s.key: s for s in head.servers}
+    deltas: list[ServerDelta] = []
+    unchanged = 0
+    for key in sorted(old.keys() | new.keys()):
+        if key not in old:
+            deltas.append(ServerDelta(key, DeltaKind.ADDED, new[key].provider))
+        elif key not in new:
+            deltas.append(ServerDelta(key, DeltaKind.REMOVED, old[key].provider))
+        else:
+            fields = _fields(old[key], new[key])
+            if fields:
+                deltas.append(ServerDelta(key, DeltaKind.CHANGED, new[key].provider, fields))
+            else:
+                unchanged += 1
+    before, after = _totals(base), _totals(head)
+    by_before = {line.scope: line.after_hourly for line in before.by_cluster}
+    by_after = {line.scope: line.after_hourly for line in after.by_cluster}
+    lines = tuple(
+        CostLine(
+            scope=c, before_hourly=by_before.get(c, Decimal(0)), after_hourly=by_after.get(c, Decimal(0))
+        )
+        for c in sorted(by_before.keys() | by_after.keys())
+    )
+    cost = CostSummary(
+        currency=after.currency if after.by_cluster else before.currency,
+        before_hourly=before.after_hourly,
+        after_hourly=after.after_hourly,
+        by_cluster=lines,
+        unpriced=after.unpriced,
+        measured=after.measured,
+    )
+    return StateDiff(base_name, head_name, head.deployment, tuple(deltas), unchanged, cost)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+def _summary(result: StateDiff) -> str:
+    return (
+        f"{result.count(DeltaKind.ADDED)} added, {result.count(DeltaKind.CHANGED)} changed, "
+        f"{result.count(DeltaKind.REMOVED)} removed, {result.unchanged} unchanged"
+    )
+
+
+def _cost(result: StateDiff) -> str:
+    cost, cur = result.cost, result.cost.currency
+    return (
+        f"{format_hourly(cost.before_hourly, cur)}/h → {format_hourly(cost.after_hourly, cur)}/h "
+        f"({format_hourly(cost.delta_hourly, cur, signed=True)}/h, "
+        f"{format_money(cost.delta_hourly * HOURS_PER_MONTH, cur, signed=True)} per 30-day month)"
+    )
+
+
+def _field_text(field: FieldChange) -> str:
+    if field.name == "scripts/inputs":
+        return f"scripts/inputs changed (spec hash {field.before} → {field.after})"
+    return f"{field.name}: {field.before} → {field.after}"
+
+
+def render_text(result: StateDiff) -> str:
+    lines = [f"Desired state {result.base} → {result.head} (deployment {result.deployment}):", ""]
+    if not result.deltas:
+        lines.append("No servers added, changed or removed.")
+    for delta in result.deltas:
+        lines.append(f"  {delta.kind.symbol} {delta.key} ({delta.provider}) {delta.kind.value}")
+        lines.extend(f"      {_field_text(f)}" for f in delta.fields)
+    lines += ["", f"Servers: {_summary(result)}.", f"Cost: {_cost(result)}"]
+    lines.extend(cost_notes(result.cost))
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(result: StateDiff) -> str:
+    lines = [
+        f"### Desired state: `{result.base}` → `{result.head}`",
+        "",
+        f"**{_summary(result)}** · cost {_cost(result)}",
+        "",
+    ]
+    if result.deltas:
+        lines += ["| | server | provider | what changes |", "|---|---|---|---|"]
+        for delta in result.deltas:
+            what = "<br>".join(_field_text(f).replace("|", "\\|") for f in delta.fields) or delta.kind.value
+            lines.append(f"| `{delta.kind.symbol}` | `{delta.key}` | {delta.provider} | {what} |")
+    else:
+        lines.append("No servers added, changed or removed.")
+    for note in cost_notes(result.cost):
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def to_dict(result: StateDiff) -> dict[str, Any]:
+    cost = result.cost
+    return {
+        "base": result.base,
+        "head": result.head,
+        "deployment": result.deployment,
+        "summary": {kind.value: result.count(kind) for kind in DeltaKind} | {"unchanged": result.unchanged},
+        "servers": [
+            {
+                "key": d.key,
+                "change": d.kind.value,
+                "provider": d.provider,
+                "fields": [{"name": f.name, "before": f.before, "after": f.after} for f in d.fields],
+            }
+            for d in result.deltas
+        ],
+        "cost": {
+            "currency": cost.currency,
+            "before_hourly": str(cost.before_hourly),
+            "after_hourly": str(cost.after_hourly),
+            "delta_hourly": str(cost.delta_hourly),
+            "delta_monthly": str(cost.delta_hourly * HOURS_PER_MONTH),
+            "by_cluster": [
+                {
+                    "cluster": line.scope,
+                    "before_hourly": str(line.before_hourly),
+                    "after_hourly": str(line.after_hourly),
+                }
+                for line in cost.by_cluster
+            ],
+            "unpriced": list(cost.unpriced),
+            "measured": list(cost.measured),
+        },
+    }
+
+
+def render_json(result: StateDiff) -> str:
+    return json.dumps(to_dict(result), indent=2) + "\n"

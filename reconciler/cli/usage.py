@@ -1,0 +1,178 @@
+"""commands_usage: the ``reconciler usage`` commands — report, collect, export.
+
+``usage report`` prices the usage ledger for a window, by instance-hours (the intervals),
+by measured use (the samples) or both side by side, as a table, CSV, JSON or a
+self-contained HTML page; backup storage is in every mode. ``usage collect PATH`` samples
+every provider's metrics once (``apply`` also does, once per run). ``usage export`` writes
+one CSV row per server (or backup), per day, per resource. The store is asked for the
+window only: its intervals, its backups, and its samples plus each server's baseline
+(``read_ledger``). Handlers only parse, fetch from the store and print; the work is in
+``usage``, ``billing``, ``billing_compare``, ``billing_export``, ``report_html`` and
+``measure``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from reconciler.billing.export import EXPORT_MODES, export_rows, format_export_csv
+from reconciler.billing.measured import PriceListFor
+from reconciler.billing.modes import BILLED, BOTH, MEASURED, REPORT_MODES, Ledger, main_report
+from reconciler.billing.usage import GROUPINGS, UsageReport
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, month_start, tty, workspace, write_out
+from reconciler.core.clock import parse_timestamp
+from reconciler.core.errors import UserError
+
+FORMATS = ("table", "csv", "json", "html")
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    help_text = "usage and cost reports from the usage ledger"
+    p = sub.add_parser("usage", help=help_text, parents=[common], description=help_text)
+    usage_sub = p.add_subparsers(dest="usage_command", required=True, metavar="SUBCOMMAND")
+
+    q = usage_sub.add_parser("report", parents=[common],
+                             help="cost per group: instance-hours, measured or both",
+                             description="Price the usage ledger for a window, grouped.")
+    _window(q)
+    q.add_argument("--by", choices=GROUPINGS, default="cluster")
+    q.add_argument("--mode", choices=REPORT_MODES, default=BILLED,
+                   help="billed (default: as each PriceList bills), instance-hours (time × rate), measured "
+                        "(use × unit rates), or both side by side with the saving")
+    q.add_argument("--format", choices=FORMATS, default="table")
+    q.add_argument("--out", type=Path, help="write the report to this file instead of stdout")
+    q.set_defaults(handler=cmd_report)
+
+    q = usage_sub.add_parser("collect", parents=[common], help="sample every provider's usage counters once",
+                             description="Observe every provider of the desired state and store its metrics.")
+    q.add_argument("path", type=Path)
+    q.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    q.set_defaults(handler=cmd_collect)
+
+    q = usage_sub.add_parser("export", parents=[common], help="one CSV row per server, per day, per resource",
+                             description="Export usage for a spreadsheet or a billing system.")
+    _window(q)
+    q.add_argument("--mode", choices=EXPORT_MODES, default="instance-hours",
+                   help="which rows: instance-hours, measured, or both (a 'mode' column tells them apart)")
+    q.add_argument("--format", choices=["csv"], default="csv")
+    q.add_argument("--out", type=Path, help="write the CSV to this file instead of stdout")
+    q.set_defaults(handler=cmd_export)
+
+
+def _window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="start", help="start (ISO 8601, default: first of this month)")
+    parser.add_argument("--to", dest="end", help="end, exclusive (ISO 8601, default: now)")
+    parser.add_argument("--deployment", help="only this deployment (default: every one in the ledger)")
+    parser.add_argument("--prices", type=Path,
+                        help="price with the PriceLists of this desired state (needed for measured costs)")
+
+
+def read_ledger(args: argparse.Namespace, *, samples: bool) -> Ledger:
+    """The window asked for, and what the store holds for it.
+
+    Intervals overlap the window (when measuring: every one up to its end, as a server's
+    creation is where its counters start); samples are those of the window plus, per
+    server, its last one before it (``Store.window_samples``) — never the whole history;
+    backups are those kept during the window.
+    """
+    ws = workspace(args)
+    now = ws.clock.now()
+    start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
+    end = parse_timestamp(args.end, what="--to") if args.end else now
+    if end <= start:
+        raise UserError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+    prices: PriceListFor | None = None
+    if args.prices is not None:
+        from reconciler.config import load_desired_state
+
+        prices = load_desired_state(args.prices).price_list_for
+    try:
+        store = ws.existing_store()
+        if store is None:
+            return Ledger(start, end, now, [], [], prices)
+        backups = store.backup_intervals(start=start, end=end, deployment=args.deployment)
+        if samples:
+            found = store.intervals(end=end, deployment=args.deployment)
+            taken = store.window_samples(start=start, end=end, deployment=args.deployment)
+            return Ledger(start, end, now, found, taken, prices, backups)
+        found = store.intervals(start=start, end=end, deployment=args.deployment)
+        return Ledger(start, end, now, found, [], prices, backups)
+    finally:
+        ws.close()
+
+
+def _emit(args: argparse.Namespace, text: str) -> None:
+    if args.out is not None:
+        write_out(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reconciler.billing import compare, usage
+
+    if args.mode == BOTH and args.prices is None:
+        raise UserError("--mode both compares costs priced the same way: pass --prices PATH, the folder "
+                        "whose PriceLists price both the instance-hours and the measured use")
+    needs_samples = args.mode in (MEASURED, BOTH) or (args.mode == BILLED and args.prices is not None)
+    ledger = read_ledger(args, samples=needs_samples)
+    if args.format == "html":
+        from reconciler.cli.report_html import build_page
+
+        title = f"Usage report: {args.deployment or 'all deployments'}"
+        _emit(args, build_page(ledger, by=args.by, mode=args.mode, title=title))
+        return EXIT_OK
+    report, measured = main_report(ledger, args.by, args.mode)
+    if args.mode == BOTH:
+        assert measured is not None
+        comparison = compare.compare(report, measured)
+        text = {"table": lambda: compare.format_comparison_table(comparison, color=_color(args)),
+                "csv": lambda: compare.format_comparison_csv(comparison),
+                "json": lambda: compare.format_comparison_json(comparison)}[args.format]()
+        _emit(args, text)
+        return EXIT_OK
+    if args.mode == MEASURED and ledger.prices is None:
+        report = _with_note(report, "measured use is priced by PriceLists: pass --prices PATH for costs")
+    if args.format == "json" and measured is not None:
+        text = compare.format_measured_json(replace(measured, report=report))
+    else:
+        text = {"table": lambda: usage.format_table(report, color=_color(args)),
+                "csv": lambda: usage.format_csv(report),
+                "json": lambda: usage.format_json(report)}[args.format]()
+    _emit(args, text)
+    return EXIT_OK
+
+
+def _color(args: argparse.Namespace) -> bool:
+    return args.out is None and tty()
+
+
+def _with_note(report: UsageReport, note: str) -> UsageReport:
+    return replace(report, notes=(note, *report.notes))
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from reconciler.run.measure import collect_path
+
+    ws = workspace(args)
+    try:
+        result = collect_path(args.path, ws, deployment=args.deployment)
+    finally:
+        ws.close()
+    for line in result.lines():
+        print(line, file=sys.stderr if line.startswith("not sampled") else sys.stdout)
+    return EXIT_ERROR if result.failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ledger = read_ledger(args, samples=args.mode != "instance-hours")
+    rows = export_rows(ledger.intervals, ledger.samples, start=ledger.start, end=ledger.end, now=ledger.now,
+                       mode=args.mode, prices=ledger.prices, backups=ledger.backups)
+    _emit(args, format_export_csv(rows))
+    return EXIT_OK

@@ -1,0 +1,223 @@
+"""plan: the Plan — the whole contract between planning and applying — and its JSON form.
+
+A Plan carries everything apply needs and nothing apply must look up elsewhere: the
+changes (action, key, provider, before, after, idempotency token, dependencies), the
+provider configurations (credentials by reference only), the observed basis the plan was
+computed from (so a stale plan is refused), cost before/after, and diagnostics.
+
+``Change.reason`` and the ``fields`` list are for humans; apply never decides on them.
+Rendering to text and markdown lives in ``render``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from reconciler.core.backups import BackupAction
+from reconciler.core.changes import Change
+from reconciler.core.errors import UserError
+from reconciler.core.model import (
+    Action,
+    ObservedServer,
+    PriceList,
+    ProviderConfig,
+)
+
+FORMAT_VERSION = 1
+
+
+
+
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """Hourly cost of one scope (a cluster), before and after the plan."""
+
+    scope: str
+    before_hourly: Decimal
+    after_hourly: Decimal
+
+    @property
+    def delta_hourly(self) -> Decimal:
+        return self.after_hourly - self.before_hourly
+
+
+HOURS_PER_MONTH = Decimal(720)  # a 30-day month
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """One Budget held against the plan's cost estimate (30-day months, the plan's currency).
+
+    ``keys`` are the changes in the budget's scope that raise the hourly cost: the ones a
+    rendering marks when the budget breaks.
+    """
+
+    name: str
+    scope: str  # "global" or a cluster
+    limit_monthly: Decimal
+    before_monthly: Decimal
+    after_monthly: Decimal
+    keys: tuple[str, ...] = ()
+
+    @property
+    def over(self) -> bool:
+        return self.after_monthly > self.limit_monthly
+
+    @property
+    def broken(self) -> bool:
+        """Over the ceiling after the plan, and made costlier by it: the plan breaks the budget."""
+        return self.over and self.after_monthly > self.before_monthly
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    currency: str = "USD"
+    before_hourly: Decimal = Decimal(0)
+    after_hourly: Decimal = Decimal(0)
+    by_cluster: tuple[CostLine, ...] = ()
+    unpriced: tuple[str, ...] = ()  # keys no PriceList covers
+    budgets: tuple[BudgetCheck, ...] = ()
+    # desired keys whose PriceList bills measured use: their figure here is an estimate (see render)
+    measured: tuple[str, ...] = ()
+
+    @property
+    def delta_hourly(self) -> Decimal:
+        return self.after_hourly - self.before_hourly
+
+    @property
+    def before_monthly(self) -> Decimal:
+        return self.before_hourly * HOURS_PER_MONTH
+
+    @property
+    def after_monthly(self) -> Decimal:
+        return self.after_hourly * HOURS_PER_MONTH
+
+    @property
+    def delta_monthly(self) -> Decimal:
+        return self.delta_hourly * HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class Plan:
+    deployment: str
+    created_at: datetime
+    changes: tuple[Change, ...]
+    providers: tuple[ProviderConfig, ...]
+    basis: tuple[ObservedServer, ...]  # everything observed, owned, when the plan was made
+    noop_count: int = 0
+    cost: CostSummary = field(default_factory=CostSummary)
+    diagnostics: tuple[str, ...] = ()
+    price_lists: tuple[PriceList, ...] = ()
+    source_path: str = ""
+    commit: str | None = None
+    # Backups to take and prune (see ``reconciler.core.backups``); not counted in ``has_changes``:
+    # they follow a policy's schedule, not a change to the configuration.
+    backups: tuple[BackupAction, ...] = ()
+    skip_final_backup: bool = False
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def breaks_budget(self) -> bool:
+        """The plan has changes and makes some Budget's scope costlier while over its ceiling."""
+        return self.has_changes and any(check.broken for check in self.cost.budgets)
+
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        counts[Action.NOOP.value] = self.noop_count
+        return counts
+
+    def basis_digest(self) -> str:
+        return basis_digest(self.basis)
+
+    def provider(self, name: str) -> ProviderConfig:
+        for config in self.providers:
+            if config.name == name:
+                return config
+        raise UserError(f"plan names provider {name!r} but carries no configuration for it")
+
+    def price_list_for(self, provider: str) -> PriceList | None:
+        """The PriceList in force for a provider (same rule as ``DesiredState.price_list_for``)."""
+        by_name = {p.name: p for p in self.price_lists}
+        wanted = self.provider(provider).price_list
+        if wanted:
+            return by_name.get(wanted)
+        return self.price_lists[0] if len(self.price_lists) == 1 else None
+
+
+def basis_fingerprint(server: ObservedServer) -> str:
+    """What of an observed server must be unchanged for a plan made from it to still hold."""
+    return "|".join(
+        [
+            server.provider,
+            server.resource_id,
+            server.key,
+            server.spec_hash,
+            str(server.generation),
+            server.status.value,
+            str(server.size.cpus),
+            str(server.size.memory_mb),
+            str(server.size.disk_gb),
+            server.flavor or "",
+            server.image,
+            json.dumps(server.tags),
+        ]
+    )
+
+
+def basis_digest(servers: tuple[ObservedServer, ...] | list[ObservedServer]) -> str:
+    lines = sorted(basis_fingerprint(s) for s in servers)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def stale_keys(plan_basis: tuple[ObservedServer, ...], current: list[ObservedServer]) -> list[str]:
+    """Keys whose observed state differs between the plan's basis and now (empty = fresh)."""
+    before = {(s.provider, s.resource_id): basis_fingerprint(s) for s in plan_basis}
+    now = {(s.provider, s.resource_id): basis_fingerprint(s) for s in current}
+    keys_by_id = {(s.provider, s.resource_id): s.key for s in [*plan_basis, *current]}
+    changed = {keys_by_id[k] for k in before.keys() ^ now.keys()}
+    changed |= {keys_by_id[k] for k in before.keys() & now.keys() if before[k] != now[k]}
+    return sorted(changed)
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+

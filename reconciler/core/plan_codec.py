@@ -1,0 +1,422 @@
+"""plan_codec: the Plan's JSON form (plan files, ``plan --format json``) — writing and reading it back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from reconciler.core.backups import BackupAction, BackupKind
+from reconciler.core.changes import Change, FieldChange
+from reconciler.core.clock import isoformat, parse_timestamp
+from reconciler.core.errors import UserError
+from reconciler.core.model import (
+    Action,
+    BackupMethod,
+    BillingMode,
+    DesiredServer,
+    DriftMode,
+    FailoverMode,
+    Granularity,
+    ObservedServer,
+    PriceList,
+    ProviderConfig,
+    Quiesce,
+    ResolvedInput,
+    Script,
+    ScriptPhase,
+    SecretRef,
+    ServerStatus,
+    Size,
+    UpdateStrategy,
+)
+from reconciler.core.plan import (
+    FORMAT_VERSION,
+    BudgetCheck,
+    CostLine,
+    CostSummary,
+    Plan,
+)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+def _size_to(size: Size) -> dict[str, int]:
+    return {"cpus": size.cpus, "memory_mb": size.memory_mb, "disk_gb": size.disk_gb}
+
+
+def _size_from(data: Mapping[str, Any]) -> Size:
+    return Size(int(data["cpus"]), int(data["memory_mb"]), int(data["disk_gb"]))
+
+
+def _value_to(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return {"secret": str(value)}
+    return value
+
+
+def _value_from(value: Any) -> Any:
+    if isinstance(value, dict) and "secret" in value:
+        ref = SecretRef.parse(str(value["secret"]))
+        if ref is None:
+            raise UserError(f"plan holds a malformed secret reference {value['secret']!r}")
+        return ref
+    return value
+
+
+def observed_to_dict(server: ObservedServer) -> dict[str, Any]:
+    return {
+        "provider": server.provider,
+        "resource_id": server.resource_id,
+        "key": server.key,
+        "name": server.name,
+        "owner": server.owner,
+        "status": server.status.value,
+        "size": _size_to(server.size),
+        "image": server.image,
+        "spec_hash": server.spec_hash,
+        "generation": server.generation,
+        "token": server.token,
+        "flavor": server.flavor,
+        "addresses": list(server.addresses),
+        "created_at": isoformat(server.created_at) if server.created_at else None,
+        "tags": [list(t) for t in server.tags],
+    }
+
+
+def observed_from_dict(data: Mapping[str, Any]) -> ObservedServer:
+    return ObservedServer(
+        provider=data["provider"],
+        resource_id=data["resource_id"],
+        key=data["key"],
+        name=data["name"],
+        owner=data["owner"],
+        status=ServerStatus(data["status"]),
+        size=_size_from(data["size"]),
+        image=data["image"],
+        spec_hash=data["spec_hash"],
+        generation=int(data.get("generation", 0)),
+        token=data.get("token", ""),
+        flavor=data.get("flavor"),
+        addresses=tuple(data.get("addresses", ())),
+        created_at=parse_timestamp(data["created_at"]) if data.get("created_at") else None,
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+    )
+
+
+def desired_to_dict(server: DesiredServer) -> dict[str, Any]:
+    return {
+        "key": server.key,
+        "name": server.name,
+        "cluster": server.cluster,
+        "member": server.member,
+        "ordinal": server.ordinal,
+        "provider": server.provider,
+        "provider_type": server.provider_type,
+        "template": server.template,
+        "image": server.image,
+        "size": _size_to(server.size),
+        "flavor": server.flavor,
+        "inputs": [
+            {"name": i.name, "value": _value_to(i.value), "source": i.source, "sensitive": i.sensitive}
+            for i in server.inputs
+        ],
+        "scripts": [{"phase": s.phase.value, "name": s.name, "source": s.source} for s in server.scripts],
+        "tags": [list(t) for t in server.tags],
+        "protect": server.protect,
+        "depends_on": list(server.depends_on),
+        "update_strategy": server.update_strategy.value,
+        "allow_restart": server.allow_restart,
+        "drift": server.drift.value,
+        "failover": server.failover.value,
+        "backup_policy": server.backup_policy,
+        "spec_hash": server.spec_hash,
+    }
+
+
+def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
+    return DesiredServer(
+        key=data["key"],
+        name=data["name"],
+        cluster=data["cluster"],
+        member=data["member"],
+        ordinal=int(data["ordinal"]),
+        provider=data["provider"],
+        provider_type=data["provider_type"],
+        template=data["template"],
+        image=data["image"],
+        size=_size_from(data["size"]),
+        flavor=data.get("flavor"),
+        inputs=tuple(
+            ResolvedInput(
+                name=i["name"],
+                value=_value_from(i["value"]),
+                source=i["source"],
+                sensitive=bool(i.get("sensitive", False)),
+            )
+            for i in data.get("inputs", ())
+        ),
+        scripts=tuple(
+            Script(phase=ScriptPhase(s["phase"]), name=s["name"], source=s["source"])
+            for s in data.get("scripts", ())
+        ),
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+        protect=bool(data.get("protect", False)),
+        depends_on=tuple(data.get("depends_on", ())),
+        update_strategy=UpdateStrategy(data.get("update_strategy", "in-place")),
+        allow_restart=bool(data.get("allow_restart", True)),
+        drift=DriftMode(data.get("drift", "heal")),
+        failover=FailoverMode(data.get("failover", "replace")),
+        backup_policy=data.get("backup_policy"),
+        spec_hash=data["spec_hash"],
+    )
+
+
+def _sensitive_free(server: DesiredServer) -> DesiredServer:
+    """Drop literal values of inputs marked sensitive (refs are kept: they are not secrets)."""
+    inputs = tuple(
+        i
+        if not i.sensitive or isinstance(i.value, SecretRef)
+        else ResolvedInput(name=i.name, value=None, source=i.source, sensitive=True)
+        for i in server.inputs
+    )
+    return dataclasses.replace(server, inputs=inputs)
+
+
+_UNIT_RATES = ("vcpu_hour", "ram_gb_hour", "disk_gb_month", "network_gb", "backup_gb_month")
+
+
+def price_list_to_dict(plist: PriceList) -> dict[str, Any]:
+    return {
+        "name": plist.name,
+        "currency": plist.currency,
+        "billing": plist.billing.value,
+        "flavor_hourly": {k: str(v) for k, v in sorted(plist.flavor_hourly.items())},
+        **{unit: str(getattr(plist, unit)) for unit in _UNIT_RATES},
+        "granularity": plist.granularity.value,
+        "flat_monthly": str(plist.flat_monthly),
+        "network_in_gb": None if plist.network_in_gb is None else str(plist.network_in_gb),
+        "network_out_gb": None if plist.network_out_gb is None else str(plist.network_out_gb),
+    }
+
+
+def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
+    def rate(unit: str) -> Decimal:
+        return Decimal(str(data.get(unit, "0")))
+
+    return PriceList(
+        name=data["name"],
+        currency=data.get("currency", "USD"),
+        billing=BillingMode(data.get("billing", "instance-hours")),
+        flavor_hourly={k: Decimal(v) for k, v in data.get("flavor_hourly", {}).items()},
+        vcpu_hour=rate("vcpu_hour"),
+        ram_gb_hour=rate("ram_gb_hour"),
+        disk_gb_month=rate("disk_gb_month"),
+        network_gb=rate("network_gb"),
+        backup_gb_month=rate("backup_gb_month"),
+        granularity=Granularity(data.get("granularity", "second")),
+        flat_monthly=rate("flat_monthly"),
+        network_in_gb=None if data.get("network_in_gb") is None else rate("network_in_gb"),
+        network_out_gb=None if data.get("network_out_gb") is None else rate("network_out_gb"),
+    )
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    cost = plan.cost
+    return {
+        "format_version": plan.format_version,
+        "deployment": plan.deployment,
+        "created_at": isoformat(plan.created_at),
+        "source_path": plan.source_path,
+        "commit": plan.commit,
+        "summary": plan.summary(),
+        "cost": {
+            "currency": cost.currency,
+            "before_hourly": str(cost.before_hourly),
+            "after_hourly": str(cost.after_hourly),
+            "delta_hourly": str(cost.delta_hourly),
+            "before_monthly": str(cost.before_monthly),
+            "after_monthly": str(cost.after_monthly),
+            "delta_monthly": str(cost.delta_monthly),
+            "by_cluster": [
+                {
+                    "scope": line.scope,
+                    "before_hourly": str(line.before_hourly),
+                    "after_hourly": str(line.after_hourly),
+                    "delta_hourly": str(line.delta_hourly),
+                }
+                for line in cost.by_cluster
+            ],
+            "unpriced": list(cost.unpriced),
+            "measured": list(cost.measured),
+            "budgets": [
+                {
+                    "name": check.name,
+                    "scope": check.scope,
+                    "limit_monthly": str(check.limit_monthly),
+                    "before_monthly": str(check.before_monthly),
+                    "after_monthly": str(check.after_monthly),
+                    "keys": list(check.keys),
+                    "broken": check.broken,
+                }
+                for check in cost.budgets
+            ],
+        },
+        "changes": [
+            {
+                "id": c.id,
+                "action": c.action.value,
+                "key": c.key,
+                "provider": c.provider,
+                "reason": c.reason,
+                "before": observed_to_dict(c.before) if c.before else None,
+                "after": desired_to_dict(_sensitive_free(c.after)) if c.after else None,
+                "token": c.token,
+                "generation": c.generation,
+                "depends_on": list(c.depends_on),
+                "fields": [{"name": f.name, "before": f.before, "after": f.after} for f in c.fields],
+            }
+            for c in plan.changes
+        ],
+        "backups": [action_to_dict(b) for b in plan.backups],
+        "skip_final_backup": plan.skip_final_backup,
+        "providers": [p.to_dict() for p in plan.providers],
+        "price_lists": [price_list_to_dict(p) for p in plan.price_lists],
+        "basis": {
+            "digest": plan.basis_digest(),
+            "servers": [observed_to_dict(s) for s in plan.basis],
+        },
+        "diagnostics": list(plan.diagnostics),
+    }
+
+
+def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(
+            f"{source}: plan format_version {version!r} is not supported (this reconciler reads "
+            f"version {FORMAT_VERSION}); make the plan again with this version"
+        )
+    try:
+        cost = data.get("cost") or {}
+        plan = Plan(
+            deployment=data["deployment"],
+            created_at=parse_timestamp(data["created_at"]),
+            source_path=data.get("source_path", ""),
+            commit=data.get("commit"),
+            noop_count=int((data.get("summary") or {}).get(Action.NOOP.value, 0)),
+            cost=CostSummary(
+                currency=cost.get("currency", "USD"),
+                before_hourly=Decimal(cost.get("before_hourly", "0")),
+                after_hourly=Decimal(cost.get("after_hourly", "0")),
+                by_cluster=tuple(
+                    CostLine(
+                        scope=line["scope"],
+                        before_hourly=Decimal(line["before_hourly"]),
+                        after_hourly=Decimal(line["after_hourly"]),
+                    )
+                    for line in cost.get("by_cluster", ())
+                ),
+                unpriced=tuple(cost.get("unpriced", ())),
+                measured=tuple(cost.get("measured", ())),
+                budgets=tuple(
+                    BudgetCheck(
+                        name=check["name"],
+                        scope=check["scope"],
+                        limit_monthly=Decimal(check["limit_monthly"]),
+                        before_monthly=Decimal(check["before_monthly"]),
+                        after_monthly=Decimal(check["after_monthly"]),
+                        keys=tuple(check.get("keys", ())),
+                    )
+                    for check in cost.get("budgets", ())
+                ),
+            ),
+            changes=tuple(
+                Change(
+                    id=c["id"],
+                    action=Action(c["action"]),
+                    key=c["key"],
+                    provider=c["provider"],
+                    reason=c["reason"],
+                    before=observed_from_dict(c["before"]) if c.get("before") else None,
+                    after=desired_from_dict(c["after"]) if c.get("after") else None,
+                    token=c.get("token"),
+                    generation=int(c.get("generation", 0)),
+                    depends_on=tuple(c.get("depends_on", ())),
+                    fields=tuple(
+                        FieldChange(f["name"], f["before"], f["after"]) for f in c.get("fields", ())
+                    ),
+                )
+                for c in data["changes"]
+            ),
+            backups=tuple(action_from_dict(b) for b in data.get("backups", ())),
+            skip_final_backup=bool(data.get("skip_final_backup", False)),
+            providers=tuple(ProviderConfig.from_dict(p) for p in data["providers"]),
+            price_lists=tuple(price_list_from_dict(p) for p in data.get("price_lists", ())),
+            basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
+            diagnostics=tuple(data.get("diagnostics", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None
+    if plan.basis_digest() != data["basis"].get("digest"):
+        raise UserError(f"{source}: the plan's observed basis does not match its digest; was it edited?")
+    return plan
+
+
+def dump_plan(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False) + "\n"
+
+
+def load_plan(text: str, *, source: str = "plan") -> Plan:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a plan file holds one JSON object")
+    return plan_from_dict(data, source=source)
+
+
+# --- JSON (the plan file) -----------------------------------------------------------------
+def action_to_dict(action: BackupAction) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "key": action.key,
+        "provider": action.provider,
+        "policy": action.policy,
+        "reason": action.reason,
+        "resource_id": action.resource_id,
+        "name": action.name,
+        "snapshot_id": action.snapshot_id,
+        "taken_at": isoformat(action.taken_at) if action.taken_at else None,
+        "size_gb": action.size_gb,
+        "estimated": action.estimated,
+        "quiesce": action.quiesce.value,
+        "method": action.method.value,
+        "change_id": action.change_id,
+        "monthly_cost": None if action.monthly_cost is None else str(action.monthly_cost),
+        "currency": action.currency,
+    }
+
+
+def action_from_dict(data: Mapping[str, Any]) -> BackupAction:
+    cost = data.get("monthly_cost")
+    return BackupAction(
+        kind=BackupKind(data["kind"]),
+        key=str(data["key"]),
+        provider=str(data["provider"]),
+        policy=str(data["policy"]),
+        reason=str(data.get("reason", "")),
+        resource_id=str(data.get("resource_id", "")),
+        name=str(data.get("name", "")),
+        snapshot_id=str(data.get("snapshot_id", "")),
+        taken_at=parse_timestamp(data["taken_at"]) if data.get("taken_at") else None,
+        size_gb=float(data.get("size_gb", 0.0)),
+        estimated=bool(data.get("estimated", False)),
+        quiesce=Quiesce(data.get("quiesce", "none")),
+        method=BackupMethod(data.get("method", "snapshot")),
+        change_id=str(data.get("change_id", "")),
+        monthly_cost=None if cost is None else Decimal(str(cost)),
+        currency=str(data.get("currency", "")),
+    )

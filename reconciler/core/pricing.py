@@ -1,0 +1,207 @@
+"""pricing: what a server costs per hour under a PriceList, a plan's cost delta, an interval's cost.
+
+Money is ``Decimal`` from the YAML to the report: no float ever touches a price, and
+nothing is rounded here (rounding to cents happens only when a figure is printed).
+
+A flavor's hourly rate wins; otherwise the size is priced by unit rates:
+``vcpu_hour × cpus + ram_gb_hour × memory_mb / 1024 + disk_gb_month × disk_gb / 720``
+(a month is 720 hours, ``plan.HOURS_PER_MONTH``). A list's ``flat_monthly`` is added to
+either, as ``flat_monthly / 720`` per hour.
+
+Granularity: by the second, every whole second of an interval is billed; by the hour,
+every *started* hour of an interval (one server at one size) is billed in full — the
+old EC2 rule, so a resize or a restart begins a new hour. A started hour belongs to the
+report window (or day) in which it starts, so splitting a window never bills an hour twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from reconciler.core.model import BillingMode, DesiredServer, Granularity, ObservedServer, PriceList, Size
+from reconciler.core.plan import HOURS_PER_MONTH, CostLine, CostSummary
+from reconciler.core.records import UsageInterval
+
+PriceListFor = Callable[[str], PriceList | None]  # provider name -> the PriceList in force
+_SECONDS_PER_HOUR = Decimal(3600)
+_MB_PER_GB = Decimal(1024)
+
+
+def hourly_rate(price_list: PriceList, size: Size, flavor: str | None) -> Decimal:
+    """The flavor's hourly rate if the list has one, else the size priced by unit rates; plus the flat fee."""
+    flat = price_list.flat_monthly / HOURS_PER_MONTH if price_list.flat_monthly else Decimal(0)
+    if flavor is not None and flavor in price_list.flavor_hourly:
+        return Decimal(price_list.flavor_hourly[flavor]) + flat
+    return (
+        price_list.vcpu_hour * size.cpus
+        + price_list.ram_gb_hour * Decimal(size.memory_mb) / _MB_PER_GB
+        + price_list.disk_gb_month * Decimal(size.disk_gb) / HOURS_PER_MONTH
+        + flat
+    )
+
+
+def prices(price_list: PriceList, flavor: str | None) -> bool:
+    """Whether the list can price this server at all: its flavor is listed, or it has unit rates."""
+    if flavor is not None and flavor in price_list.flavor_hourly:
+        return True
+    rates = (price_list.vcpu_hour, price_list.ram_gb_hour, price_list.disk_gb_month, price_list.flat_monthly)
+    return any(rate != 0 for rate in rates)
+
+
+def network_in_rate(price_list: PriceList) -> Decimal:
+    """Per GB received: ``network_in_gb``, else ``network_gb``."""
+    return price_list.network_gb if price_list.network_in_gb is None else price_list.network_in_gb
+
+
+def network_out_rate(price_list: PriceList) -> Decimal:
+    """Per GB sent: ``network_out_gb``, else ``network_gb``."""
+    return price_list.network_gb if price_list.network_out_gb is None else price_list.network_out_gb
+
+
+def _started_hours(origin: datetime, moment: datetime) -> int:
+    """How many hours counted from ``origin`` have started before ``moment`` (to the microsecond)."""
+    micros = (moment - origin) // timedelta(microseconds=1)
+    return -(-micros // 3_600_000_000)
+
+
+def billed_seconds(origin: datetime, first: datetime, last: datetime, granularity: Granularity) -> int:
+    """Seconds to bill for the piece [first, last) of an interval that began at ``origin``.
+
+    By the second: the piece's whole seconds. By the hour: 3600 × the number of hours,
+    counted from ``origin``, that start inside the piece — so the pieces of one interval
+    add up to its started hours, however it is cut.
+    """
+    if last <= first:
+        return 0
+    if granularity is Granularity.SECOND:
+        return (last - first) // timedelta(seconds=1)
+    return 3600 * (_started_hours(origin, last) - _started_hours(origin, first))
+
+
+def price_list_of(price_list_for: PriceListFor, provider: str) -> PriceList | None:
+    """Ask the lookup for a provider's PriceList; a provider it does not know (KeyError) has none.
+
+    ``DesiredState.price_list_for`` raises KeyError for a provider the YAML no longer
+    declares — the usual case when repricing old ledger entries.
+    """
+    try:
+        return price_list_for(provider)
+    except KeyError:
+        return None
+
+
+def plan_cost(
+    desired: Sequence[DesiredServer],
+    observed: Sequence[ObservedServer],
+    price_list_for: PriceListFor,
+) -> CostSummary:
+    """Hourly cost before (everything observed now) and after (everything desired), by cluster.
+
+    Every observed server counts, whatever its status: the estimate is what the cloud may
+    bill. A server is *unpriced* (listed by key, not added) when its provider has no
+    PriceList, when the list neither names its flavor nor has unit rates, or when the list's
+    currency differs from the summary's — the summary's currency is that of the first price
+    list met (desired servers first, in order), and amounts in another currency are never
+    added to it. Desired servers under a ``billing: measured`` list are named in ``measured``:
+    their bill follows use, so the figure here is an estimate (see ``render.cost_notes``).
+    """
+    currency: str | None = None
+    unpriced: set[str] = set()
+    measured: set[str] = set()
+    before: dict[str, Decimal] = {}
+    after: dict[str, Decimal] = {}
+
+    def price(provider: str, key: str, size: Size, flavor: str | None) -> Decimal | None:
+        nonlocal currency
+        plist = price_list_of(price_list_for, provider)
+        if plist is None or not prices(plist, flavor):
+            unpriced.add(key)
+            return None
+        if currency is None:
+            currency = plist.currency
+        if plist.currency != currency:
+            unpriced.add(key)
+            return None
+        return hourly_rate(plist, size, flavor)
+
+    for server in desired:
+        rate = price(server.provider, server.key, server.size, server.flavor)
+        if rate is not None:
+            after[server.cluster] = after.get(server.cluster, Decimal(0)) + rate
+            plist = price_list_of(price_list_for, server.provider)
+            if plist is not None and plist.billing is BillingMode.MEASURED:
+                measured.add(server.key)
+    for seen in observed:
+        rate = price(seen.provider, seen.key, seen.size, seen.flavor)
+        if rate is not None:
+            before[seen.cluster] = before.get(seen.cluster, Decimal(0)) + rate
+    lines = tuple(
+        CostLine(
+            scope=cluster,
+            before_hourly=before.get(cluster, Decimal(0)),
+            after_hourly=after.get(cluster, Decimal(0)),
+        )
+        for cluster in sorted(before.keys() | after.keys())
+    )
+    return CostSummary(
+        currency=currency or CostSummary.currency,
+        before_hourly=sum((line.before_hourly for line in lines), Decimal(0)),
+        after_hourly=sum((line.after_hourly for line in lines), Decimal(0)),
+        by_cluster=lines,
+        unpriced=tuple(sorted(unpriced)),
+        measured=tuple(sorted(measured)),
+    )
+
+
+def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> int:
+    """Whole seconds of the interval inside [start, end); an open interval runs up to ``end``."""
+    first = max(interval.start, start)
+    last = end if interval.end is None else min(interval.end, end)
+    if last <= first:
+        return 0
+    return (last - first) // timedelta(seconds=1)
+
+
+def interval_rate(interval: UsageInterval, price_list: PriceList | None) -> Decimal | None:
+    """The hourly rate to charge: repriced by ``price_list`` if given, else the recorded one."""
+    if price_list is not None:
+        return hourly_rate(price_list, interval.size, interval.flavor)
+    return interval.hourly_rate
+
+
+def interval_cost(
+    interval: UsageInterval, start: datetime, end: datetime, price_list: PriceList | None
+) -> Decimal:
+    """Cost of the interval's overlap with [start, end): hours (to the second) × hourly rate.
+
+    The rate is the one recorded when the interval opened, unless ``price_list`` is given to
+    reprice it; an interval nothing priced costs 0. Cap ``end`` at "now" for open intervals.
+    """
+    rate = interval_rate(interval, price_list)
+    if rate is None:
+        return Decimal(0)
+    return rate * overlap_seconds(interval, start, end) / _SECONDS_PER_HOUR
+
+
+def seconds_to_hours(seconds: int) -> Decimal:
+    return Decimal(seconds) / _SECONDS_PER_HOUR
+
+
+def usage_interval(
+    deployment: str, server: ObservedServer, price_list: PriceList | None, *, start: datetime
+) -> UsageInterval:
+    """A usage interval opening for ``server`` at its current size, priced at the rate in force."""
+    return UsageInterval(
+        deployment=deployment,
+        provider=server.provider,
+        resource_id=server.resource_id,
+        key=server.key,
+        flavor=server.flavor,
+        size=server.size,
+        start=start,
+        hourly_rate=hourly_rate(price_list, server.size, server.flavor) if price_list else None,
+        currency=price_list.currency if price_list else "",
+        price_list=price_list.name if price_list else "",
+    )

@@ -1,0 +1,239 @@
+"""reconciler.core.provider: the one small contract every cloud provider implements, and the registry.
+
+The engine never imports a provider module: it asks ``create_provider(config, context)``,
+which loads the module registered for ``config.type`` on first use. A provider module
+imports only this module, ``reconciler.core.model`` and ``reconciler.core.errors`` (plus its SDK).
+
+Rules every provider follows (checked by ``tests/conformance``):
+
+* ``observe(owner)`` is read-only, lists only servers carrying our owner mark, and uses
+  as few listing calls as the API allows (paging 1000 at a time where it pages).
+* Every mutating call is idempotent by the request's ``token``: after a crash the engine
+  calls ``lookup`` first, and ``create`` with a token that already exists must not make a
+  second server.
+* The reconciler never updates or deletes a resource it does not own.
+* All failures leave as ``TransientError`` (retry may help) or ``PermanentError``.
+* Every call to the cloud's API goes through ``count_call`` so tests and benchmarks can
+  assert how many calls an operation cost.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from reconciler.core.clock import Clock
+from reconciler.core.errors import PermanentError, UserError
+from reconciler.core.model import (
+    TAG_CLUSTER,
+    TAG_GENERATION,
+    TAG_KEY,
+    TAG_MEMBER,
+    TAG_OWNER,
+    TAG_PREFIX,
+    TAG_SPEC_HASH,
+    TAG_TOKEN,
+    Capabilities,
+    CreateRequest,
+    MetricSample,
+    ObservedServer,
+    ProviderConfig,
+    SecretRef,
+    Size,
+    Snapshot,
+    SnapshotRequest,
+    UpdateRequest,
+)
+
+SecretResolver = Callable[[SecretRef], str]
+
+
+def _no_secrets(ref: SecretRef) -> str:
+    raise UserError(f"secret {ref} cannot be resolved here")
+
+
+@dataclass
+class ProviderContext:
+    """What the engine hands a provider: where to keep local state, the clock, secret access."""
+
+    state_dir: Path
+    clock: Clock = field(default_factory=Clock)
+    resolve_secret: SecretResolver = _no_secrets
+
+
+class Provider(ABC):
+    """Base class of every provider. Subclasses register with ``@register("type")``."""
+
+    type_name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # JSON Schema (Draft 2020-12) fragment for this provider's ``spec`` (without max_parallel
+    # and price_list, which every provider accepts).
+    spec_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+
+    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+        self.config = config
+        self.context = context
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # --- accounting -------------------------------------------------------------------
+    def count_call(self, operation: str) -> None:
+        """Record one API call to the cloud (thread-safe)."""
+        with self._calls_lock:
+            self.calls[operation] += 1
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    # --- the contract -------------------------------------------------------------------
+    @abstractmethod
+    def observe(self, owner: str) -> list[ObservedServer]:
+        """Every server carrying ``owner``'s mark, in as few listing calls as the API allows."""
+
+    @abstractmethod
+    def lookup(self, owner: str, token: str) -> ObservedServer | None:
+        """The server created with ``token`` (after a crash), or None if it never came to be."""
+
+    @abstractmethod
+    def create(self, request: CreateRequest) -> ObservedServer:
+        """Create and start one server; idempotent by ``request.token``."""
+
+    @abstractmethod
+    def update(self, server: ObservedServer, request: UpdateRequest) -> ObservedServer:
+        """Change size/flavor/tags in place (restarting only when ``allow_restart``)."""
+
+    @abstractmethod
+    def delete(self, server: ObservedServer) -> None:
+        """Delete an owned server and wait until it is gone; deleting a gone server is a no-op."""
+
+    def flavor_for(self, size: Size) -> str | None:
+        """The flavor this provider would pick for a template that gives only a size.
+
+        Providers whose flavors fix cpus and memory (``Capabilities.flavor_defines_size``)
+        answer it, so the engine compares like with like; others return None.
+        """
+        return None
+
+    def start(self, server: ObservedServer) -> ObservedServer:
+        raise PermanentError(f"provider type {self.type_name} cannot start servers")
+
+    def stop(self, server: ObservedServer) -> ObservedServer:
+        raise PermanentError(f"provider type {self.type_name} cannot stop servers")
+
+    def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
+        raise PermanentError(f"provider type {self.type_name} cannot take snapshots")
+
+    def list_snapshots(self, owner: str) -> list[Snapshot]:
+        return []
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        raise PermanentError(f"provider type {self.type_name} cannot delete snapshots")
+
+    def create_from_snapshot(self, request: CreateRequest, snapshot: Snapshot) -> ObservedServer:
+        """Create and start one server of ``request.size`` whose disk starts as ``snapshot``'s
+        (a restore); carries ``request``'s marks and is idempotent by ``request.token`` like
+        ``create``. A disk smaller than the snapshot's source is a ``PermanentError``."""
+        raise PermanentError(f"provider type {self.type_name} cannot restore a server from a snapshot")
+
+    @property
+    def reports_metrics(self) -> bool:
+        """Whether ``metrics`` reports anything for this provider as configured (a provider
+        type with metrics may be set up without them, e.g. EC2 with CloudWatch turned off)."""
+        return type(self).capabilities.metrics
+
+    def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
+        """Cumulative usage counters; providers without metrics return []."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless the provider holds connections
+        """Release connections; the provider is not used afterwards."""
+
+
+# --- ownership marks --------------------------------------------------------------------
+def ownership_tags(request: CreateRequest) -> dict[str, str]:
+    """The marks a created resource must carry, plus the template's own tags."""
+    tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
+    tags.update(
+        {
+            TAG_OWNER: request.owner,
+            TAG_KEY: request.key,
+            TAG_SPEC_HASH: request.spec_hash,
+            TAG_GENERATION: str(request.generation),
+            TAG_TOKEN: request.token,
+            TAG_CLUSTER: request.cluster,
+            TAG_MEMBER: request.member,
+        }
+    )
+    return tags
+
+
+def user_tags(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The non-reconciler tags of a resource, sorted, as ``ObservedServer.tags`` wants them."""
+    return tuple(sorted((k, v) for k, v in tags.items() if not k.startswith(TAG_PREFIX)))
+
+
+# --- registry ---------------------------------------------------------------------------
+# Built-in provider types and the module that registers each. Loaded lazily, so a missing
+# SDK (boto3, libvirt…) only matters to users of that provider type.
+BUILTIN_MODULES: dict[str, str] = {
+    "simcloud": "providers.simcloud",
+    "aws": "providers.aws",
+    "openstack": "providers.openstack",
+    "libvirt": "providers.libvirt",
+    "xcp": "providers.xcp",
+}
+
+_REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(type_name: str) -> Callable[[type[Provider]], type[Provider]]:
+    """Class decorator: make a provider class available as ``type: <type_name>``."""
+
+    def decorate(cls: type[Provider]) -> type[Provider]:
+        cls.type_name = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return decorate
+
+
+def known_types() -> list[str]:
+    """Every provider type a Provider document may name."""
+    return sorted(set(BUILTIN_MODULES) | set(_REGISTRY))
+
+
+def provider_class(type_name: str) -> type[Provider]:
+    """The class registered for ``type_name``, importing its module on first use."""
+    if type_name not in _REGISTRY and type_name in BUILTIN_MODULES:
+        module = BUILTIN_MODULES[type_name]
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                raise UserError(f"provider type {type_name!r} is not available in this build") from None
+            raise UserError(
+                f"provider type {type_name!r} needs the Python package {exc.name!r}; "
+                f"install it with: pip install 'gitops-reconciler[{type_name}]'"
+            ) from None
+    try:
+        return _REGISTRY[type_name]
+    except KeyError:
+        raise UserError(
+            f"unknown provider type {type_name!r}; choose one of: {', '.join(known_types())}"
+        ) from None
+
+
+def create_provider(config: ProviderConfig, context: ProviderContext) -> Provider:
+    """Instantiate the provider a ``Provider`` document describes."""
+    return provider_class(config.type)(config, context)

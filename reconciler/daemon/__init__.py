@@ -1,0 +1,2 @@
+"""reconciler.daemon: ``reconciler run`` — loop, cycle, HTTP, alerts, autoscale, failover, git source.
+"""

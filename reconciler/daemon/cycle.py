@@ -1,0 +1,416 @@
+"""daemon_cycle: one level-triggered reconcile cycle of the daemon, built from the engine's functions.
+
+Every cycle starts from nothing but the commit to reconcile and the clouds as they are:
+
+1. load the desired state (autoscaled members at the count last chosen, from the ledger);
+2. observe every provider and make a plan (``engine.observe``, ``engine.make_plan``);
+3. renew the provider leases (``engine.acquire_leases`` with the daemon's own identity,
+   ``partial``: a provider another replica holds is left to it);
+4. autoscale: measure, decide, record; a changed count reloads the desired state and plans again;
+5. leave out what must wait — keys in backoff, providers without our lease, failovers
+   within their grace period or over their hourly cap — with everything depending on them
+   (``backoff.restrict_plan``); record the failovers that go ahead;
+6. refuse a plan that deletes more than ``--max-deletes`` (recorded, alerted, nothing applied);
+7. apply (``engine.apply_plan``: settle intents, refuse a stale plan, execute, verify),
+   asking ``cancel`` before each change so a shutdown starts nothing new;
+8. account: backoff per key, metrics, alerts for failures and budgets;
+9. backups: ``backup_cycle`` takes what is due and prunes, on the providers we hold; failed
+   and overdue backups alert. (The plan itself carries only the final backups taken before
+   a delete or replace.)
+
+Nothing here is remembered as a fact about the world from one cycle to the next; what the
+context keeps between cycles is bookkeeping about *attempts* (backoff streaks, first
+sightings of failed servers, leases held, alerts already sent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+
+import structlog
+
+from reconciler.config import load_desired_state
+from reconciler.core.errors import LeaseLostError, PermanentError, ProviderError, UserError
+from reconciler.core.model import AlertEvent, DesiredState, ObservedServer
+from reconciler.core.plan import Plan
+from reconciler.core.provider import Provider
+from reconciler.core.records import Lease
+from reconciler.daemon import autoscale, failover
+from reconciler.daemon.alerts import Alerter
+from reconciler.daemon.backoff import KeyBackoff, restrict_plan
+from reconciler.daemon.http import DaemonMetrics
+from reconciler.daemon.notify import (
+    account,
+    budget_alerts,
+    count_drift,
+    notify,
+    observation_metrics,
+    refuse,
+    run_backups,
+)
+from reconciler.run import backups
+from reconciler.run.engine import (
+    Workspace,
+    acquire_leases,
+    apply_plan,
+    check_delete_budget,
+    close_providers,
+    make_plan,
+    observe,
+    open_providers,
+)
+from reconciler.run.executor import ChangeResult, ChangeStatus, RunContext
+from reconciler.run.leases import lease_ttl
+from reconciler.store.base import Store
+
+log = structlog.get_logger("reconciler.daemon")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    source: str
+    branch: str = "main"
+    path: str = ""
+    deployment: str | None = None
+    interval: float = 60.0
+    git_poll: float = 15.0
+    listen: str | None = "127.0.0.1:9108"
+    max_deletes: str = "10"
+    allow_mass_delete: bool = False
+    lease_ttl: float | None = None  # default: 3 intervals, at least 30 s
+    shutdown_timeout: float = 30.0
+    backoff_base: float = 15.0
+    backoff_cap: float = 600.0
+    once: bool = False
+
+    @property
+    def lease_seconds(self) -> float:
+        """``--lease-ttl``, else ``RECONCILER_LEASE_TTL``, else three intervals (at least 30 s)."""
+        return self.lease_ttl if self.lease_ttl is not None else lease_ttl(max(3 * self.interval, 30.0))
+
+
+class CycleOutcome(StrEnum):
+    CONVERGED = "converged"  # the clouds match the desired state (now, or after this cycle's changes)
+    PROGRESSING = "progressing"  # nothing failed, but some changes wait (backoff, grace, another holder)
+    FAILED = "failed"  # a change failed, or an error cut the cycle short
+    IDLE = "idle"  # no valid desired state to reconcile yet
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    outcome: CycleOutcome
+    changes: int = 0  # in the plan
+    applied: int = 0
+    failed: int = 0
+    held: int = 0  # left out this cycle
+    observed: bool = False  # the clouds were observed (readiness)
+    message: str = ""
+
+
+@dataclass
+class CycleContext:
+    """What lives across cycles: collaborators and bookkeeping about attempts."""
+
+    ws: Workspace
+    options: DaemonOptions
+    metrics: DaemonMetrics
+    alerter: Alerter
+    identity: str
+    cancel: Callable[[], bool]
+    heartbeat: Callable[[], None]
+    backoff: KeyBackoff = field(default_factory=KeyBackoff)
+    guard: failover.FailoverGuard = field(default_factory=failover.FailoverGuard)
+    leases: dict[str, Lease] = field(default_factory=dict)  # provider name → lease we hold
+    last_refusal: str = ""
+
+
+# --- leases -------------------------------------------------------------------------------------
+def renew_leases(ctx: CycleContext, store: Store, plan: Plan, run: RunContext) -> dict[str, Lease]:
+    """Take or renew our lease of every provider we can; let go of providers no longer declared."""
+    taken = acquire_leases(
+        store,
+        plan,
+        run,
+        ctx.ws.clock,
+        holder=ctx.identity,
+        ttl_seconds=ctx.options.lease_seconds,
+        partial=True,
+    )
+    fresh = {lease.scope.split("/", 1)[1]: lease for lease in taken}
+    for name, lease in ctx.leases.items():
+        if name not in {p.name for p in plan.providers}:
+            store.release_lease(lease)
+    lost = sorted(set(ctx.leases) - set(fresh))
+    if lost:
+        log.warning("provider leases held elsewhere now", providers=lost)
+    ctx.leases = fresh
+    return fresh
+
+
+def fenced_write(ctx: CycleContext, store: Store, provider: str | None, write: Callable[[], None]) -> bool:
+    """Make one ledger write about ``provider`` fenced by our lease of it.
+
+    False, with nothing written, when we hold no lease of it or the lease moved on to
+    another replica since we took it (a paused replica must not record decisions about
+    servers it no longer manages).
+    """
+    lease = ctx.leases.get(provider) if provider is not None else None
+    if lease is None:
+        return False
+    try:
+        with store.fenced([lease]):
+            write()
+    except LeaseLostError as exc:
+        ctx.metrics.errors.labels("lease").inc()
+        log.warning("lease lost; not recording", provider=provider, error=str(exc))
+        return False
+    return True
+
+
+def release_leases(ctx: CycleContext) -> None:
+    store = ctx.ws.store()
+    for lease in ctx.leases.values():
+        store.release_lease(lease)
+    ctx.leases = {}
+
+
+def _scale(
+    ctx: CycleContext,
+    state: DesiredState,
+    observed: list[ObservedServer],
+    providers: Mapping[str, Provider],
+    store: Store,
+    run: RunContext,
+    leased: set[str],
+) -> dict[str, int] | None:
+    """Decide every autoscaled member on a provider we hold; the new counts, or None if none changed."""
+    now = ctx.ws.clock.now()
+    specs = [s for s in state.autoscale.values() if _member_provider(state, s.member) in leased]
+    if not specs:
+        return None
+    values = autoscale.measure(state, observed, providers, store, now, ctx.ws.retry)
+    last = autoscale.last_decisions(store, state.deployment)
+    counts = {member: d.count for member, d in last.items()}
+    changed: dict[str, int] = {}
+    for decision in autoscale.evaluate(specs, counts, values, last, now):
+        if not decision.changed:
+            continue
+        provider = _member_provider(state, decision.member)
+        write = partial(autoscale.record, store, state.deployment, run, decision, now)
+        if not fenced_write(ctx, store, provider, write):
+            continue
+        direction = "out" if decision.desired > decision.current else "in"
+        ctx.metrics.scale.labels(decision.member, direction).inc()
+        changed[decision.member] = decision.desired
+        log.info(
+            "scaling",
+            member=decision.member,
+            count_from=decision.current,
+            count_to=decision.desired,
+            reason=decision.reason,
+        )
+        notify(
+            ctx, store, state, run, AlertEvent.SCALE,
+            f"{decision.member}: {decision.current} → {decision.desired} servers ({decision.reason})",
+            subject=decision.member,
+            mean=decision.mean,
+            target=decision.target,
+            metric=decision.metric.value,
+            values=dict(decision.values),
+        )
+    return {**counts, **changed} if changed else None
+
+
+def _member_provider(state: DesiredState, member: str) -> str | None:
+    for server in state.servers:
+        if f"{server.cluster}/{server.member}" == member:
+            return server.provider
+    cluster = member.split("/")[0]
+    for server in state.servers:  # a member scaled to zero: guess its cluster's provider
+        if server.cluster == cluster:
+            return server.provider
+    return state.providers[0].name if len(state.providers) == 1 else None
+
+
+def _plan(
+    state: DesiredState,
+    observed: list[ObservedServer],
+    providers: Mapping[str, Provider],
+    ctx: CycleContext,
+    store: Store,
+    commit: str,
+    label: str,
+) -> Plan:
+    """The cycle's plan: server changes and final backups (scheduled backups are ``_backups``' job)."""
+    plan = make_plan(
+        state,
+        observed,
+        providers,
+        clock=ctx.ws.clock,
+        commit=commit,
+        last_generation=lambda key: store.max_generation(state.deployment, key),
+    )
+    return dataclasses.replace(plan, source_path=label)
+
+
+# --- the cycle ----------------------------------------------------------------------------------
+def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -> CycleReport:
+    """One cycle for the desired state at ``path`` (a checkout of ``run.commit``, named ``label``)."""
+    label = label or str(path)
+    ws, store = ctx.ws, ctx.ws.store()
+    deployment = ctx.options.deployment
+    state = load_desired_state(path, deployment=deployment, counts=_counts(store, path, deployment))
+    ctx.alerter.configure(state.alert_sinks)
+    providers = open_providers(state.providers, ws)
+    try:
+        try:
+            observed = observe(providers, state.deployment, ws.retry)
+        except ProviderError as exc:
+            ctx.metrics.errors.labels("observe").inc()
+            if isinstance(exc, PermanentError):
+                notify(
+                    ctx, store, state, run, AlertEvent.PROVIDER_ERROR,
+                    f"observing the clouds failed: {exc}",
+                )
+            return CycleReport(CycleOutcome.FAILED, message=f"observe failed: {exc}")
+        ctx.heartbeat()
+        plan = _plan(state, observed, providers, ctx, store, run.commit, label)
+        leased = set(renew_leases(ctx, store, plan, run))
+        if state.autoscale:
+            counts = _scale(ctx, state, observed, providers, store, run, leased)
+            if counts is not None:
+                state = load_desired_state(path, deployment=deployment, counts=counts)
+                plan = _plan(state, observed, providers, ctx, store, run.commit, label)
+    finally:
+        close_providers(providers, ws)
+    observation_metrics(ctx, state, observed, plan)
+    count_drift(ctx, plan, store)
+    budget_alerts(ctx, store, state, plan, run)
+    report = _apply(ctx, store, state, plan, run, leased)
+    run_backups(ctx, store, state, run, leased)
+    return report
+
+
+def _counts(store: Store, path: Path, deployment: str | None) -> dict[str, int]:
+    from reconciler.config import deployment_name
+
+    return autoscale.scaled_counts(store, deployment or deployment_name(path))
+
+
+def _apply(
+    ctx: CycleContext, store: Store, state: DesiredState, plan: Plan, run: RunContext, leased: set[str]
+) -> CycleReport:
+    clock = ctx.ws.clock
+    now = clock.now()
+    mono = now.timestamp()  # backoff runs on the workspace's clock (fixed in tests)
+    runnable, waiting = restrict_plan(plan, lambda c: ctx.backoff.waiting(c.key, mono), providers=leased)
+    verdicts = ctx.guard.review(runnable, store, now)
+    held = failover.held(verdicts)
+    runnable, grace = restrict_plan(runnable, lambda c: c.id in held)
+    left_out = waiting + grace
+    ctx.metrics.backoff.set(len(ctx.backoff.held(mono)))
+    if not runnable.providers:  # every provider's lease is held by another replica: it does the work
+        return CycleReport(
+            CycleOutcome.PROGRESSING,
+            changes=len(plan.changes),
+            held=len(plan.changes),
+            observed=True,
+            message="another reconciler holds the lease of every provider",
+        )
+    try:
+        check_delete_budget(runnable, ctx.options.max_deletes, ctx.options.allow_mass_delete)
+    except UserError as exc:
+        refuse(ctx, store, state, run, str(exc))
+        return CycleReport(
+            CycleOutcome.FAILED,
+            changes=len(plan.changes),
+            held=len(plan.changes),
+            observed=True,
+            message=str(exc),
+        )
+    going = {c.id for c in runnable.changes}
+    deployment = plan.deployment
+    for verdict in verdicts:
+        ctx.metrics.failovers.labels(verdict.member, verdict.verdict.value).inc()
+        provider = verdict.change.provider
+        if verdict.first_seen is not None:
+            sighting = partial(failover.record_sighting, store, deployment, run, verdict)
+            fenced_write(ctx, store, provider, sighting)
+        if verdict.verdict is failover.Verdict.GO and verdict.change.id in going:
+            write = partial(failover.record, store, deployment, run, verdict, now)
+            if not fenced_write(ctx, store, provider, write):
+                continue  # the provider moved to another replica: apply refuses it below
+            status = verdict.change.before.status.value if verdict.change.before else "failed"
+            notify(
+                ctx, store, state, run, AlertEvent.FAILOVER,
+                f"{verdict.key} is {status}; {verdict.mode} ({verdict.reason})",
+                subject=verdict.key,
+                mode=verdict.mode,
+            )
+        elif verdict.verdict is failover.Verdict.CAPPED:
+            notify(
+                ctx, store, state, run, AlertEvent.FAILOVER,
+                f"{verdict.key} needs a failover but is held: {verdict.reason}",
+                subject=verdict.key,
+                mode=verdict.mode,
+            )
+    ctx.last_refusal = ""
+
+    def on_result(result: ChangeResult) -> None:
+        ctx.metrics.changes.labels(
+            result.change.action.value, result.change.provider, result.status.value
+        ).inc()
+        ctx.heartbeat()
+
+    try:
+        report = apply_plan(
+            runnable,
+            ctx.ws,
+            run,
+            max_deletes=ctx.options.max_deletes,
+            allow_mass_delete=ctx.options.allow_mass_delete,
+            on_result=on_result,
+            leases=[ctx.leases[p.name] for p in runnable.providers],
+            cancel=ctx.cancel,
+        )
+    except LeaseLostError as exc:
+        ctx.metrics.errors.labels("lease").inc()
+        ctx.leases = {}
+        return CycleReport(CycleOutcome.FAILED, changes=len(plan.changes), observed=True, message=str(exc))
+    except UserError as exc:  # a stale plan (the clouds moved meanwhile): the next cycle plans again
+        ctx.metrics.errors.labels("stale").inc()
+        return CycleReport(CycleOutcome.FAILED, changes=len(plan.changes), observed=True, message=str(exc))
+    failed = [r for r in report.results if r.status is ChangeStatus.FAILED]
+    for backup in report.backups:
+        if backup.status is backups.BackupStatus.FAILED:
+            ctx.metrics.errors.labels("backup").inc()
+            notify(
+                ctx, store, state, run, AlertEvent.BACKUP_FAILED,
+                backups.describe(backup),
+                subject=backup.action.key,
+            )
+    for result in report.results:
+        account(ctx, store, state, run, result, mono)
+    if report.problems:
+        ctx.metrics.errors.labels("verify").inc(len(report.problems))
+    applied = sum(1 for r in report.results if r.status is ChangeStatus.SUCCEEDED)
+    if failed or report.problems:
+        outcome = CycleOutcome.FAILED
+    elif left_out or len(runnable.providers) < len(plan.providers):
+        outcome = CycleOutcome.PROGRESSING
+    else:
+        outcome = CycleOutcome.CONVERGED
+    return CycleReport(
+        outcome,
+        changes=len(plan.changes),
+        applied=applied,
+        failed=len(failed),
+        held=len(left_out),
+        observed=True,
+        message="; ".join([*report.problems, *(f"{r.change.id}: {r.message}" for r in failed)]),
+    )

@@ -1,0 +1,384 @@
+"""daemon: ``reconciler run`` — pull a branch and keep every cloud converged to it, forever.
+
+The loop is level-triggered: a cycle (``daemon_cycle.reconcile``) re-observes and plans
+from scratch, so a missed webhook or a crash between cycles never matters. A cycle runs
+
+* every ``--interval`` seconds (default 60), and
+* at once when the branch moved: the daemon fetches every ``--git-poll`` seconds (default
+  15), and ``POST /hooks/git`` asks for a fetch right away.
+
+**Which commit.** Each cycle reconciles one exact commit. A new tip of the branch is
+loaded and validated first; when it is valid it becomes the *good* commit (a ``commit``
+entry in the audit ledger: sha, author, message). When it is not, it is *rejected*: a
+``rejected`` entry with every file:line diagnostic, an ``invalid-commit`` alert, and the
+daemon keeps reconciling the last good commit until a newer commit fixes things. After a
+restart onto an invalid tip, the last good commit is found again through the ledger.
+Every audit entry of a cycle carries the commit's sha (``commit``) and author (``actor``);
+its message is in the ``commit`` entry and in the run's ``run.start`` entry.
+
+**Stopping.** SIGTERM or SIGINT sets ``stopping``: the loop takes no new cycle, the
+executor starts no new change (``cancel``), in-flight provider calls finish, apply closes
+its run in the ledger; then the daemon records that it stopped, releases its leases,
+drains its alert queue and exits 0. If in-flight work does not finish within
+``--shutdown-timeout`` seconds the process exits 1 and the next start settles whatever
+intent was left open (the intent log's crash safety).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import structlog
+
+from reconciler.config import deployment_name, load_desired_state, resolve_secret
+from reconciler.core.errors import UserError
+from reconciler.core.model import AlertEvent
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.daemon.alerts import Alert, Alerter
+from reconciler.daemon.backoff import KeyBackoff
+from reconciler.daemon.cycle import (
+    CycleContext,
+    CycleOutcome,
+    CycleReport,
+    DaemonOptions,
+    reconcile,
+    release_leases,
+)
+from reconciler.daemon.http import DaemonMetrics, Probes
+from reconciler.daemon.notify import raise_alert
+from reconciler.daemon.source import Commit, GitSource
+from reconciler.run.engine import Workspace
+from reconciler.run.executor import RunContext
+from reconciler.run.leases import hostname
+
+log = structlog.get_logger("reconciler.daemon")
+
+SOURCE_DIR = "source"
+_MAX_ERRORS_RECORDED = 50
+
+
+class Daemon:
+    """The reconcile loop and everything around it; ``run`` blocks until ``request_stop``."""
+
+    def __init__(self, options: DaemonOptions, ws: Workspace, metrics: DaemonMetrics | None = None) -> None:
+        self.options = options
+        self.ws = ws
+        self.metrics = metrics or DaemonMetrics()
+        self.identity = f"daemon-{uuid.uuid4().hex[:8]}@{hostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._hook = threading.Event()
+        self.source = GitSource(
+            options.source, ws.state_dir / SOURCE_DIR, branch=options.branch, path=options.path
+        )
+        self.alerter = Alerter(resolve_secret=resolve_secret, on_delivery=self._delivered)
+        self.ctx = CycleContext(
+            ws=ws,
+            options=options,
+            metrics=self.metrics,
+            alerter=self.alerter,
+            identity=self.identity,
+            cancel=self.stopping.is_set,
+            heartbeat=self._beat,
+            backoff=KeyBackoff(base_seconds=options.backoff_base, cap_seconds=options.backoff_cap),
+        )
+        self.good: Commit | None = None
+        self.deployment: str | None = options.deployment
+        self._tip: Commit | None = None
+        self._handled_tip: str | None = None
+        self._rejected: set[str] = set()
+        self._ready = False
+        self._why_not_ready = "starting: no cycle finished yet"
+        self._heartbeat = time.monotonic()
+        self._announced = False
+        self.last_report: CycleReport | None = None
+        self.loop_alive = False
+
+    # --- probes and triggers ----------------------------------------------------------------
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    def probes(self) -> Probes:
+        return Probes(health=self.health, ready=self.ready, hook=self.trigger_fetch)
+
+    def health(self) -> tuple[bool, str]:
+        if not self.loop_alive:
+            return False, "the reconcile loop is not running"
+        age = time.monotonic() - self._heartbeat
+        limit = max(10 * self.options.interval, 600.0)
+        if age > limit:
+            return False, f"no progress for {age:.0f}s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if self.stopping.is_set():
+            return False, "shutting down"
+        return (True, "ok") if self._ready else (False, self._why_not_ready)
+
+    def trigger_fetch(self) -> None:
+        self._hook.set()
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: finishing in-flight work")
+        self.stopping.set()
+        self._wake.set()
+
+    def _delivered(self, sink: str, alert: Alert, ok: bool) -> None:
+        self.metrics.alerts.labels(alert.event.value, sink, "delivered" if ok else "failed").inc()
+
+    # --- which commit ------------------------------------------------------------------------
+    def _fetch(self) -> Commit | None:
+        """The branch tip after a fetch; on failure the last tip known (the loop goes on)."""
+        try:
+            self._tip = self.source.fetch()
+        except UserError as exc:
+            self.metrics.errors.labels("fetch").inc()
+            log.warning("fetch failed; reconciling the last good commit", error=str(exc))
+        except Exception:
+            self.metrics.errors.labels("fetch").inc()
+            log.exception("fetch crashed; reconciling the last good commit")
+        return self._tip
+
+    def _deployment(self, commit: Commit) -> str:
+        return self.options.deployment or deployment_name(self.source.root(commit) / self.source.subpath)
+
+    def _run_for(self, commit: Commit) -> RunContext:
+        return RunContext(
+            run_id=uuid.uuid4().hex[:12], actor=commit.author, commit=commit.sha, message=commit.message
+        )
+
+    def _validate(self, commit: Commit) -> UserError | None:
+        try:
+            load_desired_state(self.source.checkout(commit), deployment=self.options.deployment)
+        except UserError as exc:
+            return self.source.relative(exc, commit)
+        return None
+
+    def _adopt(self, commit: Commit) -> None:
+        self.good = commit
+        self.deployment = self._deployment(commit)
+        store = self.ws.store()
+        run = self._run_for(commit)
+        detail = {
+            "message": commit.message,
+            "source": self.source.shown,
+            "branch": self.options.branch,
+            "daemon": self.identity,
+        }
+        store.append(
+            AuditRecord(
+                deployment=self.deployment,
+                run_id=run.run_id,
+                actor=commit.author,
+                commit=commit.sha,
+                action=AuditAction.COMMIT,
+                outcome=Outcome.INFO,
+                detail=json.dumps(detail, sort_keys=True),
+            ),
+            at=self.ws.clock.now(),
+        )
+        self.metrics.commit.clear()
+        self.metrics.commit.labels(commit.sha).set(1)
+        log.info("reconciling commit", commit=commit.short, author=commit.author, message=commit.message)
+
+    def _reject(self, commit: Commit, error: UserError) -> None:
+        self._rejected.add(commit.sha)
+        deployment = self._deployment(commit)
+        store = self.ws.store()
+        errors = [str(d) for d in error.diagnostics]
+        self.metrics.rejected.inc()
+        log.warning("commit rejected: its desired state is invalid", commit=commit.short, errors=errors[:10])
+        recorded = any(
+            e.record.commit == commit.sha
+            for e in store.recent_audit(deployment, [AuditAction.REJECTED], limit=50)
+        )
+        if recorded:  # a restart: the ledger has it already
+            return
+        run = self._run_for(commit)
+        keeping = f"; still reconciling {self.good.short}" if self.good else "; nothing is reconciled yet"
+        store.append(
+            AuditRecord(
+                deployment=deployment,
+                run_id=run.run_id,
+                actor=commit.author,
+                commit=commit.sha,
+                action=AuditAction.REJECTED,
+                outcome=Outcome.FAILED,
+                error=errors[0] if errors else "",
+                detail=json.dumps(
+                    {
+                        "message": commit.message,
+                        "errors": errors[:_MAX_ERRORS_RECORDED],
+                        "kept": self.good.sha if self.good else None,
+                    },
+                    sort_keys=True,
+                ),
+            ),
+            at=self.ws.clock.now(),
+        )
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        alert = Alert(
+            event=AlertEvent.INVALID_COMMIT,
+            deployment=deployment,
+            at=self.ws.clock.now(),
+            subject=commit.sha,
+            commit=commit.sha,
+            summary=f"commit {commit.short} by {commit.author} is invalid: "
+            f"{errors[0] if errors else 'no details'}{more}{keeping}",
+            details={"errors": errors[:_MAX_ERRORS_RECORDED], "message": commit.message},
+        )
+        raise_alert(self.ctx, store, run, alert)
+
+    def _restore(self, tip: Commit) -> None:
+        """After a restart onto an invalid tip: resume the newest commit the ledger says was good."""
+        store = self.ws.store()
+        for entry in store.recent_audit(self._deployment(tip), [AuditAction.COMMIT], limit=20):
+            sha = entry.record.commit
+            if sha in self._rejected or not self.source.has(sha):
+                continue
+            commit = self.source.commit(sha)
+            if self._validate(commit) is None:
+                log.info("resuming the last good commit from the ledger", commit=commit.short)
+                self._adopt(commit)
+                return
+
+    def select(self, tip: Commit | None) -> tuple[Path, Commit] | None:
+        """The checkout to reconcile this cycle (the good commit), adopting or rejecting a new tip."""
+        if (
+            tip is not None
+            and tip.sha not in self._rejected
+            and (self.good is None or tip.sha != self.good.sha)
+        ):
+            problem = self._validate(tip)
+            if problem is None:
+                self._adopt(tip)
+            else:
+                self._reject(tip, problem)
+                if self.good is None:
+                    self._restore(tip)
+        if self.good is None:
+            return None
+        keep = {self.good.sha} | ({tip.sha} if tip is not None else set())
+        self.source.prune(keep)
+        return self.source.checkout(self.good), self.good
+
+    # --- the loop ------------------------------------------------------------------------------
+    def cycle(self, tip: Commit | None) -> CycleReport:
+        started = time.monotonic()
+        if tip is not None:
+            self._handled_tip = tip.sha
+        try:
+            selected = self.select(tip)
+            if selected is None:
+                report = CycleReport(CycleOutcome.IDLE, message="no valid commit to reconcile yet")
+                self._why_not_ready = report.message
+            else:
+                path, commit = selected
+                run = self._run_for(commit)
+                self._announce(run)
+                label = f"{self.source.shown}@{commit.short}" + (
+                    f":{self.source.subpath}" if self.source.subpath else ""
+                )
+                report = reconcile(self.ctx, path, run, label)
+                if report.observed:
+                    self._ready = True
+                else:
+                    self._why_not_ready = report.message
+        except Exception as exc:  # the loop must survive anything one cycle meets
+            log.exception("cycle crashed")
+            self.metrics.errors.labels("internal").inc()
+            report = CycleReport(CycleOutcome.FAILED, message=f"internal error: {exc!r}")
+        elapsed = time.monotonic() - started
+        self.metrics.cycles.labels(report.outcome.value).inc()
+        self.metrics.cycle_duration.observe(elapsed)
+        if report.outcome is CycleOutcome.CONVERGED:
+            self.metrics.last_sync.set(time.time())
+        self._beat()
+        self.last_report = report
+        log.info(
+            "cycle",
+            outcome=report.outcome.value,
+            changes=report.changes,
+            applied=report.applied,
+            failed=report.failed,
+            held=report.held,
+            seconds=round(elapsed, 3),
+            commit=self.good.short if self.good else None,
+            detail=report.message or None,
+        )
+        return report
+
+    def _announce(self, run: RunContext) -> None:
+        if self._announced or self.deployment is None:
+            return
+        self._announced = True
+        self._record_lifecycle(
+            AuditAction.RUN_START,
+            run,
+            f"daemon {self.identity} started: {self.source.shown} "
+            f"branch {self.options.branch}, every {self.options.interval:g}s",
+        )
+
+    def _record_lifecycle(self, action: AuditAction, run: RunContext, detail: str) -> None:
+        if self.deployment is None:
+            return
+        self.ws.store().append(
+            AuditRecord(
+                deployment=self.deployment,
+                run_id=run.run_id,
+                actor=self.identity,
+                commit=run.commit,
+                action=action,
+                outcome=Outcome.INFO,
+                detail=detail,
+            ),
+            at=self.ws.clock.now(),
+        )
+
+    def run(self) -> None:
+        """Cycle until ``request_stop``: on the timer, on a new commit, on the webhook."""
+        self.loop_alive = True
+        try:
+            next_cycle = time.monotonic()
+            next_poll = next_cycle + self.options.git_poll
+            fetched: Commit | None = None  # a tip the poll just fetched, for the cycle it triggers
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if self._hook.is_set() or now >= next_cycle:
+                    self._hook.clear()
+                    self.cycle(fetched or self._fetch())
+                    fetched = None
+                    next_cycle = time.monotonic() + self.options.interval
+                    next_poll = time.monotonic() + self.options.git_poll
+                    if self.options.once:
+                        return
+                    continue
+                if now >= next_poll:
+                    next_poll = now + self.options.git_poll
+                    tip = self._fetch()
+                    self._beat()
+                    if tip is not None and tip.sha != self._handled_tip:
+                        log.info("new commit on the branch", commit=tip.short)
+                        fetched, next_cycle = tip, now
+                        continue
+                self._wake.wait(max(0.0, min(next_cycle, next_poll) - time.monotonic()))
+                self._wake.clear()
+        finally:
+            self.loop_alive = False
+
+    def finish(self, *, clean: bool) -> None:
+        """Record the stop, release the leases (when no work is left in flight), drain alerts."""
+        if clean:
+            if self.good is not None:
+                self._record_lifecycle(
+                    AuditAction.RUN_END, self._run_for(self.good), f"daemon {self.identity} stopped"
+                )
+            release_leases(self.ctx)
+        self.alerter.close(timeout=5.0)

@@ -1,0 +1,441 @@
+"""apply: the executor — walks a Plan's DAG and carries out each change through its provider.
+
+The plan is the whole contract: this module reads nothing but the Plan (and the secrets
+its inputs reference, resolved inside the provider call). For every mutating call it
+
+1. writes an *intent* to the audit ledger (durable before the call is made),
+2. calls the provider, retrying ``TransientError`` with backoff and jitter,
+3. writes the outcome (settling the intent) and the usage-ledger change in one transaction.
+
+A failed change skips everything that depends on it, naming the failed upstream; the
+rest of the graph goes on. Concurrency is bounded per provider by ``max_parallel``.
+A kill at any point leaves at worst an unresolved intent, which ``settle_intents``
+resolves on the next start by looking the resource up by its idempotency token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+import structlog
+
+from reconciler.config import render_user_data, resolve_secret
+from reconciler.core.changes import Change
+from reconciler.core.clock import Clock
+from reconciler.core.errors import LeaseLostError, NotFoundError, PermanentError, ProviderError
+from reconciler.core.model import (
+    Action,
+    CreateRequest,
+    ObservedServer,
+    ServerStatus,
+    UpdateRequest,
+    server_name,
+)
+from reconciler.core.plan import Plan
+from reconciler.core.pricing import usage_interval
+from reconciler.core.provider import Provider
+from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome, UsageInterval
+from reconciler.core.retry import RetryPolicy, call_with_retry
+from reconciler.store.base import Store
+
+log = structlog.get_logger("reconciler.run.executor")
+T = TypeVar("T")
+
+
+class ChangeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    change: Change
+    status: ChangeStatus
+    message: str = ""
+    resource_id: str = ""
+    permanent: bool = False  # FAILED because the cloud refused for good (PermanentError)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is applying, from which commit, in which run: stamped on every audit entry."""
+
+    run_id: str
+    actor: str
+    commit: str = ""
+    message: str = ""  # the commit's message, written into the run's run.start entry
+
+
+Progress = Callable[[ChangeResult], None]
+
+
+@dataclass(frozen=True)
+class AuditWriter:
+    """Writes one run's audit entries, and runs a mutating provider call between its intent and outcome.
+
+    Every mutation the reconciler makes (the executor's changes, backups, restores) goes
+    through ``mutate``: the intent is durable before the call is made and the outcome settles
+    it, together with ``ledger``'s writes in one transaction. A kill in between leaves the
+    intent open for ``engine.settle_intents`` on the next start.
+    """
+
+    store: Store
+    clock: Clock
+    deployment: str
+    run: RunContext
+    retry: RetryPolicy
+
+    def record(
+        self,
+        key: str,
+        provider: str,
+        action: AuditAction,
+        outcome: Outcome,
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        error: str = "",
+        intent_seq: int | None = None,
+    ) -> AuditEntry:
+        record = AuditRecord(
+            deployment=self.deployment,
+            run_id=self.run.run_id,
+            actor=self.run.actor,
+            commit=self.run.commit,
+            action=action,
+            outcome=outcome,
+            key=key,
+            provider=provider,
+            resource_id=resource_id,
+            token=token,
+            detail=detail,
+            error=error,
+            intent_seq=intent_seq,
+        )
+        return self.store.append(record, at=self.clock.now())
+
+    def mutate(
+        self,
+        key: str,
+        provider: Provider,
+        action: AuditAction,
+        call: Callable[[], T],
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        success_detail: str = "",
+        ledger: Callable[[T], object] | None = None,
+    ) -> T:
+        """Intent, the provider call (retried on TransientError), then the outcome."""
+        name = provider.name
+        intent = self.record(
+            key, name, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
+        )
+
+        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
+            log.info(
+                "retrying",
+                provider=name,
+                call=action.value,
+                attempt=attempt,
+                error=str(exc),
+                wait=round(wait_s, 3),
+            )
+
+        try:
+            result = call_with_retry(call, self.retry, on_retry=retried)
+        except ProviderError as exc:
+            self.record(
+                key,
+                name,
+                action,
+                Outcome.FAILED,
+                resource_id=resource_id,
+                token=token,
+                error=str(exc),
+                intent_seq=intent.seq,
+            )
+            raise
+        done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
+        with self.store.transaction():
+            self.record(
+                key,
+                name,
+                action,
+                Outcome.SUCCEEDED,
+                resource_id=done_id,
+                token=token,
+                detail=success_detail,
+                intent_seq=intent.seq,
+            )
+            if ledger is not None:
+                ledger(result)
+        return result
+
+
+@dataclass
+class Executor:
+    plan: Plan
+    providers: Mapping[str, Provider]
+    store: Store
+    clock: Clock
+    run: RunContext
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_result: Progress | None = None
+    # Asked before each change starts; True (shutting down) skips the changes not yet started.
+    cancel: Callable[[], bool] | None = None
+    # Set when a lease of this run was lost (see reconciler.run.leases): no change starts after
+    # that, and a change whose ledger write is refused (LeaseLostError) sets it.
+    lease_lost: threading.Event | None = None
+    # Called before each server is deleted (a final backup); raising ProviderError fails the change.
+    before_delete: Callable[[Change, ObservedServer], None] | None = None
+    audit: AuditWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditWriter(self.store, self.clock, self.plan.deployment, self.run, self.retry)
+
+    def _record(
+        self,
+        change: Change,
+        action: AuditAction,
+        outcome: Outcome,
+        *,
+        error: str = "",
+    ) -> AuditEntry:
+        return self.audit.record(change.key, change.provider, action, outcome, error=error)
+
+    def _interval(self, server: ObservedServer) -> UsageInterval:
+        plist = self.plan.price_list_for(server.provider)
+        return usage_interval(self.plan.deployment, server, plist, start=self.clock.now())
+
+    def _mutate(
+        self,
+        change: Change,
+        action: AuditAction,
+        provider: Provider,
+        call: Callable[[], T],
+        *,
+        resource_id: str = "",
+        token: str = "",
+        detail: str = "",
+        ledger: Callable[[T], object] | None = None,
+    ) -> T:
+        return self.audit.mutate(
+            change.key,
+            provider,
+            action,
+            call,
+            resource_id=resource_id,
+            token=token,
+            detail=detail,
+            ledger=ledger,
+        )
+
+    def _create(self, change: Change) -> ObservedServer:
+        server = change.after
+        assert server is not None and change.token is not None
+        provider = self.providers[change.provider]
+        request = CreateRequest(
+            owner=self.plan.deployment,
+            key=server.key,
+            name=server_name(server.key, change.generation),
+            token=change.token,
+            generation=change.generation,
+            spec_hash=server.spec_hash,
+            image=server.image,
+            size=server.size,
+            flavor=server.flavor,
+            user_data=render_user_data(server, resolve_secret),
+            tags=server.tags,
+            cluster=server.cluster,
+            member=server.member,
+        )
+        detail = {"generation": change.generation, "spec_hash": server.spec_hash, "size": str(server.size)}
+        return self._mutate(
+            change,
+            AuditAction.CREATE,
+            provider,
+            lambda: provider.create(request),
+            token=change.token,
+            detail=json.dumps(detail),
+            ledger=lambda created: self.store.open_interval(self._interval(created)),
+        )
+
+    def _delete(self, change: Change, server: ObservedServer) -> None:
+        if self.before_delete is not None:
+            self.before_delete(change, server)
+        provider = self.providers[server.provider]
+
+        def delete() -> None:
+            with contextlib.suppress(NotFoundError):  # gone already: what delete wanted
+                provider.delete(server)
+
+        self._mutate(
+            change,
+            AuditAction.DELETE,
+            provider,
+            delete,
+            resource_id=server.resource_id,
+            ledger=lambda _: self.store.close_interval(
+                server.provider, server.resource_id, end=self.clock.now()
+            ),
+        )
+
+    def _power(self, change: Change, server: ObservedServer, start: bool) -> ObservedServer:
+        provider = self.providers[server.provider]
+        action = AuditAction.START if start else AuditAction.STOP
+        call = provider.start if start else provider.stop
+        return self._mutate(change, action, provider, lambda: call(server), resource_id=server.resource_id)
+
+    def _update(self, change: Change) -> ObservedServer:
+        before, after = change.before, change.after
+        assert before is not None and after is not None
+        provider = self.providers[before.provider]
+        current = before
+        if before.status in (ServerStatus.STOPPED, ServerStatus.ERROR):  # error: failover by restart
+            current = self._power(change, current, start=True)
+        if (current.size, current.flavor, current.tags) == (after.size, after.flavor, after.tags):
+            return current
+        request = UpdateRequest(
+            size=after.size, flavor=after.flavor, tags=after.tags, allow_restart=after.allow_restart
+        )
+
+        def resized(updated: ObservedServer) -> None:
+            if (updated.size, updated.flavor) != (before.size, before.flavor):
+                self.store.close_interval(before.provider, before.resource_id, end=self.clock.now())
+                self.store.open_interval(self._interval(updated))
+
+        return self._mutate(
+            change,
+            AuditAction.UPDATE,
+            provider,
+            lambda: provider.update(current, request),
+            resource_id=before.resource_id,
+            detail=json.dumps({"from": str(before.size), "to": str(after.size)}),
+            ledger=resized,
+        )
+
+    def execute_change(self, change: Change) -> ChangeResult:
+        """Carry out one change; provider errors become a FAILED result, never an exception."""
+        if self.lease_lost is not None and self.lease_lost.is_set():  # nothing may be written any more
+            return ChangeResult(change, ChangeStatus.SKIPPED, message="not started: this run lost its lease")
+        try:
+            resource_id = ""
+            if change.action is Action.CREATE:
+                resource_id = self._create(change).resource_id
+            elif change.action is Action.UPDATE:
+                resource_id = self._update(change).resource_id
+            elif change.action is Action.REPLACE:
+                assert change.before is not None
+                resource_id = self._create(change).resource_id  # create before destroy
+                self._delete(change, change.before)
+            elif change.action is Action.DELETE:
+                assert change.before is not None
+                self._delete(change, change.before)
+                resource_id = change.before.resource_id
+            return ChangeResult(change, ChangeStatus.SUCCEEDED, resource_id=resource_id)
+        except ProviderError as exc:
+            log.warning("change failed", change=change.id, error=str(exc))
+            return ChangeResult(
+                change, ChangeStatus.FAILED, message=str(exc), permanent=isinstance(exc, PermanentError)
+            )
+        except LeaseLostError as exc:  # a fenced ledger write was refused: stop starting changes
+            if self.lease_lost is not None:
+                self.lease_lost.set()
+            log.error("ledger write refused", change=change.id, error=str(exc))
+            return ChangeResult(change, ChangeStatus.FAILED, message=str(exc))
+
+    # --- the walk ---------------------------------------------------------------------------
+    def run_all(self) -> list[ChangeResult]:
+        """Walk the DAG: run each change when its dependencies succeeded, skip it when one failed.
+
+        Dependency counters and a completion queue keep the walk linear in the number of
+        changes; per-provider semaphores bound how many calls each cloud sees at once.
+        """
+        changes = {c.id: c for c in self.plan.changes}
+        waiting = {cid: {d for d in c.depends_on if d in changes} for cid, c in changes.items()}
+        dependents: dict[str, list[str]] = {cid: [] for cid in changes}
+        for cid, deps in waiting.items():
+            for dep in deps:
+                dependents[dep].append(cid)
+        results: dict[str, ChangeResult] = {}
+        finished: queue.Queue[ChangeResult] = queue.Queue()
+        semaphores = {
+            name: threading.BoundedSemaphore(max(1, p.config.max_parallel))
+            for name, p in self.providers.items()
+        }
+        workers = max(1, min(64, sum(max(1, p.config.max_parallel) for p in self.providers.values())))
+
+        def guarded(change: Change) -> None:
+            try:
+                with semaphores[change.provider]:
+                    if self.cancel is not None and self.cancel():
+                        message = "not started: the reconciler is shutting down"
+                        self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+                        result = ChangeResult(change, ChangeStatus.SKIPPED, message=message)
+                    else:
+                        result = self.execute_change(change)
+            except Exception as exc:  # a bug must not hang the walk; the intent stays open to settle
+                result = ChangeResult(change, ChangeStatus.FAILED, message=f"internal error: {exc!r}")
+                with contextlib.suppress(Exception):  # nor may a failing log call
+                    log.exception("change crashed", change=change.id)
+            finished.put(result)
+
+        in_flight = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+
+            def settle(result: ChangeResult) -> None:
+                """Record a finished change; start or skip whatever was waiting on it."""
+                nonlocal in_flight
+                results[result.change.id] = result
+                stack = [result]
+                while stack:
+                    done = stack.pop()
+                    if self.on_result is not None:
+                        self.on_result(done)
+                    for cid in dependents[done.change.id]:
+                        if cid in results:
+                            continue
+                        if done.status is not ChangeStatus.SUCCEEDED:
+                            change = changes[cid]
+                            message = f"skipped because {done.change.id} did not succeed"
+                            self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+                            results[cid] = skipped = ChangeResult(
+                                change, ChangeStatus.SKIPPED, message=message
+                            )
+                            stack.append(skipped)
+                            continue
+                        waiting[cid].discard(done.change.id)
+                        if not waiting[cid]:
+                            pool.submit(guarded, changes[cid])
+                            in_flight += 1
+
+            for cid, deps in waiting.items():
+                if not deps:
+                    pool.submit(guarded, changes[cid])
+                    in_flight += 1
+            while in_flight:
+                result = finished.get()
+                in_flight -= 1
+                settle(result)
+        return [results[c.id] for c in self.plan.changes]
+
+
+def _audit_action(change: Change) -> AuditAction:
+    return {
+        Action.CREATE: AuditAction.CREATE,
+        Action.REPLACE: AuditAction.CREATE,
+        Action.UPDATE: AuditAction.UPDATE,
+        Action.DELETE: AuditAction.DELETE,
+    }.get(change.action, AuditAction.UPDATE)
