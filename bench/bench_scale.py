@@ -73,16 +73,19 @@ def run_phase(phase: str, desired: Path, state: Path) -> dict[str, object]:
     """Run inside a child process: one phase, timed, with the provider call counts."""
     from reconciler.core.clock import Clock
     from reconciler.core.retry import RetryPolicy
-    from reconciler.run import engine
+    from reconciler.run.apply import apply_plan
+    from reconciler.run.audit import new_run
+    from reconciler.run.planning import plan_path
+    from reconciler.run.workspace import Workspace
 
-    ws = engine.Workspace(state_dir=state, clock=Clock(), retry=RetryPolicy(base_delay=0.01))
+    ws = Workspace(state_dir=state, clock=Clock(), retry=RetryPolicy(base_delay=0.01))
     started = time.perf_counter()
-    plan = engine.plan_path(desired, ws)
+    plan = plan_path(desired, ws)
     changes = len(plan.changes)
     failed = 0
     if phase == "apply":
-        run = engine.new_run("bench", None)
-        report = engine.apply_plan(plan, ws, run, allow_mass_delete=True)
+        run = new_run("bench", None)
+        report = apply_plan(plan, ws, run, allow_mass_delete=True)
         failed = len(report.results) - sum(1 for r in report.results if r.status.value == "succeeded")
     ws.close()
     elapsed = time.perf_counter() - started

@@ -2,7 +2,7 @@
 # The one test command. On a fresh Debian machine (as root) it installs everything the tests
 # need — system packages, a libvirtd with QEMU, a PostgreSQL server, headless Chromium, the
 # Python packages in a fresh virtual environment (.venv) — then runs the type checker, the
-# linter and the test suite. CI runs exactly this.
+# linter, the layer contracts (import-linter) and the test suite. CI runs exactly this.
 #
 #   bash scripts/run-tests.sh            # everything
 #   bash scripts/run-tests.sh -k crash   # extra arguments go to the main pytest run
@@ -79,6 +79,8 @@ step "mypy"
 mypy
 step "ruff"
 ruff check .
+step "lint-imports"
+lint-imports
 step "pytest"
 pytest -q -p no:cacheprovider "$@"
 

@@ -1,46 +1,34 @@
-"""backup_cycle: backups as a reconcile of their own — ``backup run`` (and the daemon) and ``backup list``.
+"""backup.cycle: backups as a reconcile of their own — ``backup run`` (and the daemon) and ``backup list``.
 
 These are engine-level functions (the CLI and the daemon are thin shells over them), each
 level-triggered: it observes the servers and lists the backups now, decides with the pure
-rules of ``reconciler.core.backups``, and acts through ``backup_apply`` with the audit ledger.
+rules of ``reconciler.core.backups``, and acts through ``run.backups`` with the audit ledger,
+all in one ``ProviderSession``.
 
-* ``backup_cycle`` takes the backups that are due (or, with ``force``, one now) and prunes
-  what retention no longer keeps, then brings the backup-storage ledger in step with the
-  backups listed. The daemon calls it every cycle; ``reconciler backup run`` once.
+* ``backup_cycle`` (``backup_cycle_in_session`` in a daemon's session) takes the backups
+  that are due (or, with ``force``, one now) and prunes what retention no longer keeps,
+  then brings the backup-storage ledger in step with the backups listed. The daemon calls
+  it every cycle; ``reconciler backup run`` once.
 * ``inspect_backups`` is the read-only view behind ``reconciler backup list PATH``.
 * ``delete_backups`` deletes chosen backups by id (``reconciler backup delete``): the way to
   remove backups no policy prunes any more — those of keys removed from the desired state
   (their final backups) or moved out from under a policy.
 
-``restore`` lives in ``backup_restore``.
+``restore`` lives in ``backup.restore``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.backups import BackupAction, BackupKind, BackupPlan, KeyStatus, plan_backups
 from reconciler.core.errors import UserError
-from reconciler.core.model import (
-    Capabilities,
-    DesiredState,
-    ObservedServer,
-    Snapshot,
-)
-from reconciler.core.plan import Plan
-from reconciler.core.provider import Provider
-from reconciler.core.records import Lease
-from reconciler.run import engine
-from reconciler.run.backups import (
-    BackupResult,
-    BackupRunner,
-    BackupStatus,
-    list_snapshots,
-    sync_backup_usage,
-)
-from reconciler.run.executor import RunContext
-from reconciler.run.leases import LeaseKeeper, lease_ttl
+from reconciler.core.model import DesiredState, ObservedServer, Snapshot
+from reconciler.run.audit import RunContext
+from reconciler.run.backups import BackupResult, BackupRunner, BackupStatus, sync_backup_usage
+from reconciler.run.session import ProviderSession
+from reconciler.run.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -69,27 +57,11 @@ class BackupReport:
         return sum(1 for r in self.results if r.action.kind is kind and r.status is status)
 
 
-def lease_plan(state: DesiredState, ws: engine.Workspace) -> Plan:
-    """An empty plan naming the state's providers: what ``engine.acquire_leases`` takes."""
-    return Plan(
-        deployment=state.deployment,
-        created_at=ws.clock.now(),
-        changes=(),
-        providers=state.providers,
-        basis=(),
-    )
-
-
-def _capabilities(providers: Mapping[str, Provider]) -> dict[str, Capabilities]:
-    return {name: type(p).capabilities for name, p in providers.items()}
-
-
 def _plan(
     state: DesiredState,
-    providers: Mapping[str, Provider],
+    session: ProviderSession,
     observed: Sequence[ObservedServer],
     snapshots: Sequence[Snapshot],
-    ws: engine.Workspace,
     *,
     force: bool = False,
     keys: Collection[str] | None = None,
@@ -102,8 +74,8 @@ def _plan(
         snapshots=snapshots,
         changes=(),
         policies=state.backup_policies,
-        capabilities=_capabilities(providers),
-        now=ws.clock.now(),
+        capabilities=session.capabilities,
+        now=session.ws.clock.now(),
         price_list_for=state.price_list_for,
         force=force,
         keys=keys,
@@ -121,81 +93,52 @@ def check_keys(state: DesiredState, keys: Collection[str]) -> None:
         )
 
 
-class BackupSession:
-    """One backup operation's providers (opened) and provider leases (held and renewed).
-
-    ``leases`` the caller already holds (a daemon) are used as they are; otherwise the
-    session takes its own for the state's providers and releases them at the end.
-    """
-
-    def __init__(self, state: DesiredState, ws: engine.Workspace, run: RunContext,
-                 leases: Sequence[Lease] | None) -> None:
-        self.providers = engine.open_providers(state.providers, ws)
-        self.store = ws.store()
-        self.own = leases is None
-        ttl = lease_ttl(engine.LEASE_TTL_SECONDS)
-        try:
-            self.held = (
-                engine.acquire_leases(self.store, lease_plan(state, ws), run, ws.clock, ttl_seconds=ttl)
-                if self.own
-                else list(leases or ())
-            )
-        except BaseException:
-            engine.close_providers(self.providers, ws)
-            raise
-        self.keeper = LeaseKeeper(self.store, self.held, ttl_seconds=ttl, clock=ws.clock)
-        self.ws = ws
-        self.runner = BackupRunner(
-            deployment=state.deployment,
-            providers=self.providers,
-            store=self.store,
-            clock=ws.clock,
-            run=run,
-            price_list_for=state.price_list_for,
-            retry=ws.retry,
-        )
-
-    def __enter__(self) -> BackupSession:
-        self.keeper.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.keeper.stop()
-        for lease in self.held if self.own else ():
-            self.store.release_lease(lease)
-        engine.close_providers(self.providers, self.ws)
-
-
 def backup_cycle(
     state: DesiredState,
-    ws: engine.Workspace,
+    ws: Workspace,
     run: RunContext,
     *,
     force: bool = False,
     keys: set[str] | None = None,
-    leases: Sequence[Lease] | None = None,
+) -> BackupReport:
+    """``backup run``: ``backup_cycle_in_session`` in a session of its own, holding every provider's lease."""
+    with ProviderSession(ws, state.providers) as session:
+        session.hold(run)
+        return backup_cycle_in_session(state, session, run, force=force, keys=keys)
+
+
+def backup_cycle_in_session(
+    state: DesiredState,
+    session: ProviderSession,
+    run: RunContext,
+    *,
+    force: bool = False,
+    keys: set[str] | None = None,
+    observed: Sequence[ObservedServer] | None = None,
 ) -> BackupReport:
     """Take due backups and prune what retention no longer keeps; report failures and overdue keys.
 
     ``force`` takes a backup of every key in scope even when none is due. ``keys`` limits
-    the cycle to those keys. ``leases``: provider leases the caller already holds (a daemon);
-    otherwise the cycle takes its own for the state's providers and releases them after.
+    the cycle to those keys. The session must hold the leases of the providers it acts on;
+    ``observed``: the servers this session listed already (a daemon cycle, after its apply).
     """
-    with BackupSession(state, ws, run, leases) as op:
-        providers, store = op.providers, op.store
-        recovered = engine.settle_intents(store, providers, state.deployment, run, ws.clock)
-        observed = engine.observe(providers, state.deployment, ws.retry)
-        snapshots, listed = list_snapshots(providers, state.deployment, ws.retry)
-        planned = _plan(state, providers, observed, snapshots, ws, force=force, keys=keys)
-        results = op.runner.run_actions(planned.actions, observed)
-        op.keeper.check()
-        if results:
-            snapshots, listed = list_snapshots(providers, state.deployment, ws.retry)
-        sync_backup_usage(store, state.deployment, snapshots, listed, state.price_list_for, ws.clock.now())
-        after = _plan(state, providers, observed, snapshots, ws, keys=keys)
-        return BackupReport(
-            results=tuple(results), statuses=after.statuses, notes=planned.notes, recovered=tuple(recovered)
-        )
+    ws, store = session.ws, session.ws.store()
+    names = [config.name for config in state.providers]
+    runner = BackupRunner.in_session(session, state.deployment, run, state.price_list_for, names)
+    recovered = session.settle(state.deployment, run)
+    if observed is None:
+        observed = session.observe(state.deployment, names)
+    snapshots, listed = session.list_snapshots(state.deployment, names)
+    planned = _plan(state, session, observed, snapshots, force=force, keys=keys)
+    results = runner.run_actions(planned.actions, observed)
+    session.check_leases()
+    if results:
+        snapshots, listed = session.list_snapshots(state.deployment, names)
+    sync_backup_usage(store, state.deployment, snapshots, listed, state.price_list_for, ws.clock.now())
+    after = _plan(state, session, observed, snapshots, keys=keys)
+    return BackupReport(
+        results=tuple(results), statuses=after.statuses, notes=planned.notes, recovered=tuple(recovered)
+    )
 
 
 def find_backups(snapshots: Sequence[Snapshot], backup_ids: Sequence[str], deployment: str) -> list[Snapshot]:
@@ -212,7 +155,7 @@ def find_backups(snapshots: Sequence[Snapshot], backup_ids: Sequence[str], deplo
 
 def delete_backups(
     state: DesiredState,
-    ws: engine.Workspace,
+    ws: Workspace,
     run: RunContext,
     backup_ids: Sequence[str],
     *,
@@ -223,14 +166,16 @@ def delete_backups(
     Every id must name a backup of this deployment the clouds list now; ``confirm`` sees
     them first (None returned when it says no: nothing deleted).
     """
-    with BackupSession(state, ws, run, None) as op:
-        engine.settle_intents(op.store, op.providers, state.deployment, run, ws.clock)
-        snapshots, listed = list_snapshots(op.providers, state.deployment, ws.retry)
+    with ProviderSession(ws, state.providers) as session:
+        session.hold(run)
+        runner = BackupRunner.in_session(session, state.deployment, run, state.price_list_for)
+        session.settle(state.deployment, run)
+        snapshots, listed = session.list_snapshots(state.deployment)
         chosen = find_backups(snapshots, backup_ids, state.deployment)
         if not confirm(chosen):
             return None
         results = tuple(
-            op.runner.prune(
+            runner.prune(
                 BackupAction(
                     kind=BackupKind.PRUNE,
                     key=snap.key,
@@ -246,8 +191,9 @@ def delete_backups(
             )
             for snap in chosen
         )
-        snapshots, listed = list_snapshots(op.providers, state.deployment, ws.retry)
-        sync_backup_usage(op.store, state.deployment, snapshots, listed, state.price_list_for, ws.clock.now())
+        snapshots, listed = session.list_snapshots(state.deployment)
+        now = ws.clock.now()
+        sync_backup_usage(ws.store(), state.deployment, snapshots, listed, state.price_list_for, now)
         return results
 
 
@@ -263,16 +209,13 @@ class BackupListing:
 
 
 def inspect_backups(
-    state: DesiredState, ws: engine.Workspace, *, keys: Collection[str] | None = None
+    state: DesiredState, ws: Workspace, *, keys: Collection[str] | None = None
 ) -> BackupListing:
     """Read-only: observe, list the backups and judge them against the policies."""
-    providers = engine.open_providers(state.providers, ws)
-    try:
-        observed = engine.observe(providers, state.deployment, ws.retry)
-        snapshots, _ = list_snapshots(providers, state.deployment, ws.retry)
-        planned = _plan(state, providers, observed, snapshots, ws, keys=keys)
-    finally:
-        engine.close_providers(providers, ws)
+    with ProviderSession(ws, state.providers) as session:
+        observed = session.observe(state.deployment)
+        snapshots, _ = session.list_snapshots(state.deployment)
+        planned = _plan(state, session, observed, snapshots, keys=keys)
     shown = [s for s in snapshots if keys is None or s.key in keys]
     shown.sort(key=lambda s: (s.key, s.created_at, s.snapshot_id))
     prunable = frozenset(a.snapshot_id for a in planned.of_kind(BackupKind.PRUNE))

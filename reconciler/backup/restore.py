@@ -1,4 +1,4 @@
-"""backup_restore: ``reconciler restore`` — a server for a key, created from one of its backups.
+"""backup.restore: ``reconciler restore`` — a server for a key, created from one of its backups.
 
 Level-triggered like every command: it observes the key's servers and lists the backups
 now, describes what it will do and asks for confirmation, then:
@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from reconciler.backup.cycle import BackupSession, find_backups
+from reconciler.backup.cycle import find_backups
 from reconciler.config import check_secrets, render_user_data, resolve_secret
 from reconciler.core.backups import BackupAction, BackupKind, final_name
 from reconciler.core.clock import isoformat
@@ -41,11 +41,11 @@ from reconciler.core.model import (
     server_name,
 )
 from reconciler.core.pricing import usage_interval
-from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, Outcome
-from reconciler.run import engine
-from reconciler.run.backups import BackupResult, list_snapshots
-from reconciler.run.executor import AuditWriter, RunContext
+from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.run.backups import BackupResult, BackupRunner
+from reconciler.run.session import ProviderSession
+from reconciler.run.workspace import Workspace
 from reconciler.store.base import Store
 
 
@@ -70,14 +70,8 @@ def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str
     return None
 
 
-def _find_backup(
-    providers: Mapping[str, Provider],
-    want: DesiredServer,
-    backup_id: str,
-    ws: engine.Workspace,
-    deployment: str,
-) -> Snapshot:
-    snapshots, _ = list_snapshots(providers, deployment, ws.retry)
+def _find_backup(session: ProviderSession, want: DesiredServer, backup_id: str, deployment: str) -> Snapshot:
+    snapshots, _ = session.list_snapshots(deployment)
     [found] = find_backups(snapshots, [backup_id], deployment)
     if found.key != want.key:
         raise UserError(f"backup {backup_id} is a backup of {found.key}, not of {want.key}")
@@ -107,7 +101,7 @@ def describe_restore(
 
 def restore(
     state: DesiredState,
-    ws: engine.Workspace,
+    ws: Workspace,
     run: RunContext,
     key: str,
     backup_id: str,
@@ -123,16 +117,19 @@ def restore(
             f"{key} is not a server of the desired state in {state.source_path}; restore needs its template"
         )
     check_secrets([want])
-    with BackupSession(state, ws, run, None) as op:
-        providers, store = op.providers, op.store
-        engine.settle_intents(store, providers, state.deployment, run, ws.clock)
-        observed = engine.observe(providers, state.deployment, ws.retry)
+    with ProviderSession(ws, state.providers) as session:
+        session.hold(run)
+        store = ws.store()
+        runner = BackupRunner.in_session(session, state.deployment, run, state.price_list_for)
+        session.settle(state.deployment, run)
+        observed = session.observe(state.deployment)
         current = [s for s in observed if s.key == key and s.owner == state.deployment]
-        backup = _find_backup(providers, want, backup_id, ws, state.deployment)
+        backup = _find_backup(session, want, backup_id, state.deployment)
         size = backup_server_size(store, state.deployment, key, backup_id) or want.size
         if not confirm(describe_restore(want, backup, size, current)):
             return RestoreResult(server=None)
-        restored = _create_restored(state, ws, run, store, providers, want, backup, size, current)
+        writer = AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
+        restored = _create_restored(state, session, writer, want, backup, size, current)
         finals: list[BackupResult] = []
         replaced: list[str] = []
         policy = state.backup_policies.get(want.backup_policy) if want.backup_policy else None
@@ -149,32 +146,26 @@ def restore(
                     quiesce=policy.quiesce,
                     method=policy.method,
                 )
-                result = op.runner.take(action, old)
+                result = runner.take(action, old)
                 finals.append(result)
                 if not result.snapshot_id:
                     continue  # never delete a server whose final backup failed
-            _delete(state, ws, run, store, providers, old)
+            _delete(session, writer, old)
             replaced.append(old.resource_id)
-        op.keeper.check()
+        session.check_leases()
         return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
-
-
-def _writer(state: DesiredState, ws: engine.Workspace, run: RunContext, store: Store) -> AuditWriter:
-    return AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
 
 
 def _create_restored(
     state: DesiredState,
-    ws: engine.Workspace,
-    run: RunContext,
-    store: Store,
-    providers: Mapping[str, Provider],
+    session: ProviderSession,
+    writer: AuditWriter,
     want: DesiredServer,
     backup: Snapshot,
     size: Size,
     current: Sequence[ObservedServer],
 ) -> ObservedServer:
-    provider = providers[want.provider]
+    provider, store, clock = session.providers[want.provider], writer.store, writer.clock
     # Honest marks: the desired spec hash when the disk is the template's; else one covering the
     # restored disk (it differs from the desired one, so the next plan shows the replacement).
     spec_hash = want.spec_hash
@@ -205,7 +196,7 @@ def _create_restored(
         member=want.member,
     )
     plist = state.price_list_for(want.provider)
-    return _writer(state, ws, run, store).mutate(
+    return writer.mutate(
         want.key,
         provider,
         AuditAction.CREATE,
@@ -214,31 +205,24 @@ def _create_restored(
         detail=json.dumps(detail),
         success_detail=json.dumps({"restored_from": backup.snapshot_id}),
         ledger=lambda created: store.open_interval(
-            usage_interval(state.deployment, created, plist, start=ws.clock.now())
+            usage_interval(state.deployment, created, plist, start=clock.now())
         ),
     )
 
 
-def _delete(
-    state: DesiredState,
-    ws: engine.Workspace,
-    run: RunContext,
-    store: Store,
-    providers: Mapping[str, Provider],
-    old: ObservedServer,
-) -> None:
-    provider = providers[old.provider]
+def _delete(session: ProviderSession, writer: AuditWriter, old: ObservedServer) -> None:
+    provider = session.providers[old.provider]
 
     def delete() -> None:
         with contextlib.suppress(NotFoundError):  # gone already: what delete wanted
             provider.delete(old)
 
-    _writer(state, ws, run, store).mutate(
+    writer.mutate(
         old.key,
         provider,
         AuditAction.DELETE,
         delete,
         resource_id=old.resource_id,
         detail="replaced by a restore",
-        ledger=lambda _: store.close_interval(old.provider, old.resource_id, end=ws.clock.now()),
+        ledger=lambda _: writer.store.close_interval(old.provider, old.resource_id, end=writer.clock.now()),
     )

@@ -35,9 +35,8 @@ from reconciler.core.backups import BackupKind, KeyStatus
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
 from reconciler.core.model import Snapshot
-from reconciler.run import engine
+from reconciler.run.audit import RunContext, new_run
 from reconciler.run.backups import BackupStatus, describe
-from reconciler.run.executor import RunContext
 from reconciler.run.identity import detect_identity
 
 
@@ -95,7 +94,7 @@ def add_commands(
 
 def _run(args: argparse.Namespace) -> RunContext:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return engine.new_run(identity.actor, identity.commit)
+    return new_run(identity.actor, identity.commit)
 
 
 def _hours(value: float | None) -> str:

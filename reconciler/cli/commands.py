@@ -27,10 +27,13 @@ from reconciler.config import explain_inputs, load_desired_state
 from reconciler.core.errors import UserError
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_plan
-from reconciler.run import engine
+from reconciler.run.apply import apply_plan
+from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.identity import detect_identity
+from reconciler.run.planning import plan_path
+from reconciler.run.workspace import Workspace
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -49,9 +52,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _plan(args: argparse.Namespace, ws: engine.Workspace, *, destroy: bool = False) -> Plan:
+def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> Plan:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return engine.plan_path(
+    return plan_path(
         args.path,
         ws,
         deployment=args.deployment,
@@ -122,7 +125,7 @@ def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
     return advance, progress.stop
 
 
-def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: str) -> int:
+def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
     sys.stdout.write(render.render_text(plan, color=tty()))
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
@@ -132,10 +135,10 @@ def _execute(args: argparse.Namespace, ws: engine.Workspace, plan: Plan, verb: s
         if args.path
         else detect_identity(None, getattr(args, "actor", None))
     )
-    run = engine.new_run(identity.actor, plan.commit or identity.commit)
+    run = new_run(identity.actor, plan.commit or identity.commit)
     on_result, stop = _reporter()
     try:
-        report = engine.apply_plan(
+        report = apply_plan(
             plan,
             ws,
             run,
@@ -196,7 +199,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     try:
-        plan = engine.plan_path(args.path, ws, deployment=args.deployment)
+        plan = plan_path(args.path, ws, deployment=args.deployment)
     finally:
         ws.close()
     sys.stdout.write(to_dot(plan.changes) if args.format == "dot" else to_text(plan.changes))

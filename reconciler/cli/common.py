@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reconciler.core.clock import Clock
 from reconciler.core.errors import UserError
-from reconciler.run.engine import Workspace
+from reconciler.run.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_ERROR = 1

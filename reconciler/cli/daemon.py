@@ -97,7 +97,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 # --- run --------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from reconciler.daemon.cycle import CycleOutcome, DaemonOptions
+    from reconciler.daemon.context import CycleOutcome, DaemonOptions
     from reconciler.daemon.http import start_server
     from reconciler.daemon.loop import Daemon
 

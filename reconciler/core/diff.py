@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from reconciler.core.changes import Change, FieldChange
+from reconciler.core.changes import Change, ChangeCause, FieldChange
 from reconciler.core.errors import UserError
 from reconciler.core.model import (
     Action,
@@ -44,6 +44,7 @@ from reconciler.core.model import (
 NONE_SHOWN = "(none)"
 REASON_CREATE = "not present"
 REASON_DELETE = "no longer in the configuration"
+_PRECEDENCE = list(ChangeCause)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def diff(
                 )
             else:
                 changes.append(_delete(extra, change_id=f"delete:{key}#{extra.resource_id}",
+                                       cause=ChangeCause.DUPLICATE,
                                        reason=f"duplicate of {best.resource_id}"))
         if want is None:
             if is_protected:
@@ -124,11 +126,12 @@ def diff(
                     f"{key} is protected (protect: true); it was not deleted — set protect: false first"
                 )
             else:
-                changes.append(_delete(best, change_id=f"delete:{key}", reason=REASON_DELETE))
+                changes.append(_delete(best, change_id=f"delete:{key}", cause=ChangeCause.NO_LONGER_DECLARED,
+                                       reason=REASON_DELETE))
             continue
         if best.provider != want.provider:
             generation = _next_generation(key, found, last_generation)
-            changes.append(_create(want, owner=owner, generation=generation,
+            changes.append(_create(want, owner=owner, generation=generation, cause=ChangeCause.MOVED,
                                    reason=f"moved from provider {best.provider} to {want.provider}"))
             if is_protected:
                 diagnostics.append(
@@ -136,7 +139,7 @@ def diff(
                     f"{best.provider} was not deleted — set protect: false first"
                 )
             else:
-                changes.append(_delete(best, change_id=f"delete:{key}",
+                changes.append(_delete(best, change_id=f"delete:{key}", cause=ChangeCause.MOVED,
                                        reason=f"moved to provider {want.provider}"))
             continue
         caps = capabilities.get(want.provider, Capabilities())
@@ -183,7 +186,14 @@ def _next_generation(
     return max(known) + 1 if known else 0
 
 
-def _create(want: DesiredServer, *, owner: str, generation: int, reason: str = REASON_CREATE) -> Change:
+def _create(
+    want: DesiredServer,
+    *,
+    owner: str,
+    generation: int,
+    cause: ChangeCause = ChangeCause.NOT_PRESENT,
+    reason: str = REASON_CREATE,
+) -> Change:
     spec_hash = desired_spec_hash(want)
     fields = [
         FieldChange("image", "", want.image),
@@ -199,6 +209,7 @@ def _create(want: DesiredServer, *, owner: str, generation: int, reason: str = R
         action=Action.CREATE,
         key=want.key,
         provider=want.provider,
+        cause=cause,
         reason=reason,
         after=want,
         token=idempotency_token(owner, want.key, spec_hash, generation),
@@ -207,12 +218,13 @@ def _create(want: DesiredServer, *, owner: str, generation: int, reason: str = R
     )
 
 
-def _delete(have: ObservedServer, *, change_id: str, reason: str) -> Change:
+def _delete(have: ObservedServer, *, change_id: str, cause: ChangeCause, reason: str) -> Change:
     return Change(
         id=change_id,
         action=Action.DELETE,
         key=have.key,
         provider=have.provider,
+        cause=cause,
         reason=reason,
         before=have,
         generation=have.generation,
@@ -291,19 +303,23 @@ def _compare(
 
     if have.spec_hash != desired_spec_hash(want):
         what, spec_fields = _spec_fields(want, have)
-        return _replace(want, have, found, owner=owner, reason="spec changed: " + ", ".join(what),
+        return _replace(want, have, found, owner=owner, cause=ChangeCause.SPEC_CHANGED,
+                        reason="spec changed: " + ", ".join(what),
                         fields=spec_fields + size_fields + tag_fields, last_generation=last_generation), notes
 
     replace_reasons: list[str] = []
     update_reasons: list[str] = []
     fields: list[FieldChange] = []
+    causes: list[ChangeCause] = []  # the change's cause is the first of these in ChangeCause's order
 
     if have.status is ServerStatus.ERROR:
         if want.failover is FailoverMode.REPLACE:
             replace_reasons.append("server is in error state")
+            causes.append(ChangeCause.FAILED)
             fields.append(FieldChange("status", have.status.value, ServerStatus.RUNNING.value))
         elif want.failover is FailoverMode.RESTART and caps.start_stop:
             update_reasons.append("server is in error state (failover: restart)")
+            causes.append(ChangeCause.FAILED)
             fields.append(FieldChange("status", have.status.value, ServerStatus.RUNNING.value))
         elif want.failover is FailoverMode.RESTART:
             notes.append(
@@ -328,12 +344,16 @@ def _compare(
             fields.extend(size_fields)
         if stopped and caps.start_stop:
             update_reasons.append("server is stopped")
+            causes.append(ChangeCause.STOPPED)
             fields.append(FieldChange("status", have.status.value, ServerStatus.RUNNING.value))
+        if size_fields:
+            causes.append(ChangeCause.SIZE_CHANGED)
         elif stopped:
             notes.append(f"{key} is stopped and provider {want.provider} cannot start it; left alone")
 
     if tag_fields and caps.update_tags:
         update_reasons.append("tags differ")
+        causes.append(ChangeCause.TAGS_CHANGED)
         fields.extend(tag_fields)
     elif tag_fields:
         if replace_reasons:
@@ -344,16 +364,18 @@ def _compare(
                 "cannot update tags in place; left alone"
             )
 
-    if replace_reasons:
+    cause = min(causes, key=_PRECEDENCE.index) if causes else None
+    if replace_reasons and cause is not None:
         reason = "; ".join(replace_reasons + update_reasons)
-        return _replace(want, have, found, owner=owner, reason=reason, fields=fields,
+        return _replace(want, have, found, owner=owner, cause=cause, reason=reason, fields=fields,
                         last_generation=last_generation), notes
-    if update_reasons:
+    if update_reasons and cause is not None:
         change = Change(
             id=f"{Action.UPDATE.value}:{key}",
             action=Action.UPDATE,
             key=key,
             provider=want.provider,
+            cause=cause,
             reason="; ".join(update_reasons),
             before=have,
             after=want,
@@ -370,6 +392,7 @@ def _replace(
     found: Sequence[ObservedServer],
     *,
     owner: str,
+    cause: ChangeCause,
     reason: str,
     fields: Sequence[FieldChange],
     last_generation: Callable[[str], int | None],
@@ -380,6 +403,7 @@ def _replace(
         action=Action.REPLACE,
         key=want.key,
         provider=want.provider,
+        cause=cause,
         reason=reason,
         before=have,
         after=want,

@@ -2,7 +2,8 @@
 
 Three branches, each telling the caller what to do next:
 
-* ``UserError`` — the input is wrong (bad YAML, a dangling reference, a stale plan).
+* ``UserError`` — the input is wrong (bad YAML, a dangling reference, a stale plan:
+  ``StalePlanError``).
   Never retried; reported as ``file:line: message`` with exit code 1, no traceback.
 * ``TransientError`` — the cloud hiccupped (throttling, timeout, connection reset).
   Retried with exponential backoff and jitter.
@@ -45,6 +46,10 @@ class UserError(ReconcilerError):
             diags = list(diagnostics)
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diags)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class StalePlanError(UserError):
+    """The clouds changed since the plan was made: make a new plan (a daemon simply plans again)."""
 
 
 class ProviderError(ReconcilerError):

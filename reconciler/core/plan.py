@@ -27,7 +27,7 @@ from reconciler.core.model import (
     ProviderConfig,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every change carries its cause
 
 
 

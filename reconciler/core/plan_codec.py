@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.core.backups import BackupAction, BackupKind
-from reconciler.core.changes import Change, FieldChange
+from reconciler.core.changes import Change, ChangeCause, FieldChange
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
 from reconciler.core.model import (
@@ -269,6 +269,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "action": c.action.value,
                 "key": c.key,
                 "provider": c.provider,
+                "cause": c.cause.value,
                 "reason": c.reason,
                 "before": observed_to_dict(c.before) if c.before else None,
                 "after": desired_to_dict(_sensitive_free(c.after)) if c.after else None,
@@ -338,6 +339,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
                     action=Action(c["action"]),
                     key=c["key"],
                     provider=c["provider"],
+                    cause=ChangeCause(c["cause"]),
                     reason=c["reason"],
                     before=observed_from_dict(c["before"]) if c.get("before") else None,
                     after=desired_from_dict(c["after"]) if c.get("after") else None,

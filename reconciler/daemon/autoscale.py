@@ -47,21 +47,14 @@ from reconciler.core.model import (
 from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
-from reconciler.run.executor import RunContext
+from reconciler.run.audit import LastDecision, RunContext
 from reconciler.store.base import Store
 
 log = structlog.get_logger("reconciler.daemon.autoscale")
 
 SAMPLE_LOOKBACK = timedelta(minutes=15)  # an older sample is too stale to measure against
-_DECISIONS_READ = 1000
 
 
-@dataclass(frozen=True)
-class LastDecision:
-    """The newest scale decision of a member: the count chosen and when."""
-
-    count: int
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -166,25 +159,8 @@ def utilisation(
     return max(0, moved) / elapsed
 
 
-# --- the ledger -------------------------------------------------------------------------------
-def last_decisions(store: Store, deployment: str) -> dict[str, LastDecision]:
-    """The newest scale decision of every member that has one."""
-    found: dict[str, LastDecision] = {}
-    for entry in store.recent_audit(deployment, [AuditAction.SCALE], limit=_DECISIONS_READ):
-        member = entry.record.key
-        if member in found:
-            continue
-        try:
-            count = int(json.loads(entry.record.detail)["to"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        found[member] = LastDecision(count=count, at=entry.at)
-    return found
 
 
-def scaled_counts(store: Store, deployment: str) -> dict[str, int]:
-    """``cluster/member`` → the server count its newest scale decision chose."""
-    return {member: decision.count for member, decision in last_decisions(store, deployment).items()}
 
 
 def record(store: Store, deployment: str, run: RunContext, decision: ScaleDecision, at: datetime) -> None:

@@ -1,22 +1,28 @@
-"""daemon_cycle: one level-triggered reconcile cycle of the daemon, built from the engine's functions.
+"""daemon.cycle: one level-triggered reconcile cycle of the daemon, built from the run steps.
 
 Every cycle starts from nothing but the commit to reconcile and the clouds as they are:
 
-1. load the desired state (autoscaled members at the count last chosen, from the ledger);
-2. observe every provider and make a plan (``engine.observe``, ``engine.make_plan``);
-3. renew the provider leases (``engine.acquire_leases`` with the daemon's own identity,
-   ``partial``: a provider another replica holds is left to it);
+1. load the desired state (autoscaled members at the count last chosen, from the ledger) and
+   open one ``ProviderSession`` for its providers, used by every step below;
+2. renew the provider leases (``run.leases.acquire_leases`` with the daemon's own identity,
+   ``partial``: a provider another replica holds is left to it) — before observing, so
+   nobody else can change what we observe before we act on it;
+3. observe every provider once and make a plan (``run.planning.make_plan``);
 4. autoscale: measure, decide, record; a changed count reloads the desired state and plans again;
 5. leave out what must wait — keys in backoff, providers without our lease, failovers
    within their grace period or over their hourly cap — with everything depending on them
    (``backoff.restrict_plan``); record the failovers that go ahead;
 6. refuse a plan that deletes more than ``--max-deletes`` (recorded, alerted, nothing applied);
-7. apply (``engine.apply_plan``: settle intents, refuse a stale plan, execute, verify),
-   asking ``cancel`` before each change so a shutdown starts nothing new;
+7. apply (``run.apply.apply_in_session`` with the observation of step 3: settle intents,
+   execute, verify by listing again only when something changed), asking ``cancel`` before
+   each change starts so a shutdown starts nothing new;
 8. account: backoff per key, metrics, alerts for failures and budgets;
-9. backups: ``backup_cycle`` takes what is due and prunes, on the providers we hold; failed
-   and overdue backups alert. (The plan itself carries only the final backups taken before
-   a delete or replace.)
+9. backups: ``backup_cycle_in_session`` takes what is due and prunes, on the providers we
+   hold, from the servers as last listed; failed and overdue backups alert. (The plan itself
+   carries only the final backups taken before a delete or replace.)
+
+A converged cycle therefore lists each cloud once (plus one backup listing per provider
+under a backup policy).
 
 Nothing here is remembered as a fact about the world from one cycle to the next; what the
 context keeps between cycles is bookkeeping about *attempts* (backoff streaks, first
@@ -26,24 +32,21 @@ sightings of failed servers, leases held, alerts already sent).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
 import structlog
 
-from reconciler.config import load_desired_state
+from reconciler.config import deployment_name, load_desired_state
 from reconciler.core.errors import LeaseLostError, PermanentError, ProviderError, UserError
 from reconciler.core.model import AlertEvent, DesiredState, ObservedServer
 from reconciler.core.plan import Plan
 from reconciler.core.provider import Provider
 from reconciler.core.records import Lease
 from reconciler.daemon import autoscale, failover
-from reconciler.daemon.alerts import Alerter
-from reconciler.daemon.backoff import KeyBackoff, restrict_plan
-from reconciler.daemon.http import DaemonMetrics
+from reconciler.daemon.backoff import restrict_plan
+from reconciler.daemon.context import CycleContext, CycleOutcome, CycleReport
 from reconciler.daemon.notify import (
     account,
     budget_alerts,
@@ -54,87 +57,31 @@ from reconciler.daemon.notify import (
     run_backups,
 )
 from reconciler.run import backups
-from reconciler.run.engine import (
-    Workspace,
-    acquire_leases,
-    apply_plan,
-    check_delete_budget,
-    close_providers,
-    make_plan,
-    observe,
-    open_providers,
-)
-from reconciler.run.executor import ChangeResult, ChangeStatus, RunContext
-from reconciler.run.leases import lease_ttl
+from reconciler.run.apply import apply_in_session, check_delete_budget
+from reconciler.run.audit import RunContext, last_decisions, scaled_counts
+from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.leases import acquire_leases
+from reconciler.run.planning import make_plan
+from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
 
 log = structlog.get_logger("reconciler.daemon")
 
 
-@dataclass(frozen=True)
-class DaemonOptions:
-    source: str
-    branch: str = "main"
-    path: str = ""
-    deployment: str | None = None
-    interval: float = 60.0
-    git_poll: float = 15.0
-    listen: str | None = "127.0.0.1:9108"
-    max_deletes: str = "10"
-    allow_mass_delete: bool = False
-    lease_ttl: float | None = None  # default: 3 intervals, at least 30 s
-    shutdown_timeout: float = 30.0
-    backoff_base: float = 15.0
-    backoff_cap: float = 600.0
-    once: bool = False
-
-    @property
-    def lease_seconds(self) -> float:
-        """``--lease-ttl``, else ``RECONCILER_LEASE_TTL``, else three intervals (at least 30 s)."""
-        return self.lease_ttl if self.lease_ttl is not None else lease_ttl(max(3 * self.interval, 30.0))
 
 
-class CycleOutcome(StrEnum):
-    CONVERGED = "converged"  # the clouds match the desired state (now, or after this cycle's changes)
-    PROGRESSING = "progressing"  # nothing failed, but some changes wait (backoff, grace, another holder)
-    FAILED = "failed"  # a change failed, or an error cut the cycle short
-    IDLE = "idle"  # no valid desired state to reconcile yet
 
 
-@dataclass(frozen=True)
-class CycleReport:
-    outcome: CycleOutcome
-    changes: int = 0  # in the plan
-    applied: int = 0
-    failed: int = 0
-    held: int = 0  # left out this cycle
-    observed: bool = False  # the clouds were observed (readiness)
-    message: str = ""
 
 
-@dataclass
-class CycleContext:
-    """What lives across cycles: collaborators and bookkeeping about attempts."""
-
-    ws: Workspace
-    options: DaemonOptions
-    metrics: DaemonMetrics
-    alerter: Alerter
-    identity: str
-    cancel: Callable[[], bool]
-    heartbeat: Callable[[], None]
-    backoff: KeyBackoff = field(default_factory=KeyBackoff)
-    guard: failover.FailoverGuard = field(default_factory=failover.FailoverGuard)
-    leases: dict[str, Lease] = field(default_factory=dict)  # provider name → lease we hold
-    last_refusal: str = ""
 
 
 # --- leases -------------------------------------------------------------------------------------
-def renew_leases(ctx: CycleContext, store: Store, plan: Plan, run: RunContext) -> dict[str, Lease]:
+def renew_leases(ctx: CycleContext, store: Store, state: DesiredState, run: RunContext) -> dict[str, Lease]:
     """Take or renew our lease of every provider we can; let go of providers no longer declared."""
     taken = acquire_leases(
         store,
-        plan,
+        state.providers,
         run,
         ctx.ws.clock,
         holder=ctx.identity,
@@ -143,7 +90,7 @@ def renew_leases(ctx: CycleContext, store: Store, plan: Plan, run: RunContext) -
     )
     fresh = {lease.scope.split("/", 1)[1]: lease for lease in taken}
     for name, lease in ctx.leases.items():
-        if name not in {p.name for p in plan.providers}:
+        if name not in {p.name for p in state.providers}:
             store.release_lease(lease)
     lost = sorted(set(ctx.leases) - set(fresh))
     if lost:
@@ -194,7 +141,7 @@ def _scale(
     if not specs:
         return None
     values = autoscale.measure(state, observed, providers, store, now, ctx.ws.retry)
-    last = autoscale.last_decisions(store, state.deployment)
+    last = last_decisions(store, state.deployment)
     counts = {member: d.count for member, d in last.items()}
     changed: dict[str, int] = {}
     for decision in autoscale.evaluate(specs, counts, values, last, now):
@@ -240,18 +187,17 @@ def _member_provider(state: DesiredState, member: str) -> str | None:
 def _plan(
     state: DesiredState,
     observed: list[ObservedServer],
-    providers: Mapping[str, Provider],
-    ctx: CycleContext,
+    session: ProviderSession,
     store: Store,
     commit: str,
     label: str,
 ) -> Plan:
-    """The cycle's plan: server changes and final backups (scheduled backups are ``_backups``' job)."""
+    """The cycle's plan: server changes and final backups (scheduled backups are ``run_backups``' job)."""
     plan = make_plan(
         state,
         observed,
-        providers,
-        clock=ctx.ws.clock,
+        session.providers,
+        clock=session.ws.clock,
         commit=commit,
         last_generation=lambda key: store.max_generation(state.deployment, key),
     )
@@ -264,12 +210,13 @@ def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -
     label = label or str(path)
     ws, store = ctx.ws, ctx.ws.store()
     deployment = ctx.options.deployment
-    state = load_desired_state(path, deployment=deployment, counts=_counts(store, path, deployment))
+    counts = scaled_counts(store, deployment or deployment_name(path))
+    state = load_desired_state(path, deployment=deployment, counts=counts)
     ctx.alerter.configure(state.alert_sinks)
-    providers = open_providers(state.providers, ws)
-    try:
+    with ProviderSession(ws, state.providers) as session:
+        leased = set(renew_leases(ctx, store, state, run))
         try:
-            observed = observe(providers, state.deployment, ws.retry)
+            observed = session.observe(state.deployment)
         except ProviderError as exc:
             ctx.metrics.errors.labels("observe").inc()
             if isinstance(exc, PermanentError):
@@ -279,35 +226,35 @@ def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -
                 )
             return CycleReport(CycleOutcome.FAILED, message=f"observe failed: {exc}")
         ctx.heartbeat()
-        plan = _plan(state, observed, providers, ctx, store, run.commit, label)
-        leased = set(renew_leases(ctx, store, plan, run))
+        plan = _plan(state, observed, session, store, run.commit, label)
         if state.autoscale:
-            counts = _scale(ctx, state, observed, providers, store, run, leased)
-            if counts is not None:
-                state = load_desired_state(path, deployment=deployment, counts=counts)
-                plan = _plan(state, observed, providers, ctx, store, run.commit, label)
-    finally:
-        close_providers(providers, ws)
-    observation_metrics(ctx, state, observed, plan)
-    count_drift(ctx, plan, store)
-    budget_alerts(ctx, store, state, plan, run)
-    report = _apply(ctx, store, state, plan, run, leased)
-    run_backups(ctx, store, state, run, leased)
-    return report
-
-
-def _counts(store: Store, path: Path, deployment: str | None) -> dict[str, int]:
-    from reconciler.config import deployment_name
-
-    return autoscale.scaled_counts(store, deployment or deployment_name(path))
+            scaled = _scale(ctx, state, observed, session.providers, store, run, leased)
+            if scaled is not None:
+                state = load_desired_state(path, deployment=deployment, counts=scaled)
+                plan = _plan(state, observed, session, store, run.commit, label)
+        observation_metrics(ctx, state, observed, plan)
+        count_drift(ctx, plan, store)
+        budget_alerts(ctx, store, state, plan, run)
+        report, latest = _apply(ctx, session, store, state, plan, run, leased, observed)
+        run_backups(ctx, session, store, state, run, leased, latest)
+        return report
 
 
 def _apply(
-    ctx: CycleContext, store: Store, state: DesiredState, plan: Plan, run: RunContext, leased: set[str]
-) -> CycleReport:
+    ctx: CycleContext,
+    session: ProviderSession,
+    store: Store,
+    state: DesiredState,
+    plan: Plan,
+    run: RunContext,
+    leased: set[str],
+    observed: list[ObservedServer],
+) -> tuple[CycleReport, Sequence[ObservedServer]]:
+    """Apply what may run now; the report, and the servers as last listed (for the backups)."""
     clock = ctx.ws.clock
     now = clock.now()
     mono = now.timestamp()  # backoff runs on the workspace's clock (fixed in tests)
+    observed = [s for s in observed if s.provider in leased]  # what we may act on
     runnable, waiting = restrict_plan(plan, lambda c: ctx.backoff.waiting(c.key, mono), providers=leased)
     verdicts = ctx.guard.review(runnable, store, now)
     held = failover.held(verdicts)
@@ -321,7 +268,7 @@ def _apply(
             held=len(plan.changes),
             observed=True,
             message="another reconciler holds the lease of every provider",
-        )
+        ), observed
     try:
         check_delete_budget(runnable, ctx.options.max_deletes, ctx.options.allow_mass_delete)
     except UserError as exc:
@@ -332,7 +279,7 @@ def _apply(
             held=len(plan.changes),
             observed=True,
             message=str(exc),
-        )
+        ), observed
     going = {c.id for c in runnable.changes}
     deployment = plan.deployment
     for verdict in verdicts:
@@ -367,24 +314,25 @@ def _apply(
         ).inc()
         ctx.heartbeat()
 
+    session.hold(run, leases=[ctx.leases[p.name] for p in runnable.providers])
     try:
-        report = apply_plan(
+        report = apply_in_session(
             runnable,
-            ctx.ws,
+            session,
             run,
             max_deletes=ctx.options.max_deletes,
             allow_mass_delete=ctx.options.allow_mass_delete,
             on_result=on_result,
-            leases=[ctx.leases[p.name] for p in runnable.providers],
             cancel=ctx.cancel,
+            observed=observed,
         )
     except LeaseLostError as exc:
         ctx.metrics.errors.labels("lease").inc()
         ctx.leases = {}
-        return CycleReport(CycleOutcome.FAILED, changes=len(plan.changes), observed=True, message=str(exc))
-    except UserError as exc:  # a stale plan (the clouds moved meanwhile): the next cycle plans again
-        ctx.metrics.errors.labels("stale").inc()
-        return CycleReport(CycleOutcome.FAILED, changes=len(plan.changes), observed=True, message=str(exc))
+        return _failed(plan, exc), observed
+    except UserError as exc:  # a secret that cannot be read now, say: the next cycle tries again
+        ctx.metrics.errors.labels("input").inc()
+        return _failed(plan, exc), observed
     failed = [r for r in report.results if r.status is ChangeStatus.FAILED]
     for backup in report.backups:
         if backup.status is backups.BackupStatus.FAILED:
@@ -413,4 +361,8 @@ def _apply(
         held=len(left_out),
         observed=True,
         message="; ".join([*report.problems, *(f"{r.change.id}: {r.message}" for r in failed)]),
-    )
+    ), (report.observed if report.results else observed)
+
+
+def _failed(plan: Plan, exc: Exception) -> CycleReport:
+    return CycleReport(CycleOutcome.FAILED, changes=len(plan.changes), observed=True, message=str(exc))

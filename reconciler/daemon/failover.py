@@ -33,13 +33,10 @@ from reconciler.core.diff import member_of
 from reconciler.core.model import Action, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
-from reconciler.run.executor import RunContext
+from reconciler.run.audit import RunContext
 from reconciler.store.base import Store
 
 _WINDOW = timedelta(hours=1)
-_FAILED = (ServerStatus.ERROR, ServerStatus.STOPPED)
-
-
 class Verdict(StrEnum):
     GO = "go"
     GRACE = "grace"  # failed for less than grace_seconds: wait
@@ -85,13 +82,8 @@ class Failover:
 
 
 def is_failover(change: Change) -> bool:
-    """A change made because a server is in error or stopped (diff marks it with a status field)."""
-    return (
-        change.before is not None
-        and change.before.status in _FAILED
-        and change.action in (Action.REPLACE, Action.UPDATE)
-        and any(f.name == "status" for f in change.fields)
-    )
+    """A change made because a server is in error or stopped (its cause, as diff decided it)."""
+    return change.cause.is_failover and change.action in (Action.REPLACE, Action.UPDATE)
 
 
 class FailoverGuard:

@@ -41,20 +41,14 @@ from reconciler.core.model import AlertEvent
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.daemon.alerts import Alert, Alerter
 from reconciler.daemon.backoff import KeyBackoff
-from reconciler.daemon.cycle import (
-    CycleContext,
-    CycleOutcome,
-    CycleReport,
-    DaemonOptions,
-    reconcile,
-    release_leases,
-)
+from reconciler.daemon.context import CycleContext, CycleOutcome, CycleReport, DaemonOptions
+from reconciler.daemon.cycle import reconcile, release_leases
 from reconciler.daemon.http import DaemonMetrics, Probes
 from reconciler.daemon.notify import raise_alert
 from reconciler.daemon.source import Commit, GitSource
-from reconciler.run.engine import Workspace
-from reconciler.run.executor import RunContext
+from reconciler.run.audit import RunContext
 from reconciler.run.leases import hostname
+from reconciler.run.workspace import Workspace
 
 log = structlog.get_logger("reconciler.daemon")
 

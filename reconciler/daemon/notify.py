@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import structlog
 
-from reconciler.backup.cycle import backup_cycle
+from reconciler.backup.cycle import backup_cycle_in_session
 from reconciler.core.changes import Change
 from reconciler.core.errors import LeaseLostError, ProviderError
 from reconciler.core.model import Action, AlertEvent, DesiredState, ObservedServer, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.daemon.alerts import Alert
+from reconciler.daemon.context import CycleContext
 from reconciler.daemon.failover import is_failover
 from reconciler.run import backups
-from reconciler.run.executor import ChangeResult, ChangeStatus, RunContext
+from reconciler.run.audit import RunContext
+from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
-
-if TYPE_CHECKING:
-    from reconciler.daemon.cycle import CycleContext
 
 log = structlog.get_logger("reconciler.daemon")
 
@@ -135,10 +135,17 @@ def budget_alerts(ctx: CycleContext, store: Store, state: DesiredState, plan: Pl
 
 
 def run_backups(
-    ctx: CycleContext, store: Store, state: DesiredState, run: RunContext, leased: set[str]
+    ctx: CycleContext,
+    session: ProviderSession,
+    store: Store,
+    state: DesiredState,
+    run: RunContext,
+    leased: set[str],
+    observed: Sequence[ObservedServer],
 ) -> int:
-    """Take the backups that are due and prune, on the providers we hold (``backup_cycle``); alert
-    on failures and on keys whose newest backup is older than their policy allows. Returns failures."""
+    """Take the backups that are due and prune, on the providers we hold, from the servers as last
+    listed (``backup_cycle_in_session``); alert on failures and on keys whose newest backup is older
+    than their policy allows. Returns failures."""
     if not state.backup_policies or not leased:
         return 0
     mine = dataclasses.replace(
@@ -147,7 +154,10 @@ def run_backups(
         servers=tuple(s for s in state.servers if s.provider in leased),
     )
     try:
-        report = backup_cycle(mine, ctx.ws, run, leases=[ctx.leases[name] for name in sorted(leased)])
+        session.hold(run, leases=[ctx.leases[name] for name in sorted(leased)])
+        report = backup_cycle_in_session(
+            mine, session, run, observed=[s for s in observed if s.provider in leased]
+        )
     except (ProviderError, LeaseLostError) as exc:
         ctx.metrics.errors.labels("backup").inc()
         log.warning("backup cycle failed; the next cycle tries again", error=str(exc))

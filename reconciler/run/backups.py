@@ -1,4 +1,4 @@
-"""backup_apply: carries out BackupActions through the providers' snapshot calls, with both ledgers.
+"""run.backups: carries out BackupActions through the providers' snapshot calls, with both ledgers.
 
 Every mutating call is bracketed in the audit ledger like a server change: an *intent*
 before the call, the outcome (settling it) after. For one backup:
@@ -24,27 +24,26 @@ import contextlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from reconciler.core.backups import BackupAction, BackupKind
+from reconciler.core.changes import Change
 from reconciler.core.clock import Clock, isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError
 from reconciler.core.model import ObservedServer, PriceList, Quiesce, ServerStatus, Snapshot, SnapshotRequest
 from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditEntry, BackupInterval, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
-from reconciler.run.executor import AuditWriter, RunContext
+from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
-
-if TYPE_CHECKING:
-    from reconciler.core.changes import Change
 
 log = structlog.get_logger("reconciler.run.backups")
 T = TypeVar("T")
@@ -80,21 +79,6 @@ def describe(result: BackupResult) -> str:
     if result.snapshot_id:
         line += f" ({result.snapshot_id}, {result.size_gb:g} GB)"
     return line + (f": {result.message}" if result.message else "")
-
-
-def list_snapshots(
-    providers: Mapping[str, Provider], owner: str, retry: RetryPolicy
-) -> tuple[list[Snapshot], frozenset[str]]:
-    """Every backup ``owner`` has on providers that take snapshots, and the providers listed."""
-    found: list[Snapshot] = []
-    listed: set[str] = set()
-    for name in sorted(providers):
-        provider = providers[name]
-        if not type(provider).capabilities.snapshots:
-            continue
-        found.extend(call_with_retry(lambda p=provider: p.list_snapshots(owner), retry))  # type: ignore[misc]
-        listed.add(name)
-    return found, frozenset(listed)
 
 
 def _price(price_list_for: PriceListFor, provider: str) -> PriceList | None:
@@ -170,6 +154,26 @@ class BackupRunner:
     results: list[BackupResult] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gates: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+
+    @classmethod
+    def in_session(
+        cls,
+        session: ProviderSession,
+        deployment: str,
+        run: RunContext,
+        price_list_for: PriceListFor,
+        providers: Iterable[str] | None = None,
+    ) -> BackupRunner:
+        """A runner over the session's providers (all, or those named) and its store."""
+        return cls(
+            deployment=deployment,
+            providers=session.providers if providers is None else session.only(providers),
+            store=session.ws.store(),
+            clock=session.ws.clock,
+            run=run,
+            price_list_for=price_list_for,
+            retry=session.ws.retry,
+        )
 
     def __post_init__(self) -> None:
         self._audit = AuditWriter(self.store, self.clock, self.deployment, self.run, self.retry)

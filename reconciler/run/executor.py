@@ -42,8 +42,9 @@ from reconciler.core.model import (
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import usage_interval
 from reconciler.core.provider import Provider
-from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome, UsageInterval
-from reconciler.core.retry import RetryPolicy, call_with_retry
+from reconciler.core.records import AuditAction, AuditEntry, Outcome, UsageInterval
+from reconciler.core.retry import RetryPolicy
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.store.base import Store
 
 log = structlog.get_logger("reconciler.run.executor")
@@ -65,123 +66,11 @@ class ChangeResult:
     permanent: bool = False  # FAILED because the cloud refused for good (PermanentError)
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """Who is applying, from which commit, in which run: stamped on every audit entry."""
-
-    run_id: str
-    actor: str
-    commit: str = ""
-    message: str = ""  # the commit's message, written into the run's run.start entry
 
 
 Progress = Callable[[ChangeResult], None]
 
 
-@dataclass(frozen=True)
-class AuditWriter:
-    """Writes one run's audit entries, and runs a mutating provider call between its intent and outcome.
-
-    Every mutation the reconciler makes (the executor's changes, backups, restores) goes
-    through ``mutate``: the intent is durable before the call is made and the outcome settles
-    it, together with ``ledger``'s writes in one transaction. A kill in between leaves the
-    intent open for ``engine.settle_intents`` on the next start.
-    """
-
-    store: Store
-    clock: Clock
-    deployment: str
-    run: RunContext
-    retry: RetryPolicy
-
-    def record(
-        self,
-        key: str,
-        provider: str,
-        action: AuditAction,
-        outcome: Outcome,
-        *,
-        resource_id: str = "",
-        token: str = "",
-        detail: str = "",
-        error: str = "",
-        intent_seq: int | None = None,
-    ) -> AuditEntry:
-        record = AuditRecord(
-            deployment=self.deployment,
-            run_id=self.run.run_id,
-            actor=self.run.actor,
-            commit=self.run.commit,
-            action=action,
-            outcome=outcome,
-            key=key,
-            provider=provider,
-            resource_id=resource_id,
-            token=token,
-            detail=detail,
-            error=error,
-            intent_seq=intent_seq,
-        )
-        return self.store.append(record, at=self.clock.now())
-
-    def mutate(
-        self,
-        key: str,
-        provider: Provider,
-        action: AuditAction,
-        call: Callable[[], T],
-        *,
-        resource_id: str = "",
-        token: str = "",
-        detail: str = "",
-        success_detail: str = "",
-        ledger: Callable[[T], object] | None = None,
-    ) -> T:
-        """Intent, the provider call (retried on TransientError), then the outcome."""
-        name = provider.name
-        intent = self.record(
-            key, name, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
-        )
-
-        def retried(attempt: int, exc: Exception, wait_s: float) -> None:
-            log.info(
-                "retrying",
-                provider=name,
-                call=action.value,
-                attempt=attempt,
-                error=str(exc),
-                wait=round(wait_s, 3),
-            )
-
-        try:
-            result = call_with_retry(call, self.retry, on_retry=retried)
-        except ProviderError as exc:
-            self.record(
-                key,
-                name,
-                action,
-                Outcome.FAILED,
-                resource_id=resource_id,
-                token=token,
-                error=str(exc),
-                intent_seq=intent.seq,
-            )
-            raise
-        done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
-        with self.store.transaction():
-            self.record(
-                key,
-                name,
-                action,
-                Outcome.SUCCEEDED,
-                resource_id=done_id,
-                token=token,
-                detail=success_detail,
-                intent_seq=intent.seq,
-            )
-            if ledger is not None:
-                ledger(result)
-        return result
 
 
 @dataclass

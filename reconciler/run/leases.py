@@ -1,7 +1,7 @@
 """leases: keeping provider-scope leases alive during an apply, and fencing writes with them.
 
 A reconciler applies to a provider only while it holds that provider's lease
-(``provider/<name>``, see ``engine.acquire_leases``). Holding it has three parts, all here:
+(``provider/<name>``, see ``acquire_leases``). Holding it has three parts, all here:
 
 * **Renewal.** ``LeaseKeeper`` renews every lease of the run from a background thread, a
   third of the time-to-live before it would lapse, so an apply longer than the TTL keeps
@@ -20,7 +20,7 @@ find that server instead of making a second one, when it reuses the same token.
 
 ``RECONCILER_HOSTNAME`` overrides the host part of a holder's name (tests simulate several
 hosts on one machine with it); ``RECONCILER_LEASE_TTL`` sets the lease time-to-live in
-seconds (default ``engine.LEASE_TTL_SECONDS``).
+seconds (default ``LEASE_TTL_SECONDS``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 
@@ -36,7 +36,9 @@ import structlog
 
 from reconciler.core.clock import Clock
 from reconciler.core.errors import LeaseLostError, UserError
+from reconciler.core.model import ProviderConfig
 from reconciler.core.records import Lease
+from reconciler.run.audit import RunContext
 from reconciler.store.base import Store
 
 log = structlog.get_logger("reconciler.run.leases")
@@ -44,6 +46,7 @@ log = structlog.get_logger("reconciler.run.leases")
 HOSTNAME_ENV = "RECONCILER_HOSTNAME"
 TTL_ENV = "RECONCILER_LEASE_TTL"
 RENEWALS_PER_TTL = 3
+LEASE_TTL_SECONDS = 120.0  # renewed every third of it during an apply; RECONCILER_LEASE_TTL overrides
 
 
 def hostname() -> str:
@@ -156,3 +159,66 @@ class LeaseKeeper:
         self.lost.set()  # first: nothing that follows (logging included) may keep writers going
         log.error("lease lost", scope=lease.scope, epoch=lease.epoch, reason=why, at=now.isoformat())
         return False
+
+
+def lease_holder(run: RunContext) -> str:
+    """``run@host:pid``: lets a later run on the same host see that a holder died."""
+    return f"{run.run_id}@{hostname()}:{os.getpid()}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """True when the holder ran on this host and its process no longer exists."""
+    _, _, where = holder.partition("@")
+    host, _, pid = where.rpartition(":")
+    if host != hostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire_leases(
+    store: Store,
+    configs: Iterable[ProviderConfig],
+    run: RunContext,
+    clock: Clock,
+    *,
+    holder: str | None = None,
+    ttl_seconds: float = LEASE_TTL_SECONDS,
+    partial: bool = False,
+) -> list[Lease]:
+    """One lease per provider scope, so two reconcilers never apply to the same cloud at once.
+
+    Leases are judged by the real time (not ``--now``); a holder that was killed on this
+    host is recognised at once instead of after the lease's time-to-live. ``holder``
+    defaults to this run; a daemon passes its own, stable identity to renew its leases
+    cycle after cycle. With ``partial`` the leases that could be taken are returned (a
+    daemon applies only to those providers) instead of raising ``LeaseLostError``.
+    """
+    leases: list[Lease] = []
+    holder = holder or lease_holder(run)
+    for config in configs:
+        scope = f"provider/{config.name}"
+        lease = store.acquire_lease(scope, holder, ttl_seconds=ttl_seconds, now=clock.wall())
+        if lease is None:
+            held = store.current_lease(scope)
+            if held is not None and _holder_is_dead(held.holder):
+                log.warning("taking over the lease of a dead holder", scope=scope, holder=held.holder)
+                store.release_lease(held)
+                lease = store.acquire_lease(scope, holder, ttl_seconds=ttl_seconds, now=clock.wall())
+        if lease is None and partial:
+            continue
+        if lease is None:
+            for taken in leases:
+                store.release_lease(taken)
+            held = store.current_lease(scope)
+            by = f" ({held.holder}, lease until {held.expires_at:%H:%M:%S} UTC)" if held is not None else ""
+            raise LeaseLostError(
+                f"another reconciler{by} is applying to provider {config.name!r}; try again later"
+            )
+        leases.append(lease)
+    return leases

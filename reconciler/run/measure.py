@@ -21,18 +21,17 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
+from reconciler.config import load_desired_state
 from reconciler.core.errors import ProviderError
 from reconciler.core.model import ObservedServer
 from reconciler.core.provider import Provider
 from reconciler.core.retry import RetryPolicy, call_with_retry
+from reconciler.run.session import ProviderSession
+from reconciler.run.workspace import Workspace
 from reconciler.store.base import Store
-
-if TYPE_CHECKING:
-    from reconciler.run.engine import Workspace
 
 log = structlog.get_logger("reconciler.run.measure")
 
@@ -102,13 +101,7 @@ def sample_usage(
 
 def collect_path(path: Path, ws: Workspace, *, deployment: str | None = None) -> CollectResult:
     """``usage collect PATH``: load the desired state, observe every provider, sample, store."""
-    from reconciler.config import load_desired_state
-    from reconciler.run.engine import close_providers, observe, open_providers
-
     state = load_desired_state(path, deployment=deployment)
-    providers = open_providers(state.providers, ws)
-    try:
-        observed = observe(providers, state.deployment, ws.retry)
-        return sample_usage(providers, observed, ws.store(), state.deployment, ws.retry)
-    finally:
-        close_providers(providers, ws)
+    with ProviderSession(ws, state.providers) as session:
+        observed = session.observe(state.deployment)
+        return sample_usage(session.providers, observed, ws.store(), state.deployment, ws.retry)

@@ -13,8 +13,10 @@ from reconciler.core.clock import Clock
 from reconciler.core.model import ProviderConfig, Snapshot
 from reconciler.core.records import AuditEntry
 from reconciler.core.retry import RetryPolicy
-from reconciler.run import engine
-from reconciler.run.executor import RunContext
+from reconciler.run.apply import ApplyReport, apply_plan
+from reconciler.run.audit import RunContext, new_run
+from reconciler.run.planning import plan_path
+from reconciler.run.workspace import Workspace
 
 DEPLOYMENT = "vault"
 EPOCH = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, an hour before the nightly tick
@@ -133,24 +135,24 @@ def write_desired(
     return folder
 
 
-def workspace(state_dir: Path, now: datetime) -> engine.Workspace:
+def workspace(state_dir: Path, now: datetime) -> Workspace:
     """A workspace whose clock stands at ``now`` and whose retries never sleep."""
-    return engine.Workspace(
+    return Workspace(
         state_dir=state_dir, clock=Clock(fixed=now), retry=RetryPolicy(sleep=lambda _: None)
     )
 
 
 def run_context() -> RunContext:
-    return engine.new_run("tester", None)
+    return new_run("tester", None)
 
 
 def apply(
     path: Path, state_dir: Path, now: datetime, *, destroy: bool = False, skip_final_backup: bool = False
-) -> engine.ApplyReport:
+) -> ApplyReport:
     ws = workspace(state_dir, now)
     try:
-        plan = engine.plan_path(path, ws, destroy=destroy, skip_final_backup=skip_final_backup)
-        return engine.apply_plan(plan, ws, run_context())
+        plan = plan_path(path, ws, destroy=destroy, skip_final_backup=skip_final_backup)
+        return apply_plan(plan, ws, run_context())
     finally:
         ws.close()
 

@@ -17,7 +17,7 @@ from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind
 from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, TAG_POLICY, ServerStatus, Size
 from reconciler.core.records import AuditAction, Outcome
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
 from tests.aws.conftest import aws_env, ec2, moto  # noqa: F401 - the moto_server fixtures, reused as they are
 from tests.aws.factory import tags_of
 from tests.aws.motoserver import AMI, REGION, MotoServer
@@ -171,7 +171,7 @@ def test_backup_lifecycle_on_aws(ec2: Any, aws_desired: Path, tmp_path: Path) ->
         assert store.unresolved_intents(DEPLOYMENT) == []
         creates = [e.record for e in store.recent_audit(DEPLOYMENT, [AuditAction.CREATE], key=KEY, limit=10)]
         assert any(r.outcome is Outcome.SUCCEEDED and r.resource_id == server.resource_id for r in creates)
-        plan = engine.plan_path(aws_desired, ws)
+        plan = plan_path(aws_desired, ws)
         assert plan.changes == ()  # the restored server is the desired one: same size, same image
         assert [s.resource_id for s in plan.basis] == [server.resource_id]
     finally:

@@ -16,7 +16,7 @@ from reconciler.cli import render
 from reconciler.core.clock import isoformat
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, Outcome
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
 from tests.backup.support import (
     EPOCH,
     apply,
@@ -38,7 +38,7 @@ NIGHT_3 = NIGHT_2 + timedelta(days=1)
 def _plan(desired: Path, state_dir: Path, now: datetime) -> Plan:
     ws = workspace(state_dir, now)
     try:
-        return engine.plan_path(desired, ws)
+        return plan_path(desired, ws)
     finally:
         ws.close()
 

@@ -16,7 +16,7 @@ from providers.libvirt_xml import NS
 from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,
@@ -145,7 +145,7 @@ def test_backup_lifecycle_on_libvirt(world: TestDriverWorld, libvirt_desired: Pa
         store = ws.store()
         assert store.verify().ok
         assert store.unresolved_intents(DEPLOYMENT) == []
-        plan = engine.plan_path(libvirt_desired, ws)
+        plan = plan_path(libvirt_desired, ws)
         assert [c.action.value for c in plan.changes] == ["replace"]  # to the template's new disk size
     finally:
         ws.close()

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from reconciler.core.backups import BackupAction, BackupKind, due_tick, latest_tick, plan_backups, retained
-from reconciler.core.changes import Change
+from reconciler.core.changes import Change, ChangeCause
 from reconciler.core.model import (
     Action,
     BackupPolicy,
@@ -197,6 +197,7 @@ def _delete_change(key: str = "vault/db/0", action: Action = Action.DELETE) -> C
         action=action,
         key=key,
         provider="sim",
+        cause=ChangeCause.NO_LONGER_DECLARED if action is Action.DELETE else ChangeCause.SPEC_CHANGED,
         reason="gone",
         before=_observed(key),
     )

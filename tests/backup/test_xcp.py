@@ -17,7 +17,7 @@ from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind
 from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,
@@ -133,7 +133,7 @@ def test_backup_lifecycle_on_xcp(sim: XapiSim, xcp_desired: Path, tmp_path: Path
         store = ws.store()
         assert store.verify().ok
         assert store.unresolved_intents(DEPLOYMENT) == []
-        [change] = [c for c in engine.plan_path(xcp_desired, ws).changes if c.key == "vault/db/0"]
+        [change] = [c for c in plan_path(xcp_desired, ws).changes if c.key == "vault/db/0"]
         # The restored server is found; only its size differs from the grown template.
         assert (change.action.value, change.reason) == ("update", "resize cpus 1 → 2, memory_mb 1024 → 2048")
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.cli.common import EXIT_BUDGET, EXIT_CHANGES
 from reconciler.core.budgets import check_budgets
-from reconciler.core.changes import Change
+from reconciler.core.changes import Change, ChangeCause
 from reconciler.core.model import Action, Budget, DesiredServer, PriceList, Size
 from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.plan_codec import load_plan
@@ -121,9 +121,11 @@ def test_check_budgets_by_hand() -> None:
                        by_cluster=(CostLine("a", Decimal("0.10"), Decimal("0.40")),
                                    CostLine("b", Decimal("0.20"), Decimal("0.10"))))
     changes = (
-        Change(id="a/x/0", action=Action.CREATE, key="a/x/0", provider="sim", reason="",
+        Change(id="a/x/0", action=Action.CREATE, key="a/x/0", provider="sim",
+               cause=ChangeCause.NOT_PRESENT, reason="",
                after=_server("a/x/0", "l")),
-        Change(id="b/x/1", action=Action.DELETE, key="b/x/1", provider="sim", reason=""),
+        Change(id="b/x/1", action=Action.DELETE, key="b/x/1", provider="sim",
+               cause=ChangeCause.NO_LONGER_DECLARED, reason=""),
     )
     budgets = {
         "a": Budget(name="a", scope="a", monthly=Decimal(200)),

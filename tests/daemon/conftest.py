@@ -28,10 +28,11 @@ from reconciler.config import resolve_secret
 from reconciler.core.clock import Clock
 from reconciler.daemon.alerts import Alerter
 from reconciler.daemon.backoff import KeyBackoff
-from reconciler.daemon.cycle import CycleContext, CycleOutcome, CycleReport, DaemonOptions, reconcile
+from reconciler.daemon.context import CycleContext, CycleOutcome, CycleReport, DaemonOptions
+from reconciler.daemon.cycle import reconcile
 from reconciler.daemon.http import DaemonMetrics
-from reconciler.run.engine import Workspace
-from reconciler.run.executor import RunContext
+from reconciler.run.audit import RunContext
+from reconciler.run.workspace import Workspace
 from tests.e2e.conftest import NOW, REPO, Cli, Result, state_dir  # noqa: F401 - state_dir: a shared fixture
 
 PROVIDERS = """\

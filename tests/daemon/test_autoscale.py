@@ -15,10 +15,10 @@ from reconciler.config import load_desired_state
 from reconciler.core.model import Autoscale, MetricSample, ScaleMetric, Size
 from reconciler.core.records import AuditAction
 from reconciler.daemon import autoscale
-from reconciler.daemon.autoscale import LastDecision, decide, utilisation
-from reconciler.daemon.cycle import CycleOutcome
-from reconciler.run.engine import plan_path
-from reconciler.run.executor import RunContext
+from reconciler.daemon.autoscale import decide, utilisation
+from reconciler.daemon.context import CycleOutcome
+from reconciler.run.audit import LastDecision, RunContext, scaled_counts
+from reconciler.run.planning import plan_path
 from tests.daemon.conftest import T0, Cycles, in_process_cycles
 
 SPEC = Autoscale(member="shop/web", min=1, max=4, metric=ScaleMetric.CPU, target=50.0, cooldown_seconds=300)
@@ -126,7 +126,7 @@ def test_daemon_cycles_scale_out_one_step_per_cooldown(busy: Cycles) -> None:
     for key, value in first["values"].items():  # the values that drove it: the servers' real CPU
         assert value == pytest.approx(cpu_utilisation(key) * 100, abs=0.01)
     assert decisions[-1].at == T0 + timedelta(seconds=120) and decisions[-1].record.commit == "c0ffee"
-    assert autoscale.scaled_counts(store, "shop") == {"shop/web": 4}
+    assert scaled_counts(store, "shop") == {"shop/web": 4}
 
     # the chosen count is desired state, not drift: a plan made beside the daemon keeps it
     plan = plan_path(busy.folder, busy.ws)
@@ -155,7 +155,7 @@ def _scale_in(idle: Cycles) -> None:
         ),
         T0 - timedelta(hours=1),
     )
-    assert autoscale.scaled_counts(store, "shop") == {"shop/web": 4}
+    assert scaled_counts(store, "shop") == {"shop/web": 4}
     idle.at(0)
     assert len(idle.web()) == 4  # the persisted count, not min
     idle.at(60)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from providers.simcloud_admin import admin_inject_faults
 from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome
-from reconciler.daemon.cycle import CycleOutcome, fenced_write
+from reconciler.daemon.context import CycleOutcome
+from reconciler.daemon.cycle import fenced_write
 from tests.daemon.conftest import Cycles, cluster, in_process_cycles
 
 BUDGET = """\

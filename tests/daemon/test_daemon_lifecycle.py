@@ -14,9 +14,9 @@ import structlog
 
 from reconciler.cli import logs
 from reconciler.core.records import AuditAction, Outcome
-from reconciler.daemon.cycle import CycleOutcome, DaemonOptions
+from reconciler.daemon.context import CycleOutcome, DaemonOptions
 from reconciler.daemon.loop import Daemon
-from reconciler.run.engine import Workspace
+from reconciler.run.workspace import Workspace
 from reconciler.store.sqlite import SQLiteStore
 from tests.daemon.conftest import PROVIDERS, GitRepo, StartDaemon, cluster, wait_until
 from tests.e2e.conftest import REPO, Cli

@@ -14,7 +14,7 @@ from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction
 from reconciler.daemon.backoff import KeyBackoff, restrict_plan
 from reconciler.daemon.failover import FailoverGuard, Verdict, held, is_failover, record, record_sighting
-from reconciler.run.executor import RunContext
+from reconciler.run.audit import RunContext
 from reconciler.store.base import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.engine.factories import OWNER, desired, observed, run_diff

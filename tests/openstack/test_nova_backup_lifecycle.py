@@ -19,7 +19,7 @@ from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind
 from reconciler.core.clock import parse_timestamp
 from reconciler.core.model import TAG_GENERATION, TAG_KEY, TAG_OWNER, Action, Size
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
 from tests.backup.support import (
     DEPLOYMENT,
     EPOCH,
@@ -141,7 +141,7 @@ def test_backup_lifecycle_and_restore_on_nova(
         store = ws.store()
         assert store.verify().ok
         assert store.unresolved_intents(DEPLOYMENT) == []
-        changes = engine.plan_path(desired, ws).changes
+        changes = plan_path(desired, ws).changes
         assert [(c.key, c.action) for c in changes] == [(KEY, Action.UPDATE)]  # to the template's size
     finally:
         ws.close()

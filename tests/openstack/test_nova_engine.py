@@ -1,4 +1,4 @@
-"""The whole pipeline on Nova: engine.plan_path / engine.apply_plan create, resize, replace and delete
+"""The whole pipeline on Nova: plan_path / apply_plan create, resize, replace and delete
 real Nova servers, a second plan is empty, and Nova's refusals fail only their branch of the DAG."""
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from pathlib import Path
 from reconciler.core.clock import Clock
 from reconciler.core.model import TAG_KEY, Action
 from reconciler.core.retry import RetryPolicy
-from reconciler.run import engine
+from reconciler.run.apply import ApplyReport, apply_plan
+from reconciler.run.audit import new_run
 from reconciler.run.executor import ChangeStatus
+from reconciler.run.planning import plan_path
+from reconciler.run.workspace import Workspace
 from tests.openstack.helpers import IMAGE_ID
 from tests.openstack.novacloud import NovaCloud, Project
 
@@ -80,19 +83,19 @@ def _write(folder: Path, *docs: str) -> Path:
     return folder
 
 
-def _run(folder: Path, state: Path) -> tuple[engine.ApplyReport, engine.Workspace]:
-    ws = engine.Workspace(state_dir=state, clock=Clock(fixed=NOW), retry=RetryPolicy(sleep=lambda _: None))
+def _run(folder: Path, state: Path) -> tuple[ApplyReport, Workspace]:
+    ws = Workspace(state_dir=state, clock=Clock(fixed=NOW), retry=RetryPolicy(sleep=lambda _: None))
     try:
-        plan = engine.plan_path(folder, ws, deployment=DEPLOYMENT)
-        return engine.apply_plan(plan, ws, engine.new_run("tester", None)), ws
+        plan = plan_path(folder, ws, deployment=DEPLOYMENT)
+        return apply_plan(plan, ws, new_run("tester", None)), ws
     finally:
         ws.close()
 
 
-def _plan(folder: Path, state: Path) -> tuple[list[tuple[str, Action]], engine.Workspace]:
-    ws = engine.Workspace(state_dir=state, clock=Clock(fixed=NOW))
+def _plan(folder: Path, state: Path) -> tuple[list[tuple[str, Action]], Workspace]:
+    ws = Workspace(state_dir=state, clock=Clock(fixed=NOW))
     try:
-        plan = engine.plan_path(folder, ws, deployment=DEPLOYMENT)
+        plan = plan_path(folder, ws, deployment=DEPLOYMENT)
         return [(c.key, c.action) for c in plan.changes], ws
     finally:
         ws.close()

@@ -19,7 +19,8 @@ from typing import Any
 from providers import simcloud
 from reconciler.core.clock import Clock
 from reconciler.core.records import AuditEntry, Outcome
-from reconciler.run.engine import Workspace, plan_path
+from reconciler.run.planning import plan_path
+from reconciler.run.workspace import Workspace
 from reconciler.store.postgres import PostgresStore
 from tests.store_pg.pg import REPO
 

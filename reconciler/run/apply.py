@@ -1,0 +1,241 @@
+"""apply: carry out a Plan in a provider session — guards, settle, stale check, backups, executor, verify."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.config import check_secrets
+from reconciler.core.clock import Clock
+from reconciler.core.diff import diff
+from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
+from reconciler.core.model import Action, Capabilities, ObservedServer
+from reconciler.core.plan import Plan, stale_keys
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.run import backups
+from reconciler.run.audit import RunContext
+from reconciler.run.executor import ChangeResult, ChangeStatus, Executor
+from reconciler.run.measure import sample_usage
+from reconciler.run.session import ProviderSession
+from reconciler.run.settle import sync_usage
+from reconciler.run.workspace import Workspace
+from reconciler.store.base import Store
+
+
+# --- guards -----------------------------------------------------------------------------
+def check_delete_budget(plan: Plan, max_deletes: str, allow_mass_delete: bool) -> None:
+    """Refuse a plan that deletes more servers than the budget allows (nothing is applied)."""
+    deletes = sum(1 for c in plan.changes if c.action in (Action.DELETE, Action.REPLACE))
+    if allow_mass_delete or deletes == 0:
+        return
+    text = max_deletes.strip()
+    try:
+        if text.endswith("%"):
+            limit = int(len(plan.basis) * float(text[:-1]) / 100)
+        else:
+            limit = int(text)
+    except ValueError:
+        raise UserError(f"--max-deletes {max_deletes!r} is not a number or a percentage like 20%") from None
+    if deletes > limit:
+        raise UserError(
+            f"the plan deletes or replaces {deletes} servers, more than --max-deletes {max_deletes}; "
+            "check the plan, then raise --max-deletes or pass --allow-mass-delete"
+        )
+
+
+# --- apply --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApplyReport:
+    results: tuple[ChangeResult, ...]
+    recovered: tuple[str, ...]
+    problems: tuple[str, ...]  # what verification found still different
+    backups: tuple[backups.BackupResult, ...] = ()  # backups taken and pruned (final ones too)
+    observed: tuple[ObservedServer, ...] = ()  # the owned servers as last listed (after the changes)
+
+    def count(self, status: ChangeStatus) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.problems
+            and all(r.status is ChangeStatus.SUCCEEDED for r in self.results)
+            and all(b.status is backups.BackupStatus.SUCCEEDED for b in self.backups)
+        )
+
+
+def verify(
+    plan: Plan, observed: Sequence[ObservedServer], capabilities: Mapping[str, Capabilities]
+) -> list[str]:
+    """What of the plan is not yet true in the clouds (empty when it converged).
+
+    The same diff that planned decides: every server the plan wanted must need no change
+    now, and every server it deleted or replaced must be gone.
+    """
+    ids = {(s.provider, s.resource_id) for s in observed}
+    problems: list[str] = []
+    gone: set[tuple[str, str]] = set()
+    for change in plan.changes:
+        if change.action in (Action.DELETE, Action.REPLACE) and change.before is not None:
+            ident = (change.before.provider, change.before.resource_id)
+            gone.add(ident)
+            if ident in ids:
+                problems.append(f"{change.key}: {change.before.resource_id} still exists")
+    wanted = [c.after for c in plan.changes if c.after is not None and c.action is not Action.DELETE]
+    keys = {server.key for server in wanted}
+    current = [s for s in observed if s.key in keys and (s.provider, s.resource_id) not in gone]
+    remaining = diff(
+        wanted, current, owner=plan.deployment, capabilities=capabilities, last_generation=lambda key: None
+    )
+    problems.extend(f"{c.key}: still needs {c.action.value} ({c.reason})" for c in remaining.changes)
+    return problems
+
+
+def apply_plan(
+    plan: Plan,
+    ws: Workspace,
+    run: RunContext,
+    *,
+    max_deletes: str = "10",
+    allow_mass_delete: bool = False,
+    on_result: Callable[[ChangeResult], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ApplyReport:
+    """Apply a plan in a session of its own: its providers opened, a lease of each taken, then released."""
+    with ProviderSession(ws, plan.providers) as session:
+        session.hold(run)
+        return apply_in_session(
+            plan,
+            session,
+            run,
+            max_deletes=max_deletes,
+            allow_mass_delete=allow_mass_delete,
+            on_result=on_result,
+            cancel=cancel,
+        )
+
+
+def apply_in_session(
+    plan: Plan,
+    session: ProviderSession,
+    run: RunContext,
+    *,
+    max_deletes: str = "10",
+    allow_mass_delete: bool = False,
+    on_result: Callable[[ChangeResult], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    observed: Sequence[ObservedServer] | None = None,
+) -> ApplyReport:
+    """Settle old intents, refuse a stale plan, then execute it and verify by re-observing.
+
+    The session must hold the lease of every provider of the plan (``ProviderSession.hold``):
+    every ledger write below is fenced by them. ``observed``: what this session listed, after
+    taking those leases, to make the plan (a daemon cycle) — nobody else could have changed
+    the clouds since, so the plan is not re-checked against a second listing.
+    ``cancel``: asked before each change starts (see ``Executor.cancel``).
+    """
+    check_delete_budget(plan, max_deletes, allow_mass_delete)
+    check_secrets(c.after for c in plan.changes if c.after is not None)
+    names = [config.name for config in plan.providers]
+    missing = sorted(set(names) - session.held_providers())
+    if missing:
+        raise LeaseLostError(f"this run holds no lease of provider(s) {', '.join(missing)}; nothing applied")
+    ws, store = session.ws, session.ws.store()
+    providers = session.only(names)
+    recovered = session.settle(plan.deployment, run)
+    if observed is None:
+        observed = session.observe(plan.deployment, names)
+        stale = stale_keys(plan.basis, observed)
+        if stale:
+            raise StalePlanError(
+                "the plan is stale: the clouds changed since it was made, for "
+                + ", ".join(stale)
+                + "; make a new plan and apply that"
+            )
+    sync_usage(store, plan, observed, run, ws.clock, providers)
+    sample_usage(providers, observed, store, plan.deployment, ws.retry)  # counters before changes
+    runner = backups.BackupRunner(
+        deployment=plan.deployment,
+        providers=providers,
+        store=store,
+        clock=ws.clock,
+        run=run,
+        price_list_for=plan.price_list_for,
+        retry=ws.retry,
+    )
+    runner.run_actions(plan.backups, observed)  # scheduled backups and prunes, before any change
+    if not plan.changes:  # still worth the call: intents settled, usage ledger in step
+        return ApplyReport(
+            results=(),
+            recovered=tuple(recovered),
+            problems=(),
+            backups=tuple(runner.results),
+            observed=tuple(observed),
+        )
+    _audit_run(
+        store,
+        plan,
+        run,
+        ws.clock,
+        AuditAction.RUN_START,
+        Outcome.INFO,
+        f"{len(plan.changes)} changes from {plan.source_path or 'a plan file'}"
+        + (f"; commit message: {run.message}" if run.message else ""),
+    )
+    executor = Executor(
+        plan=plan,
+        providers=providers,
+        store=store,
+        clock=ws.clock,
+        run=run,
+        retry=ws.retry,
+        on_result=on_result,
+        cancel=cancel,
+        lease_lost=session.lease_lost,
+        before_delete=runner.final_hook(plan.backups),
+    )
+    results = executor.run_all()
+    session.check_leases()  # a lost lease ends the run here: nothing more may be written
+    after = session.observe(plan.deployment, names)
+    problems = verify(plan, after, session.capabilities)
+    sync_usage(store, plan, after, run, ws.clock, providers)
+    failed = sum(1 for r in results if r.status is not ChangeStatus.SUCCEEDED)
+    _audit_run(
+        store,
+        plan,
+        run,
+        ws.clock,
+        AuditAction.RUN_END,
+        Outcome.SUCCEEDED if not failed and not problems else Outcome.FAILED,
+        f"{len(results) - failed} succeeded, {failed} failed or skipped",
+    )
+    return ApplyReport(
+        results=tuple(results),
+        recovered=tuple(recovered),
+        problems=tuple(problems),
+        backups=tuple(runner.results),
+        observed=tuple(after),
+    )
+
+
+def _audit_run(
+    store: Store,
+    plan: Plan,
+    run: RunContext,
+    clock: Clock,
+    action: AuditAction,
+    outcome: Outcome,
+    detail: str,
+) -> None:
+    store.append(
+        AuditRecord(
+            deployment=plan.deployment,
+            run_id=run.run_id,
+            actor=run.actor,
+            commit=run.commit,
+            action=action,
+            outcome=outcome,
+            detail=detail,
+        ),
+        at=clock.now(),
+    )

@@ -1,0 +1,158 @@
+"""planning: desired × observed → a Plan, and the read-only pipeline from a folder of YAML to a plan.
+
+``make_plan`` is pure (diff, graph, cost, budgets, backups over values); ``plan_in_session``
+observes through a ``ProviderSession`` and plans; ``plan_path`` does both from a folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from reconciler.config import deployment_name, load_desired_state
+from reconciler.core.backups import plan_backups
+from reconciler.core.budgets import check_budgets
+from reconciler.core.clock import Clock
+from reconciler.core.diff import diff
+from reconciler.core.graph import order_changes
+from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, Snapshot
+from reconciler.core.plan import Plan
+from reconciler.core.pricing import plan_cost
+from reconciler.core.provider import Provider
+from reconciler.run.audit import scaled_counts
+from reconciler.run.session import ProviderSession
+from reconciler.run.workspace import Workspace
+
+
+def fill_flavors(
+    servers: Sequence[DesiredServer], providers: Mapping[str, Provider]
+) -> tuple[DesiredServer, ...]:
+    """Name the flavor a provider will pick for size-only templates, so diff compares like with like."""
+    filled = []
+    for server in servers:
+        provider = providers.get(server.provider)
+        flavor = provider.flavor_for(server.size) if provider is not None and server.flavor is None else None
+        filled.append(dataclasses.replace(server, flavor=flavor) if flavor else server)
+    return tuple(filled)
+
+
+def make_plan(
+    state: DesiredState,
+    observed: Sequence[ObservedServer],
+    providers: Mapping[str, Provider],
+    *,
+    clock: Clock,
+    last_generation: Callable[[str], int | None],
+    commit: str | None = None,
+    destroy: bool = False,
+    snapshots: Sequence[Snapshot] | None = None,
+    skip_final_backup: bool = False,
+) -> Plan:
+    """desired × observed → ordered changes, cost and diagnostics, as one Plan.
+
+    With ``destroy`` nothing is desired any more, but ``protect: true`` members still hold.
+    ``snapshots`` (the owned backups listed now) lets the plan take and prune scheduled
+    backups; without them only final backups (before a delete or replace) are planned.
+    """
+    protected = frozenset(f"{s.cluster}/{s.member}" for s in state.servers if s.protect)
+    servers = fill_flavors(state.servers, providers)
+    desired = () if destroy else servers
+    result = diff(
+        desired,
+        observed,
+        owner=state.deployment,
+        capabilities={name: type(p).capabilities for name, p in providers.items()},
+        last_generation=last_generation,
+        protected_members=protected,
+    )
+    changes = order_changes(result.changes, servers)
+    cost = plan_cost(desired, observed, state.price_list_for)
+    budgets, budget_notes = check_budgets(state.budgets, cost, changes, state.price_list_for)
+    backups = plan_backups(
+        deployment=state.deployment,
+        declared=servers,
+        desired=desired,
+        observed=observed,
+        snapshots=snapshots,
+        changes=changes,
+        policies=state.backup_policies,
+        capabilities={name: type(p).capabilities for name, p in providers.items()},
+        now=clock.now(),
+        price_list_for=state.price_list_for,
+        skip_final_backup=skip_final_backup,
+    )
+    return Plan(
+        deployment=state.deployment,
+        created_at=clock.now(),
+        changes=changes,
+        providers=state.providers,
+        price_lists=tuple(state.price_lists[k] for k in sorted(state.price_lists)),
+        basis=tuple(sorted(observed, key=lambda s: (s.provider, s.key, s.resource_id))),
+        noop_count=result.noop_count,
+        cost=dataclasses.replace(cost, budgets=budgets),
+        diagnostics=(*state.warnings, *result.diagnostics, *budget_notes, *backups.notes),
+        source_path=state.source_path,
+        commit=commit,
+        backups=backups.actions,
+        skip_final_backup=skip_final_backup,
+    )
+
+
+def load_for_plan(path: Path, ws: Workspace, *, deployment: str | None = None) -> DesiredState:
+    """Load the desired state at ``path`` with autoscaled members at the count last chosen.
+
+    The count comes from the audit ledger's newest scale decision, so a plan made beside a
+    running daemon does not undo its scaling. Planning never creates a store.
+    """
+    store = ws.existing_store()
+    counts = scaled_counts(store, deployment or deployment_name(path)) if store is not None else None
+    return load_desired_state(path, deployment=deployment, counts=counts)
+
+
+def plan_in_session(
+    state: DesiredState,
+    session: ProviderSession,
+    *,
+    commit: str | None = None,
+    destroy: bool = False,
+    skip_final_backup: bool = False,
+    observed: Sequence[ObservedServer] | None = None,
+) -> Plan:
+    """Observe (unless ``observed`` was listed in this session already), list backups, and plan."""
+    store = session.ws.existing_store()
+    if observed is None:
+        observed = session.observe(state.deployment)
+    snapshots = session.list_snapshots(state.deployment)[0] if state.backup_policies else None
+
+    def last_generation(key: str) -> int | None:
+        return store.max_generation(state.deployment, key) if store is not None else None
+
+    return make_plan(
+        state,
+        observed,
+        session.providers,
+        clock=session.ws.clock,
+        last_generation=last_generation,
+        commit=commit,
+        destroy=destroy,
+        snapshots=snapshots,
+        skip_final_backup=skip_final_backup,
+    )
+
+
+def plan_path(
+    path: Path,
+    ws: Workspace,
+    *,
+    deployment: str | None = None,
+    commit: str | None = None,
+    destroy: bool = False,
+    skip_final_backup: bool = False,
+) -> Plan:
+    """The whole read-only pipeline: load, validate, resolve, observe, diff, graph, cost, backups."""
+    state = load_for_plan(path, ws, deployment=deployment)
+    with ProviderSession(ws, state.providers) as session:
+        return plan_in_session(
+            state, session, commit=commit, destroy=destroy, skip_final_backup=skip_final_backup
+        )

@@ -1,0 +1,161 @@
+"""session: one run's providers — opened once, listed once, leases held and renewed, closed together.
+
+Every command that touches a cloud (plan, apply, destroy, backup run/delete, restore, usage
+collect) and every daemon cycle works inside one ``ProviderSession``:
+
+* the providers of a desired state (or of a plan) are created once through the registry
+  (``core.provider.create_provider``) and closed once, their API-call counts added to the
+  workspace's tally;
+* ``observe`` lists each provider once per call (paged), retrying transient errors, and
+  ``list_snapshots`` does the same for backups;
+* ``hold`` takes a lease of every provider (or adopts the leases a daemon already holds)
+  and renews them in the background until the session closes, fencing every ledger
+  write made meanwhile (see ``run.leases``);
+* ``settle`` resolves, once per session, the intents a killed run left open.
+
+A session is the only place in the engine where a provider object is made.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+
+from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
+from reconciler.core.provider import Provider, create_provider
+from reconciler.core.records import Lease
+from reconciler.core.retry import call_with_retry
+from reconciler.run.audit import RunContext
+from reconciler.run.leases import LEASE_TTL_SECONDS, LeaseKeeper, acquire_leases, lease_ttl
+from reconciler.run.settle import settle_intents
+from reconciler.run.workspace import Workspace
+
+
+class ProviderSession:
+    """The providers of one run, and the leases it holds on them."""
+
+    def __init__(self, ws: Workspace, configs: Iterable[ProviderConfig]) -> None:
+        self.ws = ws
+        self.configs = tuple(configs)
+        self.providers: dict[str, Provider] = {}
+        self.leases: list[Lease] = []
+        self._own_leases = False
+        self._keeper: LeaseKeeper | None = None
+        self._settled: dict[str, list[str]] = {}
+        context = ws.provider_context()
+        try:
+            for config in self.configs:
+                self.providers[config.name] = create_provider(config, context)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ProviderSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def capabilities(self) -> dict[str, Capabilities]:
+        return {name: type(p).capabilities for name, p in self.providers.items()}
+
+    def only(self, names: Iterable[str]) -> dict[str, Provider]:
+        """The session's providers of these names (a plan may name fewer than the session opened)."""
+        wanted = set(names)
+        return {name: p for name, p in self.providers.items() if name in wanted}
+
+    # --- reading the clouds ---------------------------------------------------------------------
+    def observe(self, owner: str, providers: Iterable[str] | None = None) -> list[ObservedServer]:
+        """One paginated listing per provider (all, or those named), retried on transient errors."""
+        chosen = self.providers if providers is None else self.only(providers)
+        observed: list[ObservedServer] = []
+        for name in sorted(chosen):
+            observed.extend(call_with_retry(functools.partial(chosen[name].observe, owner), self.ws.retry))
+        return observed
+
+    def list_snapshots(
+        self, owner: str, providers: Iterable[str] | None = None
+    ) -> tuple[list[Snapshot], frozenset[str]]:
+        """Every backup ``owner`` has on the providers (all, or those named) that take snapshots,
+        and the providers listed."""
+        chosen = self.providers if providers is None else self.only(providers)
+        snapshots: list[Snapshot] = []
+        listed: set[str] = set()
+        for name in sorted(chosen):
+            provider = chosen[name]
+            if not type(provider).capabilities.snapshots:
+                continue
+            listing = functools.partial(provider.list_snapshots, owner)
+            snapshots.extend(call_with_retry(listing, self.ws.retry))
+            listed.add(name)
+        return snapshots, frozenset(listed)
+
+    # --- leases ---------------------------------------------------------------------------------
+    def hold(
+        self,
+        run: RunContext,
+        *,
+        leases: Sequence[Lease] | None = None,
+        ttl_seconds: float | None = None,
+    ) -> list[Lease]:
+        """Take a lease of every provider of the session, renewed in the background until close.
+
+        ``leases``: leases the caller already holds (a daemon renews its own across cycles);
+        they are renewed by as long as they had left and neither taken nor released here.
+        """
+        if self._keeper is not None:
+            return self.leases
+        store = self.ws.store()
+        if leases is None:
+            ttl = ttl_seconds if ttl_seconds is not None else lease_ttl(LEASE_TTL_SECONDS)
+            self.leases = acquire_leases(store, self.configs, run, self.ws.clock, ttl_seconds=ttl)
+            self._own_leases = True
+            keeper_ttl: float | None = ttl
+        else:
+            self.leases = list(leases)
+            keeper_ttl = None
+        self._keeper = LeaseKeeper(store, self.leases, ttl_seconds=keeper_ttl, clock=self.ws.clock)
+        self._keeper.start()
+        return self.leases
+
+    @property
+    def lease_lost(self) -> threading.Event | None:
+        return self._keeper.lost if self._keeper is not None else None
+
+    def check_leases(self) -> None:
+        """Raise ``LeaseLostError`` when a lease of this session was lost (nothing more may be written)."""
+        if self._keeper is not None:
+            self._keeper.check()
+
+    def held_providers(self) -> frozenset[str]:
+        return frozenset(lease.scope.split("/", 1)[1] for lease in self.leases)
+
+    def settle(self, deployment: str, run: RunContext) -> list[str]:
+        """Resolve the intents a killed run left open, once per session; the messages saying how."""
+        if deployment not in self._settled:
+            providers = self.only(self.held_providers()) if self.leases else self.providers
+            self._settled[deployment] = settle_intents(
+                self.ws.store(), providers, set(self.providers), deployment, run, self.ws.clock
+            )
+        return self._settled[deployment]
+
+    # --- closing --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop renewing, release the leases this session took, close every provider (idempotent)."""
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+        if self._own_leases:
+            store = self.ws.store()
+            for lease in self.leases:
+                store.release_lease(lease)
+            self._own_leases = False
+        for provider in self.providers.values():
+            self.ws.calls.update(provider.calls)
+            provider.close()
+        self.providers = {}

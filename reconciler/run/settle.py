@@ -1,0 +1,114 @@
+"""settle: bring the ledgers in step with the clouds — intents a killed run left open, and usage intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from reconciler.core.clock import Clock
+from reconciler.core.model import ObservedServer
+from reconciler.core.plan import Plan
+from reconciler.core.pricing import usage_interval
+from reconciler.core.provider import Provider
+from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.run.audit import RunContext
+from reconciler.store.base import Store
+
+
+def settle_intents(
+    store: Store,
+    providers: Mapping[str, Provider],
+    declared: Collection[str],
+    deployment: str,
+    run: RunContext,
+    clock: Clock,
+) -> list[str]:
+    """Resolve intents a killed run left open, by looking their resources up. Returns messages.
+
+    ``providers``: the ones this run may settle (it holds their leases); an intent on a
+    ``declared`` provider not among them is left to whoever holds that provider now.
+    """
+    messages: list[str] = []
+    for intent in store.unresolved_intents(deployment):
+        rec = intent.record
+        provider = providers.get(rec.provider)
+        if provider is None and rec.provider in declared:
+            continue
+        if provider is None:
+            messages.append(
+                f"intent #{intent.seq} ({rec.action} {rec.key}) names provider {rec.provider!r}, "
+                "which is no longer declared; left unresolved"
+            )
+            continue
+        found: ObservedServer | None = None
+        if rec.action is AuditAction.CREATE and rec.token:
+            found = provider.lookup(deployment, rec.token)
+        outcome = Outcome.RECOVERED if found is not None else Outcome.ABANDONED
+        detail = (
+            "found by its idempotency token after an interrupted run"
+            if found is not None
+            else "settled by observation after an interrupted run"
+        )
+        store.append(
+            AuditRecord(
+                deployment=deployment,
+                run_id=run.run_id,
+                actor=run.actor,
+                commit=run.commit,
+                action=rec.action,
+                outcome=outcome,
+                key=rec.key,
+                provider=rec.provider,
+                resource_id=found.resource_id if found else rec.resource_id,
+                token=rec.token,
+                detail=detail,
+                intent_seq=intent.seq,
+            ),
+            at=clock.now(),
+        )
+        messages.append(f"intent #{intent.seq} {rec.action} {rec.key}: {outcome}")
+    return messages
+
+
+def sync_usage(
+    store: Store,
+    plan: Plan,
+    observed: Sequence[ObservedServer],
+    run: RunContext,
+    clock: Clock,
+    observed_providers: Iterable[str],
+) -> None:
+    """Make the usage ledger agree with what is observed: open, resize and close intervals."""
+    now = clock.now()
+    scope = set(observed_providers)
+    open_now = {(i.provider, i.resource_id): i for i in store.open_intervals(plan.deployment)}
+    seen = {(s.provider, s.resource_id): s for s in observed}
+    for ident, server in seen.items():
+        interval = open_now.get(ident)
+        if interval is not None and (interval.size, interval.flavor) == (server.size, server.flavor):
+            continue
+        plist = plan.price_list_for(server.provider)
+        start = now if interval is not None else min(server.created_at or now, now)
+        with store.transaction():
+            if interval is not None:
+                store.close_interval(server.provider, server.resource_id, end=now)
+            store.open_interval(usage_interval(plan.deployment, server, plist, start=start))
+    for ident, interval in open_now.items():
+        if ident in seen or interval.provider not in scope:
+            continue
+        with store.transaction():
+            store.close_interval(interval.provider, interval.resource_id, end=now)
+            store.append(
+                AuditRecord(
+                    deployment=plan.deployment,
+                    run_id=run.run_id,
+                    actor=run.actor,
+                    commit=run.commit,
+                    action=AuditAction.OBSERVE_GONE,
+                    outcome=Outcome.INFO,
+                    key=interval.key,
+                    provider=interval.provider,
+                    resource_id=interval.resource_id,
+                    detail="no longer observed; usage interval closed",
+                ),
+                at=now,
+            )

@@ -1,0 +1,48 @@
+"""workspace: where one invocation keeps local state — state dir, store, clock, retries, call counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.config import resolve_secret
+from reconciler.core.clock import Clock
+from reconciler.core.provider import ProviderContext
+from reconciler.core.retry import RetryPolicy
+from reconciler.store import open_store
+from reconciler.store.base import Store
+
+STATE_DB = "state.db"
+
+
+@dataclass
+class Workspace:
+    """Where local state lives and how the engine reaches it; one per invocation."""
+
+    state_dir: Path
+    clock: Clock = field(default_factory=Clock)
+    store_url: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    calls: Counter[str] = field(default_factory=Counter)  # provider API calls, by operation
+    _store: Store | None = None
+
+    def store(self) -> Store:
+        """The store, created on first use (only commands that write call this)."""
+        if self._store is None:
+            self._store = open_store(self.state_dir, self.store_url)
+        return self._store
+
+    def existing_store(self) -> Store | None:
+        """The store if one exists already; planning never creates one."""
+        if self._store is None and self.store_url is None and not (self.state_dir / STATE_DB).exists():
+            return None
+        return self.store()
+
+    def provider_context(self) -> ProviderContext:
+        return ProviderContext(state_dir=self.state_dir, clock=self.clock, resolve_secret=resolve_secret)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
