@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from reconciler.core.changes import FieldChange
+from reconciler.core.changes import ChangeCause, FieldChange
 from reconciler.core.diff import member_of
 from reconciler.core.errors import UserError
 from reconciler.core.model import (
@@ -358,3 +358,62 @@ def test_an_empty_spec_hash_on_desired_is_computed() -> None:
     want = desired("shop/web/0")
     unhashed = dataclasses.replace(want, spec_hash="")
     assert run_diff([unhashed], [observed(want)]).changes == ()
+
+
+# --- causes: what code decides on (reason and fields are for people) --------------------------
+def _cause(want: list, have: list, **kwargs: object) -> list[tuple[str, ChangeCause]]:
+    return [(c.id, c.cause) for c in run_diff(want, have, **kwargs).changes]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("have", "want_kw", "expected"),
+    [
+        ({"status": ServerStatus.ERROR}, {}, (Action.REPLACE, ChangeCause.FAILED)),
+        ({"status": ServerStatus.ERROR}, {"failover": FailoverMode.RESTART},
+         (Action.UPDATE, ChangeCause.FAILED)),
+        ({"status": ServerStatus.STOPPED}, {}, (Action.UPDATE, ChangeCause.STOPPED)),
+        ({"status": ServerStatus.STOPPED, "cpus": 8}, {}, (Action.UPDATE, ChangeCause.STOPPED)),
+        ({"status": ServerStatus.ERROR, "cpus": 8}, {}, (Action.REPLACE, ChangeCause.FAILED)),
+        ({"cpus": 8}, {}, (Action.UPDATE, ChangeCause.SIZE_CHANGED)),
+        ({"cpus": 8}, {"update_strategy": UpdateStrategy.REPLACE},
+         (Action.REPLACE, ChangeCause.SIZE_CHANGED)),
+        ({"cpus": 8, "tags": (("team", "a"),)}, {}, (Action.UPDATE, ChangeCause.SIZE_CHANGED)),
+        ({"tags": (("team", "a"),)}, {}, (Action.UPDATE, ChangeCause.TAGS_CHANGED)),
+        ({"image": "debian-12", "spec_hash": "old"}, {}, (Action.REPLACE, ChangeCause.SPEC_CHANGED)),
+        ({"status": ServerStatus.ERROR, "spec_hash": "old"}, {}, (Action.REPLACE, ChangeCause.SPEC_CHANGED)),
+    ],
+)
+def test_each_change_to_a_running_key_names_its_cause(
+    have: dict[str, object], want_kw: dict[str, object], expected: tuple[Action, ChangeCause]
+) -> None:
+    want = desired(**want_kw)
+    (change,) = run_diff([want], [observed(want, **have)]).changes  # type: ignore[arg-type]
+    assert (change.action, change.cause) == expected
+    # the daemon's failover guards apply exactly to servers being brought back
+    assert change.cause.is_failover == (expected[1] in (ChangeCause.FAILED, ChangeCause.STOPPED))
+
+
+def test_creates_and_deletes_name_their_cause() -> None:
+    web0, web1 = desired("shop/web/0"), desired("shop/web/1")
+    gone = observed(desired("shop/old/0"), resource_id="i-gone")
+    dup = observed(web0, resource_id="i-dup", generation=1, spec_hash="stale")
+    causes = _cause([web0, web1], [observed(web0), dup, gone])
+    assert causes == [
+        ("delete:shop/old/0", ChangeCause.NO_LONGER_DECLARED),
+        ("delete:shop/web/0#i-dup", ChangeCause.DUPLICATE),
+        ("create:shop/web/1", ChangeCause.NOT_PRESENT),
+    ]
+    moved = desired("shop/web/0", provider="other")
+    assert {c for _, c in _cause([moved], [observed(web0)], caps=Capabilities())} == {ChangeCause.MOVED}
+
+
+def test_failover_is_decided_on_the_cause_never_on_display_fields() -> None:
+    from reconciler.daemon.failover import is_failover
+
+    want = desired()
+    (change,) = run_diff([want], [observed(want, status=ServerStatus.ERROR)]).changes
+    assert is_failover(change)
+    relabelled = dataclasses.replace(change, fields=(), reason="anything at all")
+    assert is_failover(relabelled)  # what people read does not change the decision
+    resized = dataclasses.replace(change, cause=ChangeCause.SIZE_CHANGED)
+    assert not is_failover(resized)  # nor does a status field the display may still show
