@@ -1,4 +1,4 @@
-"""backup_usage: backup storage from the ledger, priced as usage rows (GB-months × ``backup_gb_month``).
+"""billing.backup_storage: backup storage from the ledger, priced as usage rows (GB-months × rate).
 
 Each backup's storage interval (``Store.backup_intervals``) is clipped to the report window
 (one still existing counts up to ``now``, capped at the window's end) and turned into

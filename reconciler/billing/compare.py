@@ -1,4 +1,4 @@
-"""billing_compare: ``--mode both`` — the measured cost beside the instance-hour cost, and the saving.
+"""billing.compare: ``--mode both`` — the measured cost beside the instance-hour cost, and the saving.
 
 The two reports are built over the same window and grouping, priced by the same
 PriceLists; a row pairs one group in one currency. The figures compared are the presented

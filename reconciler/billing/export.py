@@ -1,4 +1,4 @@
-"""billing_export: ``usage export`` — one CSV row per server, per UTC day, per resource, for spreadsheets.
+"""billing.export: ``usage export`` — one CSV row per server, per UTC day, per resource, for spreadsheets.
 
 The rows are the raw material of the reports, in a flat shape a spreadsheet or a billing
 system loads as it is:
@@ -10,7 +10,7 @@ system loads as it is:
   same rules as the measured report (``billing``): a delta belongs to the day of the sample
   that closes it;
 - ``backup-gb-months`` rows, one per backup per day it was kept, come from the backup
-  storage ledger (``backup_usage``: the recorded rate, or ``backup_gb_month`` with
+  storage ledger (``billing.backup_storage``: the recorded rate, or ``backup_gb_month`` with
   ``--prices``; a zero rate makes no row). Backup storage is billed in either mode, so
   its rows are in each mode exported; ``server`` is the key of the server backed up,
   ``resource_id`` the backup's id and ``flavor`` empty.

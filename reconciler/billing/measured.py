@@ -1,4 +1,4 @@
-"""billing: measured use — counter samples turned into vCPU-hours, GB-hours and GB, and priced.
+"""billing.measured: measured use — counter samples turned into vCPU-hours, GB-hours and GB, and priced.
 
 Providers report cumulative counters (CPU seconds, bytes received and sent) and a gauge
 (memory in use) per server; ``measure`` stores them as samples. Here consecutive samples of
@@ -17,8 +17,8 @@ day) takes every delta exactly once:
   invented: it is reported as a gap, and counted once a later sample closes it.
 
 Disk (GB-months provisioned) and the flat monthly fee come from the usage intervals, as
-they depend on existence, not activity. Backup storage (``backup_usage``) is joined to
-every report by ``billing_modes``, whatever the mode.
+they depend on existence, not activity. Backup storage (``billing.backup_storage``) is joined
+to every report by ``billing.modes``, whatever the mode.
 Quantities use 1 GB = 1024 MB = 2^30 bytes; money stays ``Decimal`` (see ``usage``).
 """
 

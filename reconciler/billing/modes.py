@@ -1,4 +1,4 @@
-"""billing_modes: one report per ``--mode`` — instance-hours, measured, both, or as each PriceList bills.
+"""billing.modes: one report per ``--mode`` — instance-hours, measured, both, or as each PriceList bills.
 
 A PriceList says how its provider's servers are billed (``billing: instance-hours`` or
 ``measured``); one PriceList per Provider is how rates and modes differ per provider. The
@@ -8,9 +8,9 @@ items share the rows of their group. Without PriceLists (no ``--prices``) the le
 recorded rates are all there is, so everything is priced by instance-hours.
 
 ``instance-hours`` and ``measured`` force one mode for every server; ``both`` builds the two
-side by side (``billing_compare``).
+side by side (``billing.compare``).
 
-Backup storage (``backup_usage``) is billed by size × time whatever the mode, so every
+Backup storage (``billing.backup_storage``) is billed by size × time whatever the mode, so every
 report carries it — in ``both``, on each side, so the saving is the servers' alone.
 """
 

@@ -1,4 +1,4 @@
-"""usage: usage reports — the usage ledger's intervals grouped, summed and priced as line items.
+"""billing.usage: usage reports — the usage ledger's intervals grouped, summed and priced as line items.
 
 ``build_report`` clips every interval to the report window [start, end) (an interval still
 open runs up to ``now``, capped at ``end``), counts its whole seconds, bills them at the rate
@@ -11,7 +11,7 @@ without a PriceList, seconds.
 A report is made of rows (one per group and currency) and each row of line items (one per
 flavor and rate: "0.0416 USD per sim.medium instance-hour"), the shape of a classic usage
 estimate. ``billing`` builds the same shape from measured use (vCPU-hours, GB-hours, GB),
-and ``backup_usage`` adds backup storage (GB-months) as line items of the same groups
+and ``billing.backup_storage`` adds backup storage (GB-months) as line items of the same groups
 (``merge_rows``).
 
 Money stays ``Decimal`` and unrounded in the report. Presented figures are rounded once, per

@@ -1,4 +1,4 @@
-"""auditlog: renders the audit ledger for people (table) and machines (JSON lines)."""
+"""cli.auditlog: renders the audit ledger for people (table) and machines (JSON lines)."""
 
 from __future__ import annotations
 

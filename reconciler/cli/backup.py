@@ -1,10 +1,10 @@
-"""commands_backup: the ``reconciler backup`` commands and ``reconciler restore``.
+"""cli.backup: the ``reconciler backup`` commands and ``reconciler restore``.
 
 * ``backup list [PATH] [--key K] [--format table|json]`` — with PATH, the backups the clouds
   list now, judged against the policies (which the next run prunes, which key is overdue);
   without, the backups the ledger last recorded.
 * ``backup run PATH [--key K] [--force]`` — take the due backups now and prune; exit 1 when
-  a backup failed. The daemon runs the same cycle (``backup_cycle.backup_cycle``).
+  a backup failed. The daemon runs the same cycle (``backup.cycle.backup_cycle_in_session``).
 * ``backup usage [--from] [--to] [--format table|json]`` — backup storage per key, priced.
 * ``backup delete PATH BACKUP_ID... [--yes]`` — delete backups by id (those no policy prunes:
   of keys removed from the desired state, or no longer under a policy).

@@ -1,4 +1,4 @@
-"""commands: one handler per CLI command — gathers arguments, calls the engine, prints results.
+"""cli.commands: one handler per CLI command — gathers arguments, calls the engine, prints results.
 
 Handlers return the process exit code. Output goes to stdout; diagnostics and logs to
 stderr. Colour and the live progress display appear only on a terminal.

@@ -1,4 +1,4 @@
-"""cliutil: what every command handler shares — exit codes, where state lives, output helpers."""
+"""cli.common: what every command handler shares — exit codes, where state lives, output helpers."""
 
 from __future__ import annotations
 

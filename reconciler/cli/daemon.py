@@ -1,4 +1,4 @@
-"""commands_daemon: the ``run`` (the GitOps daemon) and ``diff`` (two commits, no cloud) commands.
+"""cli.daemon: the ``run`` (the GitOps daemon) and ``diff`` (two commits, no cloud) commands.
 
 ``reconciler run --source REPO [--branch main] [--path clusters/]`` starts the daemon
 (see ``reconciler.daemon.loop``) with its HTTP listener and signal handling; ``reconciler diff
@@ -30,7 +30,7 @@ from reconciler.core.model import DesiredState
 
 log = structlog.get_logger("reconciler.daemon")
 
-# daemon_http.DEFAULT_LISTEN, written out so that parsing the command line (for every
+# daemon.http.DEFAULT_LISTEN, written out so that parsing the command line (for every
 # command) does not import the daemon and prometheus-client.
 DEFAULT_LISTEN = "127.0.0.1:9108"
 

@@ -1,4 +1,4 @@
-"""logs: structured logging (structlog) to stderr, as JSON lines or for a console.
+"""cli.logs: structured logging (structlog) to stderr, as JSON lines or for a console.
 
 Logs never carry secret values: the engine logs keys, resource ids and error messages,
 never rendered user data or resolved inputs.

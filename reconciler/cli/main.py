@@ -1,7 +1,8 @@
-"""cli: the ``reconciler`` command — parses arguments, calls the engine, prints, sets exit codes.
+"""cli.main: the ``reconciler`` command — parses arguments, calls the engine, prints, sets exit codes.
 
-Nothing is decided here: every command is a thin shell over ``reconciler.run.engine`` and
-friends, so CI plans and daemon runs share one code path.
+Nothing is decided here: every command is a thin shell over the steps of ``reconciler.run``
+(and ``backup``, ``billing``, ``daemon`` above them), so CI plans and daemon runs share one
+code path.
 
 Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 changes present,
 3 changes present that break a Budget.

@@ -1,4 +1,4 @@
-"""render: a Plan for people — Terraform-like text for terminals, markdown for pull requests — and JSON.
+"""cli.render: a Plan for people — Terraform-like text for terminals, markdown for pull requests — and JSON.
 
 Rendering reads only the Plan. It never shows an input's value except through
 ``ResolvedInput.display()``, so a sensitive input is always ``(sensitive)``; as a second

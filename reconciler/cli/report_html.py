@@ -1,7 +1,7 @@
-"""report_html: ``usage report --format html`` — one self-contained page: charts, totals and line items.
+"""cli.report_html: ``usage report --format html`` — one self-contained page: charts, totals and line items.
 
 The page needs nothing from the network: styles are inline, charts are inline SVG written
-by ``billing_svg``, and there is no script. It shows, for the window asked:
+by ``cli.svg``, and there is no script. It shows, for the window asked:
 
 - the totals (and, with ``--mode both``, the measured cost and the saving);
 - daily cost stacked by cluster, then one daily chart per cluster (both modes side by

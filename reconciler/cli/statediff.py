@@ -1,4 +1,4 @@
-"""statediff: what changes between two versions of the desired state — no cloud involved.
+"""cli.statediff: what changes between two versions of the desired state — no cloud involved.
 
 ``reconciler diff --base REV [--head REV] PATH`` serves pull requests that cannot see a
 cloud (forks get no credentials): it loads the desired state of two commits and says which

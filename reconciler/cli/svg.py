@@ -1,4 +1,4 @@
-"""billing_svg: a small SVG chart writer for usage reports — bars over time and horizontal breakdowns.
+"""cli.svg: a small SVG chart writer for usage reports — bars over time and horizontal breakdowns.
 
 No plotting library and nothing fetched: each chart is one ``<svg>`` element as text, to
 be inlined in a self-contained HTML page. Amounts arrive as ``Decimal``; floats are used

@@ -1,4 +1,4 @@
-"""commands_usage: the ``reconciler usage`` commands — report, collect, export.
+"""cli.usage: the ``reconciler usage`` commands — report, collect, export.
 
 ``usage report`` prices the usage ledger for a window, by instance-hours (the intervals),
 by measured use (the samples) or both side by side, as a table, CSV, JSON or a
@@ -7,7 +7,7 @@ every provider's metrics once (``apply`` also does, once per run). ``usage expor
 one CSV row per server (or backup), per day, per resource. The store is asked for the
 window only: its intervals, its backups, and its samples plus each server's baseline
 (``read_ledger``). Handlers only parse, fetch from the store and print; the work is in
-``usage``, ``billing``, ``billing_compare``, ``billing_export``, ``report_html`` and
+``billing.usage``, ``billing.measured``, ``billing.compare``, ``billing.export``, ``cli.report_html`` and
 ``measure``.
 """
 

@@ -1,4 +1,4 @@
-"""backup: which servers a BackupPolicy covers, when their backups are due, and what retention keeps.
+"""core.backups: which servers a BackupPolicy covers, when their backups are due, and what retention keeps.
 
 Pure logic — no provider, no store, no clock of its own: desired and observed servers, the
 backups the clouds list and ``now`` go in; a frozen ``BackupPlan`` of ``BackupAction``

@@ -1,4 +1,4 @@
-"""billing_budget: hold each ``Budget`` against a plan's cost estimate, and find the changes that break one.
+"""core.budgets: hold each ``Budget`` against a plan's cost estimate, and find the changes that break one.
 
 A budget is a ceiling on the 30-day cost (hourly estimate × 720) of one cluster, or of
 everything with ``scope: global``, compared in the plan's currency. A budget is *broken*

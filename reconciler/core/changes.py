@@ -1,4 +1,4 @@
-"""changes: one planned action on one server key — what diff decides and the graph orders.
+"""core.changes: one planned action on one server key — what diff decides and the graph orders.
 
 A change says *what* (``action``) and *why* (``cause``), both closed enums that code may
 decide on; ``reason`` and ``fields`` say the same for people and are never decided on.

@@ -1,4 +1,4 @@
-"""clock: the one source of "now" for ledgers, usage, schedules and the simulated cloud.
+"""core.clock: the one source of "now" for ledgers, usage, schedules and the simulated cloud.
 
 ``--now ISO8601`` (or ``RECONCILER_NOW``) fixes the time for a whole invocation so that
 tests and reports are deterministic. Everything that reads the time asks a ``Clock``.

@@ -1,4 +1,4 @@
-"""diff: desired × observed → one change per server key, each with a human reason.
+"""core.diff: desired × observed → one change per server key, each with a human reason.
 
 The diff is level-triggered: it looks only at what the YAML asks for now and what the
 providers report now (plus, through ``last_generation``, the highest generation the usage

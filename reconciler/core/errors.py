@@ -1,4 +1,4 @@
-"""errors: the typed error tree every layer raises and the CLI and executor act on.
+"""core.errors: the typed error tree every layer raises and the CLI and executor act on.
 
 Three branches, each telling the caller what to do next:
 

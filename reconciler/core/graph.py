@@ -1,4 +1,4 @@
-"""graph: the plan's changes as a networkx DAG, so apply can walk them in a safe order.
+"""core.graph: the plan's changes as a networkx DAG, so apply can walk them in a safe order.
 
 Nodes are change ids (the ``Change`` rides along as the ``change`` node attribute); an edge
 ``u → v`` means ``u`` must finish before ``v`` starts. The ordering rules:

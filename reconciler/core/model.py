@@ -1,4 +1,4 @@
-"""model: the value types shared by every layer — closed enums and frozen dataclasses.
+"""core.model: the value types shared by every layer — closed enums and frozen dataclasses.
 
 Nothing here does I/O. Desired state (what the YAML asks for) and observed state (what a
 cloud reports) meet in ``diff``; both are plain, hashable, typed values so that a typo

@@ -1,4 +1,4 @@
-"""plan: the Plan — the whole contract between planning and applying — and its JSON form.
+"""core.plan: the Plan — the whole contract between planning and applying.
 
 A Plan carries everything apply needs and nothing apply must look up elsewhere: the
 changes (action, key, provider, before, after, idempotency token, dependencies), the
@@ -6,7 +6,7 @@ provider configurations (credentials by reference only), the observed basis the 
 computed from (so a stale plan is refused), cost before/after, and diagnostics.
 
 ``Change.reason`` and the ``fields`` list are for humans; apply never decides on them.
-Rendering to text and markdown lives in ``render``.
+Its JSON form lives in ``core.plan_codec``; rendering to text and markdown in ``cli.render``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""plan_codec: the Plan's JSON form (plan files, ``plan --format json``) — writing and reading it back."""
+"""core.plan_codec: the Plan's JSON form (plan files, ``plan --format json``), written and read back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pricing: what a server costs per hour under a PriceList, a plan's cost delta, an interval's cost.
+"""core.pricing: what a server costs per hour under a PriceList, a plan's cost delta, an interval's cost.
 
 Money is ``Decimal`` from the YAML to the report: no float ever touches a price, and
 nothing is rounded here (rounding to cents happens only when a figure is printed).

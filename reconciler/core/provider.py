@@ -1,4 +1,4 @@
-"""reconciler.core.provider: the one small contract every cloud provider implements, and the registry.
+"""core.provider: the one small contract every cloud provider implements, and the registry.
 
 The engine never imports a provider module: it asks ``create_provider(config, context)``,
 which loads the module registered for ``config.type`` on first use. A provider module

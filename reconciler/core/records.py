@@ -1,4 +1,4 @@
-"""records: the ledgers' value types — audit entries, usage and backup intervals, leases.
+"""core.records: the ledgers' value types — audit entries, usage and backup intervals, leases.
 
 They are the words the run, billing and daemon layers speak with a store; the store
 package (``store.base``) only defines how they are kept."""

@@ -1,4 +1,4 @@
-"""retry: exponential backoff with full jitter for TransientError, shared by engine and providers.
+"""core.retry: exponential backoff with full jitter for TransientError, shared by engine and providers.
 
 Only ``TransientError`` is retried; ``PermanentError`` and everything else propagate at once.
 The sleep function and random source are injectable so tests run instantly and

@@ -1,4 +1,4 @@
-"""alerts: tell people when the daemon needs them — webhook POSTs and log lines, never blocking a cycle.
+"""daemon.alerts: tell people when the daemon needs them — webhook POSTs and log lines, never blocking.
 
 An ``Alert`` is one event (``AlertEvent``: apply failed, provider error, failover, scale,
 invalid commit, backup failed or overdue, budget exceeded) with a one-line summary and a

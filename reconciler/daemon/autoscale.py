@@ -1,4 +1,4 @@
-"""autoscale: how many servers an autoscaled member runs, decided from provider metrics.
+"""daemon.autoscale: how many servers an autoscaled member runs, decided from provider metrics.
 
 A member with ``autoscale: {min, max, metric, target, cooldown_seconds}`` runs ``min``
 servers until the daemon decides otherwise. Each cycle the daemon measures every running

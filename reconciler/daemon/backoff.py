@@ -1,4 +1,4 @@
-"""backoff: per-key exponential backoff for the daemon, and cutting a plan down to what may run now.
+"""daemon.backoff: per-key exponential backoff for the daemon, and cutting a plan down to what may run now.
 
 A server key whose change keeps failing (a bad image, a quota) would otherwise be retried
 every cycle, spamming the cloud and the ledger while the rest waits. ``KeyBackoff``

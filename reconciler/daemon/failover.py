@@ -1,4 +1,4 @@
-"""failover: the daemon's guards around replacing or restarting servers that failed.
+"""daemon.failover: the daemon's guards around replacing or restarting servers that failed.
 
 ``diff`` already decides *what* a failed server needs: a server in error state is
 replaced (member ``failover: {mode: replace}``) or restarted (``mode: restart``), and a

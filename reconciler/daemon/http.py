@@ -1,4 +1,4 @@
-"""daemon_http: the daemon's one HTTP listener — health, readiness, Prometheus metrics, git webhook.
+"""daemon.http: the daemon's one HTTP listener — health, readiness, Prometheus metrics, git webhook.
 
 * ``GET /healthz`` — 200 while the reconcile loop is alive and making progress, else 503;
 * ``GET /readyz`` — 200 once a valid desired state is loaded and the clouds were observed,

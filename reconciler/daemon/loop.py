@@ -1,6 +1,6 @@
-"""daemon: ``reconciler run`` — pull a branch and keep every cloud converged to it, forever.
+"""daemon.loop: ``reconciler run`` — pull a branch and keep every cloud converged to it, forever.
 
-The loop is level-triggered: a cycle (``daemon_cycle.reconcile``) re-observes and plans
+The loop is level-triggered: a cycle (``daemon.cycle.reconcile``) re-observes and plans
 from scratch, so a missed webhook or a crash between cycles never matters. A cycle runs
 
 * every ``--interval`` seconds (default 60), and

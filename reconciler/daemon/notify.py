@@ -1,7 +1,7 @@
-"""daemon_notify: what a daemon cycle tells people — alerts (recorded in the audit ledger too),
+"""daemon.notify: what a daemon cycle tells people — alerts (recorded in the audit ledger too),
 metrics of what it observed, drift, budgets, backups, and the fate of each change.
 
-Split from ``daemon_cycle`` so that module keeps only the cycle's decisions; everything here
+Split from ``daemon.cycle`` so that module keeps only the cycle's decisions; everything here
 reports on them. Alerts are deduplicated by the ``Alerter``; one that is sent also gets an
 ``alert`` entry in the audit ledger, so the ledger says who was told what, and when.
 """

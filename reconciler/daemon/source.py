@@ -1,4 +1,4 @@
-"""source: desired state from a git repository — the daemon's own clone, and one-off checkouts for CI.
+"""daemon.source: desired state from a git repository — the daemon's own clone, and one-off checkouts for CI.
 
 ``GitSource`` keeps a bare clone of the repository (a local path or any URL git
 understands: ``file://``, ``https://``, ``ssh://``) under a home folder — the daemon's is

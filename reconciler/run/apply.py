@@ -1,4 +1,4 @@
-"""apply: carry out a Plan in a provider session — guards, settle, stale check, backups, executor, verify."""
+"""run.apply: carry out a Plan in a provider session — guards, stale check, backups, execute, verify."""
 
 from __future__ import annotations
 

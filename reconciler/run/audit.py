@@ -1,4 +1,4 @@
-"""audit: the one writer of the audit ledger — who is acting (RunContext) and every record a run appends."""
+"""run.audit: the one writer of the audit ledger — who acts (RunContext) and every record a run appends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""apply: the executor — walks a Plan's DAG and carries out each change through its provider.
+"""run.executor: the executor — walks a Plan's DAG and carries out each change through its provider.
 
 The plan is the whole contract: this module reads nothing but the Plan (and the secrets
 its inputs reference, resolved inside the provider call). For every mutating call it

@@ -1,4 +1,4 @@
-"""identity: who is acting and from which commit, for the audit ledger.
+"""run.identity: who is acting and from which commit, for the audit ledger.
 
 Actor: ``--actor``, else the git author of HEAD of the repository holding the desired
 state, else the operating-system user. Commit: HEAD's sha when the desired state lives

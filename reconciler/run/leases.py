@@ -1,4 +1,4 @@
-"""leases: keeping provider-scope leases alive during an apply, and fencing writes with them.
+"""run.leases: keeping provider-scope leases alive during an apply, and fencing writes with them.
 
 A reconciler applies to a provider only while it holds that provider's lease
 (``provider/<name>``, see ``acquire_leases``). Holding it has three parts, all here:

@@ -1,4 +1,4 @@
-"""measure: sample each provider's usage counters into the usage ledger, for measured billing.
+"""run.measure: sample each provider's usage counters into the usage ledger, for measured billing.
 
 A provider that ``reports_metrics`` (its type has ``capabilities.metrics`` and its
 configuration does not turn them off) reports cumulative counters (CPU

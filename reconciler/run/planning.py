@@ -1,4 +1,4 @@
-"""planning: desired × observed → a Plan, and the read-only pipeline from a folder of YAML to a plan.
+"""run.planning: desired × observed → a Plan, and the read-only pipeline from a folder of YAML to a plan.
 
 ``make_plan`` is pure (diff, graph, cost, budgets, backups over values); ``plan_in_session``
 observes through a ``ProviderSession`` and plans; ``plan_path`` does both from a folder.

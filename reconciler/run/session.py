@@ -1,4 +1,4 @@
-"""session: one run's providers — opened once, listed once, leases held and renewed, closed together.
+"""run.session: one run's providers — opened once, listed once, leases held and renewed, closed together.
 
 Every command that touches a cloud (plan, apply, destroy, backup run/delete, restore, usage
 collect) and every daemon cycle works inside one ``ProviderSession``:

@@ -1,4 +1,4 @@
-"""settle: bring the ledgers in step with the clouds — intents a killed run left open, and usage intervals."""
+"""run.settle: bring the ledgers in step with the clouds — intents a killed run left open, usage intervals."""
 
 from __future__ import annotations
 

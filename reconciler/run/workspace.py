@@ -1,4 +1,4 @@
-"""workspace: where one invocation keeps local state — state dir, store, clock, retries, call counts."""
+"""run.workspace: where one invocation keeps local state — state dir, store, clock, retries, call counts."""
 
 from __future__ import annotations
 
