@@ -26,12 +26,13 @@ from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.core.errors import UserError
 from reconciler.core.plan import Plan
-from reconciler.core.plan_codec import load_plan
+from reconciler.core.plan_codec import load_signed_plan
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.identity import detect_identity
+from reconciler.run.plan_key import plan_key
 from reconciler.run.planning import plan_path
 from reconciler.run.workspace import Workspace
 
@@ -77,7 +78,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         ws.close()
     rendered = {
         "text": lambda: render.render_text(plan, color=tty()),
-        "json": lambda: render.render_json(plan),
+        "json": lambda: render.render_json(plan, plan_key(ws.state_dir)),
         "markdown": lambda: render.render_markdown(plan),
     }[args.format]()
     if args.out is not None:
@@ -178,7 +179,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 text = args.plan_file.read_text(encoding="utf-8")
             except OSError as exc:
                 raise UserError(f"cannot read plan {args.plan_file}: {exc.strerror}") from None
-            plan = load_plan(text, source=str(args.plan_file))
+            plan = load_signed_plan(text, plan_key(ws.state_dir), source=str(args.plan_file))
             args.yes = True  # a saved plan was reviewed already
             return _execute(args, ws, plan, "apply")
         return _execute(args, ws, _plan(args, ws), "apply")

@@ -20,7 +20,7 @@ from reconciler.core.backups import BackupAction, BackupKind, monthly_total
 from reconciler.core.changes import Change, FieldChange
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
 from reconciler.core.plan import HOURS_PER_MONTH, BudgetCheck, CostLine, CostSummary, Plan
-from reconciler.core.plan_codec import dump_plan
+from reconciler.core.plan_codec import dump_signed_plan
 
 NO_CHANGES = "No changes. Your infrastructure matches the configuration."
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -401,6 +401,6 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
 
 # --- JSON -----------------------------------------------------------------------------------
-def render_json(plan: Plan) -> str:
-    """The plan file ``apply --plan`` reads (sensitive literals are dropped by ``dump_plan``)."""
-    return dump_plan(plan)
+def render_json(plan: Plan, key: bytes) -> str:
+    """The plan file ``apply --plan`` reads: signed with ``key``; sensitive literals are dropped."""
+    return dump_signed_plan(plan, key)

@@ -39,6 +39,7 @@ from reconciler.core.plan import (
     CostSummary,
     Plan,
 )
+from reconciler.core.plan_signature import sign, verify
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -367,16 +368,36 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
 
 
 def dump_plan(plan: Plan) -> str:
+    """The plan as JSON, unsigned: for a plan that stays in this process."""
     return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False) + "\n"
 
 
-def load_plan(text: str, *, source: str = "plan") -> Plan:
+def dump_signed_plan(plan: Plan, key: bytes) -> str:
+    """The plan file: the plan as JSON, signed over its whole content (``core.plan_signature``)."""
+    return json.dumps(sign(plan_to_dict(plan), key), indent=2, sort_keys=False) + "\n"
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{source}: the JSON is nested too deeply to be a plan") from None
     if not isinstance(data, dict):
         raise UserError(f"{source}: a plan file holds one JSON object")
+    return data
+
+
+def load_plan(text: str, *, source: str = "plan") -> Plan:
+    """A plan from its JSON, trusted as it is (``load_signed_plan`` reads plan files)."""
+    return plan_from_dict(_parse(text, source), source=source)
+
+
+def load_signed_plan(text: str, key: bytes, *, source: str) -> Plan:
+    """A plan file, refused (``PlanSignatureError``) unless signed by ``key`` over all it says."""
+    data = _parse(text, source)
+    verify(data, key, source=source)
     return plan_from_dict(data, source=source)
 
 
