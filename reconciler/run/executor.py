@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -30,6 +28,7 @@ import structlog
 from reconciler.config import render_user_data, resolve_secret
 from reconciler.core.changes import Change
 from reconciler.core.clock import Clock
+from reconciler.core.dag import walk
 from reconciler.core.errors import LeaseLostError, NotFoundError, PermanentError, ProviderError
 from reconciler.core.model import (
     Action,
@@ -249,76 +248,58 @@ class Executor:
     def run_all(self) -> list[ChangeResult]:
         """Walk the DAG: run each change when its dependencies succeeded, skip it when one failed.
 
-        Dependency counters and a completion queue keep the walk linear in the number of
-        changes; per-provider semaphores bound how many calls each cloud sees at once.
+        ``reconciler.core.dag.walk`` keeps the walk linear in the number of changes and
+        bounds how many calls each cloud sees at once (its provider's ``max_parallel``).
         """
         changes = {c.id: c for c in self.plan.changes}
-        waiting = {cid: {d for d in c.depends_on if d in changes} for cid, c in changes.items()}
-        dependents: dict[str, list[str]] = {cid: [] for cid in changes}
-        for cid, deps in waiting.items():
-            for dep in deps:
-                dependents[dep].append(cid)
-        results: dict[str, ChangeResult] = {}
-        finished: queue.Queue[ChangeResult] = queue.Queue()
-        semaphores = {
-            name: threading.BoundedSemaphore(max(1, p.config.max_parallel))
-            for name, p in self.providers.items()
-        }
-        workers = max(1, min(64, sum(max(1, p.config.max_parallel) for p in self.providers.values())))
+        limits = {name: max(1, p.config.max_parallel) for name, p in self.providers.items()}
+        workers = max(1, min(64, sum(limits.values())))
+        # A change naming a provider that was not opened gets a group of its own, and fails
+        # like any other crash (as the missing provider's KeyError).
+        for change in changes.values():
+            limits.setdefault(change.provider, 1)
 
-        def guarded(change: Change) -> None:
-            try:
-                with semaphores[change.provider]:
-                    if self.cancel is not None and self.cancel():
-                        message = "not started: the reconciler is shutting down"
-                        self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
-                        result = ChangeResult(change, ChangeStatus.SKIPPED, message=message)
-                    else:
-                        result = self.execute_change(change)
-            except Exception as exc:  # a bug must not hang the walk; the intent stays open to settle
-                result = ChangeResult(change, ChangeStatus.FAILED, message=f"internal error: {exc!r}")
-                with contextlib.suppress(Exception):  # nor may a failing log call
-                    log.exception("change crashed", change=change.id)
-            finished.put(result)
+        def run(cid: str) -> ChangeResult:
+            change = changes[cid]
+            if change.provider not in self.providers:
+                raise KeyError(change.provider)
+            if self.cancel is not None and self.cancel():
+                message = "not started: the reconciler is shutting down"
+                self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+                return ChangeResult(change, ChangeStatus.SKIPPED, message=message)
+            return self.execute_change(change)
 
-        in_flight = 0
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        def crashed(cid: str, exc: Exception) -> ChangeResult:
+            # A bug must not hang the walk; the intent, if one was written, stays open to settle.
+            with contextlib.suppress(Exception):  # nor may a failing log call
+                log.exception("change crashed", change=cid)
+            return ChangeResult(changes[cid], ChangeStatus.FAILED, message=f"internal error: {exc!r}")
 
-            def settle(result: ChangeResult) -> None:
-                """Record a finished change; start or skip whatever was waiting on it."""
-                nonlocal in_flight
-                results[result.change.id] = result
-                stack = [result]
-                while stack:
-                    done = stack.pop()
-                    if self.on_result is not None:
-                        self.on_result(done)
-                    for cid in dependents[done.change.id]:
-                        if cid in results:
-                            continue
-                        if done.status is not ChangeStatus.SUCCEEDED:
-                            change = changes[cid]
-                            message = f"skipped because {done.change.id} did not succeed"
-                            self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
-                            results[cid] = skipped = ChangeResult(
-                                change, ChangeStatus.SKIPPED, message=message
-                            )
-                            stack.append(skipped)
-                            continue
-                        waiting[cid].discard(done.change.id)
-                        if not waiting[cid]:
-                            pool.submit(guarded, changes[cid])
-                            in_flight += 1
+        def skip(cid: str, upstream: str) -> ChangeResult:
+            change = changes[cid]
+            message = f"skipped because {upstream} did not succeed"
+            self._record(change, _audit_action(change), Outcome.SKIPPED, error=message)
+            return ChangeResult(change, ChangeStatus.SKIPPED, message=message)
 
-            for cid, deps in waiting.items():
-                if not deps:
-                    pool.submit(guarded, changes[cid])
-                    in_flight += 1
-            while in_flight:
-                result = finished.get()
-                in_flight -= 1
-                settle(result)
-        return [results[c.id] for c in self.plan.changes]
+        def done(_cid: str, result: ChangeResult) -> None:
+            if self.on_result is not None:
+                self.on_result(result)
+
+        results = walk(
+            changes,
+            deps=lambda cid: changes[cid].depends_on,
+            run=run,
+            succeeded=lambda result: result.status is ChangeStatus.SUCCEEDED,
+            skip=skip,
+            group=lambda cid: changes[cid].provider,
+            limits=limits,
+            max_workers=workers,
+            on_done=done,
+            crashed=crashed,
+            thread_name_prefix="apply",
+        )
+        by_id = dict(zip(changes, results, strict=True))
+        return [by_id[c.id] for c in self.plan.changes]
 
 
 def _audit_action(change: Change) -> AuditAction:
