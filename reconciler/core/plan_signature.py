@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.core.errors import UserError
+from reconciler.core.errors import Diagnostic, UserError
 
 ALGORITHM = "HMAC-SHA256"
 FIELD = "signature"
@@ -28,6 +28,9 @@ FIELD = "signature"
 
 class PlanSignatureError(UserError):
     """A plan file whose signature is missing, malformed or does not match its content."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(Diagnostic(file=source, line=None, message=message))
 
 
 def key_id(key: bytes) -> str:
@@ -56,18 +59,21 @@ def verify(data: Mapping[str, Any], key: bytes, *, source: str) -> None:
     found = data.get(FIELD)
     if found is None:
         raise PlanSignatureError(
-            f"{source}: the plan is not signed; apply only plans written by `reconciler plan "
-            "--format json` with the same plan key (RECONCILER_PLAN_KEY or the state dir's plan.key)"
+            source,
+            "the plan is not signed; apply only plans written by `reconciler plan "
+            "--format json` with the same plan key (RECONCILER_PLAN_KEY or the state dir's plan.key)",
         )
     if not isinstance(found, dict) or found.get("alg") != ALGORITHM or not isinstance(found.get("mac"), str):
-        raise PlanSignatureError(f"{source}: the plan's signature is malformed; make a new plan")
+        raise PlanSignatureError(source, "the plan's signature is malformed; make a new plan")
     if found.get("key_id") != key_id(key):
         raise PlanSignatureError(
-            f"{source}: the plan was signed with another plan key (key id {found.get('key_id')!r}, "
-            f"this reconciler's is {key_id(key)!r}); apply it where it was made, or make a new plan"
+            source,
+            f"the plan was signed with another plan key (key id {found.get('key_id')!r}, "
+            f"this reconciler's is {key_id(key)!r}); apply it where it was made, or make a new plan",
         )
     if not hmac.compare_digest(found["mac"], _mac(data, key)):
         raise PlanSignatureError(
-            f"{source}: the plan's signature does not match its content — it was edited after it "
-            "was made; nothing was applied. Make a new plan and review that"
+            source,
+            "the plan's signature does not match its content — it was edited after it "
+            "was made; nothing was applied. Make a new plan and review that",
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from reconciler.config import check_secrets
 from reconciler.core.clock import Clock
@@ -21,25 +23,57 @@ from reconciler.run.settle import sync_usage
 from reconciler.run.workspace import Workspace
 from reconciler.store.base import Store
 
-
 # --- guards -----------------------------------------------------------------------------
-def check_delete_budget(plan: Plan, max_deletes: str, allow_mass_delete: bool) -> None:
-    """Refuse a plan that deletes more servers than the budget allows (nothing is applied)."""
+_MAX_DELETES = re.compile(r"(?P<count>\d{1,9})|(?P<percent>\d{1,3}(?:\.\d{1,6})?)%")
+
+
+def delete_limit(max_deletes: str, servers: int) -> int:
+    """``--max-deletes``: a count (``10``) or a percentage of the servers observed (``20%``, at most 100)."""
+    found = _MAX_DELETES.fullmatch(max_deletes.strip())
+    percent = Decimal(found["percent"]) if found and found["percent"] else None
+    if found is None or (percent is not None and percent > 100):
+        raise UserError(
+            f"--max-deletes {max_deletes!r} is not a whole number or a percentage from 0% to 100% like 20%"
+        )
+    if percent is None:
+        return int(found["count"])
+    return int(servers * percent / 100)
+
+
+def check_delete_budget(
+    plan: Plan, max_deletes: str, allow_mass_delete: bool, observed: Sequence[ObservedServer] | None = None
+) -> None:
+    """Refuse a plan that deletes more servers than the budget allows (nothing is applied).
+
+    A percentage is of the servers observed now (``observed``), else of the plan's basis.
+    """
+    limit = delete_limit(max_deletes, len(plan.basis if observed is None else observed))
     deletes = sum(1 for c in plan.changes if c.action in (Action.DELETE, Action.REPLACE))
     if allow_mass_delete or deletes == 0:
         return
-    text = max_deletes.strip()
-    try:
-        if text.endswith("%"):
-            limit = int(len(plan.basis) * float(text[:-1]) / 100)
-        else:
-            limit = int(text)
-    except ValueError:
-        raise UserError(f"--max-deletes {max_deletes!r} is not a number or a percentage like 20%") from None
     if deletes > limit:
         raise UserError(
             f"the plan deletes or replaces {deletes} servers, more than --max-deletes {max_deletes}; "
             "check the plan, then raise --max-deletes or pass --allow-mass-delete"
+        )
+
+
+def check_against_observed(plan: Plan, observed: Sequence[ObservedServer]) -> None:
+    """Every server a change acts on is one we observe now, owned by the plan's deployment
+    and carrying the change's key — whatever the plan file says (nothing is applied otherwise)."""
+    seen = {(s.provider, s.resource_id): s for s in observed}
+    wrong: list[str] = []
+    for change in plan.changes:
+        if change.before is None:
+            continue
+        now = seen.get((change.before.provider, change.before.resource_id))
+        expected = (plan.deployment, change.key, change.provider)
+        if now is None or (now.owner, now.key, now.provider) != expected:
+            wrong.append(f"{change.id} ({change.before.provider}/{change.before.resource_id})")
+    if wrong:
+        raise UserError(
+            "the plan acts on servers this deployment does not own under those keys now: "
+            + ", ".join(wrong) + "; nothing was applied — make a new plan"
         )
 
 
@@ -134,7 +168,6 @@ def apply_in_session(
     the clouds since, so the plan is not re-checked against a second listing.
     ``cancel``: asked before each change starts (see ``Executor.cancel``).
     """
-    check_delete_budget(plan, max_deletes, allow_mass_delete)
     check_secrets(c.after for c in plan.changes if c.after is not None)
     names = [config.name for config in plan.providers]
     missing = sorted(set(names) - session.held_providers())
@@ -152,6 +185,8 @@ def apply_in_session(
                 + ", ".join(stale)
                 + "; make a new plan and apply that"
             )
+    check_against_observed(plan, observed)
+    check_delete_budget(plan, max_deletes, allow_mass_delete, observed)
     sync_usage(store, plan, observed, run, ws.clock, providers)
     sample_usage(providers, observed, store, plan.deployment, ws.retry)  # counters before changes
     runner = backups.BackupRunner(

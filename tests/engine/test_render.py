@@ -26,11 +26,12 @@ from reconciler.cli.render import (
 from reconciler.core.graph import order_changes
 from reconciler.core.model import DriftMode, ResolvedInput, SecretRef
 from reconciler.core.plan import CostLine, CostSummary, Plan
-from reconciler.core.plan_codec import load_plan
+from reconciler.core.plan_codec import load_signed_plan
 from tests.engine.factories import NOW, OWNER, desired, observed, provider_config, run_diff
 
 GOLDEN = Path(__file__).parent / "golden"
 SECRET = "hunter2-correct-horse"
+KEY = b"k" * 32  # the plan-signing key of these tests
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -163,7 +164,7 @@ def test_a_sensitive_value_never_appears_in_any_rendering() -> None:
         "text": render_text(plan),
         "color": render_text(plan, color=True),
         "markdown": render_markdown(plan),
-        "json": render_json(plan),
+        "json": render_json(plan, KEY),
     }
     for name, output in outputs.items():
         assert SECRET not in output, name
@@ -183,7 +184,7 @@ def test_a_leaked_secret_in_a_diagnostic_is_still_scrubbed() -> None:
 
 def test_json_round_trips_without_the_secret() -> None:
     plan = representative_plan()
-    loaded = load_plan(render_json(plan))
+    loaded = load_signed_plan(render_json(plan, KEY), KEY, source="plan.json")
     assert [c.id for c in loaded.changes] == [c.id for c in plan.changes]
     assert [c.depends_on for c in loaded.changes] == [c.depends_on for c in plan.changes]
     created = next(c for c in loaded.changes if c.key == "shop/db/1")

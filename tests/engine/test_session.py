@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.config import load_desired_state
 from reconciler.core.clock import Clock
-from reconciler.core.errors import LeaseLostError, StalePlanError
+from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.run.apply import apply_in_session, apply_plan
 from reconciler.run.audit import new_run
@@ -123,3 +123,23 @@ def test_intents_are_settled_once_per_session(folder: Path, ws: Workspace) -> No
     assert store.unresolved_intents(state.deployment) == []
     settled = store.recent_audit(state.deployment, [AuditAction.CREATE], limit=10)
     assert [e.record.outcome for e in settled].count(Outcome.ABANDONED) == 1
+
+
+def test_apply_re_checks_ownership_and_keys_against_what_it_observes(folder: Path, ws: Workspace) -> None:
+    """An in-process plan (no file, no signature) still may not act on a server under another key."""
+    import dataclasses
+
+    apply_plan(plan_path(folder, ws), ws, new_run("first", None))
+    (folder / "shop.yaml").write_text(DESIRED.replace("count: 3", "count: 2"), encoding="utf-8")
+    plan = plan_path(folder, ws)
+    [delete] = plan.changes
+    other = next(s for s in plan.basis if s.key == "shop/web/0")
+    forged = dataclasses.replace(plan, changes=(dataclasses.replace(delete, before=other),))
+    with pytest.raises(UserError, match="does not own under those keys now"):
+        apply_plan(forged, ws, new_run("second", None))
+    assert ws.calls["delete_server"] == 0
+    with pytest.raises(UserError, match="not a whole number or a percentage"):
+        apply_plan(plan, ws, new_run("third", None), max_deletes="inf%")
+    with pytest.raises(UserError, match="more than --max-deletes 0%"):
+        apply_plan(plan, ws, new_run("fourth", None), max_deletes="0%")
+    assert ws.calls["delete_server"] == 0
