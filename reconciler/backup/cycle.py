@@ -125,9 +125,10 @@ def backup_cycle_in_session(
     ws, store = session.ws, session.ws.store()
     names = [config.name for config in state.providers]
     runner = BackupRunner.in_session(session, state.deployment, run, state.price_list_for, names)
-    recovered = session.settle(state.deployment, run)
     if observed is None:
         observed = session.observe(state.deployment, names)
+    recovered = session.settle(state.deployment, run, observed)
+    observed = runner.restart_left_stopped(observed)
     snapshots, listed = session.list_snapshots(state.deployment, names)
     planned = _plan(state, session, observed, snapshots, force=force, keys=keys)
     results = runner.run_actions(planned.actions, observed)

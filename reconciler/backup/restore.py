@@ -121,8 +121,8 @@ def restore(
         session.hold(run)
         store = ws.store()
         runner = BackupRunner.in_session(session, state.deployment, run, state.price_list_for)
-        session.settle(state.deployment, run)
         observed = session.observe(state.deployment)
+        session.settle(state.deployment, run, observed)
         current = [s for s in observed if s.key == key and s.owner == state.deployment]
         backup = _find_backup(session, want, backup_id, state.deployment)
         size = backup_server_size(store, state.deployment, key, backup_id) or want.size

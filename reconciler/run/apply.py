@@ -175,7 +175,6 @@ def apply_in_session(
         raise LeaseLostError(f"this run holds no lease of provider(s) {', '.join(missing)}; nothing applied")
     ws, store = session.ws, session.ws.store()
     providers = session.only(names)
-    recovered = session.settle(plan.deployment, run)
     if observed is None:
         observed = session.observe(plan.deployment, names)
         stale = stale_keys(plan.basis, observed)
@@ -185,6 +184,7 @@ def apply_in_session(
                 + ", ".join(stale)
                 + "; make a new plan and apply that"
             )
+    recovered = session.settle(plan.deployment, run, observed)
     check_against_observed(plan, observed)
     check_delete_budget(plan, max_deletes, allow_mass_delete, observed)
     sync_usage(store, plan, observed, run, ws.clock, providers)
@@ -198,6 +198,7 @@ def apply_in_session(
         price_list_for=plan.price_list_for,
         retry=ws.retry,
     )
+    observed = runner.restart_left_stopped(observed, leave={c.key for c in plan.changes})
     runner.run_actions(plan.backups, observed)  # scheduled backups and prunes, before any change
     if not plan.changes:  # still worth the call: intents settled, usage ledger in step
         return ApplyReport(

@@ -81,6 +81,40 @@ def describe(result: BackupResult) -> str:
     return line + (f": {result.message}" if result.message else "")
 
 
+RESTART_DETAIL = "started again: a backup stopped it and its run was interrupted before it started it"
+_POWER_READ = 10_000  # the newest stop/start entries read to find servers a backup left stopped
+
+
+def _quiesce_stop(detail: str) -> bool:
+    """Whether a stop entry's detail is a backup's quiesce (``{"backup": …, "quiesce": "shutdown"}``)."""
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("quiesce") == Quiesce.SHUTDOWN.value
+
+
+def left_stopped_by_backups(
+    store: Store, deployment: str, observed: Sequence[ObservedServer]
+) -> list[ObservedServer]:
+    """Servers observed stopped now whose last stop by the reconciler was a backup's quiesce,
+    with no start recorded after it: a run was killed (or failed) between the stop and the start."""
+    stopped = {(s.provider, s.resource_id): s for s in observed if s.status is ServerStatus.STOPPED}
+    if not stopped:
+        return []
+    decided: dict[tuple[str, str], bool] = {}
+    for entry in store.recent_audit(deployment, [AuditAction.STOP, AuditAction.START], limit=_POWER_READ):
+        record = entry.record
+        ident = (record.provider, record.resource_id)
+        if ident not in stopped or ident in decided:
+            continue
+        if record.action is AuditAction.START and record.outcome is Outcome.SUCCEEDED:
+            decided[ident] = False
+        elif record.action is AuditAction.STOP and _quiesce_stop(record.detail):
+            decided[ident] = True
+    return [server for ident, server in stopped.items() if decided.get(ident)]
+
+
 def _price(price_list_for: PriceListFor, provider: str) -> PriceList | None:
     try:
         return price_list_for(provider)
@@ -219,6 +253,32 @@ class BackupRunner:
             resource_id=server.resource_id,
             detail=json.dumps({"backup": action.name, "quiesce": Quiesce.SHUTDOWN.value}),
         )
+
+    def restart(self, server: ObservedServer) -> ObservedServer:
+        """Start a server a backup stopped and never started again (a run was killed in between);
+        on failure the server is returned as it was (the failure is in the audit ledger)."""
+        provider = self.providers[server.provider]
+        try:
+            return self._audit.mutate(
+                server.key,
+                provider,
+                AuditAction.START,
+                self._gated(provider, lambda: provider.start(server)),
+                resource_id=server.resource_id,
+                detail=RESTART_DETAIL,
+            )
+        except ProviderError as exc:
+            log.warning("could not start a server a backup left stopped", key=server.key, error=str(exc))
+            return server
+
+    def restart_left_stopped(
+        self, observed: Sequence[ObservedServer], *, leave: Collection[str] = ()
+    ) -> list[ObservedServer]:
+        """``observed`` with every server a backup left stopped started again (keys in ``leave``,
+        which a plan changes anyway, are left to it)."""
+        left = left_stopped_by_backups(self.store, self.deployment, observed)
+        chosen = {s.resource_id for s in left if s.key not in leave and s.provider in self.providers}
+        return [self.restart(s) if s.resource_id in chosen else s for s in observed]
 
     # --- one backup ------------------------------------------------------------------------
     def take(self, action: BackupAction, server: ObservedServer) -> BackupResult:

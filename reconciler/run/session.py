@@ -135,12 +135,17 @@ class ProviderSession:
     def held_providers(self) -> frozenset[str]:
         return frozenset(lease.scope.split("/", 1)[1] for lease in self.leases)
 
-    def settle(self, deployment: str, run: RunContext) -> list[str]:
-        """Resolve the intents a killed run left open, once per session; the messages saying how."""
+    def settle(
+        self, deployment: str, run: RunContext, observed: Sequence[ObservedServer] | None = None
+    ) -> list[str]:
+        """Resolve the intents a killed run left open, once per session; the messages saying how.
+
+        ``observed``: the servers as listed in this session, to judge stops, starts and deletes by.
+        """
         if deployment not in self._settled:
             providers = self.only(self.held_providers()) if self.leases else self.providers
             self._settled[deployment] = settle_intents(
-                self.ws.store(), providers, set(self.providers), deployment, run, self.ws.clock
+                self.ws.store(), providers, set(self.providers), deployment, run, self.ws.clock, observed
             )
         return self._settled[deployment]
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from reconciler.core.clock import Clock
-from reconciler.core.model import ObservedServer
+from reconciler.core.model import ObservedServer, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import usage_interval
 from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.run.audit import RunContext
 from reconciler.store.base import Store
+
+_POWER_STATE = {AuditAction.STOP: ServerStatus.STOPPED, AuditAction.START: ServerStatus.RUNNING}
+_EFFECT = {AuditAction.STOP: "stopped", AuditAction.START: "running", AuditAction.DELETE: "gone"}
 
 
 def settle_intents(
@@ -21,12 +24,17 @@ def settle_intents(
     deployment: str,
     run: RunContext,
     clock: Clock,
+    observed: Sequence[ObservedServer] | None = None,
 ) -> list[str]:
     """Resolve intents a killed run left open, by looking their resources up. Returns messages.
 
     ``providers``: the ones this run may settle (it holds their leases); an intent on a
     ``declared`` provider not among them is left to whoever holds that provider now.
+    A create is looked up by its idempotency token; a stop, start or delete is judged by
+    ``observed`` (the servers as listed now): it took effect when the server is now in the
+    state it asked for.
     """
+    seen = {(s.provider, s.resource_id): s for s in observed} if observed is not None else None
     messages: list[str] = []
     for intent in store.unresolved_intents(deployment):
         rec = intent.record
@@ -40,14 +48,21 @@ def settle_intents(
             )
             continue
         found: ObservedServer | None = None
+        took_effect = False
         if rec.action is AuditAction.CREATE and rec.token:
             found = provider.lookup(deployment, rec.token)
-        outcome = Outcome.RECOVERED if found is not None else Outcome.ABANDONED
-        detail = (
-            "found by its idempotency token after an interrupted run"
-            if found is not None
-            else "settled by observation after an interrupted run"
-        )
+        elif seen is not None and rec.action in _POWER_STATE:
+            now = seen.get((rec.provider, rec.resource_id))
+            took_effect = now.status is _POWER_STATE[rec.action] if now is not None else False
+        elif seen is not None and rec.action is AuditAction.DELETE:
+            took_effect = (rec.provider, rec.resource_id) not in seen
+        outcome = Outcome.RECOVERED if found is not None or took_effect else Outcome.ABANDONED
+        if found is not None:
+            detail = "found by its idempotency token after an interrupted run"
+        elif took_effect:
+            detail = f"it took effect: observed {_EFFECT[rec.action]} after an interrupted run"
+        else:
+            detail = "settled by observation after an interrupted run"
         store.append(
             AuditRecord(
                 deployment=deployment,

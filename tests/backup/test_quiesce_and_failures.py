@@ -3,15 +3,21 @@ retried, then reported (and recorded) without costing an older backup."""
 
 from __future__ import annotations
 
+import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from providers.simcloud import KILL_AFTER_ENV
 from providers.simcloud_admin import admin_inject_faults, admin_list, admin_stop
 from reconciler.core.backups import BackupKind
+from reconciler.core.clock import isoformat
 from reconciler.core.model import ServerStatus
 from reconciler.core.records import AuditAction, AuditEntry, Outcome
-from reconciler.run.backups import BackupStatus
+from reconciler.run.backups import RESTART_DETAIL, BackupStatus
 from tests.backup.support import EPOCH, apply, audit, cycle, policy_yaml, snapshots, write_desired
+from tests.e2e.conftest import Cli
 
 FIRST = EPOCH + timedelta(hours=1)
 
@@ -110,3 +116,41 @@ def test_a_failed_final_backup_stops_the_delete(desired: Path, state_dir: Path) 
     assert [s["key"] for s in admin_list(state_dir)] == ["vault/db/0"]  # not deleted
     deletes = [e for e in audit(state_dir) if e.record.action is AuditAction.DELETE]
     assert deletes == []  # not even an intent: the backup comes first
+
+
+@pytest.mark.parametrize("kill_after", [1, 2])  # after the stop; after the stop and the snapshot
+@pytest.mark.parametrize("next_command", ["backup run", "apply"])
+def test_a_backup_killed_while_its_server_is_stopped_is_started_by_the_next_run(
+    cli: Cli, state_dir: Path, tmp_path: Path, kill_after: int, next_command: str
+) -> None:
+    desired = write_desired(tmp_path, policy=policy_yaml(quiesce="shutdown"))
+    assert apply(desired, state_dir, EPOCH).ok
+    crashed = cli("backup", "run", str(desired), env={KILL_AFTER_ENV: str(kill_after)}, now=isoformat(FIRST))
+    assert crashed.code == -signal.SIGKILL, crashed.out + crashed.err
+    assert admin_list(state_dir)[0]["status"] == ServerStatus.STOPPED.value
+    before = audit(state_dir)[-1].seq
+
+    args = ["backup", "run", str(desired)] if next_command == "backup run" else ["apply", str(desired)]
+    args += [] if next_command == "backup run" else ["--yes"]
+    later = cli(*args, now=isoformat(FIRST + timedelta(minutes=5)))
+    assert later.code == 0, later.out + later.err
+    assert admin_list(state_dir)[0]["status"] == ServerStatus.RUNNING.value
+    entries = [e.record for e in audit(state_dir) if e.seq > before]
+    if kill_after == 1:  # killed between the stop and its outcome: the intent is settled by observation
+        stop = next(r for r in entries if r.action is AuditAction.STOP)
+        assert stop.outcome is Outcome.RECOVERED and "it took effect: observed stopped" in stop.detail
+    start = next(r for r in entries if r.action is AuditAction.START)
+    if next_command == "backup run":  # started again before anything else
+        assert (start.outcome, start.detail) == (Outcome.INTENT, RESTART_DETAIL)
+    else:  # the plan itself starts a stopped server (drift: heal), so it is left to the plan
+        assert "~ vault/db/0" in later.out and "server is stopped" in later.out
+
+
+def test_a_server_stopped_by_hand_after_a_backup_is_not_started_by_backups(tmp_path: Path) -> None:
+    desired = write_desired(tmp_path, policy=policy_yaml(quiesce="shutdown"))
+    state = tmp_path / "state"
+    assert apply(desired, state, EPOCH).ok
+    assert cycle(desired, state, FIRST).ok  # stop, snapshot, start: all recorded
+    admin_stop(state, "vault/db/0")  # by hand, outside the reconciler
+    assert cycle(desired, state, FIRST + timedelta(minutes=5)).ok
+    assert admin_list(state)[0]["status"] == ServerStatus.STOPPED.value
