@@ -1,0 +1,210 @@
+"""run.anchor: signed checkpoints of the ledgers, kept outside the store, so tampering is detected.
+
+The audit ledger's hash chain is public SHA-256: whoever can write the database can edit an
+entry and recompute the chain, or cut off the tail. A checkpoint fixes the chain's head
+with a key the database does not hold (after AWS CloudTrail's signed digest files):
+
+    {"seq": 41, "hash": "<entry 41's chain hash>", "at": "...", "usage": "<digest>",
+     "usage_rows": 12, "prev": "<previous checkpoint's mac>", "mac": "<HMAC-SHA256>"}
+
+One line is appended to the anchor file after every run that wrote to the ledgers (every
+``ProviderSession`` that held leases, so apply, destroy, backups, restore and each daemon
+cycle). Checkpoints chain to each other through ``prev``. ``verify`` then detects: any edit,
+insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
+differs), a truncated tail (the ledger ends before ``seq``), an edited or removed closed
+usage interval (``usage`` is a digest of every usage interval closed by the checkpoint's
+time), and an edited, removed or reordered checkpoint (a MAC or ``prev`` mismatch). What a
+run writes after the newest checkpoint is covered from its own checkpoint on.
+
+Where things live (each settable, none inside the state dir or in git):
+
+* the key: ``RECONCILER_AUDIT_KEY`` (at least 32 characters), else the file named by
+  ``RECONCILER_AUDIT_KEY_FILE``, else ``audit.key`` in the anchor dir (made on first use, 0600);
+* the anchor dir: ``RECONCILER_ANCHOR_DIR``, else ``$XDG_STATE_HOME/reconciler/anchors``
+  (``~/.local/state/reconciler/anchors``); one file per store, named by a hash of its location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.clock import isoformat, parse_timestamp
+from reconciler.core.errors import UserError
+from reconciler.core.records import UsageInterval
+from reconciler.store.base import Store
+
+ENV_KEY = "RECONCILER_AUDIT_KEY"
+ENV_KEY_FILE = "RECONCILER_AUDIT_KEY_FILE"
+ENV_DIR = "RECONCILER_ANCHOR_DIR"
+KEY_FILE = "audit.key"
+MIN_KEY = 32
+_FIELDS = ("seq", "hash", "at", "usage", "usage_rows", "prev")
+
+
+@dataclass(frozen=True)
+class AnchorReport:
+    """What ``verify`` found: ``ok`` with how much it covered, or the first problem."""
+
+    ok: bool
+    checkpoints: int
+    covered_seq: int = 0
+    problem: str = ""
+
+
+def anchor_dir() -> Path:
+    named = os.environ.get(ENV_DIR)
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "reconciler" / "anchors"
+
+
+def anchor_file(location: str) -> Path:
+    """The anchor file of the store at ``location`` (a resolved path or a URL without password)."""
+    return anchor_dir() / (hashlib.sha256(location.encode("utf-8")).hexdigest()[:24] + ".jsonl")
+
+
+def audit_key() -> bytes:
+    value = os.environ.get(ENV_KEY)
+    if value is None and os.environ.get(ENV_KEY_FILE):
+        value = Path(os.environ[ENV_KEY_FILE]).read_text(encoding="utf-8")
+    if value is None:
+        path = anchor_dir() / KEY_FILE
+        if not path.exists():
+            _create_key(path)
+        value = path.read_text(encoding="utf-8")
+    value = value.strip()
+    if len(value) < MIN_KEY:
+        raise UserError(f"the audit key is shorter than {MIN_KEY} characters; use a longer one")
+    return value.encode("utf-8")
+
+
+def _create_key(path: Path) -> None:
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot create the audit key {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _mac(key: bytes, point: dict[str, Any]) -> str:
+    body = json.dumps({k: point[k] for k in _FIELDS}, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def usage_digest(intervals: Iterable[UsageInterval], at: datetime) -> tuple[str, int]:
+    """A digest of every usage interval closed by ``at`` (closed intervals never change)."""
+    rows = sorted(
+        (
+            i.provider, i.resource_id, i.key, i.deployment, i.flavor or "", str(i.size),
+            isoformat(i.start), isoformat(i.end), str(i.hourly_rate), i.currency, i.price_list,
+        )
+        for i in intervals
+        if i.end is not None and i.end <= at
+    )
+    digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return digest, len(rows)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    points: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            point = json.loads(line)
+        except ValueError:
+            raise UserError(f"{path}:{number}: not a checkpoint (not JSON)") from None
+        if not isinstance(point, dict) or any(k not in point for k in (*_FIELDS, "mac")):
+            raise UserError(f"{path}:{number}: not a checkpoint (fields missing)")
+        points.append(point)
+    return points
+
+
+def checkpoint(store: Store, location: str, at: datetime) -> dict[str, Any] | None:
+    """Append a signed checkpoint of the ledgers' head; None when the audit ledger is empty."""
+    path = anchor_file(location)
+    points = _read(path)
+    last = points[-1] if points else None
+    head = None
+    for entry in store.audit_log(since_seq=int(last["seq"]) - 1 if last else 0):
+        head = entry
+    if head is None:
+        return None
+    usage, rows = usage_digest(store.intervals(), at)
+    point: dict[str, Any] = {
+        "seq": head.seq, "hash": head.hash, "at": isoformat(at), "usage": usage, "usage_rows": rows,
+        "prev": last["mac"] if last else "",
+    }
+    point["mac"] = _mac(audit_key(), point)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(point, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return point
+
+
+def verify(store: Store, location: str) -> AnchorReport:
+    """Check the ledgers against every checkpoint of the store's anchor file (see the module text)."""
+    path = anchor_file(location)
+    points = _read(path)
+    if not points:
+        return AnchorReport(ok=True, checkpoints=0)
+    key = audit_key()
+    prev = ""
+    for number, point in enumerate(points, start=1):
+        if point["prev"] != prev or not hmac.compare_digest(str(point["mac"]), _mac(key, point)):
+            return AnchorReport(
+                False, number - 1, problem=f"checkpoint {number} of {path} is not signed by the audit key "
+                "or not chained to the one before it (edited, removed or reordered)"
+            )
+        prev = str(point["mac"])
+    wanted = {int(p["seq"]): str(p["hash"]) for p in points}
+    found: dict[int, str] = {}
+    last_seq = 0
+    for entry in store.audit_log():
+        last_seq = entry.seq
+        if entry.seq in wanted:
+            found[entry.seq] = entry.hash
+    for point in points:
+        seq = int(point["seq"])
+        if seq > last_seq:
+            return AnchorReport(
+                False, len(points), problem=f"the audit ledger ends at entry {last_seq}, but a signed "
+                f"checkpoint of {point['at']} saw entry {seq}: its tail was cut off"
+            )
+        if found.get(seq) != point["hash"]:
+            return AnchorReport(
+                False, len(points), problem=f"audit entry {seq} (or one before it) differs from what the "
+                f"signed checkpoint of {point['at']} recorded: the ledger was edited and re-chained"
+            )
+    newest = points[-1]
+    intervals = store.intervals()
+    usage, rows = usage_digest(intervals, parse_timestamp(str(newest["at"])))
+    if (usage, rows) != (newest["usage"], newest["usage_rows"]):
+        return AnchorReport(
+            False, len(points), problem=f"the usage ledger's closed intervals differ from what the signed "
+            f"checkpoint of {newest['at']} recorded ({rows} rows now, {newest['usage_rows']} then)"
+        )
+    return AnchorReport(ok=True, checkpoints=len(points), covered_seq=int(newest["seq"]))
