@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reconciler.backup.cycle import find_backups
 from reconciler.config import check_secrets, render_user_data, resolve_secret
+from reconciler.core.audit_detail import CreateIntent, ReplacedByRestore, RestoredFrom
 from reconciler.core.backups import BackupAction, BackupKind, final_name
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, UserError
@@ -41,12 +41,11 @@ from reconciler.core.model import (
     server_name,
 )
 from reconciler.core.pricing import usage_interval
-from reconciler.core.records import AuditAction, Outcome
-from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.core.records import AuditAction
+from reconciler.run.audit import AuditWriter, RunContext, backup_server_size
 from reconciler.run.backups import BackupResult, BackupRunner
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
-from reconciler.store.base import Store
 
 
 @dataclass(frozen=True)
@@ -54,20 +53,6 @@ class RestoreResult:
     server: ObservedServer | None  # None when cancelled
     replaced: tuple[str, ...] = ()  # resource ids of the servers of the key that were deleted
     backups: tuple[BackupResult, ...] = ()  # final backups of the replaced servers
-
-
-def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str) -> Size | None:
-    """The size the backed-up server had, from the snapshot's audit entry (None if unknown)."""
-    for entry in store.recent_audit(deployment, [AuditAction.SNAPSHOT], key=key, limit=100_000):
-        record = entry.record
-        if record.outcome is not Outcome.SUCCEEDED or record.resource_id != snapshot_id:
-            continue
-        try:
-            size = json.loads(record.detail)["server_size"]
-            return Size(int(size["cpus"]), int(size["memory_mb"]), int(size["disk_gb"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-    return None
 
 
 def _find_backup(session: ProviderSession, want: DesiredServer, backup_id: str, deployment: str) -> Snapshot:
@@ -174,12 +159,9 @@ def _create_restored(
     last = store.max_generation(state.deployment, want.key)
     generation = max([s.generation for s in current] + ([last] if last is not None else []), default=-1) + 1
     token = idempotency_token(state.deployment, want.key, spec_hash, generation)
-    detail = {
-        "generation": generation,
-        "spec_hash": spec_hash,
-        "size": str(size),
-        "restore_from": backup.snapshot_id,
-    }
+    detail = CreateIntent(
+        generation=generation, spec_hash=spec_hash, size=size, restore_from=backup.snapshot_id
+    )
     request = CreateRequest(
         owner=state.deployment,
         key=want.key,
@@ -202,8 +184,8 @@ def _create_restored(
         AuditAction.CREATE,
         lambda: provider.create_from_snapshot(request, backup),
         token=token,
-        detail=json.dumps(detail),
-        success_detail=json.dumps({"restored_from": backup.snapshot_id}),
+        detail=detail,
+        success_detail=RestoredFrom(snapshot_id=backup.snapshot_id),
         ledger=lambda created: store.open_interval(
             usage_interval(state.deployment, created, plist, start=clock.now())
         ),
@@ -223,6 +205,6 @@ def _delete(session: ProviderSession, writer: AuditWriter, old: ObservedServer) 
         AuditAction.DELETE,
         delete,
         resource_id=old.resource_id,
-        detail="replaced by a restore",
+        detail=ReplacedByRestore(),
         ledger=lambda _: writer.store.close_interval(old.provider, old.resource_id, end=writer.clock.now()),
     )

@@ -27,13 +27,14 @@ rules are tested without a daemon or a cloud.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
+from reconciler.core.audit_detail import ScaleDetail
+from reconciler.core.clock import Clock
 from reconciler.core.errors import ProviderError
 from reconciler.core.model import (
     Autoscale,
@@ -45,9 +46,8 @@ from reconciler.core.model import (
     Size,
 )
 from reconciler.core.provider import Provider
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
-from reconciler.run.audit import LastDecision, RunContext
+from reconciler.run.audit import AuditWriter, LastDecision, RunContext
 from reconciler.store.base import Store
 
 log = structlog.get_logger("reconciler.daemon.autoscale")
@@ -74,20 +74,21 @@ class ScaleDecision:
     def changed(self) -> bool:
         return self.desired != self.current
 
-    def detail(self) -> str:
-        """The audit entry's detail: JSON with the count and every metric value."""
-        return json.dumps(
-            {
-                "from": self.current,
-                "to": self.desired,
-                "metric": self.metric.value,
-                "target": self.target,
-                "mean": None if self.mean is None else round(self.mean, 3),
-                "values": {key: round(value, 3) for key, value in self.values},
-                "reason": self.reason,
-            },
-            sort_keys=True,
+    def audit_detail(self) -> ScaleDetail:
+        """The audit entry's detail: the count and every metric value (rounded to 3 places)."""
+        return ScaleDetail(
+            current=self.current,
+            desired=self.desired,
+            metric=self.metric,
+            target=self.target,
+            mean=None if self.mean is None else round(self.mean, 3),
+            values=tuple((key, round(value, 3)) for key, value in self.values),
+            reason=self.reason,
         )
+
+    def detail(self) -> str:
+        """The audit entry's detail as the ledger holds it (JSON)."""
+        return self.audit_detail().encode()
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -164,19 +165,8 @@ def utilisation(
 
 
 def record(store: Store, deployment: str, run: RunContext, decision: ScaleDecision, at: datetime) -> None:
-    store.append(
-        AuditRecord(
-            deployment=deployment,
-            run_id=run.run_id,
-            actor=run.actor,
-            commit=run.commit,
-            action=AuditAction.SCALE,
-            outcome=Outcome.INFO,
-            key=decision.member,
-            detail=decision.detail(),
-        ),
-        at=at,
-    )
+    """The ``scale`` entry of a decision, at ``at`` (``last_decisions`` reads it back)."""
+    AuditWriter(store, Clock(fixed=at), deployment, run).scale(decision.member, decision.audit_detail())
 
 
 # --- one cycle ----------------------------------------------------------------------------------

@@ -22,18 +22,19 @@ dropped from this cycle's plan by the caller, with whatever depends on them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from reconciler.core.audit_detail import FailoverDetail, FailureSighting
 from reconciler.core.changes import Change
+from reconciler.core.clock import Clock
 from reconciler.core.diff import member_of
 from reconciler.core.model import Action, ServerStatus
 from reconciler.core.plan import Plan
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
-from reconciler.run.audit import RunContext
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.store.base import Store
 
 _WINDOW = timedelta(hours=1)
@@ -68,17 +69,18 @@ class Failover:
             return "replace"
         return "restart" if before is not None and before.status is ServerStatus.ERROR else "start"
 
-    def detail(self) -> str:
+    def audit_detail(self) -> FailoverDetail:
         before = self.change.before
-        return json.dumps(
-            {
-                "mode": self.mode,
-                "status": before.status.value if before else "",
-                "resource_id": before.resource_id if before else "",
-                "reason": self.change.reason,
-            },
-            sort_keys=True,
+        return FailoverDetail(
+            mode=self.mode,
+            status=before.status.value if before else "",
+            resource_id=before.resource_id if before else "",
+            reason=self.change.reason,
         )
+
+    def detail(self) -> str:
+        """The audit entry's detail as the ledger holds it (JSON)."""
+        return self.audit_detail().encode()
 
 
 def is_failover(change: Change) -> bool:
@@ -158,34 +160,18 @@ def _sighting(store: Store | None, deployment: str, change: Change, since: datet
 
 def record_sighting(store: Store, deployment: str, run: RunContext, failover: Failover) -> None:
     """The ledger entry that starts a failed server's grace period (``failover.first_seen``)."""
-    assert failover.first_seen is not None and failover.change.before is not None
-    _append(store, deployment, run, failover, AuditAction.FAILURE_SEEN, failover.first_seen,
-            json.dumps({"status": failover.change.before.status.value}))
+    before = failover.change.before
+    assert failover.first_seen is not None and before is not None
+    AuditWriter(store, Clock(fixed=failover.first_seen), deployment, run).failure_seen(
+        failover.key, failover.change.provider, before.resource_id, FailureSighting(before.status)
+    )
 
 
 def record(store: Store, deployment: str, run: RunContext, failover: Failover, at: datetime) -> None:
     """The ledger entry of a failover that goes ahead (it counts toward the member's cap)."""
-    _append(store, deployment, run, failover, AuditAction.FAILOVER, at, failover.detail())
-
-
-def _append(
-    store: Store, deployment: str, run: RunContext, failover: Failover, action: AuditAction, at: datetime,
-    detail: str,
-) -> None:
-    store.append(
-        AuditRecord(
-            deployment=deployment,
-            run_id=run.run_id,
-            actor=run.actor,
-            commit=run.commit,
-            action=action,
-            outcome=Outcome.INFO,
-            key=failover.key,
-            provider=failover.change.provider,
-            resource_id=failover.change.before.resource_id if failover.change.before else "",
-            detail=detail,
-        ),
-        at=at,
+    before = failover.change.before
+    AuditWriter(store, Clock(fixed=at), deployment, run).failover(
+        failover.key, failover.change.provider, before.resource_id if before else "", failover.audit_detail()
     )
 
 

@@ -26,7 +26,7 @@ intent was left open (the intent log's crash safety).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import threading
 import time
@@ -36,9 +36,10 @@ from pathlib import Path
 import structlog
 
 from reconciler.config import deployment_name, load_desired_state, resolve_secret
+from reconciler.core.audit_detail import CommitAdopted, CommitRejected, DaemonStarted, DaemonStopped
 from reconciler.core.errors import UserError
 from reconciler.core.model import AlertEvent
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.core.records import AuditAction
 from reconciler.daemon.alerts import Alert, Alerter
 from reconciler.daemon.backoff import KeyBackoff
 from reconciler.daemon.context import CycleContext, CycleOutcome, CycleReport, DaemonOptions
@@ -46,7 +47,7 @@ from reconciler.daemon.cycle import reconcile, release_leases
 from reconciler.daemon.http import DaemonMetrics, Probes
 from reconciler.daemon.notify import raise_alert
 from reconciler.daemon.source import Commit, GitSource
-from reconciler.run.audit import RunContext
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.leases import hostname
 from reconciler.run.workspace import Workspace
 
@@ -160,24 +161,10 @@ class Daemon:
         self.deployment = self._deployment(commit)
         store = self.ws.store()
         run = self._run_for(commit)
-        detail = {
-            "message": commit.message,
-            "source": self.source.shown,
-            "branch": self.options.branch,
-            "daemon": self.identity,
-        }
-        store.append(
-            AuditRecord(
-                deployment=self.deployment,
-                run_id=run.run_id,
-                actor=commit.author,
-                commit=commit.sha,
-                action=AuditAction.COMMIT,
-                outcome=Outcome.INFO,
-                detail=json.dumps(detail, sort_keys=True),
-            ),
-            at=self.ws.clock.now(),
+        detail = CommitAdopted(
+            message=commit.message, source=self.source.shown, branch=self.options.branch, daemon=self.identity
         )
+        AuditWriter(store, self.ws.clock, self.deployment, run).commit(detail)
         self.metrics.commit.clear()
         self.metrics.commit.labels(commit.sha).set(1)
         log.info("reconciling commit", commit=commit.short, author=commit.author, message=commit.message)
@@ -197,26 +184,12 @@ class Daemon:
             return
         run = self._run_for(commit)
         keeping = f"; still reconciling {self.good.short}" if self.good else "; nothing is reconciled yet"
-        store.append(
-            AuditRecord(
-                deployment=deployment,
-                run_id=run.run_id,
-                actor=commit.author,
-                commit=commit.sha,
-                action=AuditAction.REJECTED,
-                outcome=Outcome.FAILED,
-                error=errors[0] if errors else "",
-                detail=json.dumps(
-                    {
-                        "message": commit.message,
-                        "errors": errors[:_MAX_ERRORS_RECORDED],
-                        "kept": self.good.sha if self.good else None,
-                    },
-                    sort_keys=True,
-                ),
-            ),
-            at=self.ws.clock.now(),
+        detail = CommitRejected(
+            message=commit.message,
+            errors=tuple(errors[:_MAX_ERRORS_RECORDED]),
+            kept=self.good.sha if self.good else None,
         )
+        AuditWriter(store, self.ws.clock, deployment, run).reject_commit(detail, errors[0] if errors else "")
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         alert = Alert(
             event=AlertEvent.INVALID_COMMIT,
@@ -313,28 +286,14 @@ class Daemon:
         if self._announced or self.deployment is None:
             return
         self._announced = True
-        self._record_lifecycle(
-            AuditAction.RUN_START,
-            run,
-            f"daemon {self.identity} started: {self.source.shown} "
-            f"branch {self.options.branch}, every {self.options.interval:g}s",
-        )
+        detail = DaemonStarted(self.identity, self.source.shown, self.options.branch, self.options.interval)
+        self._lifecycle(run).run_start(detail)
 
-    def _record_lifecycle(self, action: AuditAction, run: RunContext, detail: str) -> None:
-        if self.deployment is None:
-            return
-        self.ws.store().append(
-            AuditRecord(
-                deployment=self.deployment,
-                run_id=run.run_id,
-                actor=self.identity,
-                commit=run.commit,
-                action=action,
-                outcome=Outcome.INFO,
-                detail=detail,
-            ),
-            at=self.ws.clock.now(),
-        )
+    def _lifecycle(self, run: RunContext) -> AuditWriter:
+        """The writer of the daemon's own run.start and run.end: their actor is the daemon."""
+        assert self.deployment is not None
+        run = dataclasses.replace(run, actor=self.identity)
+        return AuditWriter(self.ws.store(), self.ws.clock, self.deployment, run)
 
     def run(self) -> None:
         """Cycle until ``request_stop``: on the timer, on a new commit, on the webhook."""
@@ -370,9 +329,7 @@ class Daemon:
     def finish(self, *, clean: bool) -> None:
         """Record the stop, release the leases (when no work is left in flight), drain alerts."""
         if clean:
-            if self.good is not None:
-                self._record_lifecycle(
-                    AuditAction.RUN_END, self._run_for(self.good), f"daemon {self.identity} stopped"
-                )
+            if self.good is not None and self.deployment is not None:
+                self._lifecycle(self._run_for(self.good)).run_end(DaemonStopped(self.identity))
             release_leases(self.ctx)
         self.alerter.close(timeout=5.0)

@@ -9,22 +9,21 @@ reports on them. Alerts are deduplicated by the ``Alerter``; one that is sent al
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 
 import structlog
 
 from reconciler.backup.cycle import backup_cycle_in_session
+from reconciler.core.audit_detail import AlertDetail
 from reconciler.core.changes import Change
 from reconciler.core.errors import LeaseLostError, ProviderError
 from reconciler.core.model import Action, AlertEvent, DesiredState, ObservedServer, ServerStatus
 from reconciler.core.plan import Plan
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
 from reconciler.daemon.alerts import Alert
 from reconciler.daemon.context import CycleContext
 from reconciler.daemon.failover import is_failover
 from reconciler.run import backups
-from reconciler.run.audit import RunContext
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
@@ -36,19 +35,8 @@ def raise_alert(ctx: CycleContext, store: Store, run: RunContext, alert: Alert) 
     """Send an alert (unless it repeats a recent one) and record it in the audit ledger."""
     if not ctx.alerter.raise_alert(alert):
         return
-    store.append(
-        AuditRecord(
-            deployment=alert.deployment,
-            run_id=run.run_id,
-            actor=run.actor,
-            commit=run.commit,
-            action=AuditAction.ALERT,
-            outcome=Outcome.INFO,
-            key=alert.subject,
-            detail=json.dumps({"event": alert.event.value, "summary": alert.summary}, sort_keys=True),
-        ),
-        at=ctx.ws.clock.now(),
-    )
+    audit = AuditWriter(store, ctx.ws.clock, alert.deployment, run)
+    audit.alert(alert.subject, AlertDetail(event=alert.event, summary=alert.summary))
 
 
 def notify(
@@ -210,17 +198,5 @@ def refuse(ctx: CycleContext, store: Store, state: DesiredState, run: RunContext
         return
     ctx.last_refusal = message
     ctx.metrics.errors.labels("refused").inc()
-    store.append(
-        AuditRecord(
-            deployment=state.deployment,
-            run_id=run.run_id,
-            actor=run.actor,
-            commit=run.commit,
-            action=AuditAction.REJECTED,
-            outcome=Outcome.INFO,
-            detail="plan refused",
-            error=message,
-        ),
-        at=ctx.ws.clock.now(),
-    )
+    AuditWriter(store, ctx.ws.clock, state.deployment, run).refuse_plan(message)
     notify(ctx, store, state, run, AlertEvent.APPLY_FAILED, f"plan refused, nothing applied: {message}")

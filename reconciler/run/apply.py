@@ -8,20 +8,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reconciler.config import check_secrets
-from reconciler.core.clock import Clock
+from reconciler.core.audit_detail import ApplyEnded, ApplyStarted
 from reconciler.core.diff import diff
 from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
 from reconciler.core.model import Action, Capabilities, ObservedServer
 from reconciler.core.plan import Plan, stale_keys
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
+from reconciler.core.records import Outcome
 from reconciler.run import backups
-from reconciler.run.audit import RunContext
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.executor import ChangeResult, ChangeStatus, Executor
 from reconciler.run.measure import sample_usage
 from reconciler.run.session import ProviderSession
 from reconciler.run.settle import sync_usage
 from reconciler.run.workspace import Workspace
-from reconciler.store.base import Store
 
 # --- guards -----------------------------------------------------------------------------
 _MAX_DELETES = re.compile(r"(?P<count>\d{1,9})|(?P<percent>\d{1,3}(?:\.\d{1,6})?)%")
@@ -208,16 +207,8 @@ def apply_in_session(
             backups=tuple(runner.results),
             observed=tuple(observed),
         )
-    _audit_run(
-        store,
-        plan,
-        run,
-        ws.clock,
-        AuditAction.RUN_START,
-        Outcome.INFO,
-        f"{len(plan.changes)} changes from {plan.source_path or 'a plan file'}"
-        + (f"; commit message: {run.message}" if run.message else ""),
-    )
+    audit = AuditWriter(store, ws.clock, plan.deployment, run, ws.retry)
+    audit.run_start(ApplyStarted(len(plan.changes), plan.source_path or "a plan file", run.message))
     executor = Executor(
         plan=plan,
         providers=providers,
@@ -236,14 +227,9 @@ def apply_in_session(
     problems = verify(plan, after, session.capabilities)
     sync_usage(store, plan, after, run, ws.clock, providers)
     failed = sum(1 for r in results if r.status is not ChangeStatus.SUCCEEDED)
-    _audit_run(
-        store,
-        plan,
-        run,
-        ws.clock,
-        AuditAction.RUN_END,
+    audit.run_end(
+        ApplyEnded(succeeded=len(results) - failed, failed=failed),
         Outcome.SUCCEEDED if not failed and not problems else Outcome.FAILED,
-        f"{len(results) - failed} succeeded, {failed} failed or skipped",
     )
     return ApplyReport(
         results=tuple(results),
@@ -253,25 +239,3 @@ def apply_in_session(
         observed=tuple(after),
     )
 
-
-def _audit_run(
-    store: Store,
-    plan: Plan,
-    run: RunContext,
-    clock: Clock,
-    action: AuditAction,
-    outcome: Outcome,
-    detail: str,
-) -> None:
-    store.append(
-        AuditRecord(
-            deployment=plan.deployment,
-            run_id=run.run_id,
-            actor=run.actor,
-            commit=run.commit,
-            action=action,
-            outcome=outcome,
-            detail=detail,
-        ),
-        at=clock.now(),
-    )

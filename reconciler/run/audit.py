@@ -1,19 +1,41 @@
-"""run.audit: the one writer of the audit ledger — who acts (RunContext) and every record a run appends."""
+"""run.audit: the one writer of the audit ledger — who is acting (RunContext), every record a run,
+a backup or the daemon appends (AuditWriter), and the readers of what those records say.
+
+Details are typed (``reconciler.core.audit_detail``): the writer encodes them, the readers
+below decode them, and an entry that does not decode is skipped, never a crash.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
 import structlog
 
+from reconciler.core.audit_detail import (
+    AlertDetail,
+    ApplyEnded,
+    ApplyStarted,
+    AuditDetail,
+    CommitAdopted,
+    CommitRejected,
+    DaemonStarted,
+    DaemonStopped,
+    FailoverDetail,
+    FailureSighting,
+    PlanRefused,
+    ScaleDetail,
+    ServerGone,
+    SnapshotDetail,
+    encode_detail,
+)
 from reconciler.core.clock import Clock
 from reconciler.core.errors import ProviderError
-from reconciler.core.model import ObservedServer
+from reconciler.core.model import ObservedServer, Size
 from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
@@ -37,6 +59,9 @@ class RunContext:
 class AuditWriter:
     """Writes one run's audit entries, and runs a mutating provider call between its intent and outcome.
 
+    Every audit entry of the engine, the backups and the daemon is appended here; a detail is
+    a typed one from ``core.audit_detail`` (plain text is taken as it is).
+
     Every mutation the reconciler makes (the executor's changes, backups, restores) goes
     through ``mutate``: the intent is durable before the call is made and the outcome settles
     it, together with ``ledger``'s writes in one transaction. A kill in between leaves the
@@ -47,7 +72,11 @@ class AuditWriter:
     clock: Clock
     deployment: str
     run: RunContext
-    retry: RetryPolicy
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def at(self, moment: datetime) -> AuditWriter:
+        """This writer, stamping every entry it appends with ``moment``."""
+        return dataclasses.replace(self, clock=Clock(fixed=moment))
 
     def record(
         self,
@@ -58,7 +87,7 @@ class AuditWriter:
         *,
         resource_id: str = "",
         token: str = "",
-        detail: str = "",
+        detail: AuditDetail | str = "",
         error: str = "",
         intent_seq: int | None = None,
     ) -> AuditEntry:
@@ -73,11 +102,69 @@ class AuditWriter:
             provider=provider,
             resource_id=resource_id,
             token=token,
-            detail=detail,
+            detail=encode_detail(detail),
             error=error,
             intent_seq=intent_seq,
         )
         return self.store.append(record, at=self.clock.now())
+
+    # --- the entries of the run and the daemon that call no provider -----------------------------
+    def _info(
+        self,
+        action: AuditAction,
+        detail: AuditDetail,
+        *,
+        key: str = "",
+        provider: str = "",
+        resource_id: str = "",
+        outcome: Outcome = Outcome.INFO,
+        error: str = "",
+    ) -> AuditEntry:
+        return self.record(
+            key, provider, action, outcome, resource_id=resource_id, detail=detail, error=error
+        )
+
+    def run_start(self, detail: ApplyStarted | DaemonStarted) -> AuditEntry:
+        return self._info(AuditAction.RUN_START, detail)
+
+    def run_end(self, detail: ApplyEnded | DaemonStopped, outcome: Outcome = Outcome.INFO) -> AuditEntry:
+        return self._info(AuditAction.RUN_END, detail, outcome=outcome)
+
+    def server_gone(self, key: str, provider: str, resource_id: str) -> AuditEntry:
+        """A server vanished behind our back (its usage interval is closed with this entry)."""
+        return self._info(
+            AuditAction.OBSERVE_GONE, ServerGone(), key=key, provider=provider, resource_id=resource_id
+        )
+
+    def alert(self, subject: str, detail: AlertDetail) -> AuditEntry:
+        """An alert that was sent, about ``subject``."""
+        return self._info(AuditAction.ALERT, detail, key=subject)
+
+    def scale(self, member: str, detail: ScaleDetail) -> AuditEntry:
+        """A member's new server count (read back by ``last_decisions``)."""
+        return self._info(AuditAction.SCALE, detail, key=member)
+
+    def failure_seen(self, key: str, provider: str, resource_id: str, detail: FailureSighting) -> AuditEntry:
+        """The first sighting of a failed server: its failover grace starts."""
+        return self._info(
+            AuditAction.FAILURE_SEEN, detail, key=key, provider=provider, resource_id=resource_id
+        )
+
+    def failover(self, key: str, provider: str, resource_id: str, detail: FailoverDetail) -> AuditEntry:
+        """A failover that goes ahead (it counts toward its member's cap)."""
+        return self._info(AuditAction.FAILOVER, detail, key=key, provider=provider, resource_id=resource_id)
+
+    def commit(self, detail: CommitAdopted) -> AuditEntry:
+        """The daemon adopted ``run.commit``."""
+        return self._info(AuditAction.COMMIT, detail)
+
+    def reject_commit(self, detail: CommitRejected, error: str) -> AuditEntry:
+        """``run.commit`` is invalid; ``error`` is its first diagnostic."""
+        return self._info(AuditAction.REJECTED, detail, outcome=Outcome.FAILED, error=error)
+
+    def refuse_plan(self, error: str) -> AuditEntry:
+        """A guard refused the plan; ``error`` says why."""
+        return self._info(AuditAction.REJECTED, PlanRefused(), error=error)
 
     def mutate(
         self,
@@ -88,8 +175,8 @@ class AuditWriter:
         *,
         resource_id: str = "",
         token: str = "",
-        detail: str = "",
-        success_detail: str = "",
+        detail: AuditDetail | str = "",
+        success_detail: AuditDetail | str = "",
         ledger: Callable[[T], object] | None = None,
     ) -> T:
         """Intent, the provider call (retried on TransientError), then the outcome."""
@@ -162,14 +249,23 @@ def last_decisions(store: Store, deployment: str) -> dict[str, LastDecision]:
         member = entry.record.key
         if member in found:
             continue
-        try:
-            count = int(json.loads(entry.record.detail)["to"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        found[member] = LastDecision(count=count, at=entry.at)
+        decision = ScaleDetail.decode(entry.record.detail)
+        if decision is not None:
+            found[member] = LastDecision(count=decision.desired, at=entry.at)
     return found
 
 
 def scaled_counts(store: Store, deployment: str) -> dict[str, int]:
     """``cluster/member`` → the server count its newest scale decision chose."""
     return {member: decision.count for member, decision in last_decisions(store, deployment).items()}
+
+
+def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str) -> Size | None:
+    """The size the backed-up server had, from the snapshot's audit entry (None if unknown)."""
+    for entry in store.recent_audit(deployment, [AuditAction.SNAPSHOT], key=key, limit=100_000):
+        record = entry.record
+        if record.outcome is not Outcome.SUCCEEDED or record.resource_id != snapshot_id:
+            continue
+        snapshot = SnapshotDetail.decode(record.detail)
+        return snapshot.server_size if snapshot is not None else None
+    return None

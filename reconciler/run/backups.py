@@ -21,7 +21,7 @@ whose final backup failed.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -33,9 +33,16 @@ from typing import TypeVar
 
 import structlog
 
+from reconciler.core.audit_detail import (
+    AuditDetail,
+    PruneDetail,
+    QuiesceDetail,
+    RestartedAfterBackup,
+    SnapshotDetail,
+)
 from reconciler.core.backups import BackupAction, BackupKind
 from reconciler.core.changes import Change
-from reconciler.core.clock import Clock, isoformat
+from reconciler.core.clock import Clock
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError
 from reconciler.core.model import ObservedServer, PriceList, Quiesce, ServerStatus, Snapshot, SnapshotRequest
 from reconciler.core.provider import Provider
@@ -81,17 +88,7 @@ def describe(result: BackupResult) -> str:
     return line + (f": {result.message}" if result.message else "")
 
 
-RESTART_DETAIL = "started again: a backup stopped it and its run was interrupted before it started it"
 _POWER_READ = 10_000  # the newest stop/start entries read to find servers a backup left stopped
-
-
-def _quiesce_stop(detail: str) -> bool:
-    """Whether a stop entry's detail is a backup's quiesce (``{"backup": …, "quiesce": "shutdown"}``)."""
-    try:
-        parsed = json.loads(detail)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("quiesce") == Quiesce.SHUTDOWN.value
 
 
 def left_stopped_by_backups(
@@ -110,7 +107,7 @@ def left_stopped_by_backups(
             continue
         if record.action is AuditAction.START and record.outcome is Outcome.SUCCEEDED:
             decided[ident] = False
-        elif record.action is AuditAction.STOP and _quiesce_stop(record.detail):
+        elif record.action is AuditAction.STOP and QuiesceDetail.decode(record.detail) is not None:
             decided[ident] = True
     return [server for ident, server in stopped.items() if decided.get(ident)]
 
@@ -219,7 +216,7 @@ class BackupRunner:
     # --- helpers ---------------------------------------------------------------------------
     def _record(
         self, action: BackupAction, audit: AuditAction, outcome: Outcome, *, resource_id: str = "",
-        token: str = "", detail: str = "", error: str = "", intent_seq: int | None = None,
+        token: str = "", detail: AuditDetail | str = "", error: str = "", intent_seq: int | None = None,
     ) -> AuditEntry:
         return self._audit.record(
             action.key, action.provider, audit, outcome, resource_id=resource_id, token=token,
@@ -251,7 +248,7 @@ class BackupRunner:
             AuditAction.START if start else AuditAction.STOP,
             self._gated(provider, lambda: call(server)),
             resource_id=server.resource_id,
-            detail=json.dumps({"backup": action.name, "quiesce": Quiesce.SHUTDOWN.value}),
+            detail=QuiesceDetail(backup=action.name, quiesce=Quiesce.SHUTDOWN),
         )
 
     def restart(self, server: ObservedServer) -> ObservedServer:
@@ -265,7 +262,7 @@ class BackupRunner:
                 AuditAction.START,
                 self._gated(provider, lambda: provider.start(server)),
                 resource_id=server.resource_id,
-                detail=RESTART_DETAIL,
+                detail=RestartedAfterBackup(),
             )
         except ProviderError as exc:
             log.warning("could not start a server a backup left stopped", key=server.key, error=str(exc))
@@ -293,23 +290,22 @@ class BackupRunner:
                 return self._keep(
                     BackupResult(action, BackupStatus.FAILED, f"could not stop the server: {exc}")
                 )
-        size = server.size
-        detail: dict[str, object] = {
-            "backup": action.kind.value,
-            "name": action.name,
-            "policy": action.policy,
-            "method": action.method.value,
-            "server": server.resource_id,
-            "server_size": {"cpus": size.cpus, "memory_mb": size.memory_mb, "disk_gb": size.disk_gb},
-            "image": server.image,
-        }
+        detail = SnapshotDetail(
+            kind=action.kind,
+            name=action.name,
+            policy=action.policy,
+            method=action.method,
+            server=server.resource_id,
+            server_size=server.size,
+            image=server.image,
+        )
         intent = self._record(
             action,
             AuditAction.SNAPSHOT,
             Outcome.INTENT,
             resource_id=server.resource_id,
             token=action.name,
-            detail=json.dumps(detail),
+            detail=detail,
         )
         request = SnapshotRequest(name=action.name, policy=action.policy, method=action.method)
         snapshot: Snapshot | None = None
@@ -329,7 +325,6 @@ class BackupRunner:
                 intent_seq=intent.seq,
             )
         else:
-            detail["size_gb"] = snapshot.size_gb
             with self.store.transaction():
                 self._record(
                     action,
@@ -337,7 +332,7 @@ class BackupRunner:
                     Outcome.SUCCEEDED,
                     resource_id=snapshot.snapshot_id,
                     token=action.name,
-                    detail=json.dumps(detail),
+                    detail=dataclasses.replace(detail, size_gb=snapshot.size_gb),
                     intent_seq=intent.seq,
                 )
                 self.store.open_backup_interval(
@@ -373,13 +368,8 @@ class BackupRunner:
             return self._keep(
                 BackupResult(action, BackupStatus.FAILED, f"provider {action.provider} is not declared")
             )
-        detail = json.dumps(
-            {
-                "name": action.name,
-                "taken_at": isoformat(action.taken_at) if action.taken_at else None,
-                "size_gb": action.size_gb,
-                "reason": action.reason,
-            }
+        detail = PruneDetail(
+            name=action.name, taken_at=action.taken_at, size_gb=action.size_gb, reason=action.reason
         )
         snapshot = action.snapshot(self.deployment)
 

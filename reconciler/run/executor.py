@@ -16,7 +16,6 @@ resolves on the next start by looking the resource up by its idempotency token.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import TypeVar
 import structlog
 
 from reconciler.config import render_user_data, resolve_secret
+from reconciler.core.audit_detail import AuditDetail, CreateIntent, Resize
 from reconciler.core.changes import Change
 from reconciler.core.clock import Clock
 from reconciler.core.dag import walk
@@ -116,7 +116,7 @@ class Executor:
         *,
         resource_id: str = "",
         token: str = "",
-        detail: str = "",
+        detail: AuditDetail | str = "",
         ledger: Callable[[T], object] | None = None,
     ) -> T:
         return self.audit.mutate(
@@ -149,14 +149,14 @@ class Executor:
             cluster=server.cluster,
             member=server.member,
         )
-        detail = {"generation": change.generation, "spec_hash": server.spec_hash, "size": str(server.size)}
+        detail = CreateIntent(generation=change.generation, spec_hash=server.spec_hash, size=server.size)
         return self._mutate(
             change,
             AuditAction.CREATE,
             provider,
             lambda: provider.create(request),
             token=change.token,
-            detail=json.dumps(detail),
+            detail=detail,
             ledger=lambda created: self.store.open_interval(self._interval(created)),
         )
 
@@ -210,7 +210,7 @@ class Executor:
             provider,
             lambda: provider.update(current, request),
             resource_id=before.resource_id,
-            detail=json.dumps({"from": str(before.size), "to": str(after.size)}),
+            detail=Resize(before=before.size, after=after.size),
             ledger=resized,
         )
 

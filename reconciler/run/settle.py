@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from reconciler.core.audit_detail import IntentSettled
 from reconciler.core.clock import Clock
 from reconciler.core.model import ObservedServer, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import usage_interval
 from reconciler.core.provider import Provider
-from reconciler.core.records import AuditAction, AuditRecord, Outcome
-from reconciler.run.audit import RunContext
+from reconciler.core.records import AuditAction, Outcome
+from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.store.base import Store
 
 _POWER_STATE = {AuditAction.STOP: ServerStatus.STOPPED, AuditAction.START: ServerStatus.RUNNING}
@@ -36,6 +37,7 @@ def settle_intents(
     """
     seen = {(s.provider, s.resource_id): s for s in observed} if observed is not None else None
     messages: list[str] = []
+    audit = AuditWriter(store, clock, deployment, run)
     for intent in store.unresolved_intents(deployment):
         rec = intent.record
         provider = providers.get(rec.provider)
@@ -57,28 +59,15 @@ def settle_intents(
         elif seen is not None and rec.action is AuditAction.DELETE:
             took_effect = (rec.provider, rec.resource_id) not in seen
         outcome = Outcome.RECOVERED if found is not None or took_effect else Outcome.ABANDONED
-        if found is not None:
-            detail = "found by its idempotency token after an interrupted run"
-        elif took_effect:
-            detail = f"it took effect: observed {_EFFECT[rec.action]} after an interrupted run"
-        else:
-            detail = "settled by observation after an interrupted run"
-        store.append(
-            AuditRecord(
-                deployment=deployment,
-                run_id=run.run_id,
-                actor=run.actor,
-                commit=run.commit,
-                action=rec.action,
-                outcome=outcome,
-                key=rec.key,
-                provider=rec.provider,
-                resource_id=found.resource_id if found else rec.resource_id,
-                token=rec.token,
-                detail=detail,
-                intent_seq=intent.seq,
-            ),
-            at=clock.now(),
+        audit.record(
+            rec.key,
+            rec.provider,
+            rec.action,
+            outcome,
+            resource_id=found.resource_id if found else rec.resource_id,
+            token=rec.token,
+            detail=IntentSettled(found=found is not None, effect=_EFFECT[rec.action] if took_effect else ""),
+            intent_seq=intent.seq,
         )
         messages.append(f"intent #{intent.seq} {rec.action} {rec.key}: {outcome}")
     return messages
@@ -94,6 +83,7 @@ def sync_usage(
 ) -> None:
     """Make the usage ledger agree with what is observed: open, resize and close intervals."""
     now = clock.now()
+    audit = AuditWriter(store, clock, plan.deployment, run).at(now)
     scope = set(observed_providers)
     open_now = {(i.provider, i.resource_id): i for i in store.open_intervals(plan.deployment)}
     seen = {(s.provider, s.resource_id): s for s in observed}
@@ -112,18 +102,4 @@ def sync_usage(
             continue
         with store.transaction():
             store.close_interval(interval.provider, interval.resource_id, end=now)
-            store.append(
-                AuditRecord(
-                    deployment=plan.deployment,
-                    run_id=run.run_id,
-                    actor=run.actor,
-                    commit=run.commit,
-                    action=AuditAction.OBSERVE_GONE,
-                    outcome=Outcome.INFO,
-                    key=interval.key,
-                    provider=interval.provider,
-                    resource_id=interval.resource_id,
-                    detail="no longer observed; usage interval closed",
-                ),
-                at=now,
-            )
+            audit.server_gone(interval.key, interval.provider, interval.resource_id)

@@ -9,7 +9,9 @@ the hash, the chain walk behind ``verify`` and the fencing rule live here once:
   reports the first entry edited, removed, inserted or reordered.
 * ``fence_problem`` — why a write fenced by some leases must be refused, given the lease
   rows as stored now (``None`` when every lease is still current).
-* ``detail_generation`` — the integer ``"generation"`` of an intent's JSON ``detail``.
+
+What an intent's ``detail`` says (its ``"generation"`` among it) is read through
+``core.audit_detail``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from reconciler.core.errors import UserError
 from reconciler.core.records import AuditEntry, AuditRecord, AuditVerification, Lease
 
 GENESIS_HASH = "0" * 64
-_INT64 = 2**63
 
 
 def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> str:
@@ -54,24 +55,6 @@ def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> s
 def utc(moment: datetime) -> datetime:
     """An aware UTC datetime; a naive one is taken as UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def detail_generation(detail: str) -> int | None:
-    """The integer ``generation`` of a JSON-object ``detail`` (None for anything else).
-
-    Mirrors SQLite's ``json_type(detail, '$.generation') = 'integer'``: booleans, floats,
-    strings and numbers beyond 64 bits do not count.
-    """
-    try:
-        parsed = json.loads(detail)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(parsed, dict):
-        return None
-    value = parsed.get("generation")
-    if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
-        return None
-    return value
 
 
 def verify_chain(

@@ -28,7 +28,7 @@ writers on several hosts are kept in step:
   with an error instead of hanging. A broken connection surfaces as a ``UserError`` naming
   host, port and database (never the password) and is reopened on the next call.
 * **Derived column.** ``audit.generation`` holds the integer ``"generation"`` of an
-  intent's JSON detail (``store.common.detail_generation``) so that ``max_generation`` is
+  intent's JSON detail (``core.audit_detail.detail_generation``) so that ``max_generation`` is
   one indexed query; it is not part of the hash.
 * **Shared SQL.** What this store has in common with ``store.sqlite`` (most reads, closes,
   samples, backups, lease reads) is ``store.sqlstore.SQLStore``, written with ``?``
@@ -49,6 +49,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from reconciler.core.audit_detail import detail_generation
 from reconciler.core.errors import UserError
 from reconciler.core.records import (
     AuditEntry,
@@ -59,7 +60,7 @@ from reconciler.core.records import (
     Outcome,
     UsageInterval,
 )
-from reconciler.store.common import GENESIS_HASH, audit_hash, detail_generation, utc, verify_chain
+from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
 from reconciler.store.postgres_schema import SCHEMA_VERSION, TABLES
 from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,

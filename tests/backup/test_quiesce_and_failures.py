@@ -11,11 +11,12 @@ import pytest
 
 from providers.simcloud import KILL_AFTER_ENV
 from providers.simcloud_admin import admin_inject_faults, admin_list, admin_stop
+from reconciler.core.audit_detail import RestartedAfterBackup
 from reconciler.core.backups import BackupKind
 from reconciler.core.clock import isoformat
 from reconciler.core.model import ServerStatus
 from reconciler.core.records import AuditAction, AuditEntry, Outcome
-from reconciler.run.backups import RESTART_DETAIL, BackupStatus
+from reconciler.run.backups import BackupStatus
 from tests.backup.support import EPOCH, apply, audit, cycle, policy_yaml, snapshots, write_desired
 from tests.e2e.conftest import Cli
 
@@ -141,7 +142,7 @@ def test_a_backup_killed_while_its_server_is_stopped_is_started_by_the_next_run(
         assert stop.outcome is Outcome.RECOVERED and "it took effect: observed stopped" in stop.detail
     start = next(r for r in entries if r.action is AuditAction.START)
     if next_command == "backup run":  # started again before anything else
-        assert (start.outcome, start.detail) == (Outcome.INTENT, RESTART_DETAIL)
+        assert (start.outcome, start.detail) == (Outcome.INTENT, RestartedAfterBackup.TEXT)
     else:  # the plan itself starts a stopped server (drift: heal), so it is left to the plan
         assert "~ vault/db/0" in later.out and "server is stopped" in later.out
 
