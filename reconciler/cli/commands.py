@@ -27,6 +27,7 @@ from reconciler.config import explain_inputs, load_desired_state
 from reconciler.core.errors import UserError
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
+from reconciler.run import anchor
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
@@ -35,6 +36,7 @@ from reconciler.run.identity import detect_identity
 from reconciler.run.plan_key import plan_key
 from reconciler.run.planning import plan_path
 from reconciler.run.workspace import Workspace
+from reconciler.store.base import Store
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -223,12 +225,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             if store is None:
                 print("audit ledger is empty: nothing to verify")
                 return EXIT_OK
-            result = store.verify()
-            if result.ok:
-                print(f"audit ledger intact: {result.entries} entries, hash chain verified")
-                return EXIT_OK
-            print(f"audit ledger BROKEN at entry {result.first_bad_seq}: {result.problem}", file=sys.stderr)
-            return EXIT_ERROR
+            return _verify_audit(store, ws)
         entries = list(store.audit_log(deployment=args.deployment)) if store is not None else []
         if args.format == "json":
             sys.stdout.write(auditlog.format_json(entries))
@@ -237,6 +234,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         ws.close()
+
+
+def _verify_audit(store: Store, ws: Workspace) -> int:
+    """The hash chain, then the signed checkpoints outside the store (``run.anchor``)."""
+    result = store.verify()
+    if not result.ok:
+        print(f"audit ledger BROKEN at entry {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+        return EXIT_ERROR
+    anchored = anchor.verify(store, ws.store_location())
+    if not anchored.ok:
+        print(f"audit ledger BROKEN: {anchored.problem}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"audit ledger intact: {result.entries} entries, hash chain verified")
+    if anchored.checkpoints:
+        print(
+            f"anchored: {anchored.checkpoints} signed checkpoints agree, the newest covering "
+            f"entries 1-{anchored.covered_seq} and the closed usage intervals"
+        )
+    else:
+        print("not anchored: no signed checkpoint of this ledger was found")
+    return EXIT_OK
 
 
 def cmd_simcloud(args: argparse.Namespace) -> int:

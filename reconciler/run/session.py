@@ -23,14 +23,20 @@ import threading
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
+import structlog
+
+from reconciler.core.errors import UserError
 from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
 from reconciler.core.provider import Provider, create_provider
 from reconciler.core.records import Lease
 from reconciler.core.retry import call_with_retry
+from reconciler.run import anchor
 from reconciler.run.audit import RunContext
 from reconciler.run.leases import LEASE_TTL_SECONDS, LeaseKeeper, acquire_leases, lease_ttl
 from reconciler.run.settle import settle_intents
 from reconciler.run.workspace import Workspace
+
+log = structlog.get_logger("reconciler.run.session")
 
 
 class ProviderSession:
@@ -150,11 +156,24 @@ class ProviderSession:
         return self._settled[deployment]
 
     # --- closing --------------------------------------------------------------------------------
+    def _anchor(self) -> None:
+        """A signed checkpoint of the ledgers after a session that held leases (so could write).
+
+        A checkpoint that cannot be written is logged, not raised: what was applied stays
+        applied, and ``audit verify`` says how far the newest checkpoint reaches.
+        """
+        try:
+            anchor.checkpoint(self.ws.store(), self.ws.store_location(), self.ws.clock.wall())
+        except (OSError, UserError) as exc:
+            log.warning("could not write the audit checkpoint", error=str(exc))
+
     def close(self) -> None:
-        """Stop renewing, release the leases this session took, close every provider (idempotent)."""
+        """Stop renewing, anchor what this session wrote, release the leases it took, close every
+        provider (idempotent)."""
         if self._keeper is not None:
             self._keeper.stop()
             self._keeper = None
+            self._anchor()
         if self._own_leases:
             store = self.ws.store()
             for lease in self.leases:

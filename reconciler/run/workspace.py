@@ -39,6 +39,15 @@ class Workspace:
             return None
         return self.store()
 
+    def store_location(self) -> str:
+        """Where the store lives, as its anchor file is named: the SQLite file's absolute path,
+        or the store URL without its password."""
+        if self.store_url is None or not self.store_url.strip():
+            return str((self.state_dir / STATE_DB).resolve())
+        scheme, sep, rest = self.store_url.strip().partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}{at}{host}" if at else self.store_url.strip()
+
     def provider_context(self) -> ProviderContext:
         return ProviderContext(state_dir=self.state_dir, clock=self.clock, resolve_secret=resolve_secret)
 
