@@ -33,7 +33,7 @@ from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.identity import detect_identity
-from reconciler.run.plan_key import plan_key
+from reconciler.run.keys import plan_key
 from reconciler.run.planning import plan_path
 from reconciler.run.workspace import Workspace
 from reconciler.store.base import Store

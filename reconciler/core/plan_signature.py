@@ -2,7 +2,7 @@
 
 The signature is HMAC-SHA256 over the plan's canonical JSON (keys sorted, no white space)
 without its ``signature`` member, with a key kept outside the plan and outside git (see
-``run.plan_key``). It is written into the plan file as
+``run.keys``). It is written into the plan file as
 
     "signature": {"alg": "HMAC-SHA256", "key_id": "<16 hex>", "mac": "<64 hex>"}
 

@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,13 +39,10 @@ from typing import Any
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
 from reconciler.core.records import UsageInterval
+from reconciler.run.keys import AUDIT_KEY
 from reconciler.store.base import Store
 
-ENV_KEY = "RECONCILER_AUDIT_KEY"
-ENV_KEY_FILE = "RECONCILER_AUDIT_KEY_FILE"
 ENV_DIR = "RECONCILER_ANCHOR_DIR"
-KEY_FILE = "audit.key"
-MIN_KEY = 32
 _FIELDS = ("seq", "hash", "at", "usage", "usage_rows", "prev")
 
 
@@ -74,37 +70,8 @@ def anchor_file(location: str) -> Path:
 
 
 def audit_key() -> bytes:
-    value = os.environ.get(ENV_KEY)
-    if value is None and os.environ.get(ENV_KEY_FILE):
-        value = Path(os.environ[ENV_KEY_FILE]).read_text(encoding="utf-8")
-    if value is None:
-        path = anchor_dir() / KEY_FILE
-        if not path.exists():
-            _create_key(path)
-        value = path.read_text(encoding="utf-8")
-    value = value.strip()
-    if len(value) < MIN_KEY:
-        raise UserError(f"the audit key is shorter than {MIN_KEY} characters; use a longer one")
-    return value.encode("utf-8")
-
-
-def _create_key(path: Path) -> None:
-    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot create the audit key {path}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The anchor key (``audit.key`` in the anchor dir when none is configured; see ``run.keys``)."""
+    return AUDIT_KEY.load(anchor_dir())
 
 
 def _mac(key: bytes, point: dict[str, Any]) -> str:
