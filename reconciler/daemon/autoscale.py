@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from reconciler.core.errors import ProviderError
+from reconciler.core.keys import ServerKey
 from reconciler.core.model import (
     Autoscale,
     DesiredState,
@@ -204,9 +205,9 @@ def measure(
         return {}
     by_member: dict[str, list[ObservedServer]] = {}
     for server in observed:
-        member = server.key.rpartition("/")[0]
-        if member in state.autoscale and server.status is ServerStatus.RUNNING:
-            by_member.setdefault(member, []).append(server)
+        key = ServerKey.try_parse(server.key)  # a foreign key belongs to no member
+        if key is not None and key.member in state.autoscale and server.status is ServerStatus.RUNNING:
+            by_member.setdefault(key.member, []).append(server)
     wanted = [s for servers in by_member.values() for s in servers]
     previous = _previous_samples(store, state.deployment, now)
     samples: list[MetricSample] = []

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from reconciler.core.changes import Change
-from reconciler.core.diff import member_of
+from reconciler.core.keys import member_of
 from reconciler.core.model import Action, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, AuditRecord, Outcome
