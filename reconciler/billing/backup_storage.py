@@ -37,6 +37,7 @@ from reconciler.billing.usage import (
     totals_of,
     whole_seconds,
 )
+from reconciler.core.keys import cluster_of, member_of
 from reconciler.core.model import PriceList
 from reconciler.core.pricing import PriceListFor, price_list_of
 from reconciler.core.records import BackupInterval
@@ -52,11 +53,10 @@ _SECONDS_PER_MONTH = Decimal(720 * 3600)
 
 def backup_group(interval: BackupInterval, by: str) -> str:
     """The report group a backup belongs to under ``--by`` (``key``: its server's key)."""
-    parts = interval.key.split("/")
     if by == "cluster":
-        return parts[0]
+        return cluster_of(interval.key)
     if by == "member":
-        return "/".join(parts[:2])
+        return member_of(interval.key)
     if by in ("server", KEY):
         return interval.key
     if by == "provider":

@@ -33,6 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from reconciler.billing.backup_storage import GB_MONTH, backup_usage
 from reconciler.billing.measured import GIB, PriceListFor, deltas_of
 from reconciler.billing.usage import day_of, flavor_label, pieces, whole_seconds
+from reconciler.core.keys import cluster_of, member_of
 from reconciler.core.model import Granularity, MetricSample
 from reconciler.core.plan import HOURS_PER_MONTH
 from reconciler.core.pricing import (
@@ -88,11 +89,10 @@ class _Row:
 
     def cells(self) -> dict[str, str]:
         who = self.who
-        parts = who.key.split("/")
         priced = self.rate is not None and bool(self.currency)
         return {
             "date": self.date, "mode": self.mode, "deployment": who.deployment,
-            "provider": who.provider, "cluster": parts[0], "member": "/".join(parts[:2]),
+            "provider": who.provider, "cluster": cluster_of(who.key), "member": member_of(who.key),
             "server": who.key, "resource_id": who.resource_id, "flavor": who.flavor,
             "resource": self.resource, "quantity": _six(self.quantity), "unit": self.unit,
             "rate": str(self.rate) if priced else "", "cost": _six(self.cost) if priced else "",

@@ -43,6 +43,7 @@ from reconciler.billing.usage import (
     whole_seconds,
 )
 from reconciler.core.clock import isoformat
+from reconciler.core.keys import cluster_of, member_of
 from reconciler.core.model import MetricSample, PriceList
 from reconciler.core.plan import HOURS_PER_MONTH
 from reconciler.core.pricing import network_in_rate, network_out_rate, price_list_of
@@ -163,11 +164,10 @@ def _flavor_at(intervals: Sequence[UsageInterval], moment: datetime) -> str:
 
 
 def _group(delta: Delta, by: str, intervals: Sequence[UsageInterval]) -> str:
-    parts = delta.key.split("/")
     if by == "cluster":
-        return parts[0]
+        return cluster_of(delta.key)
     if by == "member":
-        return "/".join(parts[:2])
+        return member_of(delta.key)
     if by == "server":
         return delta.key
     if by == "provider":

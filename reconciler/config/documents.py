@@ -24,6 +24,7 @@ from reconciler.config.schema import describe, dotted, suggest, validate
 from reconciler.config.scripts import check_script
 from reconciler.config.yamlsafe import Document, YamlPath
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.keys import format_member
 from reconciler.core.model import (
     AlertEvent,
     AlertSink,
@@ -126,7 +127,7 @@ class MemberSpec:
 
     @property
     def ident(self) -> str:
-        return f"{self.cluster}/{self.name}"
+        return format_member(self.cluster, self.name)
 
     @property
     def location(self) -> SourceLocation:
@@ -371,7 +372,7 @@ def build_cluster(doc: Document) -> tuple[ClusterSpec | None, Problems]:
             scale = raw["autoscale"]
             count = scale["min"]
             autoscale = Autoscale(
-                member=f"{name}/{member_name}",
+                member=format_member(name, member_name),
                 min=int(scale["min"]),
                 max=int(scale["max"]),
                 metric=ScaleMetric(scale["metric"]),

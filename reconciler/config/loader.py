@@ -30,6 +30,7 @@ from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_serve
 from reconciler.config.schema import check_envelope, kind_schema, validate
 from reconciler.config.yamlsafe import Document, read_file
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.keys import ServerKey, cluster_of, parse_member
 from reconciler.core.model import DesiredState, ResolvedInput
 
 _DEPLOYMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -221,19 +222,18 @@ def load_desired_state(
 def explain_inputs(path: Path, target: str) -> list[ResolvedInput]:
     """Each input of ``cluster/member``: its final value and the precedence level it came from."""
     loaded = _load(Path(path), None)
-    parts = target.strip("/").split("/")
-    if len(parts) == 3 and parts[2].isdigit():
-        parts = parts[:2]
-    ident = "/".join(parts)
-    if len(parts) != 2 or ident not in loaded.members:
-        cluster = parts[0]
-        same = [m.split("/")[1] for m in loaded.members if m.split("/")[0] == cluster]
-        if len(parts) != 2:
+    text = target.strip("/")
+    key = ServerKey.try_parse(text)
+    ident = key.member if key is not None else text
+    if ident not in loaded.members:
+        cluster = cluster_of(ident)
+        same = [parse_member(m)[1] for m in loaded.members if cluster_of(m) == cluster]
+        if ident.count("/") != 1:
             hint = "write it as cluster/member, e.g. shop/web"
         elif same:
             hint = f"cluster {cluster!r} has members: {', '.join(same)}"
         else:
-            clusters = sorted({m.split("/")[0] for m in loaded.members})
+            clusters = sorted({cluster_of(m) for m in loaded.members})
             hint = f"clusters are: {', '.join(clusters)}" if clusters else "no cluster has members"
         raise UserError(Diagnostic(str(path), None, f"no member {target!r}; {hint}"))
     return list(loaded.resolution.member_inputs[ident])

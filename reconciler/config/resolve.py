@@ -34,6 +34,7 @@ from reconciler.config.documents import (
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
 from reconciler.core.errors import Diagnostic
+from reconciler.core.keys import ServerKey, format_member, parse_member
 from reconciler.core.model import (
     AlertSink,
     BackupPolicy,
@@ -209,7 +210,7 @@ class _Resolver:
         subject = f"member {member.ident} depends on {ref.name!r}"
         if "/" not in ref.name:
             if ref.name in cluster.members:
-                return [f"{cluster.name}/{ref.name}"]
+                return [format_member(cluster.name, ref.name)]
             if ref.name in clusters:
                 return [m.ident for m in clusters[ref.name].members.values()]
             if ref.name not in declared and self.catalog.complete:
@@ -221,7 +222,7 @@ class _Resolver:
                     "nor a cluster; " + (hint if hint else "fix the name or remove it"),
                 )
             return []
-        other, _, name = ref.name.partition("/")
+        other, name = parse_member(ref.name)
         if other not in clusters:
             if other not in declared and self.catalog.complete:
                 hint = suggest(other, declared)
@@ -371,16 +372,16 @@ class _Resolver:
         depends_on = tuple(
             sorted(
                 (
-                    f"{dep}/{ordinal}"
+                    str(ServerKey.of(dep, ordinal))
                     for dep in self.graph.successors(member.ident)
                     if dep != member.ident
                     for ordinal in range(self._count(dep))
                 ),
-                key=_key_order,
+                key=ServerKey.parse,
             )
         )
         for ordinal in range(self.count_of(member)):
-            key = f"{member.ident}/{ordinal}"
+            key = str(ServerKey(member.cluster, member.name, ordinal))
             server = DesiredServer(
                 key=key,
                 name=server_name(key, 0),
@@ -411,7 +412,7 @@ class _Resolver:
             self.out.servers.append(dataclasses.replace(server, inputs=inputs, spec_hash=spec_hash))
 
     def _count(self, ident: str) -> int:
-        cluster, _, member = ident.partition("/")
+        cluster, member = parse_member(ident)
         return self.count_of(self.catalog.clusters[cluster].members[member])
 
     def count_of(self, member: MemberSpec) -> int:
@@ -420,11 +421,6 @@ class _Resolver:
         if scale is None or member.ident not in self.counts:
             return member.count
         return max(scale.min, min(scale.max, self.counts[member.ident]))
-
-
-def _key_order(key: str) -> tuple[str, str, int]:
-    cluster, member, ordinal = key.split("/")
-    return cluster, member, int(ordinal)
 
 
 def _elsewhere(doc: Document, line: int | None, here: Document) -> str:
@@ -442,4 +438,4 @@ def resolve(catalog: Catalog, counts: Mapping[str, int] | None = None) -> Resolu
 
 
 def sorted_servers(servers: Iterable[DesiredServer]) -> tuple[DesiredServer, ...]:
-    return tuple(sorted(servers, key=lambda s: _key_order(s.key)))
+    return tuple(sorted(servers, key=lambda s: ServerKey.parse(s.key)))

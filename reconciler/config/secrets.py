@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.keys import format_member
 from reconciler.core.model import DesiredServer, SecretRef
 
 _LOCATED = re.compile(r"\((?P<file>.+):(?P<line>\d+)\)$")
@@ -80,11 +81,11 @@ def check_secrets(servers: Iterable[DesiredServer]) -> None:
                 diagnostic = Diagnostic(
                     server.location.file,
                     server.location.line,
-                    f"{message} (input {item.name!r} of {server.cluster}/{server.member})",
+                    f"{message} (input {item.name!r} of {format_member(server.cluster, server.member)})",
                 )
             else:
                 diagnostic = Diagnostic(
-                    f"{server.cluster}/{server.member}", None, f"{message} (input {item.name!r})"
+                    format_member(server.cluster, server.member), None, f"{message} (input {item.name!r})"
                 )
             found.setdefault((diagnostic.file, diagnostic.line, diagnostic.message), diagnostic)
     if found:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from reconciler.core.keys import cluster_of
 from reconciler.core.model import (
     Action,
     DesiredServer,
@@ -64,4 +65,4 @@ class Change:
 
     @property
     def cluster(self) -> str:
-        return self.key.split("/")[0]
+        return cluster_of(self.key)

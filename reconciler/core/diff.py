@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from reconciler.core.changes import Change, ChangeCause, FieldChange
 from reconciler.core.errors import UserError
+from reconciler.core.keys import member_of
 from reconciler.core.model import (
     Action,
     Capabilities,
@@ -54,12 +55,6 @@ class DiffResult:
     changes: tuple[Change, ...]
     noop_count: int
     diagnostics: tuple[str, ...]
-
-
-def member_of(key: str) -> str:
-    """``shop/web/0`` → ``shop/web``: the cluster member a server key belongs to."""
-    head, sep, _ = key.rpartition("/")
-    return head if sep else key
 
 
 def desired_spec_hash(server: DesiredServer) -> str:

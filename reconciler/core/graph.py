@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import networkx as nx
 
 from reconciler.core.changes import Change
-from reconciler.core.diff import member_of
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.keys import member_of
 from reconciler.core.model import Action, DesiredServer
 
 _BUILD = (Action.CREATE, Action.UPDATE, Action.REPLACE)

@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from reconciler.core.keys import cluster_of
+
 # Ownership marks carried by every resource we create (tags, metadata, other_config…).
 TAG_PREFIX = "reconciler:"
 TAG_OWNER = "reconciler:owner"
@@ -308,7 +310,7 @@ class ObservedServer:
 
     @property
     def cluster(self) -> str:
-        return self.key.split("/")[0]
+        return cluster_of(self.key)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from reconciler.core.keys import cluster_of, member_of
 from reconciler.core.model import Size
 
 
@@ -101,12 +102,11 @@ class UsageInterval:
 
     @property
     def cluster(self) -> str:
-        return self.key.split("/")[0]
+        return cluster_of(self.key)
 
     @property
     def member(self) -> str:
-        parts = self.key.split("/")
-        return "/".join(parts[:2])
+        return member_of(self.key)
 
 
 @dataclass(frozen=True)

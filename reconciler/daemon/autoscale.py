@@ -36,6 +36,7 @@ import structlog
 from reconciler.core.audit_detail import ScaleDetail
 from reconciler.core.clock import Clock
 from reconciler.core.errors import ProviderError
+from reconciler.core.keys import ServerKey
 from reconciler.core.model import (
     Autoscale,
     DesiredState,
@@ -194,9 +195,9 @@ def measure(
         return {}
     by_member: dict[str, list[ObservedServer]] = {}
     for server in observed:
-        member = server.key.rpartition("/")[0]
-        if member in state.autoscale and server.status is ServerStatus.RUNNING:
-            by_member.setdefault(member, []).append(server)
+        key = ServerKey.try_parse(server.key)  # a foreign key belongs to no member
+        if key is not None and key.member in state.autoscale and server.status is ServerStatus.RUNNING:
+            by_member.setdefault(key.member, []).append(server)
     wanted = [s for servers in by_member.values() for s in servers]
     previous = _previous_samples(store, state.deployment, now)
     samples: list[MetricSample] = []

@@ -40,6 +40,7 @@ import structlog
 
 from reconciler.config import deployment_name, load_desired_state
 from reconciler.core.errors import LeaseLostError, PermanentError, ProviderError, UserError
+from reconciler.core.keys import cluster_of, format_member
 from reconciler.core.model import AlertEvent, DesiredState, ObservedServer
 from reconciler.core.plan import Plan
 from reconciler.core.provider import Provider
@@ -175,9 +176,9 @@ def _scale(
 
 def _member_provider(state: DesiredState, member: str) -> str | None:
     for server in state.servers:
-        if f"{server.cluster}/{server.member}" == member:
+        if format_member(server.cluster, server.member) == member:
             return server.provider
-    cluster = member.split("/")[0]
+    cluster = cluster_of(member)
     for server in state.servers:  # a member scaled to zero: guess its cluster's provider
         if server.cluster == cluster:
             return server.provider

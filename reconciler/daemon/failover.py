@@ -30,7 +30,7 @@ from enum import StrEnum
 from reconciler.core.audit_detail import FailoverDetail, FailureSighting
 from reconciler.core.changes import Change
 from reconciler.core.clock import Clock
-from reconciler.core.diff import member_of
+from reconciler.core.keys import member_of
 from reconciler.core.model import Action, ServerStatus
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, Outcome

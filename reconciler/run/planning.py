@@ -16,6 +16,7 @@ from reconciler.core.budgets import check_budgets
 from reconciler.core.clock import Clock
 from reconciler.core.diff import diff
 from reconciler.core.graph import order_changes
+from reconciler.core.keys import format_member
 from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, Snapshot
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import plan_cost
@@ -55,7 +56,7 @@ def make_plan(
     ``snapshots`` (the owned backups listed now) lets the plan take and prune scheduled
     backups; without them only final backups (before a delete or replace) are planned.
     """
-    protected = frozenset(f"{s.cluster}/{s.member}" for s in state.servers if s.protect)
+    protected = frozenset(format_member(s.cluster, s.member) for s in state.servers if s.protect)
     servers = fill_flavors(state.servers, providers)
     desired = () if destroy else servers
     result = diff(

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 
 from reconciler.core.changes import ChangeCause, FieldChange
-from reconciler.core.diff import member_of
 from reconciler.core.errors import UserError
 from reconciler.core.model import (
     Action,
@@ -347,11 +346,6 @@ def test_changes_come_sorted_by_key_with_unique_ids_whatever_the_input_order() -
     assert keys == sorted(keys)
     assert len({c.id for c in first.changes}) == len(first.changes)
     assert all(c.id.startswith(f"{c.action.value}:{c.key}") for c in first.changes)
-
-
-def test_member_of() -> None:
-    assert member_of("shop/web/12") == "shop/web"
-    assert member_of("lonely") == "lonely"
 
 
 def test_an_empty_spec_hash_on_desired_is_computed() -> None:
