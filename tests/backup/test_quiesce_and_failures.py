@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from providers.simcloud_admin import admin_inject_faults, admin_list, admin_stop
+from providers.simcloud.admin import admin_inject_faults, admin_list, admin_stop
 from reconciler.core.backups import BackupKind
 from reconciler.core.model import ServerStatus
 from reconciler.core.records import AuditAction, AuditEntry, Outcome

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from providers.simcloud_admin import admin_inject_faults
+from providers.simcloud.admin import admin_inject_faults
 from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome
 from reconciler.daemon.cycle import CycleOutcome, fenced_write
 from tests.daemon.conftest import Cycles, cluster, in_process_cycles
