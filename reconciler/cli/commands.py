@@ -27,6 +27,7 @@ from reconciler.config import explain_inputs, load_desired_state
 from reconciler.core.errors import UserError
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
+from reconciler.core.provider import provider_class
 from reconciler.run import anchor
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
@@ -258,11 +259,13 @@ def _verify_audit(store: Store, ws: Workspace) -> int:
 
 
 def cmd_simcloud(args: argparse.Namespace) -> int:
-    from providers import simcloud
+    injector = provider_class("simcloud").fault_injector
+    if injector is None:  # pragma: no cover - the built-in simcloud offers one
+        raise UserError("provider type 'simcloud' offers no admin operations in this build")
 
     directory = state_dir(args)
     if args.sim_command == "list":
-        rows = simcloud.admin_list(directory)
+        rows = injector.list_servers(directory)
         if args.format == "json":
             print(json.dumps(rows, indent=2, default=str))
         else:
@@ -273,15 +276,15 @@ def cmd_simcloud(args: argparse.Namespace) -> int:
                 )
         return EXIT_OK
     if args.sim_command == "fail":
-        simcloud.admin_fail(directory, args.key)
+        injector.fail(directory, args.key)
     elif args.sim_command == "stop":
-        simcloud.admin_stop(directory, args.key)
+        injector.stop(directory, args.key)
     elif args.sim_command == "delete":
-        simcloud.admin_delete(directory, args.key)
+        injector.delete(directory, args.key)
     elif args.sim_command == "edit":
         if args.cpus is None and args.memory_mb is None:
             raise UserError("simcloud edit needs --cpus and/or --memory-mb")
-        simcloud.admin_edit(directory, args.key, cpus=args.cpus, memory_mb=args.memory_mb)
+        injector.edit(directory, args.key, cpus=args.cpus, memory_mb=args.memory_mb)
     print(f"simcloud: {args.sim_command} {args.key}: done")
     return EXIT_OK
 

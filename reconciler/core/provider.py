@@ -1,8 +1,9 @@
 """core.provider: the one small contract every cloud provider implements, and the registry.
 
 The engine never imports a provider module: it asks ``create_provider(config, context)``,
-which loads the module registered for ``config.type`` on first use. A provider module
-imports only this module, ``reconciler.core.model`` and ``reconciler.core.errors`` (plus its SDK).
+which loads the package registered for ``config.type`` (``providers.<family>``) on first
+use. A provider module imports only ``reconciler.core`` — this module, ``model``, ``errors``,
+``clock`` — plus its SDK and modules of its own family, never another family's.
 
 Rules every provider follows (checked by ``tests/conformance``):
 
@@ -15,6 +16,11 @@ Rules every provider follows (checked by ``tests/conformance``):
 * All failures leave as ``TransientError`` (retry may help) or ``PermanentError``.
 * Every call to the cloud's API goes through ``count_call`` so tests and benchmarks can
   assert how many calls an operation cost.
+
+A provider type may also offer a ``FaultInjector`` (``Provider.fault_injector``): operations
+that break its cloud on purpose, behind the engine's back, for demos and tests
+(``reconciler simcloud list|fail|stop|delete|edit``). The CLI reaches them through
+``provider_class(type).fault_injector``, never by importing the provider module.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError, UserError
@@ -67,6 +73,38 @@ class ProviderContext:
     resolve_secret: SecretResolver = _no_secrets
 
 
+class FaultInjector(Protocol):
+    """Admin operations on a provider type's cloud in a state directory, outside the contract.
+
+    They act on the cloud directly (no API calls counted, no injected faults honoured) and
+    name servers by key (``shop/web/0``; the newest generation when several share it). An
+    unknown key is a ``UserError``. ``list_servers`` returns every server of the cloud, owned
+    or not, as mappings with at least ``key``, ``status``, ``cpus``, ``memory_mb``,
+    ``disk_gb``, ``resource_id`` and ``provider`` (values JSON can encode, or ``str`` them);
+    the others return the server as it is after the change (as it was, for ``delete``).
+    """
+
+    def list_servers(self, state_dir: Path) -> list[dict[str, Any]]:
+        """Every server in the cloud kept under ``state_dir``; [] when there is none yet."""
+        ...
+
+    def fail(self, state_dir: Path, key: str) -> dict[str, Any]:
+        """Put the server into ``error`` status, as a crashed machine."""
+        ...
+
+    def stop(self, state_dir: Path, key: str) -> dict[str, Any]:
+        """Stop the server."""
+        ...
+
+    def delete(self, state_dir: Path, key: str) -> dict[str, Any]:
+        """Make the server vanish."""
+        ...
+
+    def edit(self, state_dir: Path, key: str, *, cpus: int | None, memory_mb: int | None) -> dict[str, Any]:
+        """Change the server's size (drift); None keeps that part as it is."""
+        ...
+
+
 class Provider(ABC):
     """Base class of every provider. Subclasses register with ``@register("type")``."""
 
@@ -75,6 +113,8 @@ class Provider(ABC):
     # JSON Schema (Draft 2020-12) fragment for this provider's ``spec`` (without max_parallel
     # and price_list, which every provider accepts).
     spec_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    # Admin operations that break this type's cloud on purpose, if it offers any (see FaultInjector).
+    fault_injector: ClassVar[FaultInjector | None] = None
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
         self.config = config
@@ -184,8 +224,9 @@ def user_tags(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 # --- registry ---------------------------------------------------------------------------
-# Built-in provider types and the module that registers each. Loaded lazily, so a missing
-# SDK (boto3, libvirt…) only matters to users of that provider type.
+# Built-in provider types and the package that registers each (its ``__init__`` imports the
+# provider module). Loaded lazily, so a missing SDK (boto3, libvirt…) only matters to users
+# of that provider type.
 BUILTIN_MODULES: dict[str, str] = {
     "simcloud": "providers.simcloud",
     "aws": "providers.aws",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from providers.aws import AwsProvider
-from providers.aws_metrics import SETTLING_LAG
+from providers.aws.metrics import SETTLING_LAG
+from providers.aws.provider import AwsProvider
 from reconciler.core.model import MetricSample
 from tests.aws.factory import NOW, OWNER
 
@@ -52,7 +52,7 @@ def start_times(provider: AwsProvider) -> list[datetime]:
     """The StartTime of every GetMetricData call the provider makes from now on (a hook that
     only looks at the parameters)."""
     seen: list[datetime] = []
-    provider.cloudwatch.meta.events.register(
+    provider.api.cloudwatch.meta.events.register(
         "provide-client-params.cloudwatch.GetMetricData", lambda params, **_: seen.append(params["StartTime"])
     )
     return seen

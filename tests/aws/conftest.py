@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from providers.aws import AwsProvider
+from providers.aws.provider import AwsProvider
 from tests.aws.factory import make_provider
 from tests.aws.motoserver import CREDENTIALS, REGION, MotoServer, isolated_aws_env, start_moto_server
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from providers.aws import AwsProvider
+from providers.aws.provider import AwsProvider
 from reconciler.core.clock import Clock
 from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
 from reconciler.core.provider import ProviderContext

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from providers.aws import AwsProvider
-from providers.aws_common import AwsSettings, translate_error
+from providers.aws.common import AwsSettings, translate_error
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
 from reconciler.core.retry import RetryPolicy, call_with_retry
 from tests.aws.factory import OWNER, create_request
@@ -29,7 +29,7 @@ def instance_count(ec2: Any) -> int:
 def test_throttling_is_transient_and_recovered_by_retry(provider: AwsProvider) -> None:
     provider.create(create_request("shop/web/0"))
     hook = throttle_hook(2)
-    provider.client.meta.events.register("before-send.ec2.DescribeInstances", hook)
+    provider.api.client.meta.events.register("before-send.ec2.DescribeInstances", hook)
 
     with pytest.raises(TransientError) as caught:
         provider.observe(OWNER)
@@ -49,7 +49,7 @@ def test_botocore_standard_retries_absorb_a_short_throttle(new_provider: Callabl
     provider = new_provider(max_attempts=3)
     provider.create(create_request("shop/web/0"))
     hook = throttle_hook(1, code="Throttling", status=400)
-    provider.client.meta.events.register("before-send.ec2.DescribeInstances", hook)
+    provider.api.client.meta.events.register("before-send.ec2.DescribeInstances", hook)
     provider.calls.clear()
 
     assert len(provider.observe(OWNER)) == 1
@@ -58,7 +58,7 @@ def test_botocore_standard_retries_absorb_a_short_throttle(new_provider: Callabl
 
 
 def test_server_errors_are_transient(provider: AwsProvider) -> None:
-    provider.client.meta.events.register(
+    provider.api.client.meta.events.register(
         "before-send.ec2.DescribeInstances", throttle_hook(1, code="InternalError", status=500)
     )
     with pytest.raises(TransientError) as caught:
@@ -86,7 +86,7 @@ def test_bad_ami_is_permanent_with_its_message(provider: AwsProvider, ec2: Any) 
 
 def test_insufficient_capacity_is_permanent_and_not_retried(provider: AwsProvider, ec2: Any) -> None:
     hook = throttle_hook(5, code="InsufficientInstanceCapacity", status=500)
-    provider.client.meta.events.register("before-send.ec2.RunInstances", hook)
+    provider.api.client.meta.events.register("before-send.ec2.RunInstances", hook)
 
     with pytest.raises(PermanentError) as caught:
         call_with_retry(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from providers.aws import AwsProvider
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
     TAG_CLUSTER,
@@ -140,7 +140,7 @@ def test_lost_create_response_then_rerun_makes_one_instance(
 
         raise ConnectionClosedError(endpoint_url="moto")
 
-    provider.client.meta.events.register("after-call.ec2.RunInstances", lose_response)
+    provider.api.client.meta.events.register("after-call.ec2.RunInstances", lose_response)
     with pytest.raises(TransientError):
         provider.create(request)
 

@@ -16,9 +16,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from providers.aws import AwsProvider
-from providers.aws_common import TAG_CREATED_AT, TAG_VCPUS, AwsSettings
-from providers.aws_metrics import QUERIES_PER_CALL, SETTLING_LAG, VcpuHistory
+from providers.aws.common import TAG_CREATED_AT, TAG_VCPUS, AwsSettings
+from providers.aws.metrics import QUERIES_PER_CALL, SETTLING_LAG, VcpuHistory
+from providers.aws.provider import AwsProvider
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import TransientError, UserError
 from reconciler.core.model import TAG_KEY, TAG_OWNER, ObservedServer, Size, UpdateRequest
@@ -120,7 +120,7 @@ def test_many_servers_cost_one_call_per_500_queries(provider: AwsProvider, ec2: 
     for instance_id, percent in busy.items():
         put(cloudwatch, instance_id, "CPUUtilization", [(NOW + timedelta(minutes=30), percent)])
     sizes: list[int] = []
-    provider.cloudwatch.meta.events.register(
+    provider.api.cloudwatch.meta.events.register(
         "provide-client-params.cloudwatch.GetMetricData",
         lambda params, **_: sizes.append(len(params["MetricDataQueries"])),
     )
@@ -160,7 +160,7 @@ def test_pages_of_one_batch_are_summed(provider: AwsProvider, cloudwatch: Any) -
             parsed["MetricDataResults"] = rest
             parsed.pop("NextToken", None)
 
-    events = provider.cloudwatch.meta.events
+    events = provider.api.cloudwatch.meta.events
     events.register("provide-client-params.cloudwatch.GetMetricData", record)
     events.register("after-call.cloudwatch.GetMetricData", page)
 

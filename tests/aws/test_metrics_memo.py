@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from providers.aws import AwsProvider
-from providers.aws_memo import FORGET_AFTER, Memo, memo_path
-from providers.aws_metrics import RETENTION, SETTLING_LAG, Memoized, Sums, VcpuHistory, target_of
+from providers.aws.memo import FORGET_AFTER, Memo, memo_path
+from providers.aws.metrics import RETENTION, SETTLING_LAG, Memoized, Sums, VcpuHistory, target_of
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.core.model import ObservedServer, ServerStatus, Size
 from tests.aws.cloudwatch import HOUR, at, counters, minutes, put, settled, start_times
@@ -92,7 +92,7 @@ def test_memo_totals_hold_when_early_hours_expire(
 
     fresh = new_provider()
     for reader in (provider, fresh):
-        reader.cloudwatch.meta.events.register("after-call.cloudwatch.GetMetricData", expire)
+        reader.api.cloudwatch.meta.events.register("after-call.cloudwatch.GetMetricData", expire)
 
     [after] = at(provider, settled(5))
     [recount] = at(fresh, settled(5))  # no memo: the history CloudWatch still has
@@ -125,7 +125,7 @@ def test_an_hour_counts_only_once_it_settled(provider: AwsProvider, cloudwatch: 
 def test_a_failed_call_keeps_the_sums_of_the_servers_it_finished(
     new_provider: Callable[..., AwsProvider], cloudwatch: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("providers.aws_metrics.QUERIES_PER_CALL", 3)  # one server per call
+    monkeypatch.setattr("providers.aws.metrics.QUERIES_PER_CALL", 3)  # one server per call
     provider = new_provider()
     servers = [provider.create(create_request(f"shop/web/{n}")) for n in range(2)]
     for server in servers:
@@ -137,7 +137,7 @@ def test_a_failed_call_keeps_the_sums_of_the_servers_it_finished(
         sent.append(1)
         return throttle(request, **kwargs) if len(sent) == 2 else None
 
-    provider.cloudwatch.meta.events.register("before-send.cloudwatch.GetMetricData", second_call_fails)
+    provider.api.cloudwatch.meta.events.register("before-send.cloudwatch.GetMetricData", second_call_fails)
     with pytest.raises(TransientError):
         at(provider, settled(2))
     assert [r.through for r in memo_rows(provider, *servers).values()] == [NOW + 2 * HOUR]

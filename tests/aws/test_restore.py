@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from providers.aws import AwsProvider
-from providers.aws_common import TAG_DISK, TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
+from providers.aws.common import TAG_DISK, TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import NotFoundError, PermanentError
 from reconciler.core.model import (
     TAG_GENERATION,

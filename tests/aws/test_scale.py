@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from providers.aws import AwsProvider
+from providers.aws.provider import AwsProvider
 from reconciler.core.model import TAG_KEY, TAG_OWNER
 from tests.aws.factory import OWNER
 from tests.aws.motoserver import AMI
@@ -52,7 +52,7 @@ def test_listing_asks_for_pages_of_1000(new_provider: Callable[..., AwsProvider]
     make_owned(ec2, 3)
     provider = new_provider()
     sent: list[dict[str, Any]] = []
-    provider.client.meta.events.register(
+    provider.api.client.meta.events.register(
         "provide-client-params.ec2.DescribeInstances", lambda params, **_: sent.append(dict(params))
     )
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from providers.aws import AwsProvider
-from providers.aws_common import TAG_IMAGE_ID, TAG_RESOURCE_ID
+from providers.aws.common import TAG_IMAGE_ID, TAG_RESOURCE_ID
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import (
     TAG_KEY,

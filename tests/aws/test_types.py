@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from providers.aws import AwsProvider
-from providers.aws_common import INSTANCE_TYPES, instance_type_for
+from providers.aws.common import INSTANCE_TYPES, instance_type_for
+from providers.aws.provider import AwsProvider
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import Size
 from tests.aws.factory import OWNER, create_request

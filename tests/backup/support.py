@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from providers.simcloud import SimCloud
+from providers.simcloud.provider import SimCloud
 from reconciler.backup.cycle import BackupReport, backup_cycle
 from reconciler.config import load_desired_state
 from reconciler.core.clock import Clock

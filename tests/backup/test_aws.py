@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.aws_common import TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
+from providers.aws.common import TAG_METHOD, TAG_RESTORED_FROM, TAG_TEMPLATE_IMAGE
 from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from providers.simcloud_admin import admin_list
+from providers.simcloud.admin import admin_list
 from reconciler.cli import render
 from reconciler.core.clock import isoformat
 from reconciler.core.plan import Plan

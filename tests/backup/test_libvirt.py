@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.libvirt_xml import NS
+from providers.libvirt.xml import NS
 from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from providers.simcloud import KILL_AFTER_ENV
-from providers.simcloud_admin import admin_inject_faults, admin_list, admin_stop
+from providers.simcloud.admin import admin_inject_faults, admin_list, admin_stop
+from providers.simcloud.provider import KILL_AFTER_ENV
 from reconciler.core.audit_detail import RestartedAfterBackup
 from reconciler.core.backups import BackupKind
 from reconciler.core.clock import isoformat

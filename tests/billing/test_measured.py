@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from providers.simcloud_admin import cpu_utilisation, unit_fraction
+from providers.simcloud.storage import cpu_utilisation, unit_fraction
 from reconciler.core.clock import isoformat
 from tests.billing.conftest import InProcess, write_state
 

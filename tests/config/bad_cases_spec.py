@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from tests.config.badcase import BASE, WEB, BadCase, cluster
 
+NOT_A_FILE_NAME = (
+    "is not a plain file name in the state directory; write a name like simcloud.db (letters, digits, "
+    "'.', '_' and '-', not starting with '.', ending in .db)"
+)
+
 SPEC_CASES: list[BadCase] = [
     # --- schema: unknown fields at several levels, wrong types, bounds ------------------------
     BadCase(
@@ -88,6 +93,74 @@ SPEC_CASES: list[BadCase] = [
             "shop.yaml:11: spec.members.web.drift must be one of heal, warn, ignore; got the string 'heel' "
             "(did you mean 'heal'?)",
         ),
+    ),
+    # --- simcloud's state_file: a plain file name in the state directory, never the ledger's ----
+    BadCase(
+        "simcloud-state-file-absolute",  # a path outside the state directory
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: /srv/x.db\n")},
+        ("a.yaml:7: spec.state_file '/srv/x.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-parent",  # climbs out of the state directory
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: ../../x.db\n")},
+        ("a.yaml:7: spec.state_file '../../x.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-dot-dot",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: ..\n")},
+        ("a.yaml:7: spec.state_file '..' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-subdirectory",  # a path, even one inside the state directory
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: worlds/alt.db\n")},
+        ("a.yaml:7: spec.state_file 'worlds/alt.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-backslash",  # the separator of other systems
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: 'worlds\\alt.db'\n")},
+        ("a.yaml:7: spec.state_file 'worlds\\\\alt.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-hidden",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: .sim.db\n")},
+        ("a.yaml:7: spec.state_file '.sim.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-empty",
+        {"a.yaml": BASE.replace("  type: simcloud\n", '  type: simcloud\n  state_file: ""\n')},
+        ("a.yaml:7: spec.state_file '' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-nul",  # a NUL would cut the name short
+        {"a.yaml": BASE.replace("  type: simcloud\n", '  type: simcloud\n  state_file: "sim\\0.db"\n')},
+        ("a.yaml:7: spec.state_file 'sim\\x00.db' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-newline",  # Python's '$' alone matches before a final newline
+        {"a.yaml": BASE.replace("  type: simcloud\n", '  type: simcloud\n  state_file: "sim.db\\n"\n')},
+        ("a.yaml:7: spec.state_file 'sim.db\\n' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-not-db",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: sim.sqlite\n")},
+        ("a.yaml:7: spec.state_file 'sim.sqlite' " + NOT_A_FILE_NAME,),
+    ),
+    BadCase(
+        "simcloud-state-file-is-the-ledger",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: state.db\n")},
+        ("a.yaml:7: spec.state_file 'state.db' is the reconciler's own ledger file; choose another name, "
+         "like simcloud.db",),
+    ),
+    BadCase(
+        "simcloud-state-file-is-the-ledger-in-other-case",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: State.db\n")},
+        ("a.yaml:7: spec.state_file 'State.db' is the reconciler's own ledger file; choose another name, "
+         "like simcloud.db",),
+    ),
+    BadCase(
+        "simcloud-state-file-not-a-string",
+        {"a.yaml": BASE.replace("  type: simcloud\n", "  type: simcloud\n  state_file: 7\n")},
+        ("a.yaml:7: spec.state_file must be a string, got the integer 7",),
     ),
     BadCase(
         "max-parallel-zero",

@@ -16,7 +16,8 @@ WriteFiles = Callable[[dict[str, str]], Path]
 
 
 class _StandInSimcloud(base.Provider):
-    """Used only while providers/simcloud.py cannot be imported: same settings schema, no behaviour."""
+    """Used only while providers.simcloud cannot be imported: its settings schema but for
+    state_file, no behaviour."""
 
     spec_schema: ClassVar[dict[str, Any]] = {
         "type": "object",

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.aws import AwsProvider
+from providers.aws.provider import AwsProvider
 from reconciler.core.model import ProviderConfig, Size
 from reconciler.core.provider import Provider, create_provider
 from tests.aws.motoserver import AMI, REGION, MotoServer, isolated_aws_env, start_moto_server, throttle_hook
@@ -72,22 +72,22 @@ class AwsBackend(BaseBackend):
         config = ProviderConfig(name="aws-conformance", type="aws", spec=spec, max_parallel=4)
         with _environment(isolated_aws_env(tmp_path)):
             provider = _aws(create_provider(config, fixed_context(tmp_path)))
-            provider.client  # noqa: B018 - binds the dummy credentials now
+            provider.api.client  # noqa: B018 - binds the dummy credentials now
         return provider
 
     def create_unowned(self, provider: Provider, name: str) -> None:
         tags = [{"Key": "Name", "Value": name}, {"Key": "made-by", "Value": "hand"}]
-        _aws(provider).client.run_instances(
+        _aws(provider).api.client.run_instances(
             ImageId=self.image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
             TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
         )
 
     def inject_transient(self, provider: Provider, count: int) -> None:
-        _aws(provider).client.meta.events.register("before-send.ec2", throttle_hook(count))
+        _aws(provider).api.client.meta.events.register("before-send.ec2", throttle_hook(count))
 
     def inject_permanent(self, provider: Provider) -> None:
         hook = throttle_hook(1, code="UnauthorizedOperation", status=403)
-        _aws(provider).client.meta.events.register("before-send.ec2", hook)
+        _aws(provider).api.client.meta.events.register("before-send.ec2", hook)
 
     def close(self) -> None:
         if self.server is not None:

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.libvirt import LibvirtProvider
+from providers.libvirt.provider import LibvirtProvider
 from reconciler.core.model import BackupMethod, ProviderConfig, Size
 from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, Shape, fixed_context

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from providers.simcloud import SimCloud, admin_create, admin_inject_faults
+from providers.simcloud.admin import admin_create, admin_inject_faults
+from providers.simcloud.provider import SimCloud
 from reconciler.core.model import CreateRequest, ProviderConfig
 from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, fixed_context

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers.xcp import XcpProvider
+from providers.xcp.provider import XcpProvider
 from reconciler.core.model import ProviderConfig, Size
 from reconciler.core.provider import Provider, create_provider
 from tests.conformance.backend import BaseBackend, Shape, fixed_context

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from providers.simcloud import admin_list
+from providers.simcloud.admin import admin_list
 from reconciler.cli.main import main
 from reconciler.config import resolve_secret
 from reconciler.core.clock import Clock

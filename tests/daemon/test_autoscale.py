@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.simcloud_admin import cpu_utilisation
+from providers.simcloud.storage import cpu_utilisation
 from reconciler.config import load_desired_state
 from reconciler.core.model import Autoscale, MetricSample, ScaleMetric, Size
 from reconciler.core.records import AuditAction

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from providers.simcloud_admin import admin_inject_faults
+from providers.simcloud.admin import admin_inject_faults
 from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome
 from reconciler.daemon.context import CycleOutcome
 from reconciler.daemon.cycle import fenced_write

@@ -10,7 +10,7 @@ import threading
 
 import libvirt
 
-from providers.libvirt import LibvirtProvider
+from providers.libvirt.provider import LibvirtProvider
 
 
 def libvirt_error(code: int, message: str, domain: int = 0) -> libvirt.libvirtError:

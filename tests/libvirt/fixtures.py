@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.libvirt import LibvirtProvider
+from providers.libvirt.provider import LibvirtProvider
 from reconciler.core.clock import Clock
 from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token, server_name
 from reconciler.core.provider import ProviderContext

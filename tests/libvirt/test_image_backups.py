@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from providers.libvirt import LibvirtProvider
-from providers.libvirt_backup import record_name
-from providers.libvirt_xml import NS
+from providers.libvirt.backup import record_name
+from providers.libvirt.provider import LibvirtProvider
+from providers.libvirt.xml import NS
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.core.model import BackupMethod, ServerStatus, Size, SnapshotRequest
 from tests.libvirt.faults import Faults

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from providers.libvirt import LibvirtProvider
-from providers.libvirt_xml import NS
+from providers.libvirt.provider import LibvirtProvider
+from providers.libvirt.xml import NS
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import ServerStatus, Size, UpdateRequest
 from tests.libvirt.faults import Faults, libvirt_error

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from providers.libvirt import LibvirtProvider
-from providers.libvirt_backup import record_name
-from providers.libvirt_xml import NS
+from providers.libvirt.backup import record_name
+from providers.libvirt.provider import LibvirtProvider
+from providers.libvirt.xml import NS
 from reconciler.core.clock import Clock
 from reconciler.core.model import BackupMethod, ProviderConfig, Size, SnapshotRequest
 from reconciler.core.provider import ProviderContext

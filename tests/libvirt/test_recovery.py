@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from providers.libvirt import LibvirtProvider
+from providers.libvirt.provider import LibvirtProvider
 from reconciler.core.errors import TransientError
 from reconciler.core.model import ServerStatus
 from reconciler.core.retry import RetryPolicy, call_with_retry

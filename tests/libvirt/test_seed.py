@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.libvirt_seed import SECTOR, build_seed, seed_files
+from providers.libvirt.seed import SECTOR, build_seed, seed_files
 
 WHEN = datetime(2026, 11, 1, 12, 30, 5, tzinfo=UTC)
 USER_DATA = "#!/bin/sh\nset -eu\nDB_PASSWORD='s3cret'\necho ready > /etc/motd\n" * 200  # > 2 sectors

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import libvirt
 import pytest
 
-from providers.libvirt import LibvirtProvider
+from providers.libvirt.provider import LibvirtProvider
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import MetricSample, SnapshotRequest
 from tests.libvirt.fixtures import NOW, OWNER, make_request

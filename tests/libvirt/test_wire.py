@@ -7,8 +7,8 @@ from collections.abc import Callable
 import libvirt
 import pytest
 
-from providers.libvirt import LibvirtProvider
-from providers.libvirt_wire import map_error, status_of
+from providers.libvirt.provider import LibvirtProvider
+from providers.libvirt.wire import map_error, status_of
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import ServerStatus, UpdateRequest
 from tests.libvirt.faults import Faults, libvirt_error

@@ -23,7 +23,7 @@ from typing import Any
 
 import libvirt
 
-from providers.libvirt_xml import NS
+from providers.libvirt.xml import NS
 
 TEST_URI = "test:///default"
 QEMU_URI = "qemu:///system"

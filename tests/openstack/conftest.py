@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 if TYPE_CHECKING:
-    from providers.openstack import OpenStackProvider
+    from providers.openstack.provider import OpenStackProvider
     from tests.conformance.backend_openstack import OpenStackBackend
     from tests.openstack.novacloud import NovaCloud, Project
 
@@ -85,7 +85,7 @@ def owner(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_provider(nova: NovaCloud, project: Project, tmp_path: Path) -> Iterator[MakeProvider]:
     """Providers on this test's project; keyword arguments override the Provider spec."""
-    from providers.openstack import OpenStackProvider
+    from providers.openstack.provider import OpenStackProvider
     from reconciler.core.model import ProviderConfig
     from reconciler.core.provider import create_provider
     from tests.conformance.backend import fixed_context

@@ -13,7 +13,7 @@ from typing import Any
 import openstack
 import pytest
 
-from providers.openstack_common import MARK_METHOD, MARK_RESTORED_FROM
+from providers.openstack.common import MARK_METHOD, MARK_RESTORED_FROM
 from reconciler.backup.restore import restore
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from providers.openstack_common import (
+from providers.openstack.common import (
     MARK_DISK,
     MARK_IMAGE,
     MARK_METHOD,

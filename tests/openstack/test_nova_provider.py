@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from nova.tests import fixtures as nova_fixtures
 
-from providers.openstack import OpenStackProvider
-from providers.openstack_common import MARK_DISK, MARK_IMAGE, MARK_SIZE, owner_tag, token_tag
+from providers.openstack.common import MARK_DISK, MARK_IMAGE, MARK_SIZE, owner_tag, token_tag
+from providers.openstack.provider import OpenStackProvider
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.core.model import (
     TAG_KEY,

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("openstack", reason="the openstack extra is not installed")
 
-from providers.openstack_api import OpenStackSettings  # noqa: E402
-from providers.openstack_common import NOVA_TAG_MAX, Flavor, find_flavor, nova_tag, owner_tag, pick_flavor  # noqa: E402
+from providers.openstack.api import OpenStackSettings  # noqa: E402
+from providers.openstack.common import NOVA_TAG_MAX, Flavor, find_flavor, nova_tag, owner_tag, pick_flavor  # noqa: E402
 from reconciler.config import load_desired_state  # noqa: E402
 from reconciler.core.errors import PermanentError, UserError  # noqa: E402
 from reconciler.core.model import TAG_OWNER, Size  # noqa: E402

@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from providers.simcloud import (
-    KILL_AFTER_ENV,
-    SimCloud,
+from providers.simcloud.admin import (
     admin_delete,
     admin_edit,
     admin_fail,
@@ -27,6 +25,8 @@ from providers.simcloud import (
     admin_list,
     admin_stop,
 )
+from providers.simcloud.provider import KILL_AFTER_ENV, SimCloud
+from providers.simcloud.storage import LEDGER_FILE
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError, TransientError, UserError
 from reconciler.core.model import (
@@ -39,7 +39,8 @@ from reconciler.core.model import (
     idempotency_token,
     server_name,
 )
-from reconciler.core.provider import ProviderContext, create_provider
+from reconciler.core.provider import Provider, ProviderContext, create_provider, provider_class
+from reconciler.store import DEFAULT_FILE, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -124,12 +125,85 @@ def test_provider_documents_sharing_a_file_see_only_their_own(tmp_path: Path) ->
     assert {row["provider"] for row in admin_list(tmp_path)} == {"east", "west"}
 
 
-def test_state_file_is_relative_to_the_state_dir(tmp_path: Path) -> None:
-    custom = make_sim(tmp_path, state_file="worlds/alt.db")
+def test_state_file_names_a_file_in_the_state_dir(tmp_path: Path) -> None:
+    custom = make_sim(tmp_path, state_file="alt-world_2.db")
     custom.create(request("shop/web/0"))
-    assert (tmp_path / "worlds" / "alt.db").exists()
+    assert (tmp_path / "alt-world_2.db").exists()
     assert make_sim(tmp_path).observe(OWNER) == []
-    assert [r["key"] for r in admin_list(tmp_path, state_file="worlds/alt.db")] == ["shop/web/0"]
+    assert [r["key"] for r in admin_list(tmp_path, state_file="alt-world_2.db")] == ["shop/web/0"]
+
+
+def test_a_linked_state_file_shares_one_world_between_state_dirs(tmp_path: Path) -> None:
+    """How reconcilers with state directories of their own share a cloud: a link the operator makes."""
+    (tmp_path / "cloud").mkdir()
+    for replica in ("one", "two"):
+        (tmp_path / replica).mkdir()
+        (tmp_path / replica / "sim.db").symlink_to(Path("..") / "cloud" / "sim.db")
+    made = make_sim(tmp_path / "one", state_file="sim.db").create(request("shop/web/0"))
+    assert [s.resource_id for s in make_sim(tmp_path / "two", state_file="sim.db").observe(OWNER)] == [
+        made.resource_id
+    ]
+    assert (tmp_path / "cloud" / "sim.db").is_file()
+
+
+# Names that would put the world elsewhere than a file of its own in the state directory. The
+# schema refuses them at validate (tests/config/bad_cases_spec.py); the provider and the admin
+# functions refuse them again for a config that never met the schema (say, read from a plan file).
+NOT_A_NAME = "is not a plain file name in the state directory"
+THE_LEDGER = "is the reconciler's own ledger file"
+
+
+@pytest.mark.parametrize(
+    ("state_file", "problem"),
+    [
+        ("/srv/elsewhere/escaped.db", NOT_A_NAME),
+        ("../escaped.db", NOT_A_NAME),
+        ("../../escaped.db", NOT_A_NAME),
+        ("worlds/alt.db", NOT_A_NAME),
+        ("worlds\\alt.db", NOT_A_NAME),
+        ("..", NOT_A_NAME),
+        (".", NOT_A_NAME),
+        (".hidden.db", NOT_A_NAME),
+        ("", NOT_A_NAME),
+        ("sim\x00.db", NOT_A_NAME),
+        ("sim.db\n", NOT_A_NAME),
+        ("sim.sqlite", NOT_A_NAME),
+        ("state.db", THE_LEDGER),
+        ("State.db", THE_LEDGER),
+        ("x" * 300 + ".db", "is longer than 255 characters"),
+    ],
+)
+def test_a_state_file_that_is_not_a_plain_name_is_refused(
+    tmp_path: Path, state_file: str, problem: str
+) -> None:
+    state_dir = tmp_path / "state"
+    with pytest.raises(UserError) as caught:
+        make_sim(state_dir, state_file=state_file)
+    assert caught.value.diagnostics[0].message.startswith(
+        f"simcloud provider sim: spec.state_file {state_file!r} {problem}"
+    )
+    refused = f"simcloud spec.state_file {state_file!r} {problem}"
+    for attempt in (
+        lambda: admin_list(state_dir, state_file=state_file),
+        lambda: admin_inject_faults(state_dir, kind="transient", count=1, state_file=state_file),
+        lambda: admin_fail(state_dir, "shop/web/0", state_file=state_file),
+    ):
+        with pytest.raises(UserError) as caught:
+            attempt()
+        assert caught.value.diagnostics[0].message.startswith(refused)
+    assert list(tmp_path.rglob("*")) == [], "a file was written"
+
+
+def test_a_state_file_that_is_not_a_string_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="spec.state_file 7 is not a plain file name"):
+        make_sim(tmp_path, state_file=7)
+
+
+def test_the_refused_ledger_name_is_the_stores(tmp_path: Path) -> None:
+    assert LEDGER_FILE == DEFAULT_FILE
+    store = open_store(tmp_path)
+    store.close()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == [LEDGER_FILE]
 
 
 def test_parallel_creates_from_many_threads(sim: SimCloud) -> None:
@@ -299,6 +373,25 @@ def test_admin_unknown_key_is_a_user_error(sim: SimCloud, tmp_path: Path) -> Non
     assert admin_list(tmp_path / "nowhere") == []
     with pytest.raises(UserError, match="shop/web/0"):
         admin_fail(tmp_path / "nowhere", "shop/web/0")
+
+
+def test_the_admin_operations_are_offered_through_the_registry(sim: SimCloud, tmp_path: Path) -> None:
+    """What ``reconciler simcloud`` uses: the type's FaultInjector, found without importing simcloud."""
+    injector = provider_class("simcloud").fault_injector
+    assert injector is not None and Provider.fault_injector is None
+    for i in range(2):
+        sim.create(request(f"shop/web/{i}"))
+    assert injector.list_servers(tmp_path) == admin_list(tmp_path)
+    assert injector.fail(tmp_path, "shop/web/0")["status"] == "error"
+    assert injector.stop(tmp_path, "shop/web/1")["status"] == "stopped"
+    edited = injector.edit(tmp_path, "shop/web/1", cpus=4, memory_mb=None)
+    assert (edited["cpus"], edited["memory_mb"]) == (4, SMALL.memory_mb)
+    assert injector.delete(tmp_path, "shop/web/0")["key"] == "shop/web/0"
+    left = [(s.key, s.status, s.size.cpus) for s in sim.observe(OWNER)]
+    assert left == [("shop/web/1", ServerStatus.STOPPED, 4)]
+    assert injector.list_servers(tmp_path / "nowhere") == []
+    with pytest.raises(UserError, match="no simcloud server has key shop/web/9"):
+        injector.fail(tmp_path, "shop/web/9")
 
 
 # --- snapshots and metrics ------------------------------------------------------------------

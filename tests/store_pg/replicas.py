@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from providers import simcloud
+from providers.simcloud.admin import admin_list
 from reconciler.core.clock import Clock
 from reconciler.core.records import AuditEntry, Outcome
 from reconciler.run.planning import plan_path
@@ -97,7 +97,7 @@ class Cluster:
 
     # --- what the cloud and the ledgers say ------------------------------------------------
     def servers(self) -> list[dict[str, Any]]:
-        return list(simcloud.admin_list(self.state_dir))
+        return list(admin_list(self.state_dir))
 
     def entries(self) -> list[AuditEntry]:
         with PostgresStore(self.store_url) as store:

@@ -1,11 +1,11 @@
 """Three daemons, one branch, one cloud, one PostgreSQL store: one applies, a survivor takes over.
 
 Each daemon (``reconciler run`` as a subprocess) has its own state folder (its own git
-clone) and shares the simcloud world (``state_file``) and the store. The test checks that
-only the lease holder applies (each server is created once; the runs that changed the
-cloud never overlap in the ledger), that SIGKILLing the holder moves the work to a
-survivor (same host here, so the dead holder is recognised at once), and that a clean
-SIGTERM leaves an intact hash chain.
+clone) and shares the store and the simcloud world: ``state_file`` names a file in the state
+folder, and each folder's is a link to the one world. The test checks that only the lease
+holder applies (each server is created once; the runs that changed the cloud never overlap
+in the ledger), that SIGKILLing the holder moves the work to a survivor (same host here, so
+the dead holder is recognised at once), and that a clean SIGTERM leaves an intact hash chain.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.simcloud import admin_list
+from providers.simcloud.admin import admin_list
 from reconciler.core.records import Outcome
 from reconciler.store.postgres import PostgresStore
 from tests.store_pg.pg import REPO
@@ -47,7 +47,11 @@ def _start(tmp_path: Path, n: int, repo: GitRepo, store_url: str) -> subprocess.
 
 def test_three_daemons_one_applies_and_a_survivor_takes_over(tmp_path: Path, pg_url: str) -> None:
     cloud = tmp_path / "cloud"
-    providers = PROVIDERS.replace("type: simcloud", f"type: simcloud\n  state_file: {cloud / 'sim.db'}", 1)
+    cloud.mkdir()
+    for n in range(3):
+        (tmp_path / f"replica-{n}").mkdir()
+        (tmp_path / f"replica-{n}" / "sim.db").symlink_to(cloud / "sim.db")
+    providers = PROVIDERS.replace("type: simcloud", "type: simcloud\n  state_file: sim.db", 1)
     repo_path = tmp_path / "infra"
     repo_path.mkdir()
     repo = GitRepo(repo_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.xcp import XcpProvider
+from providers.xcp.provider import XcpProvider
 from reconciler.core.clock import Clock
 from reconciler.core.model import CreateRequest, ProviderConfig, Size, idempotency_token
 from reconciler.core.provider import ProviderContext

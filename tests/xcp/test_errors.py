@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from providers.xcp import XcpProvider
+from providers.xcp.provider import XcpProvider
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
 from reconciler.core.model import ServerStatus, Size, SnapshotRequest
 from reconciler.core.provider import ProviderContext, provider_class

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from providers.xcp import XcpProvider
+from providers.xcp.provider import XcpProvider
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import (
     TAG_KEY,

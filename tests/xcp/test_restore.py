@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from providers.xcp import MARK_BACKUP_ID, MARK_CREATED, MARK_METHOD, MARK_RESTORED_FROM, XcpProvider
+from providers.xcp.provider import MARK_BACKUP_ID, MARK_CREATED, MARK_METHOD, MARK_RESTORED_FROM, XcpProvider
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
     TAG_OWNER,

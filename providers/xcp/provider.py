@@ -1,4 +1,4 @@
-"""providers.xcp: XCP-ng / XenServer pools through XAPI (XML-RPC), registered as ``type: xcp``.
+"""providers.xcp.provider: XCP-ng / XenServer pools through XAPI (XML-RPC), registered as ``type: xcp``.
 
 Design decisions, each forced by XAPI:
 
@@ -15,7 +15,7 @@ Design decisions, each forced by XAPI:
 * **One listing call**: ``observe`` is a single ``VM.get_all_records``; templates,
   snapshots and the control domain are skipped; the disk size reported is the one asked
   for (``reconciler:disk-gb``), so a template with a bigger disk never looks like drift.
-* **Sessions and the wire** are ``providers.xcp_wire``: a pool of ``XenAPI.Session``
+* **Sessions and the wire** are ``providers.xcp.wire``: a pool of ``XenAPI.Session``
   objects, no blind resends, XAPI codes mapped to our error tree. ``SESSION_INVALID`` is
   handled by the SDK (log in again, resend); we notice the new handle and count the login.
 * **Boot scripts** are put in ``xenstore_data`` as base64 chunks under
@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import XenAPI
 
-from providers.xcp_wire import (
+from providers.xcp.wire import (
     GIB,
     MIB,
     USER_DATA_KEY,

@@ -1,9 +1,9 @@
-"""providers.aws_common: the EC2 provider's tables and translations, kept apart from its API calls.
+"""providers.aws.common: the EC2 provider's tables and translations, kept apart from its API calls.
 
 What lives here is pure (no network): the built-in instance type table and the rule that
 picks the smallest type fitting a size, the mapping of botocore failures onto the error
 tree, the Provider spec (schema and typed settings), and the mapping of EC2 instances and
-images onto ``ObservedServer`` and ``Snapshot``. ``providers.aws`` holds the provider class
+images onto ``ObservedServer`` and ``Snapshot``. ``providers.aws.provider`` holds the provider class
 that talks to EC2.
 """
 
@@ -53,7 +53,7 @@ TAG_TEMPLATE_IMAGE = "reconciler:template-image"
 # every start (a quiesced backup restarts the server), so it is only the fallback.
 TAG_CREATED_AT = "reconciler:created-at"
 # On instances whose instance type changed to one of another vCPU count: which count held
-# from which hour (see ``providers.aws_metrics``), so CPU seconds stay right for past hours.
+# from which hour (see ``providers.aws.metrics``), so CPU seconds stay right for past hours.
 TAG_VCPUS = "reconciler:vcpus"
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")

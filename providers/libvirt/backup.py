@@ -1,4 +1,4 @@
-"""providers.libvirt_backup: image backups for the libvirt provider — standalone disk copies that
+"""providers.libvirt.backup: image backups for the libvirt provider — standalone disk copies that
 outlive their server, their records, and what a restore starts from.
 
 An image backup (``SnapshotRequest.method`` = ``image``) is two things libvirt keeps:
@@ -36,10 +36,10 @@ from typing import Any
 
 import libvirt
 
-from providers.libvirt_domain import Domain, Domains, State
-from providers.libvirt_storage import UNSUPPORTED, Storage
-from providers.libvirt_wire import SHUTOFF, Wire
-from providers.libvirt_xml import (
+from providers.libvirt.domain import Domain, Domains, State
+from providers.libvirt.storage import UNSUPPORTED, Storage
+from providers.libvirt.wire import SHUTOFF, Wire
+from providers.libvirt.xml import (
     GIB,
     BackupMarks,
     VolumeInfo,

@@ -1,6 +1,6 @@
-"""providers.libvirt_storage: the libvirt provider's volumes — image lookup, disks, seeds, removal.
+"""providers.libvirt.storage: the libvirt provider's volumes — image lookup, disks, seeds, removal.
 
-The provider's decisions about *when* a volume exists live in ``providers.libvirt``; this
+The provider's decisions about *when* a volume exists live in ``providers.libvirt.provider``; this
 module knows *how*: find a pool and check it is running, find the template's base image
 (``volume`` in the Provider's pool, or ``pool/volume``), make a server's disk as a qcow2
 copy-on-write overlay of it (or a full clone), copy volumes (image backups, restored disks:
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.libvirt_wire import Wire
-from providers.libvirt_xml import GIB, VolumeInfo, VolumeRef, volume_info, volume_xml
+from providers.libvirt.wire import Wire
+from providers.libvirt.xml import GIB, VolumeInfo, VolumeRef, volume_info, volume_xml
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError
 
 UNSUPPORTED = frozenset({"VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED"})

@@ -1,11 +1,11 @@
-"""providers.aws_memo: the local memo of EC2 counter sums, so a sample reads only the new hours.
+"""providers.aws.memo: the local memo of EC2 counter sums, so a sample reads only the new hours.
 
 One SQLite file per provider under the provider's state directory
-(``<provider name>.cloudwatch-memo.db``), in WAL mode with a busy timeout (as
-``providers.simcloud_admin`` opens its file), holds per instance the hour up to which its
-counters are summed and the sums. It is a cache of CloudWatch's sums of settled hours, not
-ledger state: nothing else reads it, and without it the sums are read from CloudWatch's
-history again (see ``providers.aws_metrics`` for what that means after 455 days).
+(``<provider name>.cloudwatch-memo.db``), in WAL mode with a busy timeout, holds per
+instance the hour up to which its counters are summed and the sums. It is a cache of
+CloudWatch's sums of settled hours, not ledger state: nothing else reads it, and without it
+the sums are read from CloudWatch's history again (see ``providers.aws.metrics`` for what
+that means after 455 days).
 
 * A row only moves forward: a write whose hour is behind the stored one is ignored, so
   two processes sharing the file never undo each other.
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from providers.aws_metrics import Memoized, Sums
+from providers.aws.metrics import Memoized, Sums
 from reconciler.core.errors import PermanentError, TransientError
 
 MEMO_SUFFIX = ".cloudwatch-memo.db"

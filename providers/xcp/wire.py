@@ -1,6 +1,6 @@
-"""providers.xcp_wire: the XAPI wire for the XCP provider — transport, sessions, errors, codecs.
+"""providers.xcp.wire: the XAPI wire for the XCP provider — transport, sessions, errors, codecs.
 
-Kept apart from ``providers.xcp`` (which holds the provider's decisions) because none of
+Kept apart from ``providers.xcp.provider`` (which holds the provider's decisions) because none of
 this knows about servers: it turns XAPI's XML-RPC conventions into Python values and our
 error tree.
 

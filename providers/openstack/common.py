@@ -1,4 +1,4 @@
-"""providers.openstack_common: how Nova's servers, flavors and images map onto our model (no I/O).
+"""providers.openstack.common: how Nova's servers, flavors and images map onto our model (no I/O).
 
 * **Ownership** is server metadata: the shared ``reconciler:*`` marks (owner, key, spec hash,
   cluster, member, generation, token) plus ``reconciler:image`` (the image as the template

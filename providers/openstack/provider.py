@@ -1,8 +1,8 @@
-"""providers.openstack: OpenStack Nova servers behind the provider contract, as ``type: openstack``.
+"""providers.openstack.provider: OpenStack Nova servers behind the provider contract, as ``type: openstack``.
 
 Design decisions, each forced by Nova:
 
-* **Ownership is server metadata** (``providers.openstack_common``); two server tags carrying
+* **Ownership is server metadata** (``providers.openstack.common``); two server tags carrying
   the owner and the token let Nova filter listings server-side. ``observe`` is one paginated
   ``GET /servers/detail?tags=…`` (1000 per page unless ``page_size`` says less), and every
   server's metadata is checked client-side, since the API cannot filter on metadata.
@@ -38,8 +38,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from providers.openstack_api import IMAGE_PROXY_MICROVERSION, SPEC_SCHEMA, NovaApi, OpenStackSettings
-from providers.openstack_common import (
+from providers.openstack.api import IMAGE_PROXY_MICROVERSION, SPEC_SCHEMA, NovaApi, OpenStackSettings
+from providers.openstack.common import (
     GONE,
     MARK_DISK,
     MARK_IMAGE,

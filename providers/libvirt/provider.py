@@ -1,9 +1,9 @@
-"""providers.libvirt: KVM/QEMU hosts through libvirt, registered as ``type: libvirt``.
+"""providers.libvirt.provider: KVM/QEMU hosts through libvirt, registered as ``type: libvirt``.
 
 Design decisions, each forced by libvirt:
 
 * **Ownership lives in the domain XML's ``<metadata>``** under our own namespace
-  (``providers.libvirt_xml``): owner, key, spec hash, generation, token, cluster, member,
+  (``providers.libvirt.xml``): owner, key, spec hash, generation, token, cluster, member,
   image, disk size, the volumes we made, ``created-at`` and user tags. Domains without it
   (the test driver's ``test``, anything made by hand) are read once and never touched.
 * **Create is define → volumes → start → ``created-at``**, resumable at every step. The
@@ -17,7 +17,7 @@ Design decisions, each forced by libvirt:
   (``image.libvirt`` = ``volume`` in the Provider's ``storage_pool``, or ``pool/volume``),
   or a full clone with ``disk_mode: clone`` for pools that cannot hold backing chains.
 * **Boot scripts** reach the guest through a cloud-init NoCloud seed (``cidata`` ISO,
-  ``providers.libvirt_seed``) uploaded into the pool and attached read-only — where the
+  ``providers.libvirt.seed``) uploaded into the pool and attached read-only — where the
   pool supports uploads. Where it does not (the test driver), the server is made without a
   seed and a warning says so. Anyone allowed to read the pool can read the seed.
 * **Observe** is one ``listAllDomains`` plus, per domain, its XML (our metadata, vCPUs,
@@ -36,7 +36,7 @@ Design decisions, each forced by libvirt:
   a new domain (libvirt has no call that copies a snapshot out of a disk), so
   ``create_from_snapshot`` refuses it. ``method: image`` is a standalone copy of the disk
   in the pool plus a never-started record domain carrying the backup's marks
-  (``providers.libvirt_backup``): it outlives the server and restores.
+  (``providers.libvirt.backup``): it outlives the server and restores.
 * **Restoring** (``create_from_snapshot``) is ``create`` with one difference: the disk is a
   full copy of the backup's image (marked ``restored-from``), not an overlay of the
   template's image — a copy, so pruning the backup later never touches the restored
@@ -53,12 +53,12 @@ from typing import Any, ClassVar
 
 import libvirt
 
-from providers.libvirt_backup import ImageBackups, is_image_backup
-from providers.libvirt_domain import Domain, Domains, State
-from providers.libvirt_seed import build_seed, seed_files
-from providers.libvirt_storage import Storage
-from providers.libvirt_wire import BLOCKED, PAUSED, RUNNING, SHUTOFF, Wire, status_of
-from providers.libvirt_xml import (
+from providers.libvirt.backup import ImageBackups, is_image_backup
+from providers.libvirt.domain import Domain, Domains, State
+from providers.libvirt.seed import build_seed, seed_files
+from providers.libvirt.storage import Storage
+from providers.libvirt.wire import BLOCKED, PAUSED, RUNNING, SHUTOFF, Wire, status_of
+from providers.libvirt.xml import (
     Interface,
     Marks,
     SnapshotInfo,
@@ -416,7 +416,7 @@ class LibvirtProvider(Provider):
 
     def snapshot(self, server: ObservedServer, request: SnapshotRequest) -> Snapshot:
         """``method: snapshot``: an internal snapshot (``snapshotCreateXML``) — disk and, while running,
-        memory, inside the qcow2. ``method: image``: a standalone copy (``providers.libvirt_backup``)."""
+        memory, inside the qcow2. ``method: image``: a standalone copy (``providers.libvirt.backup``)."""
         dom = self._owned(server.resource_id, server.owner, server.key)
         if request.method is BackupMethod.IMAGE:
             return self.backups.take(dom, request, self.domains.state(dom))

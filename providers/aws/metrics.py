@@ -1,10 +1,10 @@
-"""providers.aws_metrics: EC2 usage counters for measured billing, computed from CloudWatch.
+"""providers.aws.metrics: EC2 usage counters for measured billing, computed from CloudWatch.
 
 EC2 keeps no cumulative counters an API hands out; CloudWatch has the ``AWS/EC2`` metrics
-per instance. ``providers.aws`` asks ``GetMetricData`` for them (500 queries per call,
-paged by ``NextToken``) and keeps running sums in a local memo (``providers.aws_memo``);
+per instance. ``providers.aws.provider`` asks ``GetMetricData`` for them (500 queries per call,
+paged by ``NextToken``) and keeps running sums in a local memo (``providers.aws.memo``);
 this module holds the rest: which queries, over which hours, how the pages of answers
-(sent through a function ``providers.aws`` hands in) become the cumulative counters of a
+(sent through a function ``providers.aws.provider`` hands in) become the cumulative counters of a
 ``MetricSample``, and which sums go back to the memo.
 
 * A counter is the sum of hourly figures from the hour of the instance's creation to the

@@ -1,6 +1,6 @@
-"""providers.libvirt_wire: the libvirt connection for the libvirt provider — counted calls, errors.
+"""providers.libvirt.wire: the libvirt connection for the libvirt provider — counted calls, errors.
 
-Kept apart from ``providers.libvirt`` (which holds the provider's decisions) because none
+Kept apart from ``providers.libvirt.provider`` (which holds the provider's decisions) because none
 of this knows about servers:
 
 * ``Wire`` opens one connection lazily and shares it between threads (libvirt

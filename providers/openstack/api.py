@@ -1,6 +1,6 @@
-"""providers.openstack_api: the OpenStack provider's settings and its one door to the Nova API.
+"""providers.openstack.api: the OpenStack provider's settings and its one door to the Nova API.
 
-What lives here, apart from the provider class in ``providers.openstack``:
+What lives here, apart from the provider class in ``providers.openstack.provider``:
 
 * **Settings**: the Provider ``spec`` schema and its typed form. A cloud is named from the
   user's ``clouds.yaml`` (``cloud``, the OpenStack convention), or given as ``auth_url`` plus
@@ -12,7 +12,7 @@ What lives here, apart from the provider class in ``providers.openstack``:
   Token requests the session makes on its own are counted as ``identity.token``.
 * **Errors**: Nova's answers mapped onto the error tree. 5xx, 429, connection failures and
   409 (a task is running on the server) are ``TransientError``; the caller waits a 409 out
-  by polling ``task_state`` (see ``providers.openstack``). Quota (403), bad requests
+  by polling ``task_state`` (see ``providers.openstack.provider``). Quota (403), bad requests
   (unknown image or flavor: 400), policy refusals and unsupported microversions (406) are
   ``PermanentError`` carrying Nova's own message; 404 is ``NotFoundError``.
 * **Paging**: ``pages`` walks a listing ``limit`` at a time with ``marker`` (Nova caps a page

@@ -1,4 +1,4 @@
-"""providers.libvirt_xml: the XML the libvirt provider writes and reads — domains, volumes, snapshots.
+"""providers.libvirt.xml: the XML the libvirt provider writes and reads — domains, volumes, snapshots.
 
 Everything is built with ``xml.etree.ElementTree`` (never by string formatting, so a tag
 value or a name can never break out of its element), and every domain definition is

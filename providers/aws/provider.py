@@ -1,4 +1,4 @@
-"""providers.aws: Amazon EC2 (and EC2-compatible endpoints) behind the provider contract, as ``type: aws``.
+"""providers.aws.provider: Amazon EC2 (and EC2-compatible endpoints) as ``type: aws``.
 
 Design decisions this module embodies:
 
@@ -11,10 +11,10 @@ Design decisions this module embodies:
 * Creates are idempotent twice over: ``RunInstances`` gets the deterministic ``ClientToken``
   and, because not every EC2-compatible endpoint honours it, we first look for an instance
   already carrying the ``reconciler:token`` tag.
-* Every call goes through ``_call``, which counts it and turns botocore failures into the
-  error tree: throttling, 5xx and connection trouble are ``TransientError`` (botocore's
-  ``standard`` retry mode absorbs the short ones first), everything the cloud refuses is
-  ``PermanentError`` carrying the AWS code and message.
+* Every call goes through the provider's ``AwsApi`` (``providers.aws.api``), which counts
+  it and turns botocore failures into the error tree: throttling, 5xx and connection
+  trouble are ``TransientError`` (botocore's ``standard`` retry mode absorbs the short ones
+  first), everything the cloud refuses is ``PermanentError`` carrying the AWS code and message.
 * A create returns as soon as EC2 accepts the instance (``pending`` counts as running);
   an instance type change is stop → modify → start and only with ``allow_restart``; a
   delete waits (polling, bounded by ``wait_timeout``) until the instance is terminated.
@@ -30,28 +30,22 @@ Design decisions this module embodies:
   sampling off for an endpoint without CloudWatch. A type change that alters the vCPU count
   is recorded in a tag first, so past hours keep their own vCPU count.
 
-The pure parts — type table, error mapping, spec schema, instance/image mapping — live in
-``providers.aws_common``; the metric windows and sums in ``providers.aws_metrics``; the
-memo in ``providers.aws_memo``.
+This module holds the decisions. The botocore session, the clients, counted calls, pages
+and state polls are ``providers.aws.api``; the pure parts — type table, error mapping, spec
+schema, instance/image mapping — live in ``providers.aws.common``; the metric windows and
+sums in ``providers.aws.metrics``; the memo in ``providers.aws.memo``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-
-from providers.aws_common import (
+from providers.aws.api import AwsApi
+from providers.aws.common import (
     INSTANCE_TYPES,
-    LIVE_STATES,
     SPEC_SCHEMA,
     STATUS_BY_STATE,
     TAG_AUTO_NAME,
@@ -68,16 +62,14 @@ from providers.aws_common import (
     backing_snapshots,
     image_name,
     instance_type_for,
-    method_name,
     observed_from_instance,
     root_volume_gb,
     snapshot_from_image,
     tag_list,
     tags_of,
-    translate_error,
 )
-from providers.aws_memo import Memo, memo_path
-from providers.aws_metrics import Reading, VcpuHistory, settled_end, target_of
+from providers.aws.memo import Memo, memo_path
+from providers.aws.metrics import Reading, VcpuHistory, settled_end, target_of
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
@@ -101,10 +93,6 @@ from reconciler.core.model import (
 )
 from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, user_tags
 
-# botocore's service models (EC2's is several MB of JSON), read once per process and shared
-# by every provider's session; each session still resolves its own profile and credentials.
-_LOADER = botocore.loaders.create_loader()
-
 
 @register("aws")
 class AwsProvider(Provider):
@@ -119,102 +107,18 @@ class AwsProvider(Provider):
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
         super().__init__(config, context)
         self.settings = AwsSettings.from_spec(config.name, config.spec)
-        self._client: Any = None
-        self._cloudwatch: Any = None
-        self._session: botocore.session.Session | None = None
+        self.api = AwsApi(self.settings, max_parallel=config.max_parallel, count_call=self.count_call,
+                          clock=context.clock)
         self._memo: Memo | None = None
         self._lock = threading.Lock()
         self._vcpu_tags: dict[str, str] = {}  # instance id → its TAG_VCPUS ("" for none), as last seen
         self._root_devices: dict[str, str] = {}
         self._type_sizes: dict[str, tuple[int, int]] = dict(INSTANCE_TYPES)
 
-    # --- plumbing ------------------------------------------------------------------------
-    @property
-    def client(self) -> Any:
-        """The botocore EC2 client (created on first use; thread-safe once made)."""
-        with self._lock:
-            if self._client is None:
-                self._client = self._new_client("ec2", self.settings.endpoint_url)
-            return self._client
-
-    @property
-    def cloudwatch(self) -> Any:
-        """The botocore CloudWatch client (on ``cloudwatch_endpoint_url``, else the EC2 endpoint)."""
-        with self._lock:
-            if self._cloudwatch is None:
-                s = self.settings
-                self._cloudwatch = self._new_client("cloudwatch", s.cloudwatch_endpoint_url or s.endpoint_url)
-            return self._cloudwatch
-
-    def _new_client(self, service: str, endpoint_url: str | None) -> Any:
-        """A client of the provider's one botocore session (called under ``_lock``): the EC2 and
-        CloudWatch clients share the profile and the credentials it resolved first."""
-        s = self.settings
-        try:
-            if self._session is None:
-                self._session = botocore.session.Session(profile=s.profile)
-                self._session.register_component("data_loader", _LOADER)
-            return self._session.create_client(
-                service,
-                region_name=s.region,
-                endpoint_url=endpoint_url,
-                config=Config(
-                    retries={"mode": "standard", "total_max_attempts": s.max_attempts},
-                    max_pool_connections=max(10, self.config.max_parallel),
-                    user_agent_extra="gitops-reconciler",
-                ),
-            )
-        except BotoCoreError as exc:
-            raise translate_error(exc, "connect") from exc
-
-    def _call(self, operation: str, *, not_found: bool = False, **params: Any) -> Any:
-        """One counted API call; failures leave as TransientError / PermanentError."""
-        method = getattr(self.client, method_name(operation))
-        self.count_call(operation)
-        try:
-            return method(**params)
-        except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            raise translate_error(exc, operation, not_found=not_found) from exc
-
-    def _pages(self, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every page of a paginated call, each page counted as one call."""
-        pages = iter(self.client.get_paginator(method_name(operation)).paginate(**params))
-        while True:
-            try:
-                page = next(pages)
-            except StopIteration:
-                return
-            except (ClientError, BotoCoreError, ResponseParserError) as exc:
-                self.count_call(operation)
-                raise translate_error(exc, operation) from exc
-            self.count_call(operation)
-            yield page
-
-    def _instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        filters = [*filters, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
-        found: list[dict[str, Any]] = []
-        paging = {"PageSize": self.settings.page_size}
-        for page in self._pages("DescribeInstances", Filters=filters, PaginationConfig=paging):
-            for reservation in page.get("Reservations", ()):
-                instances = reservation.get("Instances", ())
-                found.extend(i for i in instances if i["State"]["Name"] in STATUS_BY_STATE)
-        return found
-
-    def _describe(self, instance_id: str) -> dict[str, Any] | None:
-        """One instance by id, or None when it is gone (unknown or terminated)."""
-        try:
-            reply = self._call("DescribeInstances", not_found=True, InstanceIds=[instance_id])
-        except NotFoundError:
-            return None
-        for reservation in reply.get("Reservations", ()):
-            for instance in reservation.get("Instances", ()):
-                if instance["State"]["Name"] != "terminated":
-                    return dict(instance)
-        return None
-
+    # --- reads the decisions share -------------------------------------------------------
     def _owned(self, server: ObservedServer) -> dict[str, Any]:
         """The live instance behind ``server``, refusing one that is gone or not ours."""
-        instance = self._describe(server.resource_id)
+        instance = self.api.describe(server.resource_id)
         if instance is None:
             raise NotFoundError(f"instance {server.resource_id} ({server.key}) is gone", code="Gone")
         owner = tags_of(instance).get(TAG_OWNER)
@@ -226,24 +130,6 @@ class AwsProvider(Provider):
             )
         return instance
 
-    def _wait(self, instance_id: str, states: tuple[str, ...], *, gone_ok: bool = False) -> dict[str, Any]:
-        """Poll until the instance reaches one of ``states`` (bounded by ``wait_timeout``)."""
-        deadline = self.context.clock.monotonic() + self.settings.wait_timeout
-        while True:
-            instance = self._describe(instance_id)
-            state = "terminated" if instance is None else instance["State"]["Name"]
-            if state in states or (instance is None and gone_ok):
-                return instance or {}
-            if instance is None:
-                raise NotFoundError(f"instance {instance_id} disappeared while waiting", code="Gone")
-            if self.context.clock.monotonic() >= deadline:
-                raise TransientError(
-                    f"instance {instance_id} still {state} after {self.settings.wait_timeout:g}s "
-                    f"(waiting for {'/'.join(states)})",
-                    code="WaitTimeout",
-                )
-            time.sleep(self.settings.poll_interval)
-
     def _sizes(self, instance_types: Iterable[str]) -> None:
         """Learn (vCPUs, MiB) of types missing from the table; one DescribeInstanceTypes per 100."""
         missing = sorted(set(instance_types) - set(self._type_sizes))
@@ -251,7 +137,7 @@ class AwsProvider(Provider):
             batch = missing[start:start + 100]
             self._type_sizes.update(dict.fromkeys(batch, (0, 0)))  # unknown unless the call says otherwise
             try:
-                reply = self._call("DescribeInstanceTypes", InstanceTypes=batch)
+                reply = self.api.call("DescribeInstanceTypes", InstanceTypes=batch)
             except PermanentError:
                 continue  # an endpoint without the call, or an unknown type: size stays unknown
             for info in reply.get("InstanceTypes", ()):
@@ -268,7 +154,7 @@ class AwsProvider(Provider):
     def _root_device(self, image: str) -> str:
         """The AMI's root device name (also proves the AMI exists); cached per image."""
         if image not in self._root_devices:
-            reply = self._call("DescribeImages", ImageIds=[image])
+            reply = self.api.call("DescribeImages", ImageIds=[image])
             images = reply.get("Images") or []
             if not images:
                 raise PermanentError(f"DescribeImages: no image {image}", code="InvalidAMIID.NotFound")
@@ -281,11 +167,11 @@ class AwsProvider(Provider):
         return instance_type_for(size, self.settings.instance_families)
 
     def observe(self, owner: str) -> list[ObservedServer]:
-        return self._all_observed(self._instances([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}]))
+        return self._all_observed(self.api.instances([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}]))
 
     def lookup(self, owner: str, token: str) -> ObservedServer | None:
         # The token (unique per owner, key, spec and generation) first: the most selective filter.
-        found = self._all_observed(self._instances([
+        found = self._all_observed(self.api.instances([
             {"Name": f"tag:{TAG_TOKEN}", "Values": [token]},
             {"Name": f"tag:{TAG_OWNER}", "Values": [owner]},
         ]))
@@ -321,7 +207,7 @@ class AwsProvider(Provider):
     def _backup_image(self, request: CreateRequest, snapshot: Snapshot) -> dict[str, Any]:
         """The backup AMI behind ``snapshot``, refusing one that is gone, not ours or not ready."""
         try:
-            reply = self._call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
+            reply = self.api.call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
         except NotFoundError:
             reply = {}
         images = [i for i in reply.get("Images") or () if i.get("State") != "deregistered"]
@@ -406,7 +292,7 @@ class AwsProvider(Provider):
             params["SecurityGroupIds"] = list(self.settings.security_group_ids)
         if self.settings.key_name:
             params["KeyName"] = self.settings.key_name
-        reply = self._call("RunInstances", **params)
+        reply = self.api.call("RunInstances", **params)
         instance = dict(reply["Instances"][0])
         if instance["State"]["Name"] not in STATUS_BY_STATE:
             raise PermanentError(
@@ -454,17 +340,17 @@ class AwsProvider(Provider):
         state = instance["State"]["Name"]
         was_running = state in ("pending", "running")
         if state == "pending":
-            self._wait(instance_id, ("running",))
+            self.api.wait(instance_id, ("running",))
         if state != "stopped":
-            self._call("StopInstances", not_found=True, InstanceIds=[instance_id])
-            self._wait(instance_id, ("stopped",))
+            self.api.call("StopInstances", not_found=True, InstanceIds=[instance_id])
+            self.api.wait(instance_id, ("stopped",))
         try:
-            self._call("ModifyInstanceAttribute", not_found=True, InstanceId=instance_id,
+            self.api.call("ModifyInstanceAttribute", not_found=True, InstanceId=instance_id,
                        InstanceType={"Value": instance_type})
         finally:
             if was_running:
-                self._call("StartInstances", not_found=True, InstanceIds=[instance_id])
-        return self._wait(instance_id, ("running",) if was_running else ("stopped",))
+                self.api.call("StartInstances", not_found=True, InstanceIds=[instance_id])
+        return self.api.wait(instance_id, ("running",) if was_running else ("stopped",))
 
     def _record_vcpus(self, instance: Mapping[str, Any], instance_type: str) -> None:
         """Append the new vCPU count to the instance's ``TAG_VCPUS`` when it changes (one CreateTags)."""
@@ -475,7 +361,7 @@ class AwsProvider(Provider):
         tags = tags_of(instance)
         history = VcpuHistory.parse(tags.get(TAG_VCPUS)) or VcpuHistory(before)
         value = history.changed(self.context.clock.now(), after).render()
-        self._call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list({TAG_VCPUS: value}))
+        self.api.call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list({TAG_VCPUS: value}))
         self._vcpu_tags[str(instance["InstanceId"])] = value
 
     def _retag(self, instance: Mapping[str, Any], request: UpdateRequest, name: str) -> dict[str, str]:
@@ -492,10 +378,10 @@ class AwsProvider(Provider):
             to_delete = [k for k in to_delete if k != "Name"]
             to_set.update({"Name": name, TAG_AUTO_NAME: "true"})
         if to_set:
-            self._call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list(to_set))
+            self.api.call("CreateTags", Resources=[instance["InstanceId"]], Tags=tag_list(to_set))
         if to_delete:
             keys = [{"Key": k} for k in sorted(to_delete)]
-            self._call("DeleteTags", Resources=[instance["InstanceId"]], Tags=keys)
+            self.api.call("DeleteTags", Resources=[instance["InstanceId"]], Tags=keys)
         tags.update(to_set)
         return {k: v for k, v in tags.items() if k not in to_delete}
 
@@ -506,10 +392,10 @@ class AwsProvider(Provider):
             return
         if instance["State"]["Name"] != "shutting-down":
             try:
-                self._call("TerminateInstances", not_found=True, InstanceIds=[server.resource_id])
+                self.api.call("TerminateInstances", not_found=True, InstanceIds=[server.resource_id])
             except NotFoundError:
                 return
-        self._wait(server.resource_id, ("terminated",), gone_ok=True)
+        self.api.wait(server.resource_id, ("terminated",), gone_ok=True)
 
     def start(self, server: ObservedServer) -> ObservedServer:
         return self._power(server, "StartInstances", "running")
@@ -520,8 +406,8 @@ class AwsProvider(Provider):
     def _power(self, server: ObservedServer, operation: str, state: str) -> ObservedServer:
         instance = self._owned(server)
         if instance["State"]["Name"] != state:
-            self._call(operation, not_found=True, InstanceIds=[server.resource_id])
-            instance = self._wait(server.resource_id, (state,))
+            self.api.call(operation, not_found=True, InstanceIds=[server.resource_id])
+            instance = self.api.wait(server.resource_id, (state,))
         observed = self._all_observed([instance])
         if not observed:
             raise NotFoundError(f"instance {server.resource_id} lost its ownership tags", code="Gone")
@@ -536,7 +422,7 @@ class AwsProvider(Provider):
         server's root disk size goes in ``TAG_DISK``: the least a restore may ask for.
         """
         name = image_name(request.name)
-        existing = self._images([
+        existing = self.api.images([
             {"Name": "name", "Values": [name]}, {"Name": f"tag:{TAG_OWNER}", "Values": [server.owner]}
         ])
         if existing:
@@ -552,31 +438,24 @@ class AwsProvider(Provider):
             tags[TAG_DISK] = str(server.size.disk_gb)
         if request.policy:
             tags[TAG_POLICY] = request.policy
-        reply = self._call(
+        reply = self.api.call(
             "CreateImage", InstanceId=server.resource_id, Name=name, NoReboot=True,
             Description=f"reconciler backup of {server.key}",
             TagSpecifications=[{"ResourceType": "image", "Tags": tag_list(tags)}],
         )
         image_id = str(reply["ImageId"])
-        images = self._call("DescribeImages", ImageIds=[image_id]).get("Images") or [
+        images = self.api.call("DescribeImages", ImageIds=[image_id]).get("Images") or [
             {"ImageId": image_id, "Name": name, "State": "pending", "Tags": tag_list(tags)}
         ]
         snapshot_ids = backing_snapshots(images[0])
         if snapshot_ids:  # best effort: a pending image may not name its snapshots yet
             snapshot_tags = {k: tags[k] for k in (TAG_OWNER, TAG_KEY, TAG_TAKEN_AT)}
             snapshot_tags[TAG_IMAGE_ID] = image_id
-            self._call("CreateTags", Resources=snapshot_ids, Tags=tag_list(snapshot_tags))
+            self.api.call("CreateTags", Resources=snapshot_ids, Tags=tag_list(snapshot_tags))
         return snapshot_from_image(self.name, images[0], self.context.clock.now())
 
-    def _images(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for page in self._pages("DescribeImages", Owners=["self"], Filters=filters,
-                                PaginationConfig={"PageSize": self.settings.page_size}):
-            found.extend(i for i in page.get("Images", ()) if i.get("State") != "deregistered")
-        return found
-
     def list_snapshots(self, owner: str) -> list[Snapshot]:
-        images = self._images([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}])
+        images = self.api.images([{"Name": f"tag:{TAG_OWNER}", "Values": [owner]}])
         now = self.context.clock.now()
         found = (snapshot_from_image(self.name, i, now) for i in images)
         return sorted(found, key=lambda s: (s.key, s.created_at, s.snapshot_id))
@@ -584,7 +463,7 @@ class AwsProvider(Provider):
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         """Deregister the AMI, then delete its EBS snapshots (also ones a crash left behind)."""
         try:
-            reply = self._call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
+            reply = self.api.call("DescribeImages", not_found=True, ImageIds=[snapshot.snapshot_id])
             images = reply.get("Images") or []
         except NotFoundError:
             images = []
@@ -596,19 +475,19 @@ class AwsProvider(Provider):
                     f"image {snapshot.snapshot_id} is owned by {owner or 'nobody'}, not {snapshot.owner}",
                     code="NotOwned",
                 )
-        leftovers = self._call("DescribeSnapshots", OwnerIds=["self"], Filters=[
+        leftovers = self.api.call("DescribeSnapshots", OwnerIds=["self"], Filters=[
             {"Name": f"tag:{TAG_IMAGE_ID}", "Values": [snapshot.snapshot_id]},
             {"Name": f"tag:{TAG_OWNER}", "Values": [snapshot.owner]},
         ])
         snapshot_ids.update(s["SnapshotId"] for s in leftovers.get("Snapshots", ()))
         if images:
             try:
-                self._call("DeregisterImage", not_found=True, ImageId=snapshot.snapshot_id)
+                self.api.call("DeregisterImage", not_found=True, ImageId=snapshot.snapshot_id)
             except NotFoundError:
                 pass
         for snapshot_id in sorted(snapshot_ids):
             try:
-                self._call("DeleteSnapshot", not_found=True, SnapshotId=snapshot_id)
+                self.api.call("DeleteSnapshot", not_found=True, SnapshotId=snapshot_id)
             except NotFoundError:
                 pass
 
@@ -619,7 +498,7 @@ class AwsProvider(Provider):
 
     def metrics(self, servers: list[ObservedServer]) -> list[MetricSample]:
         """Cumulative CPU seconds and network bytes per server from CloudWatch, up to the end of
-        the last settled hour (see ``providers.aws_metrics``). The memo holds each instance's sums
+        the last settled hour (see ``providers.aws.metrics``). The memo holds each instance's sums
         so far, so only the hours after them are read: about 3 calls per 500 servers."""
         if not servers or not self.settings.cloudwatch:
             return []
@@ -632,12 +511,12 @@ class AwsProvider(Provider):
         unseen = sorted(behind - set(self._vcpu_tags))
         for first in range(0, len(unseen), 200):  # servers observed by another provider object
             chunk = unseen[first:first + 200]
-            self._all_observed(self._instances([{"Name": "instance-id", "Values": chunk}]))
+            self._all_observed(self.api.instances([{"Name": "instance-id", "Values": chunk}]))
         found = (target_of(s, end, now, self._vcpu_tags.get(s.resource_id), known.get(s.resource_id))
                  for s in servers)
         reading = Reading([t for t in found if t is not None], end)
         try:
-            reading.read(lambda **params: self._cloudwatch_call("GetMetricData", **params))
+            reading.read(lambda **params: self.api.cloudwatch_call("GetMetricData", **params))
         finally:  # the sums of every server whose queries were all answered, even on a failure
             memo.write(reading.memo_rows(), seen=now)
         return reading.samples(self.name)
@@ -648,23 +527,8 @@ class AwsProvider(Provider):
                 self._memo = Memo(memo_path(self.context.state_dir, self.name))
             return self._memo
 
-    def _cloudwatch_call(self, operation: str, **params: Any) -> Any:
-        """One counted CloudWatch call; failures say how to turn sampling off where there is none."""
-        method = getattr(self.cloudwatch, method_name(operation))
-        self.count_call(operation)
-        try:
-            return method(**params)
-        except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            error = translate_error(exc, f"CloudWatch {operation}")
-            hint = ("; usage metrics for measured billing come from CloudWatch (set "
-                    "cloudwatch_endpoint_url, or cloudwatch: false where the endpoint has none)")
-            raise type(error)(f"{error}{hint}", code=error.code) from exc
-
     def close(self) -> None:
+        self.api.close()
         with self._lock:
-            for client in (self._client, self._cloudwatch):
-                if client is not None:
-                    client.close()
-            self._client = self._cloudwatch = None
             if self._memo is not None:
                 self._memo.close()

@@ -1,6 +1,6 @@
-"""providers.libvirt_domain: reading, defining and powering libvirt domains for the libvirt provider.
+"""providers.libvirt.domain: reading, defining and powering libvirt domains for the libvirt provider.
 
-The provider (``providers.libvirt``) decides what should happen to a server; this module
+The provider (``providers.libvirt.provider``) decides what should happen to a server; this module
 does the domain-level steps it is made of, each one libvirt call or a short, bounded
 sequence of them, all through the provider's ``Wire`` (counted, errors mapped):
 
@@ -26,8 +26,8 @@ from typing import Any
 
 import libvirt
 
-from providers.libvirt_wire import BLOCKED, CRASHED, PAUSED, PMSUSPENDED, RUNNING, SHUTDOWN, SHUTOFF, Wire
-from providers.libvirt_xml import NS, PREFIX, BackupMarks, Marks, mirror_state
+from providers.libvirt.wire import BLOCKED, CRASHED, PAUSED, PMSUSPENDED, RUNNING, SHUTDOWN, SHUTOFF, Wire
+from providers.libvirt.xml import NS, PREFIX, BackupMarks, Marks, mirror_state
 from reconciler.core.errors import PermanentError, ProviderError, TransientError
 
 NOT_RUNNING = "VIR_ERR_OPERATION_INVALID"  # "domain is not running" / "is already running"

@@ -1,15 +1,17 @@
-"""providers.simcloud: the built-in simulated cloud — a real provider whose "cloud" is a SQLite file.
+"""providers.simcloud.provider: the built-in simulated cloud — a real provider whose "cloud" is a SQLite file.
 
 It stands behind exactly the contract the cloud providers do, so the engine, the
 examples, the crash-safety tests and the benchmarks run against it unchanged:
 
-* state lives in ``<state dir>/simcloud.db`` (``spec.state_file`` to change), shared by
+* state lives in ``<state dir>/simcloud.db`` (``providers.simcloud.storage``;
+  ``spec.state_file`` names another file in the state directory, never a path), shared by
   every process; one file may host several ``Provider`` documents, each seeing only its
   own servers;
 * listing pages ``page_size`` rows per API call (one keyset-paginated SELECT per page);
 * creation is idempotent by token; a server carries our ownership marks in its tags;
 * faults on demand: ``latency_ms`` and a seeded ``error_rate`` in the spec, a ``faults``
-  table that admin commands fill (see ``providers.simcloud_admin``), and
+  table that admin functions fill (``providers.simcloud.admin``, whose operations behind
+  ``reconciler simcloud`` the class offers as its ``fault_injector``), and
   ``RECONCILER_SIMCLOUD_KILL_AFTER=N``, which SIGKILLs the process right after its N-th
   successful mutating call is committed — the crash-safety test's scalpel.
 """
@@ -24,21 +26,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from providers.simcloud_admin import (
+from providers.simcloud.admin import SimcloudFaults
+from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
+    LEDGER_HINT,
+    LEDGER_PATTERN,
     OBSERVE_COLUMNS,
     SERVER_COLUMNS,
     SOURCE_SIZE_TAG,
+    STATE_FILE_HINT,
+    STATE_FILE_MAX,
+    STATE_FILE_PATTERN,
     ServerRow,
-    admin_create,
-    admin_delete,
-    admin_edit,
-    admin_fail,
-    admin_inject_faults,
-    admin_list,
-    admin_stop,
     connect,
     db_path,
     insert_servers,
@@ -46,6 +47,7 @@ from providers.simcloud_admin import (
     restore_server,
     set_status,
     settle,
+    state_file_problem,
     take_fault,
     transaction,
     unit_fraction,
@@ -71,19 +73,9 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, register
+from reconciler.core.provider import FaultInjector, Provider, ProviderContext, register
 
-__all__ = [
-    "KILL_AFTER_ENV",
-    "SimCloud",
-    "admin_create",
-    "admin_delete",
-    "admin_edit",
-    "admin_fail",
-    "admin_inject_faults",
-    "admin_list",
-    "admin_stop",
-]
+__all__ = ["KILL_AFTER_ENV", "SimCloud"]
 
 KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 T = TypeVar("T")
@@ -184,12 +176,17 @@ class SimCloud(Provider):
             },
             "state_file": {
                 "type": "string",
-                "minLength": 1,
+                "pattern": STATE_FILE_PATTERN,
+                "patternErrorMessage": STATE_FILE_HINT,
+                "maxLength": STATE_FILE_MAX,
+                "not": {"type": "string", "pattern": LEDGER_PATTERN},
+                "errorMessage": LEDGER_HINT,
                 "default": DEFAULT_STATE_FILE,
-                "description": "SQLite file, relative to the state directory",
+                "description": "SQLite file name in the state directory (a plain name, not state.db)",
             },
         },
     }
+    fault_injector: ClassVar[FaultInjector | None] = SimcloudFaults()
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
         super().__init__(config, context)
@@ -205,8 +202,11 @@ class SimCloud(Provider):
         capacity = spec.get("capacity")
         self.capacity = None if capacity is None else int(_spec_number(spec, "capacity", 0, integer=True))
         state_file = spec.get("state_file", DEFAULT_STATE_FILE)
-        if not isinstance(state_file, str) or not state_file:
-            raise UserError(f"simcloud spec.state_file must be a file name, not {state_file!r}")
+        # What the schema refuses at validate, refused again for a config that never met the
+        # schema (one read back from a plan file, or built in code).
+        problem = state_file_problem(state_file)
+        if problem is not None:
+            raise UserError(f"simcloud provider {config.name}: spec.state_file {state_file!r} {problem}")
         if self.page_size < 1 or self.latency < 0 or not 0 <= self.error_rate <= 1:
             raise UserError(
                 f"simcloud provider {config.name}: page_size must be ≥ 1, latency_ms ≥ 0 "

@@ -1,4 +1,4 @@
-"""providers.libvirt_seed: the cloud-init NoCloud seed, as an ISO 9660 image built in memory.
+"""providers.libvirt.seed: the cloud-init NoCloud seed, as an ISO 9660 image built in memory.
 
 cloud-init's NoCloud datasource reads ``user-data`` and ``meta-data`` from a filesystem
 labelled ``cidata``. The libvirt provider attaches such an image as a read-only CD-ROM; it

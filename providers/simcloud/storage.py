@@ -1,19 +1,25 @@
-"""providers.simcloud_admin: simcloud's SQLite storage and the admin side of ``reconciler simcloud``.
+"""providers.simcloud.storage: simcloud's world — one SQLite file in the state directory.
 
-The simulated cloud keeps its whole world in one SQLite file under the state directory,
-so separate ``reconciler`` processes (and the admin commands here) see the same servers.
-The file runs in WAL mode with a busy timeout; every API call is one short transaction.
+The simulated cloud keeps its whole world in one SQLite file in the state directory, so
+separate ``reconciler`` processes (and the admin functions in ``providers.simcloud.admin``)
+see the same servers. The file runs in WAL mode with a busy timeout; every API call is one
+short transaction. Its name (``spec.state_file``) is a plain ``.db`` file name in that
+directory and never the ledger's (``state.db``): ``db_path`` refuses anything else, whoever
+asks (``SimCloud``, an admin function, a config read back from a plan file), and the
+provider's spec schema says the same at ``validate``. A symbolic link the operator puts
+there is followed, which is how reconcilers with state directories of their own can share
+one world.
 
-The admin functions play "the world behind our back": they fail, stop, edit or delete a
-server directly in the file, without counting API calls or honouring injected faults, so
-that tests and demos can create drift and failures for the reconciler to heal. They name
-servers by key (``shop/web/0``); when several generations share a key, the newest wins.
+Besides the file (schema, connections, transactions, never-reused ids), this module holds
+the rows every side reads and writes: server rows and their inserts (creates and restores),
+status changes, the injected faults the provider's calls consume, and the synthetic usage
+counters (deterministic per server key) behind ``metrics``.
 """
-
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.clock import Clock, isoformat
+from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
 from reconciler.core.model import (
     TAG_GENERATION,
@@ -32,17 +38,54 @@ from reconciler.core.model import (
     TAG_TOKEN,
     CreateRequest,
     ServerStatus,
-    Size,
 )
 from reconciler.core.provider import ownership_tags, user_tags
 
-DEFAULT_STATE_FILE = "simcloud.db"
 SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server
 RESTORED_FROM_TAG = "reconciler:restored-from"  # on a server: the snapshot it was restored from
-FAULT_KINDS = ("transient", "permanent")
 BUSY_TIMEOUT_MS = 30_000
-HANDMADE_SIZE = Size(cpus=1, memory_mb=1024, disk_gb=10)
 
+# --- the state file's name ---------------------------------------------------------------
+DEFAULT_STATE_FILE = "simcloud.db"
+# The ledger's file in the same state directory (``reconciler.store.DEFAULT_FILE``; the
+# provider may not import the store, and a test keeps the two equal).
+LEDGER_FILE = "state.db"
+# A plain file name: ASCII letters, digits, '.', '_' and '-', not starting with '.' (no
+# hidden file, no '.' or '..'), no separator, ending in .db. Written so that JSON Schema
+# (ECMA 262) and Python read it alike: Python's '$' also matches before a final newline,
+# which '(?!\n)' refuses.
+STATE_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.db(?!\n)$"
+STATE_FILE_MAX = 255  # the longest file name common filesystems take
+STATE_FILE_HINT = (
+    "is not a plain file name in the state directory; write a name like simcloud.db "
+    "(letters, digits, '.', '_' and '-', not starting with '.', ending in .db)"
+)
+LEDGER_HINT = "is the reconciler's own ledger file; choose another name, like simcloud.db"
+
+
+def _ledger_pattern() -> str:
+    """The ledger's name with its stem in any letter case (a case-insensitive filesystem sees
+    one file), the suffix as STATE_FILE_PATTERN has it; ECMA 262 has no inline ``(?i)``."""
+    stem = LEDGER_FILE.removesuffix(".db")
+    any_case = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in stem)
+    return f"^{any_case}\\.db$"
+
+
+LEDGER_PATTERN = _ledger_pattern()
+
+
+def state_file_problem(state_file: object) -> str | None:
+    """What is wrong with ``state_file`` as the name of simcloud's file (the schema's wording), or None."""
+    if not isinstance(state_file, str) or re.fullmatch(STATE_FILE_PATTERN, state_file) is None:
+        return STATE_FILE_HINT
+    if len(state_file) > STATE_FILE_MAX:
+        return f"is longer than {STATE_FILE_MAX} characters; shorten it"
+    if state_file.lower() == LEDGER_FILE:  # the same file where names ignore case
+        return LEDGER_HINT
+    return None
+
+
+# --- the file's tables -------------------------------------------------------------------
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('server', 0), ('snapshot', 0);
@@ -146,7 +189,13 @@ class ServerRow:
 
 # --- connections and transactions -------------------------------------------------------
 def db_path(state_dir: Path, state_file: str = DEFAULT_STATE_FILE) -> Path:
-    """Where simcloud keeps its world: ``state_file`` relative to the state directory."""
+    """Where simcloud keeps its world: the file ``state_file`` in the state directory.
+
+    Anything but a plain ``.db`` file name other than the ledger's is a ``UserError``.
+    """
+    problem = state_file_problem(state_file)
+    if problem is not None:
+        raise UserError(f"simcloud spec.state_file {state_file!r} {problem}")
     return state_dir / state_file
 
 
@@ -319,188 +368,7 @@ def set_status(conn: sqlite3.Connection, row: ServerRow, status: ServerStatus, n
     )
 
 
-# --- admin operations -------------------------------------------------------------------
-def _open_existing(state_dir: Path, state_file: str) -> sqlite3.Connection | None:
-    path = db_path(state_dir, state_file)
-    return connect(path) if path.exists() else None
-
-
-def _unknown_key(key: str) -> UserError:
-    return UserError(f"no simcloud server has key {key}; see `reconciler simcloud list`")
-
-
-def _row_dict(row: ServerRow) -> dict[str, Any]:
-    tags = row.tag_map()
-    return {
-        "key": tags.get(TAG_KEY, ""),
-        "name": row.name,
-        "provider": row.provider,
-        "status": row.status,
-        "cpus": row.cpus,
-        "memory_mb": row.memory_mb,
-        "disk_gb": row.disk_gb,
-        "flavor": row.flavor,
-        "image": row.image,
-        "resource_id": row.resource_id,
-        "created_at": row.created_at,
-    }
-
-
-def admin_list(state_dir: Path, *, state_file: str = DEFAULT_STATE_FILE) -> list[dict[str, Any]]:
-    """Every server in the simulated cloud (all providers, owned or not), sorted by provider and key."""
-    conn = _open_existing(state_dir, state_file)
-    if conn is None:
-        return []
-    try:
-        rows = conn.execute(
-            f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY provider, key, generation, seq"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [_row_dict(ServerRow.of(r)) for r in rows]
-
-
-def admin_create(
-    state_dir: Path,
-    *,
-    provider: str,
-    name: str,
-    image: str = "handmade",
-    size: Size = HANDMADE_SIZE,
-    tags: dict[str, str] | None = None,
-    state_file: str = DEFAULT_STATE_FILE,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Create a server by hand, as someone clicking in the console would: no ownership marks
-    unless ``tags`` carries some. Returns it."""
-    now = (clock or Clock.from_env()).now()
-    request = CreateRequest(
-        owner="", key="", name=name, token="", generation=0, spec_hash="", image=image, size=size, flavor=None
-    )
-    conn = connect(db_path(state_dir, state_file))
-    try:
-        with transaction(conn, write=True):
-            seq = insert_servers(conn, provider, [request], now, tags=dict(tags or {}))
-            return _reread(conn, seq)
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _server_by_key(
-    state_dir: Path, key: str, state_file: str
-) -> Iterator[tuple[sqlite3.Connection, ServerRow]]:
-    """The newest generation of ``key``, inside a write transaction."""
-    conn = _open_existing(state_dir, state_file)
-    if conn is None:
-        raise _unknown_key(key)
-    try:
-        with transaction(conn, write=True):
-            found = conn.execute(
-                f"SELECT {SERVER_COLUMNS} FROM servers WHERE key = ? "
-                "ORDER BY generation DESC, seq DESC LIMIT 1",
-                (key,),
-            ).fetchone()
-            if found is None:
-                raise _unknown_key(key)
-            yield conn, ServerRow.of(found)
-    finally:
-        conn.close()
-
-
-def _reread(conn: sqlite3.Connection, seq: int) -> dict[str, Any]:
-    row = conn.execute(f"SELECT {SERVER_COLUMNS} FROM servers WHERE seq = ?", (seq,)).fetchone()
-    return _row_dict(ServerRow.of(row))
-
-
-def admin_fail(
-    state_dir: Path, key: str, *, state_file: str = DEFAULT_STATE_FILE, clock: Clock | None = None
-) -> dict[str, Any]:
-    """Put the server with ``key`` into ``error`` status (a crashed machine); returns it."""
-    now = (clock or Clock.from_env()).now()
-    with _server_by_key(state_dir, key, state_file) as (conn, row):
-        set_status(conn, row, ServerStatus.ERROR, now)
-        return _reread(conn, row.seq)
-
-
-def admin_stop(
-    state_dir: Path, key: str, *, state_file: str = DEFAULT_STATE_FILE, clock: Clock | None = None
-) -> dict[str, Any]:
-    """Stop the server with ``key`` behind the reconciler's back; returns it."""
-    now = (clock or Clock.from_env()).now()
-    with _server_by_key(state_dir, key, state_file) as (conn, row):
-        set_status(conn, row, ServerStatus.STOPPED, now)
-        return _reread(conn, row.seq)
-
-
-def admin_delete(state_dir: Path, key: str, *, state_file: str = DEFAULT_STATE_FILE) -> dict[str, Any]:
-    """Make the server with ``key`` vanish behind the reconciler's back; returns what it was."""
-    with _server_by_key(state_dir, key, state_file) as (conn, row):
-        conn.execute("DELETE FROM servers WHERE seq = ?", (row.seq,))
-        return _row_dict(row)
-
-
-def admin_edit(
-    state_dir: Path,
-    key: str,
-    *,
-    cpus: int | None = None,
-    memory_mb: int | None = None,
-    state_file: str = DEFAULT_STATE_FILE,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Change a server's size behind the reconciler's back (drift); returns it."""
-    for label, value in (("cpus", cpus), ("memory_mb", memory_mb)):
-        if value is not None and value < 1:
-            raise UserError(f"simcloud edit: {label} must be at least 1, not {value}")
-    now = (clock or Clock.from_env()).now()
-    with _server_by_key(state_dir, key, state_file) as (conn, row):
-        settled_at, run, cpu = settle(row, now)
-        conn.execute(
-            "UPDATE servers SET cpus = ?, memory_mb = ?, settled_at = ?, run_seconds = ?, cpu_seconds = ? "
-            "WHERE seq = ?",
-            (
-                row.cpus if cpus is None else cpus,
-                row.memory_mb if memory_mb is None else memory_mb,
-                settled_at,
-                run,
-                cpu,
-                row.seq,
-            ),
-        )
-        return _reread(conn, row.seq)
-
-
-def admin_inject_faults(
-    state_dir: Path,
-    *,
-    provider: str = "*",
-    operation: str = "*",
-    kind: str,
-    count: int,
-    state_file: str = DEFAULT_STATE_FILE,
-) -> None:
-    """Make the next ``count`` matching API calls fail with a transient or permanent error.
-
-    ``provider`` is a Provider document name and ``operation`` an API operation
-    (``create_server``, ``list_servers``…) or provider method (``create``, ``observe``…);
-    ``*`` matches any. Faults are shared by every process using the same state file.
-    """
-    if kind not in FAULT_KINDS:
-        raise UserError(f"simcloud fault kind must be one of {', '.join(FAULT_KINDS)}, not {kind!r}")
-    if count < 1:
-        raise UserError(f"simcloud fault count must be at least 1, not {count}")
-    conn = connect(db_path(state_dir, state_file))
-    try:
-        with transaction(conn, write=True):
-            conn.execute(
-                "INSERT INTO faults (provider, operation, kind, remaining) VALUES (?, ?, ?, ?)",
-                (provider, operation, kind, count),
-            )
-    finally:
-        conn.close()
-
-
+# --- faults -----------------------------------------------------------------------------
 def take_fault(conn: sqlite3.Connection, provider: str, names: tuple[str, ...]) -> str | None:
     """Consume one injected fault matching this call, returning its kind, or None.
 
