@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from reconciler.cli import render
 from reconciler.cli.common import (
@@ -24,7 +25,8 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
-from reconciler.core.errors import UserError
+from reconciler.config.yamlsafe import Unreadable, read_bytes
+from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.provider import provider_class
@@ -178,16 +180,33 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     ws = workspace(args)
     try:
         if args.plan_file is not None:
-            try:
-                text = args.plan_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UserError(f"cannot read plan {args.plan_file}: {exc.strerror}") from None
-            plan = load_signed_plan(text, plan_key(ws.state_dir), source=str(args.plan_file))
+            plan = load_signed_plan(
+                _read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
+            )
             args.yes = True  # a saved plan was reviewed already
             return _execute(args, ws, plan, "apply")
         return _execute(args, ws, _plan(args, ws), "apply")
     finally:
         ws.close()
+
+
+PLAN_FILE_BYTES = 256 * 1024 * 1024  # a plan of 10,000 servers is a few tens of MB
+
+
+def _read_plan_file(path: Path) -> str:
+    """A saved plan's text: a regular file (a FIFO is refused, never waited on), bounded, UTF-8."""
+    try:
+        raw = read_bytes(
+            path,
+            PLAN_FILE_BYTES,
+            too_large="is larger than 256 MiB, more than any plan this reconciler writes; give the plan file",
+            fix="give the plan file that plan --format json --out wrote",
+        )
+        return raw.decode("utf-8")
+    except Unreadable as exc:
+        raise UserError(Diagnostic(str(path), None, str(exc))) from None
+    except UnicodeDecodeError:
+        raise UserError(Diagnostic(str(path), None, "is not UTF-8 text, so not a plan file")) from None
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -226,6 +245,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             if store is None:
                 print("audit ledger is empty: nothing to verify")
                 return EXIT_OK
+            store.check_integrity()  # a damaged page or index: UserError, exit 1
             return _verify_audit(store, ws)
         entries = list(store.audit_log(deployment=args.deployment)) if store is not None else []
         if args.format == "json":

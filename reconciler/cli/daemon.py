@@ -11,6 +11,7 @@ into a temporary folder.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ import structlog
 from reconciler.cli import logs
 from reconciler.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, workspace, write_out
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.limits import MAX_INTERVAL_SECONDS
 from reconciler.core.model import DesiredState
 
 log = structlog.get_logger("reconciler.daemon")
@@ -40,8 +42,12 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    if value > MAX_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {MAX_INTERVAL_SECONDS} seconds (a day)")
     return value
 
 

@@ -1,30 +1,34 @@
 """config.documents: turn schema-valid documents into typed specs, checking what a schema cannot.
 
 One builder per kind. Each gets a document that already passed its JSON Schema and returns
-a typed spec plus the diagnostics of checks that need only that document: cron syntax,
-retention that keeps nothing, an input default of the wrong type, scripts that use an
-undeclared input or insert a value where quoting cannot protect it, provider-type-specific
-settings (validated against ``reconciler.core.provider.provider_class(type).spec_schema``)…
+a typed spec plus the diagnostics of checks that need only that document: cron syntax and
+a schedule that never fires, money with more digits than exact decimals keep, a webhook URL
+with no host or an impossible port, retention that keeps nothing, an input default of the
+wrong type, scripts that use an undeclared input or insert a value where quoting cannot
+protect it, provider-type-specific settings (validated against
+``reconciler.core.provider.provider_class(type).spec_schema``)…
 References to other documents stay names (``Ref``) here; ``resolve`` checks them.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import posixpath
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
-from reconciler.config.schema import describe, dotted, suggest, validate
+from reconciler.config.schema import describe, suggest, validate
 from reconciler.config.scripts import check_script
-from reconciler.config.yamlsafe import Document, YamlPath
+from reconciler.config.yamlsafe import Document, YamlPath, dotted
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import format_member
+from reconciler.core.limits import CRON_HORIZON_YEARS, MONEY_DIGITS, MONEY_PLACES, money_problem
 from reconciler.core.model import (
     AlertEvent,
     AlertSink,
@@ -450,6 +454,15 @@ def build_backup_policy(doc: Document) -> tuple[BackupPolicy | None, Problems]:
                 "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *' for 02:00 daily",
             )
         )
+    elif not schedule_fires(schedule):
+        problems.append(
+            Diagnostic(
+                doc.file,
+                doc.line_of(("spec", "schedule")),
+                f"schedule {schedule!r} never fires (no date matches it, such as 30 February or "
+                "31 April); fix the day of the month or the month",
+            )
+        )
     raw = spec["retention"]
     retention = Retention(
         int(raw.get("keep_last", 0)),
@@ -479,18 +492,38 @@ def build_backup_policy(doc: Document) -> tuple[BackupPolicy | None, Problems]:
     ), []
 
 
+# Gregorian dates repeat every 400 years, and a five-field schedule that fires at all fires
+# again within 40 years (29 February on a given weekday is the rarest), so searching
+# CRON_HORIZON_YEARS (50) ahead of a fixed instant decides "ever", in milliseconds — and the
+# scheduler, whose croniter searches as far, then always finds the next and previous tick.
+_CRON_SEARCH_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def schedule_fires(schedule: str) -> bool:
+    """Whether a valid cron expression matches any instant at all (``0 2 30 2 *`` never does)."""
+    try:
+        croniter(schedule, _CRON_SEARCH_FROM, max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
+
+
 # --- PriceList --------------------------------------------------------------------------------
 def _rate(doc: Document, path: YamlPath, raw: Any, problems: Problems) -> Decimal:
-    if isinstance(raw, float) and not math.isfinite(raw):
+    """A schema-valid rate or amount as an exact decimal, within ``limits.money_problem``'s bounds."""
+    amount = Decimal(str(raw))  # via str(): 0.1 stays exactly 0.1, never binary float arithmetic
+    problem = money_problem(amount)
+    if problem is not None:
         problems.append(
             Diagnostic(
                 doc.file,
                 doc.line_of(path),
-                f"{dotted(path)} must be a finite rate, got {raw}; write a number such as 0.05",
+                f"{dotted(path)} {raw} {problem}; write a decimal of at most {MONEY_DIGITS} digits before "
+                f"the point and {MONEY_PLACES} after, such as '0.0416'",
             )
         )
         return Decimal(0)
-    return Decimal(str(raw))  # via str(): 0.1 stays exactly 0.1, never binary float arithmetic
+    return amount
 
 
 def build_price_list(doc: Document) -> tuple[PriceList | None, Problems]:
@@ -554,6 +587,20 @@ def _secret_or_text(doc: Document, raw: Any, path: YamlPath) -> str | SecretRef:
     return value
 
 
+def _url_problem(url: str) -> str | None:
+    """What stops a schema-valid http(s) URL from being posted to (no host, a port beyond 65535)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError when not a number from 0 to 65535
+    except ValueError:
+        return f"{url!r} has a port that is not a number from 1 to 65535; fix the port"
+    if not parts.hostname:
+        return f"{url!r} names no host; write it like https://hooks.example.com/reconciler"
+    if port == 0:
+        return f"{url!r} has port 0; give the port the hook listens on, from 1 to 65535"
+    return None
+
+
 def build_alert_sink(doc: Document) -> tuple[AlertSink | None, Problems]:
     name, spec = doc.data["metadata"]["name"], doc.data["spec"]
     kind = AlertSinkType(spec["type"])
@@ -566,6 +613,11 @@ def build_alert_sink(doc: Document) -> tuple[AlertSink | None, Problems]:
                 "a webhook AlertSink needs spec.url; add the URL that alerts are POSTed to",
             )
         )
+    url = spec.get("url")
+    if isinstance(url, str):
+        problem = _url_problem(url)
+        if problem is not None:
+            problems.append(Diagnostic(doc.file, doc.line_of(("spec", "url")), f"spec.url {problem}"))
     if kind is AlertSinkType.LOG:
         for field_name in ("url", "headers", "timeout_seconds", "retries"):
             if field_name in spec:

@@ -5,12 +5,18 @@ diagnostic before giving up, so one run shows all that is wrong: syntax errors i
 do not hide schema errors in another. Files are read in sorted order of their path below
 the folder (hidden files and folders skipped), and every diagnostic names the file the way
 the user named the folder (``examples/clusters`` → ``examples/clusters/shop.yaml:7``).
+
+Only regular files are read. A ``*.yaml`` entry that is a FIFO, socket or device, or a
+symbolic link leading outside the folder, to such a file, or nowhere, is an error (never a
+hang, never silently skipped); a link to a regular file inside the folder is followed.
+Linked folders are not descended into. A folder that cannot be listed is an error too.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +34,14 @@ from reconciler.config.documents import (
 )
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
 from reconciler.config.schema import check_envelope, kind_schema, validate
-from reconciler.config.yamlsafe import Document, read_file
+from reconciler.config.yamlsafe import Document, control_character, file_kind, read_file
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import ServerKey, cluster_of, parse_member
 from reconciler.core.model import DesiredState, ResolvedInput
 
 _DEPLOYMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _YAML_SUFFIXES = (".yaml", ".yml")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -44,32 +51,121 @@ class _Loaded:
     members: tuple[str, ...]  # every cluster/member declared by a valid Cluster
 
 
-def _files(path: Path) -> list[tuple[Path, str, str]]:
-    """(real path, path as shown, path relative to the folder) of every YAML file to read."""
-    if not path.exists():
+def _files(path: Path) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
+    """(real path, path as shown, path relative to the folder) of every YAML file to read, and
+    the diagnostics of entries that are not read (see ``_entry_problem``)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise UserError(
+            Diagnostic(
+                str(path), None, f"cannot be read ({exc.strerror}); check that it exists and is readable"
+            )
+        ) from None
+    if info is None:
         raise UserError(
             Diagnostic(
                 str(path), None, "does not exist; give the folder (or file) that holds the desired-state YAML"
             )
         )
-    if path.is_file():
-        return [(path, str(path), path.name)]
+    if stat.S_ISREG(info.st_mode):
+        return [(path, str(path), path.name)], []
+    if not stat.S_ISDIR(info.st_mode):
+        raise UserError(
+            Diagnostic(
+                str(path),
+                None,
+                f"is {file_kind(info.st_mode)}, not a file or folder; give the folder (or file) that holds "
+                "the desired-state YAML",
+            )
+        )
+    root = os.path.realpath(path)
     found: list[tuple[Path, str, str]] = []
-    for folder, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    problems: list[Diagnostic] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(path).as_posix() if exc.filename else "."
+        problems.append(
+            Diagnostic(
+                _printable(str(path / where)),
+                None,
+                f"cannot list this folder ({exc.strerror}); make it readable or remove it",
+            )
+        )
+
+    for folder, dirs, names in os.walk(path, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # linked folders are not descended
         for name in names:
             if name.endswith(_YAML_SUFFIXES) and not name.startswith("."):
                 full = Path(folder) / name
                 rel = full.relative_to(path).as_posix()
+                problem = _entry_problem(full, rel, root)
+                if problem is not None:
+                    problems.append(Diagnostic(_printable(str(path / rel)), None, problem))
+                    continue
                 found.append((full, str(path / rel), rel))
     found.sort(key=lambda item: item[2])
-    if not found:
+    if not found and not problems:
         raise UserError(
             Diagnostic(
                 str(path), None, "holds no .yaml or .yml files; point at the folder with your desired state"
             )
         )
-    return found
+    return found, problems
+
+
+def _printable(text: str) -> str:
+    """A file name with its control characters escaped (``bad\\x1b.yaml``), safe to print."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _entry_problem(full: Path, rel: str, root: str) -> str | None:
+    """Why a ``*.yaml`` entry of the folder is not read, or None when it is a file to read.
+
+    Only regular files are read. A symbolic link is followed when it leads to a regular file
+    inside the folder (the folder as resolved); one that leads outside, to a FIFO, socket,
+    device or folder, or nowhere (dangling, or a loop) is an error, never silently skipped.
+    ``yamlsafe.read_file`` checks the opened file again, so a swap after this check is caught.
+    """
+    control = _CONTROL.search(rel)
+    if control is not None:
+        return (
+            f"the file name contains the control character {control_character(control.group())}; "
+            "rename the file"
+        )
+    try:
+        own = os.lstat(full)
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror}); check that it exists and is readable"
+    if stat.S_ISREG(own.st_mode):
+        return None
+    if not stat.S_ISLNK(own.st_mode):
+        return (
+            f"is {file_kind(own.st_mode)}, not a regular file; only regular files are read: remove it, "
+            "or rename it so that it does not end in .yaml or .yml"
+        )
+    try:
+        target = os.stat(full)
+    except OSError:
+        return (
+            "is a symbolic link that leads nowhere (its target does not exist, or the links form a "
+            "loop); fix or remove the link"
+        )
+    real = os.path.realpath(full)
+    if os.path.commonpath([root, real]) != root:
+        return (
+            "is a symbolic link to a file outside the folder; links are followed only to files inside "
+            "the folder: copy the file in, or point the link at a file inside the folder"
+        )
+    kind = file_kind(target.st_mode)
+    if kind is not None:
+        return (
+            f"is a symbolic link to {kind}, not to a regular file; only regular files are read: remove "
+            "the link, or point it at a YAML file"
+        )
+    return None
 
 
 def deployment_name(path: Path) -> str:
@@ -128,7 +224,10 @@ def _catalog(path: Path) -> tuple[Catalog, list[Diagnostic]]:
     catalog = Catalog()
     diagnostics: list[Diagnostic] = []
     first: dict[tuple[str, str], Document] = {}
-    for real, shown, rel in _files(path):
+    files, problems = _files(path)
+    diagnostics += problems
+    catalog.complete &= not problems  # a file not read may define what others refer to
+    for real, shown, rel in files:
         result = read_file(real, shown, rel)
         diagnostics += result.diagnostics
         catalog.complete &= result.complete

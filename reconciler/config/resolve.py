@@ -7,7 +7,9 @@ declaration at the line where it was written, and the winning one keeps its orig
 
 Each member expands into ``count`` servers keyed ``cluster/member/ordinal``; ``depends_on``
 (a member, a cluster, or cluster/member) becomes the concrete keys each server waits for,
-and a dependency cycle is reported with the members on it. A reference to a document
+and a dependency cycle is reported with the members on it. Members whose servers would get
+the same names (``a`` + ``b-c`` and ``a-b`` + ``c``: both ``a-b-c-0``) are refused where the
+second is written, naming where the first is. A reference to a document
 that exists but failed validation is not reported again (it has its own diagnostics), and
 when some file could not be read to its end no reference is reported as dangling at all.
 """
@@ -43,6 +45,7 @@ from reconciler.core.model import (
     ResolvedInput,
     SecretRef,
     compute_spec_hash,
+    name_stem,
     server_name,
 )
 
@@ -287,6 +290,27 @@ class _Resolver:
                 data["doc"], data["line"], f"dependency cycle: {path}; remove one of these depends_on entries"
             )
 
+    def check_server_names(self) -> None:
+        """Two members whose servers would get the same names (``a``/``b-c`` and ``a-b``/``c``
+        both make ``a-b-c-0``): reported at the later one, naming where the first is."""
+        members = sorted(
+            (m for c in self.catalog.clusters.values() for m in c.members.values()),
+            key=lambda m: (m.doc.file, m.location.line or 0, m.ident),
+        )
+        first: dict[str, MemberSpec] = {}
+        for member in members:
+            stem = name_stem(member.cluster, member.name)
+            other = first.setdefault(stem, member)
+            if other is member:
+                continue
+            self.error(
+                member.doc,
+                member.location.line,
+                f"member {member.ident} gives its servers the same names as member {other.ident} "
+                f"({_elsewhere(other.doc, other.location.line, member.doc)}): both name their first "
+                f"server {stem}-0; rename one of the clusters or members",
+            )
+
     def check_budget_scope(self, budget: BudgetSpec) -> None:
         scope = budget.scope.name
         clusters = self.catalog.declared.get("Cluster", set())
@@ -318,6 +342,7 @@ class _Resolver:
         self.check_unused(scopes)
         self.build_graph()
         self.check_cycles()
+        self.check_server_names()
         missing_images: set[tuple[str, str]] = set()
         for cluster in sorted(catalog.clusters.values(), key=lambda c: c.name):
             cluster_ok = self.exists(

@@ -8,6 +8,10 @@ offending key, saying what is wrong and how to fix it ("unknown field 'replcas' 
 spec.members.web; did you mean 'count'?"). Two non-standard keywords, also understood by
 VS Code's JSON service, carry hand-written messages: ``patternErrorMessage`` and
 ``errorMessage`` (used for ``anyOf``/``oneOf``/``not``).
+
+``pattern`` is matched as JSON Schema defines it (ECMA-262), not as Python's ``re`` would:
+there ``$`` also matches before a final newline, so ``^[a-z]+$`` would accept ``"web\n"``.
+Here ``$`` (outside a character class) means the very end of the text.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from reconciler.config.yamlsafe import Document, YamlPath
+from reconciler.config.yamlsafe import Document, YamlPath, dotted
 from reconciler.core.errors import Diagnostic
 
 KIND_SCHEMAS: dict[str, str] = {
@@ -57,18 +61,17 @@ def kind_schema(kind: str, *, provider_types: Iterable[str] | None = None) -> di
     return schema
 
 
-def dotted(path: YamlPath) -> str:
-    """``("spec", "members", "web", "count")`` → ``spec.members.web.count``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "the document"
-
-
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)``-style hint, or '' when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
+
+
+def shown(text: Any) -> str:
+    """``repr`` of a value, shortened when long (a 3,000-digit price must not fill the screen)."""
+    if isinstance(text, str) and len(text) > 60:
+        return f"{text[:40]!r}… ({len(text)} characters)"
+    return repr(text)
 
 
 def describe(value: Any) -> str:
@@ -82,7 +85,7 @@ def describe(value: Any) -> str:
     if isinstance(value, float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {shown(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -133,7 +136,7 @@ class _Translator:
             path = (*path, str(instance))
             custom = schema.get("patternErrorMessage" if kind == "pattern" else "errorMessage")
             message = custom or "is not allowed as a key"
-            self.add(path, f"{where} key {instance!r} {message}")
+            self.add(path, f"{where} key {shown(instance)} {message}")
             return
         if kind in ("anyOf", "oneOf"):
             self.alternatives(error, path, where, schema)
@@ -170,10 +173,10 @@ class _Translator:
             custom = (
                 schema.get("patternErrorMessage") or f"does not match the pattern {value}; fix its spelling"
             )
-            self.add(path, f"{where} {instance!r} {custom}")
+            self.add(path, f"{where} {shown(instance)} {custom}")
         elif kind == "not":
             custom = schema.get("errorMessage") or "is not allowed here"
-            self.add(path, f"{where} {instance!r} {custom}")
+            self.add(path, f"{where} {shown(instance)} {custom}")
         elif kind in _BOUNDS:
             self.add(path, f"{where} must be {_BOUNDS[kind]} {value}, got {describe(instance)}")
         elif kind in ("minLength", "minProperties", "minItems") and value == 1:
@@ -235,9 +238,40 @@ _BOUNDS = {
 }
 
 
+@functools.lru_cache(maxsize=512)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled so that ``$`` outside a character class means the end of the text only."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterable[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 def validate(doc: Document, value: Any, schema: Mapping[str, Any], prefix: YamlPath = ()) -> list[Diagnostic]:
     """Every schema violation of ``value`` (found at ``prefix`` inside ``doc``), translated."""
-    validator = Draft202012Validator(schema)
+    validator = _Validator(schema)
     translator = _Translator(doc, prefix)
     for error in validator.iter_errors(value):
         translator.error(error)

@@ -7,8 +7,15 @@ values by our own code, which is what makes it safe and lets every value keep it
   (``!!python/object``, ``!Ref``, ``!!binary``…) is an error, so nothing is ever constructed.
 * Scalars follow the YAML 1.2 core schema (as editors using yaml-language-server do):
   ``yes``/``no``/``on``/``off`` are strings and ``1:30`` is not a number.
-* Bounds: file size (1 MiB), documents per file (200), nesting depth (64), and the number of
-  nodes reached *through aliases* (10 000), so a "billion laughs" file fails in milliseconds.
+* Bounds: file size (1 MiB, checked on the open file before reading), documents per file
+  (200), nesting depth (64), and the number of nodes reached *through aliases* (10 000), so
+  a "billion laughs" file fails in milliseconds.
+* Only regular files are read: the file is opened without blocking and checked with
+  ``fstat`` before a byte is read, so a FIFO, socket or device named ``*.yaml`` is an error,
+  never a hang.
+* Values every kind must obey: numbers are finite (``.inf``, ``.nan`` and ``1e999`` are
+  errors), integers fit in 64 bits, and no key or value holds a control character (a
+  value may hold newlines and tabs: scripts and multi-line strings need them; a key may not).
 * Duplicate keys are errors naming both lines; ``<<`` merge keys work as usual.
 
 The result of reading one file is a list of ``Document``s (value plus ``path -> line`` maps)
@@ -17,7 +24,10 @@ and the diagnostics found, ``complete=False`` when the file could not be read to
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +41,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner, ScannerError
 
 from reconciler.core.errors import Diagnostic
+from reconciler.core.limits import INT64_MAX
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DOCUMENTS = 200
@@ -146,6 +157,37 @@ def show_tag(tag: str) -> str:
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
+def dotted(path: YamlPath) -> str:
+    """``("spec", "members", "web", "count")`` → ``spec.members.web.count``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "the document"
+
+
+# C0 controls, DEL and C1 controls (Unicode category Cc). A value may hold tab and newline.
+_KEY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_VALUE_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {
+    0: "NUL", 7: "BEL", 8: "backspace", 9: "tab", 10: "newline", 13: "carriage return", 27: "ESC", 127: "DEL"
+}
+
+
+def control_character(char: str) -> str:
+    """``U+001B (ESC)``: a control character as a message names it."""
+    code = ord(char)
+    name = _CONTROL_NAMES.get(code)
+    return f"U+{code:04X}" + (f" ({name})" if name else "")
+
+
+def _abbrev(text: str) -> str:
+    """A number as written, shortened when very long (``12345678901234567890… (3000 characters)``)."""
+    return text if len(text) <= 30 else f"{text[:20]}… ({len(text)} characters)"
+
+
+_INT_DIGITS = 20  # no integer of more digits fits in 64 bits (nor is one parsed: int() is quadratic)
+
+
 def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -196,7 +238,7 @@ class _Converter:
                     "(an alias bomb?); write the values out or use fewer aliases",
                 )
         if isinstance(node, ScalarNode):
-            return self.scalar(node)
+            return self.scalar(node, path)
         self.ancestors.add(ident)
         try:
             if isinstance(node, SequenceNode):
@@ -207,33 +249,72 @@ class _Converter:
             self.ancestors.discard(ident)
         raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
-    def scalar(self, node: ScalarNode) -> Any:
+    def scalar(self, node: ScalarNode, path: YamlPath) -> Any:
         text = str(node.value)
         tag = node.tag
         try:
             if tag == STR_TAG:
-                return text
+                return self.string(node, path, text)
             if tag == NULL_TAG:
                 return None
             if tag == BOOL_TAG:
                 return {"true": True, "false": False}[text.lower()]
             if tag == INT_TAG:
-                return int(text, 0) if text.startswith(("0x", "0o")) else int(text)
+                return self.integer(node, path, text)
             if tag == FLOAT_TAG:
-                return float(
-                    text.replace(".inf", "inf")
-                    .replace(".Inf", "inf")
-                    .replace(".INF", "inf")
-                    .replace(".nan", "nan")
-                    .replace(".NaN", "nan")
-                    .replace(".NAN", "nan")
-                )
+                return self.number(node, path, text)
         except (KeyError, ValueError):
             self.error(
-                _line(node), f"{text!r} cannot be read as {show_tag(tag)}; remove the tag or fix the value"
+                _line(node),
+                f"{_abbrev(text)!r} cannot be read as {show_tag(tag)}; remove the tag or fix the value",
             )
             return None
         self.error(_line(node), _tag_message(tag))
+        return None
+
+    def string(self, node: ScalarNode, path: YamlPath, text: str) -> str | None:
+        found = _VALUE_CONTROL.search(text)
+        if found is None:
+            return text
+        line = _line(node)
+        if node.style == "|":  # a literal block keeps its lines: point at the one holding it
+            line = _content_line(node) + text[: found.start()].count("\n")
+        self.error(
+            line,
+            f"{dotted(path)} contains the control character {control_character(found.group())}; "
+            "remove it (only tabs and newlines may appear in a value)",
+        )
+        return None
+
+    def integer(self, node: ScalarNode, path: YamlPath, text: str) -> int | None:
+        digits = text.lstrip("+-")
+        if len(digits) <= _INT_DIGITS + 2:  # room for a 0x or 0o prefix
+            value = int(text, 0) if digits.startswith(("0x", "0o")) else int(text)
+            if -INT64_MAX - 1 <= value <= INT64_MAX:
+                return value
+        self.error(
+            _line(node),
+            f"{dotted(path)} {_abbrev(text)} is out of range: integers here fit in 64 bits "
+            f"(-{INT64_MAX + 1} to {INT64_MAX}); use a smaller number",
+        )
+        return None
+
+    def number(self, node: ScalarNode, path: YamlPath, text: str) -> float | None:
+        value = float(
+            text.replace(".inf", "inf")
+            .replace(".Inf", "inf")
+            .replace(".INF", "inf")
+            .replace(".nan", "nan")
+            .replace(".NaN", "nan")
+            .replace(".NAN", "nan")
+        )
+        if math.isfinite(value):
+            return value
+        if "inf" in text.lower() or "nan" in text.lower():
+            problem = f"is {text}, which is not a finite number; write a number such as 0.5"
+        else:
+            problem = f"{_abbrev(text)} is too large to be a number; write a smaller one"
+        self.error(_line(node), f"{dotted(path)} {problem}")
         return None
 
     def sequence(self, node: SequenceNode, path: YamlPath, aliased: bool, depth: int) -> list[Any]:
@@ -272,6 +353,14 @@ class _Converter:
                 )
                 continue
             key = str(key_node.value)
+            control = _KEY_CONTROL.search(key)
+            if control is not None:
+                self.error(
+                    _line(key_node),
+                    f"key {key!r} in {dotted(path)} contains the control character "
+                    f"{control_character(control.group())}; remove it (a key is one plain word)",
+                )
+                continue
             if key in first_line:
                 self.error(
                     _line(key_node),
@@ -329,50 +418,77 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return f"YAML syntax error: {problem}; {hint}"
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str | None:
+    """``a named pipe (FIFO)``, ``a socket``…: what a non-regular file is (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+class Unreadable(Exception):
+    """Why a file cannot be read, phrased to follow its name (``x.yaml: is a socket, …``)."""
+
+
+_TOO_LARGE = "file is larger than 1 MiB; split the desired state into several smaller files"
+_NOT_YAML = "remove it, or rename it so that it does not end in .yaml or .yml"
+
+
+def read_bytes(path: Path, limit: int, *, too_large: str, fix: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; ``Unreadable`` when it cannot be had.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` before anything is read, so a FIFO,
+    socket or device is refused at once (opening a FIFO would otherwise wait for a writer;
+    ``fix`` ends that message), and so is a file over the limit (``too_large`` is the
+    message); reading stops at ``limit + 1`` bytes in case the file grows meanwhile.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise Unreadable(
+            f"cannot read the file ({exc.strerror}); check that it exists and is readable"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        kind = file_kind(info.st_mode)
+        if kind is not None:
+            raise Unreadable(f"is {kind}, not a regular file; only regular files are read: {fix}")
+        if info.st_size > limit:
+            raise Unreadable(too_large)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise Unreadable(
+            f"cannot read the file ({exc.strerror}); check that it exists and is readable"
+        ) from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise Unreadable(too_large)
+    return raw
+
+
 def read_file(path: Path, display: str, rel: str) -> FileResult:
     """Read and convert every document of one file, bounded and with line numbers."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        return FileResult(
-            [],
-            [
-                Diagnostic(
-                    display,
-                    None,
-                    f"cannot read the file ({exc.strerror}); check that it exists and is readable",
-                )
-            ],
-            False,
-        )
-    if len(raw) > MAX_FILE_BYTES:
-        return FileResult(
-            [],
-            [
-                Diagnostic(
-                    display,
-                    None,
-                    "file is larger than 1 MiB; split the desired state into several smaller files",
-                )
-            ],
-            False,
-        )
+        raw = read_bytes(path, MAX_FILE_BYTES, too_large=_TOO_LARGE, fix=_NOT_YAML)
+    except Unreadable as exc:
+        return FileResult([], [Diagnostic(display, None, str(exc))], False)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return FileResult(
-            [],
-            [
-                Diagnostic(
-                    display,
-                    line,
-                    f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it with UTF-8 encoding",
-                )
-            ],
-            False,
-        )
+        message = f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it with UTF-8 encoding"
+        return FileResult([], [Diagnostic(display, line, message)], False)
     return read_text(text, display, rel)
 
 

@@ -283,9 +283,19 @@ def idempotency_token(owner: str, key: str, spec_hash: str, generation: int) -> 
 
 
 def server_name(key: str, generation: int) -> str:
-    """Name a server from its key: ``shop/web/0`` → ``shop-web-0`` (``shop-web-0-g2`` later on)."""
+    """Name a server from its key: ``shop/web/0`` → ``shop-web-0`` (``shop-web-0-g2`` later on).
+
+    The name is ``name_stem(cluster, member)`` followed by ``-ordinal``: members whose stems
+    are equal would give their servers the same names (``resolve`` refuses them).
+    """
     base = key.replace("/", "-")
     return base if generation == 0 else f"{base}-g{generation}"
+
+
+def name_stem(cluster: str, member: str) -> str:
+    """What the names of a member's servers (and backups) start with: ``a`` + ``b-c`` → ``a-b-c``,
+    the same as ``a-b`` + ``c`` — names may hold '-', so two members can share a stem."""
+    return f"{cluster}-{member}"
 
 
 @dataclass(frozen=True)

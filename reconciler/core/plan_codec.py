@@ -12,6 +12,7 @@ from reconciler.core.backups import BackupAction, BackupKind
 from reconciler.core.changes import Change, ChangeCause, FieldChange
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
+from reconciler.core.limits import money_problem, size_problem
 from reconciler.core.model import (
     Action,
     BackupMethod,
@@ -49,6 +50,29 @@ def _size_to(size: Size) -> dict[str, int]:
 
 def _size_from(data: Mapping[str, Any]) -> Size:
     return Size(int(data["cpus"]), int(data["memory_mb"]), int(data["disk_gb"]))
+
+
+def _desired_size_from(data: Mapping[str, Any]) -> Size:
+    """A size to create or resize to: within the limits the desired state has (a plan file can be edited)."""
+    size = _size_from(data)
+    problem = size_problem(size)
+    if problem is not None:
+        raise ValueError(f"size {problem}")
+    return size
+
+
+def _money(value: Any) -> Decimal:
+    """A rate of a saved price list, bounded as a PriceList's rates are."""
+    amount = Decimal(str(value))
+    problem = money_problem(amount)
+    if problem is not None:
+        raise ValueError(f"rate {_shown_amount(value)} {problem}")
+    return amount
+
+
+def _shown_amount(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:20]}… ({len(text)} characters)"
 
 
 def _value_to(value: Any) -> Any:
@@ -147,7 +171,7 @@ def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
         provider_type=data["provider_type"],
         template=data["template"],
         image=data["image"],
-        size=_size_from(data["size"]),
+        size=_desired_size_from(data["size"]),
         flavor=data.get("flavor"),
         inputs=tuple(
             ResolvedInput(
@@ -204,13 +228,13 @@ def price_list_to_dict(plist: PriceList) -> dict[str, Any]:
 
 def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
     def rate(unit: str) -> Decimal:
-        return Decimal(str(data.get(unit, "0")))
+        return _money(data.get(unit, "0"))
 
     return PriceList(
         name=data["name"],
         currency=data.get("currency", "USD"),
         billing=BillingMode(data.get("billing", "instance-hours")),
-        flavor_hourly={k: Decimal(v) for k, v in data.get("flavor_hourly", {}).items()},
+        flavor_hourly={k: _money(v) for k, v in data.get("flavor_hourly", {}).items()},
         vcpu_hour=rate("vcpu_hour"),
         ram_gb_hour=rate("ram_gb_hour"),
         disk_gb_month=rate("disk_gb_month"),
@@ -360,7 +384,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
             diagnostics=tuple(data.get("diagnostics", ())),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a bad Decimal: InvalidOperation
         raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None
     if plan.basis_digest() != data["basis"].get("digest"):
         raise UserError(f"{source}: the plan's observed basis does not match its digest; was it edited?")

@@ -78,6 +78,14 @@ class Store(ABC):
         """Walk the hash chain; report the first entry edited, removed or reordered."""
 
     @abstractmethod
+    def check_integrity(self) -> None:
+        """Raise ``UserError`` when the database finds itself damaged (pages, indexes).
+
+        ``reconciler audit verify`` runs this before walking the chain: damage outside the
+        audit rows (an index, a usage page) leaves the chain readable yet the state unsound.
+        """
+
+    @abstractmethod
     def unresolved_intents(self, deployment: str) -> list[AuditEntry]:
         """Intent entries that no later entry settles (``intent_seq``)."""
 

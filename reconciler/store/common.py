@@ -10,6 +10,10 @@ the hash, the chain walk behind ``verify`` and the fencing rule live here once:
 * ``fence_problem`` — why a write fenced by some leases must be refused, given the lease
   rows as stored now (``None`` when every lease is still current).
 
+* ``meta_value`` — a value read from the ``meta`` table (schema version, chain head),
+  checked: anything else than what the store writes there means the state is damaged,
+  and is a ``UserError`` saying so, never a traceback or a silently wrong chain.
+
 What an intent's ``detail`` says (its ``"generation"`` among it) is read through
 ``core.audit_detail``.
 """
@@ -18,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.clock import isoformat
-from reconciler.core.errors import UserError
+from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.records import AuditEntry, AuditRecord, AuditVerification, Lease
 
 GENESIS_HASH = "0" * 64
@@ -50,6 +55,40 @@ def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> s
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
+
+
+_META_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "schema_version": (re.compile(r"[1-9][0-9]{0,8}"), "a schema version (a whole number from 1)"),
+    "audit_head_seq": (re.compile(r"0|[1-9][0-9]{0,17}"), "an entry number (a whole number from 0)"),
+    "audit_head_hash": (re.compile(r"[0-9a-f]{64}"), "a SHA-256 hash (64 lowercase hex digits)"),
+}
+
+
+def meta_value(label: str, name: str, value: object) -> str | None:
+    """A ``meta`` value as stored (None when absent), after checking it has the form the store writes.
+
+    Raises ``UserError`` naming the store (``label``) when it does not: the state is damaged.
+    """
+    if value is None:
+        return None
+    form, what = _META_FORMS[name]
+    if isinstance(value, str) and form.fullmatch(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+    raise UserError(
+        Diagnostic(
+            label,
+            None,
+            f"the state database is damaged: its meta table holds {shown} as {name}, which should be "
+            f"{what}; restore the state database from a backup (do not edit its meta table by hand)",
+        )
+    )
+
+
+def meta_int(label: str, name: str, value: object, default: int) -> int:
+    """``meta_value`` as a number (``default`` when absent)."""
+    text = meta_value(label, name, value)
+    return default if text is None else int(text)
 
 
 def utc(moment: datetime) -> datetime:

@@ -60,7 +60,14 @@ from reconciler.core.records import (
     Outcome,
     UsageInterval,
 )
-from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
+from reconciler.store.common import (
+    GENESIS_HASH,
+    audit_hash,
+    meta_int,
+    meta_value,
+    utc,
+    verify_chain,
+)
 from reconciler.store.postgres_schema import SCHEMA_VERSION, TABLES
 from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,
@@ -191,6 +198,11 @@ class PostgresStore(SQLStore):
                 f"the PostgreSQL store at {self.where} refused: {self._scrub(exc)}; the reconciler's "
                 "role needs to create and write its tables in that database"
             ) from None
+        except (psycopg.errors.DataCorrupted, psycopg.errors.IndexCorrupted) as exc:
+            raise UserError(
+                f"the PostgreSQL store at {self.where} is damaged: {self._scrub(exc)}; have the "
+                "database repaired or restored from a backup"
+            ) from None
 
     def _ready(self) -> None:
         """Called with the lock held, outside any transaction: reopen a broken connection."""
@@ -271,8 +283,9 @@ class PostgresStore(SQLStore):
                     "ORDER BY name FOR UPDATE"
                 ).fetchall()
             )
-            seq = int(head.get("audit_head_seq") or 0) + 1
-            prev_hash = str(head.get("audit_head_hash") or GENESIS_HASH)
+            seq = meta_int(self._label, "audit_head_seq", head.get("audit_head_seq"), 0) + 1
+            prev_hash = meta_value(self._label, "audit_head_hash", head.get("audit_head_hash"))
+            prev_hash = prev_hash or GENESIS_HASH
             digest = audit_hash(prev_hash, seq, at, record)
             self._conn.execute(
                 f"INSERT INTO audit ({AUDIT_COLUMNS}, generation) VALUES ({_placeholders(18)})",
@@ -290,6 +303,11 @@ class PostgresStore(SQLStore):
             )
         return AuditEntry(seq=seq, at=at, record=record, prev_hash=prev_hash, hash=digest)
 
+
+    def check_integrity(self) -> None:
+        """Checks nothing: a damaged page of a PostgreSQL database is an error of the query that
+        reads it (checked against its checksum when the cluster has them), reported as a
+        ``UserError`` by ``_errors``; verifying every page is the server administrator's job."""
 
     def verify(self) -> AuditVerification:
         """Walk the chain in one REPEATABLE READ snapshot, so concurrent appends do not disturb it."""

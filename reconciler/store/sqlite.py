@@ -24,6 +24,15 @@ Design decisions:
 * **Timestamps** are stored as fixed-width UTC text (``2026-11-01T00:00:00.000000Z``) so
   that text order is time order; money (``Decimal``) is stored as TEXT, never as a float.
 * **Schema version** lives in ``meta``; a file written by a newer reconciler is refused.
+  Whatever is read from ``meta`` is checked (``store.common.meta_value``).
+* **Damage.** SQLite's "database disk image is malformed" and "file is not a database",
+  wherever the file is opened, read or written, become one ``UserError`` naming the file
+  and what to do (``_damaged``). Opening runs ``PRAGMA quick_check`` (every page read once,
+  a few milliseconds per MB), so damage anywhere stops a command before it reads, writes
+  or lets an apply touch a cloud; ``check_integrity`` runs the full ``PRAGMA
+  integrity_check`` (indexes against their tables too) for ``reconciler audit verify``,
+  which a hash-chain walk alone cannot replace (a damaged index or usage page leaves the
+  chain readable).
 * **Fencing.** Inside ``store.fenced(leases)`` every write first reads the lease rows in
   its own ``BEGIN IMMEDIATE`` transaction and refuses (``LeaseLostError``) when one moved
   on — see ``store.common.fence_problem``; the write lock makes check and write atomic.
@@ -44,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.clock import parse_timestamp
-from reconciler.core.errors import UserError
+from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.records import (
     AuditEntry,
     AuditRecord,
@@ -155,6 +164,38 @@ def _parse_ts(text: str) -> datetime:
     return parse_timestamp(text, what="stored timestamp")
 
 
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file itself is damaged (not locked, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def _findings(rows: list[Any]) -> list[str]:
+    """What ``PRAGMA quick_check``/``integrity_check`` found, one line each; [] for "ok"."""
+    lines = [line.strip() for row in rows for line in str(row[0]).splitlines()]
+    found = [line for line in lines if line and not line.startswith("*** in database")]
+    return [] if found == ["ok"] else found
+
+
+def _damaged(path: object, detail: str) -> UserError:
+    """The one error for a damaged state file: which file, what SQLite found, what to do."""
+    return UserError(
+        Diagnostic(
+            str(path),
+            None,
+            f"not a usable reconciler state database: the file is damaged ({detail}); restore it from a "
+            "backup, or move it aside and let the reconciler start a new one (the audit and usage "
+            "history in it is then lost)",
+        )
+    )
+
+
 class SQLiteStore(SQLStore):
     """Audit ledger, usage ledger and leases in one SQLite file (see the module docstring)."""
 
@@ -190,9 +231,12 @@ class SQLiteStore(SQLStore):
             if not in_memory:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
+            self._quick_check()
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if _is_damage(exc):
+                raise _damaged(path, str(exc)) from None
             raise UserError(
                 f"{path}: not a usable reconciler state database ({exc}); "
                 "point --state-dir/--store at another location or restore the file from a backup"
@@ -200,6 +244,31 @@ class SQLiteStore(SQLStore):
         except UserError:
             self._conn.close()
             raise
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite reporting a damaged file becomes ``_damaged``; other errors pass unchanged."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise _damaged(self.path, str(exc)) from None
+            raise
+
+    def _quick_check(self) -> None:
+        """``PRAGMA quick_check`` on opening: every page is read once (a few ms per MB), so a damaged
+        file is refused before any command reads, writes or lets an apply touch a cloud."""
+        found = _findings(self._conn.execute("PRAGMA quick_check(5)").fetchall())
+        if found:
+            raise _damaged(self.path, f"quick check: {'; '.join(found)}")
+
+    def check_integrity(self) -> None:
+        """``PRAGMA integrity_check`` (every page, index and constraint); ``_damaged`` if it finds any."""
+        with self._lock, self._guard():
+            found = _findings(self._conn.execute("PRAGMA integrity_check").fetchall())
+        if found:
+            more = f", and {len(found) - 1} more problems" if len(found) > 1 else ""
+            raise _damaged(self.path, f"integrity check: {found[0]}{more}")
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -223,7 +292,7 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes inside land together or not at all; nests (inner levels are savepoints)."""
-        with self._lock:
+        with self._lock, self._guard():
             if self._closed:
                 raise RuntimeError("the store is closed")
             depth = self._depth
@@ -246,15 +315,19 @@ class SQLiteStore(SQLStore):
     def _undo(self, depth: int, savepoint: str) -> None:
         if not self._conn.in_transaction:  # SQLite already rolled back (disk full, I/O error)
             return
-        if depth == 0:
-            self._conn.execute("ROLLBACK")
-        else:
-            self._conn.execute(f"ROLLBACK TO {savepoint}")
-            self._conn.execute(f"RELEASE {savepoint}")
+        try:
+            if depth == 0:
+                self._conn.execute("ROLLBACK")
+            else:
+                self._conn.execute(f"ROLLBACK TO {savepoint}")
+                self._conn.execute(f"RELEASE {savepoint}")
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):  # a damaged file may refuse the rollback too: what caused it is raised
+                raise
 
     # --- dialect ---------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -301,14 +374,14 @@ class SQLiteStore(SQLStore):
         return AuditEntry(seq=seq, at=at, record=record, prev_hash=prev_hash, hash=digest)
 
     def verify(self) -> AuditVerification:
-        with self._lock:
+        with self._lock, self._guard():
             outer = self._depth == 0
             if outer:
                 self._conn.execute("BEGIN")  # one consistent snapshot for the whole walk
             try:
                 return self._verify_chain()
             finally:
-                if outer:
+                if outer and self._conn.in_transaction:
                     self._conn.execute("COMMIT")
 
     def _verify_chain(self) -> AuditVerification:

@@ -45,7 +45,7 @@ from reconciler.core.records import (
     UsageInterval,
 )
 from reconciler.store.base import Store
-from reconciler.store.common import fence_problem, utc
+from reconciler.store.common import fence_problem, meta_value, utc
 
 AUDIT_COLUMNS = (
     "seq, at, deployment, run_id, actor, action, outcome, key, provider, resource_id, token, "
@@ -145,8 +145,9 @@ class SQLStore(Store):
             raise LeaseLostError(problem)
 
     def _meta(self, name: str) -> str | None:
+        """A ``meta`` value, checked (``store.common.meta_value``: damaged state is a UserError)."""
         row = self._execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+        return meta_value(self._label, name, None if row is None else row[0])
 
     def _set_meta(self, name: str, value: str) -> None:
         self._execute(

@@ -4,11 +4,15 @@ Each case is data: the files of one folder and the diagnostic lines expected fro
 ``load_desired_state`` on it, with file names relative to the folder (the test prefixes
 the folder as the user named it). Used by ``test_bad_inputs.py`` and by the CLI tests
 (exit code 1, no traceback, nothing written). Write a case with ``write_case`` so that
-undecodable bytes (written here as surrogate escapes) reach the disk as raw bytes.
+undecodable bytes (written here as surrogate escapes) reach the disk as raw bytes, and named
+pipes, sockets and symbolic links (``BadCase.special``) are made. The input-safety cases
+(non-regular files, numbers, money, cron, server names, control characters) are in
+``bad_cases_safety.py``.
 """
 
 from __future__ import annotations
 
+from tests.config.bad_cases_safety import SAFETY_CASES
 from tests.config.bad_cases_spec import SPEC_CASES
 from tests.config.badcase import BASE, WEB, BadCase, cluster, expected_lines, write_case
 
@@ -231,7 +235,7 @@ READING_CASES: list[BadCase] = [
     ),
 ]
 
-CASES: list[BadCase] = READING_CASES + SPEC_CASES
+CASES: list[BadCase] = READING_CASES + SPEC_CASES + SAFETY_CASES
 
 
 # --- Budget ---------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,17 +11,43 @@ from pathlib import Path
 @dataclass(frozen=True)
 class BadCase:
     name: str
-    files: dict[str, str]  # relative filename -> YAML text
+    files: dict[str, str]  # relative filename -> YAML text ("../x.yaml" lands beside the case folder)
     expected: tuple[str, ...]  # exact diagnostic lines, file relative to the case dir: "shop.yaml:7: ..."
     env: dict[str, str] = field(default_factory=dict)
+    # relative name -> "fifo", "socket" or "link:TARGET" (a symbolic link whose text is TARGET)
+    special: dict[str, str] = field(default_factory=dict)
 
 
 def write_case(case: BadCase, root: Path) -> None:
-    """Write the case's files under ``root`` (text as UTF-8; surrogate escapes become raw bytes)."""
+    """Write the case's files under ``root`` (text as UTF-8; surrogate escapes become raw bytes),
+    then its special entries: named pipes, sockets and symbolic links."""
+    root.mkdir(parents=True, exist_ok=True)
     for name, text in case.files.items():
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(text.encode("utf-8", "surrogateescape"))
+    for name, kind in case.special.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "fifo":
+            os.mkfifo(target)
+        elif kind == "socket":
+            _bind_socket(target)
+        elif kind.startswith("link:"):
+            os.symlink(kind.removeprefix("link:"), target)
+        else:
+            raise ValueError(f"unknown special entry {kind!r}")
+
+
+def _bind_socket(target: Path) -> None:
+    """A Unix socket file at ``target`` (bound from its folder: socket paths are short)."""
+    here = os.getcwd()
+    os.chdir(target.parent)
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(target.name)
+    finally:
+        os.chdir(here)
 
 
 def expected_lines(case: BadCase, root: Path) -> list[str]:

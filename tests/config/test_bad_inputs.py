@@ -15,7 +15,9 @@ from tests.config.bad_cases import CASES, BadCase, expected_lines, write_case
 def test_corpus_is_large_and_distinct() -> None:
     assert len(CASES) >= 45
     assert len({case.name for case in CASES}) == len(CASES)
-    assert len({tuple(sorted(case.files.items())) for case in CASES}) == len(CASES)
+    assert len({(tuple(sorted(c.files.items())), tuple(sorted(c.special.items()))) for c in CASES}) == len(
+        CASES
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
