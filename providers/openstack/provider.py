@@ -97,6 +97,7 @@ class OpenStackProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(
         resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
         snapshots=True, metrics=True, paginated=True, flavor_defines_size=True,
+        user_data_max_bytes=USER_DATA_MAX // 4 * 3,  # the most whose base64 fits USER_DATA_MAX
     )
     spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 

@@ -1,7 +1,10 @@
 """cli.logs: structured logging (structlog) to stderr, as JSON lines or for a console.
 
 Logs never carry secret values: the engine logs keys, resource ids and error messages,
-never rendered user data or resolved inputs.
+never rendered user data or resolved inputs. For the same reason a logged exception's
+traceback never shows local variables (a render's locals hold the secrets it was given):
+the console renderer's rich traceback is told so, and JSON lines carry the plain traceback
+text under ``exception``.
 """
 
 from __future__ import annotations
@@ -28,17 +31,21 @@ def _stderr_logger(*_args: object) -> _StderrLogger:
 def configure(*, fmt: str = "console", verbosity: int = 0) -> None:
     """Set up structlog: ``fmt`` is ``json`` or ``console``; -v shows info, -vv debug."""
     level = logging.WARNING - 10 * min(verbosity, 2)
-    renderer: structlog.types.Processor
+    renderers: list[structlog.types.Processor]
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderers = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        colors = sys.stderr.isatty()
+        traceback = structlog.dev.RichTracebackFormatter(
+            show_locals=False, color_system="truecolor" if colors else None
+        )
+        renderers = [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=traceback)]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,

@@ -6,6 +6,7 @@ The public face of the config layer; the work is split by step:
 * ``schema``    — JSON Schema validation (``reconciler/schemas``) with actionable messages;
 * ``documents`` — typed specs per kind and the checks a schema cannot express;
 * ``resolve``   — references, input precedence, expansion into servers, dependency cycles;
+* ``sandbox``   — the bounded, immutable Jinja2 sandbox scripts render in;
 * ``scripts``   — injection-safe Jinja2 rendering of boot/operational/decommission scripts;
 * ``secrets``   — ``env:``/``file:`` secret references, read only when needed;
 * ``loader``    — the orchestration: ``load_desired_state`` and ``explain_inputs``.

@@ -304,7 +304,7 @@ def build_template(doc: Document) -> tuple[TemplateSpec | None, Problems]:
                         f"{phase.value} script {script_name!r} {problem.message}",
                     )
                 )
-            scripts.append(Script(phase=phase, name=script_name, source=source))
+            scripts.append(Script(phase, script_name, source, SourceLocation(doc.file, first)))
     size = Size(int(spec["size"]["cpus"]), int(spec["size"]["memory_mb"]), int(spec["size"]["disk_gb"]))
     if problems:
         return None, problems

@@ -2,9 +2,12 @@
 
 The pipeline's first three steps — load, validate, resolve — run here and collect every
 diagnostic before giving up, so one run shows all that is wrong: syntax errors in one file
-do not hide schema errors in another. Files are read in sorted order of their path below
-the folder (hidden files and folders skipped), and every diagnostic names the file the way
-the user named the folder (``examples/clusters`` → ``examples/clusters/shop.yaml:7``).
+do not hide schema errors in another. When those pass, every server's scripts are rendered
+(secrets as placeholders, never read) and its boot scripts measured against its provider's
+user-data limit, so a script that cannot render is reported here, at its line. Files are
+read in sorted order of their path below the folder (hidden files and folders skipped), and
+every diagnostic names the file the way the user named the folder (``examples/clusters`` →
+``examples/clusters/shop.yaml:7``).
 
 Only regular files are read. A ``*.yaml`` entry that is a FIFO, socket or device, or a
 symbolic link leading outside the folder, to such a file, or nowhere, is an error (never a
@@ -34,6 +37,7 @@ from reconciler.config.documents import (
 )
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
 from reconciler.config.schema import check_envelope, kind_schema, validate
+from reconciler.config.scripts import render_problems
 from reconciler.config.yamlsafe import Document, control_character, file_kind, read_file
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import ServerKey, cluster_of, parse_member
@@ -284,6 +288,8 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
     catalog, diagnostics = _catalog(path)
     resolution = resolve(catalog, counts)
     diagnostics += resolution.diagnostics
+    if not diagnostics:
+        diagnostics += render_problems(resolution.servers)
     if diagnostics:
         raise UserError(_ordered(diagnostics))
     state = DesiredState(

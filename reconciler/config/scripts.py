@@ -8,24 +8,35 @@ inside quotes, backticks, a comment or a here-document is rejected (a newline or
 the value would escape those); the fix offered is to assign a variable first
 (``DB_HOST={{ db_host }}``) and use ``"$DB_HOST"`` there.
 
+Scripts render in the bounded sandbox of ``config.sandbox``. Loading a template refuses what
+the sandbox would refuse anyway, where it can be seen in the text: ``{% include %}``,
+``{% import %}``, ``{% extends %}`` and names starting with ``_``. ``render_problems`` renders
+every script of every server — at validate and plan time with placeholders for secrets, and
+again with the real values just before an apply — so a script that fails, or boot scripts too
+large for the provider's user data, stop the run before anything is created.
+
 Sensitive inputs render as ``(sensitive)`` unless a secret resolver is given: the real
-values only ever exist inside the provider call at apply time.
+values only ever exist inside the apply. A render error names the script, the line and
+what went wrong, never a value: rendered with secrets, it shows only names written in the
+script itself and the kind of Python error, not its message.
 """
 
 from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.utils import missing
 
+from reconciler.config.sandbox import LimitExceeded, ScriptEnvironment, compile_script, generate_bounded
 from reconciler.config.schema import suggest
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.model import SENSITIVE, DesiredServer, ScriptPhase, SecretRef
+from reconciler.core.model import SENSITIVE, DesiredServer, Script, ScriptPhase, SecretRef
 
 SERVER_FIELDS = ("key", "name", "cluster", "member", "ordinal", "provider", "provider_type", "template")
 
@@ -38,9 +49,46 @@ def _finalize(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        undefined=StrictUndefined,
+class _UndefinedUse(UndefinedError):
+    """A script used something undefined; says what, so the message can leave values out."""
+
+    def __init__(self, message: str, name: object, owner: str | None, unsafe: bool) -> None:
+        super().__init__(message)
+        self.name = name
+        self.owner = owner  # type of the value it was looked up on; None for a top-level name
+        self.unsafe = unsafe  # refused by the sandbox rather than missing
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined that raises ``_UndefinedUse``."""
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
+        owner = None if self._undefined_obj is missing else type(self._undefined_obj).__name__
+        raise _UndefinedUse(
+            self._undefined_message,
+            self._undefined_name,
+            owner,
+            self._undefined_exception is SecurityError,
+        )
+
+
+def _rebind_operators() -> None:
+    """Undefined and StrictUndefined bind their operators (``__str__``, ``__iter__``, ``__add__``…)
+    to the base class's failing method when they are defined: bind them to _Undefined's."""
+    for base in (Undefined, StrictUndefined):
+        for name, attr in list(vars(base).items()):
+            if attr is Undefined._fail_with_undefined_error:
+                setattr(_Undefined, name, _Undefined._fail_with_undefined_error)
+
+
+_rebind_operators()
+
+
+def _environment() -> ScriptEnvironment:
+    return ScriptEnvironment(
+        undefined=_Undefined,
         finalize=_finalize,
         autoescape=False,
         keep_trailing_newline=True,
@@ -54,7 +102,18 @@ _ENV = _environment()
 
 @functools.lru_cache(maxsize=512)
 def _compiled(source: str) -> Template:
-    return _ENV.from_string(source)
+    template: Template = compile_script(_ENV, source)
+    return template
+
+
+@functools.lru_cache(maxsize=512)
+def _written_names(source: str) -> frozenset[object]:
+    """Names, attributes and constants written in the script: what a render error may show."""
+    tree = _ENV.parse(source)
+    found: set[object] = {n.name for n in tree.find_all(nodes.Name)}
+    found |= {n.attr for n in tree.find_all(nodes.Getattr)}
+    found |= {n.value for n in tree.find_all(nodes.Const) if isinstance(n.value, str | int)}
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -182,11 +241,46 @@ def _heredocs(line: str) -> Iterator[tuple[str, bool]]:
 
 
 # --- checking --------------------------------------------------------------------------------
+_LOADING = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from ... import",
+    nodes.Extends: "extends",
+}
+
+
+def _sandbox_problems(ast: nodes.Template) -> Iterator[ScriptProblem]:
+    """What the sandbox would refuse at render time, where the script's text already shows it."""
+    for loading in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        yield ScriptProblem(
+            loading.lineno,
+            f"uses {{% {_LOADING[type(loading)]} %}}, which scripts cannot: they render on their own, with "
+            "no other templates to load; write the shell code into this script (or into another "
+            "script of the template)",
+        )
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        name: object = None  # the attribute or key it reads, when the text names it
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+            first = node.args[0]
+            name = first.value if isinstance(first, nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            yield ScriptProblem(
+                node.lineno,
+                f"reads {name!r}, which the sandbox refuses: names starting with '_' reach into Python; "
+                "use the inputs and server fields only",
+            )
+
+
 def check_script(source: str, declared: Iterable[str]) -> list[ScriptProblem]:
     """Syntax, undeclared names and unsafe insertion points of one script (lines inside the source)."""
     try:
         ast = _ENV.parse(source)
         tokens = list(_ENV.lex(source))
+        _compiled(source)  # unknown filters and tests, assignments to loop, ...
     except TemplateSyntaxError as exc:
         return [
             ScriptProblem(
@@ -194,8 +288,14 @@ def check_script(source: str, declared: Iterable[str]) -> list[ScriptProblem]:
                 f"has a Jinja2 syntax error: {(exc.message or '').rstrip('.')}; fix the template",
             )
         ]
+    except (RecursionError, MemoryError):
+        return [
+            ScriptProblem(
+                1, "nests expressions too deeply for Jinja2 to read; split them up with {% set %}"
+            )
+        ]
     known = set(declared)
-    problems: list[ScriptProblem] = []
+    problems: list[ScriptProblem] = list(_sandbox_problems(ast))
     for name in sorted(meta.find_undeclared_variables(ast) - known - {"server"} - set(_ENV.globals)):
         line = next((ln for ln, kind, value in tokens if kind == "name" and value == name), 1)
         hint = suggest(name, known)
@@ -222,43 +322,113 @@ def check_script(source: str, declared: Iterable[str]) -> list[ScriptProblem]:
 
 # --- rendering -------------------------------------------------------------------------------
 SecretResolver = Callable[[SecretRef], str]
-_RENDER_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError)
 
 
-def _context(server: DesiredServer, resolve_secret: SecretResolver | None) -> dict[str, Any]:
+def _context(
+    server: DesiredServer, resolve_secret: SecretResolver | None
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """The names a script sees, and the secret values among them (none without a resolver)."""
     context: dict[str, Any] = {}
+    secrets: set[str] = set()
     for item in server.inputs:
         value: Any = item.value
         if isinstance(value, SecretRef):
             value = SENSITIVE if resolve_secret is None else resolve_secret(value)
         elif item.sensitive and resolve_secret is None:
             value = SENSITIVE
+        if resolve_secret is not None and (item.sensitive or isinstance(item.value, SecretRef)):
+            secrets.add(str(value))
         context[item.name] = value
     context["server"] = {name: getattr(server, name) for name in SERVER_FIELDS}
-    return context
+    return context, frozenset(secrets)
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The script line being rendered when ``exc`` was raised (Jinja2 rewrites its traceback so)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _reason(exc: Exception, source: str, secrets: Collection[str]) -> str:
+    """What went wrong, for the user, without a value: with ``secrets`` (a render with the real
+    values) only names written in the script and the kind of Python error are shown."""
+    if isinstance(exc, LimitExceeded):
+        return f"{exc}"
+    hidden = bool(secrets)
+    if isinstance(exc, _UndefinedUse):
+        name = exc.name
+        shown = (
+            isinstance(name, str | int)
+            and (not hidden or name in _written_names(source))
+            and str(name) not in secrets
+        )
+        if exc.unsafe:
+            what = repr(name) if shown else "an attribute whose name is computed from a value (not shown)"
+            return (
+                f"reads {what}, which the sandbox refuses: names starting with '_' and methods that "
+                "change a list, dict or set are off-limits; use the inputs and server fields only"
+            )
+        if exc.owner is None:
+            what = f"{{{{ {name} }}}}" if shown else "a name"
+            return f"uses {what}, which is not defined at that point; define it, or declare an input"
+        what = repr(name) if shown else "a key or attribute computed from a value (not shown)"
+        return (
+            f"looks up {what} on a {exc.owner} value that has none by that name; check the name, or "
+            "test it first with 'is defined'"
+        )
+    if isinstance(exc, SecurityError):
+        return "calls something the sandbox refuses; use plain filters and the methods of strings"
+    if isinstance(exc, RecursionError):
+        return "nests calls or values too deeply (a macro that calls itself without end?); stop sooner"
+    if isinstance(exc, ZeroDivisionError):
+        return "divides by zero; check the divisor"
+    if hidden:
+        return (
+            f"raises {type(exc).__name__} (its message is not shown: rendered with the secret values, "
+            "it could hold one); check the expressions that use sensitive inputs"
+        )
+    return f"raises {type(exc).__name__}: {exc}"
+
+
+def _render_script(
+    server: DesiredServer, script: Script, context: dict[str, Any], secrets: frozenset[str]
+) -> str:
+    """One script, rendered within the sandbox's limits; a failure is a located UserError."""
+    try:
+        return generate_bounded(_compiled(script.source), context)
+    except Exception as exc:  # the script is the user's code: its failure is a user error
+        reason = _reason(exc, script.source, secrets)
+        line = _template_line(exc)
+        where = script.location or server.location
+        file, at = (where.file, where.line) if where is not None else (server.key, None)
+        if script.location is not None and script.location.line is not None:
+            at = script.location.line + (line or 1) - 1
+        inside = f" (line {line} of the script)" if line is not None and script.location is None else ""
+        raise UserError(
+            Diagnostic(
+                file,
+                at,
+                f"script {script.phase.value}/{script.name} of template {server.template!r} cannot be "
+                f"rendered for {server.key}{inside}: it {reason}",
+            )
+        ) from None
+
+
+def _joined(parts: Iterable[str]) -> str:
+    return "".join(text if text.endswith("\n") or not text else text + "\n" for text in parts)
 
 
 def render_phase(server: DesiredServer, phase: ScriptPhase, resolve_secret: SecretResolver | None) -> str:
     """The server's scripts of one phase, rendered in order and concatenated."""
-    context = _context(server, resolve_secret)
-    parts: list[str] = []
-    for script in server.scripts:
-        if script.phase != phase:
-            continue
-        try:
-            text = _compiled(script.source).render(context)
-        except _RENDER_ERRORS as exc:  # the script is the user's code: its failure is a user error
-            where = server.location
-            raise UserError(
-                Diagnostic(
-                    where.file if where else server.key,
-                    where.line if where else None,
-                    f"script {phase.value}/{script.name} of template {server.template!r} cannot be "
-                    f"rendered for {server.key}: {exc}; fix the script",
-                )
-            ) from None
-        parts.append(text if text.endswith("\n") or not text else text + "\n")
-    return "".join(parts)
+    context, secrets = _context(server, resolve_secret)
+    return _joined(
+        _render_script(server, script, context, secrets) for script in server.scripts if script.phase == phase
+    )
 
 
 def render_user_data(server: DesiredServer, resolve_secret: SecretResolver | None) -> str:
@@ -267,3 +437,60 @@ def render_user_data(server: DesiredServer, resolve_secret: SecretResolver | Non
     With ``resolve_secret=None`` sensitive values show as ``(sensitive)`` (for plans and logs).
     """
     return render_phase(server, ScriptPhase.BOOT, resolve_secret)
+
+
+def _user_data_limit(provider_type: str) -> int | None:
+    from reconciler.core.provider import provider_class
+
+    try:
+        return provider_class(provider_type).capabilities.user_data_max_bytes
+    except UserError:
+        return None
+
+
+def render_problems(
+    servers: Iterable[DesiredServer], resolve_secret: SecretResolver | None = None
+) -> list[Diagnostic]:
+    """Render every script of every server and check the boot scripts against the user data its
+    provider accepts (``Capabilities.user_data_max_bytes``); every problem found, once per script
+    and once per member. Secrets are placeholders unless ``resolve_secret`` is given."""
+    problems: list[Diagnostic] = []
+    failed: set[tuple[str, ScriptPhase, str]] = set()
+    oversized: set[tuple[str, str]] = set()
+    for server in servers:
+        context, secrets = _context(server, resolve_secret)
+        boot: list[str] = []
+        complete = True
+        for script in server.scripts:
+            key = (server.template, script.phase, script.name)
+            if key in failed:
+                complete = complete and script.phase is not ScriptPhase.BOOT
+                continue
+            try:
+                text = _render_script(server, script, context, secrets)
+            except UserError as exc:
+                problems.extend(exc.diagnostics)
+                failed.add(key)
+                complete = complete and script.phase is not ScriptPhase.BOOT
+                continue
+            if script.phase is ScriptPhase.BOOT:
+                boot.append(text)
+        limit = _user_data_limit(server.provider_type)
+        member = (server.cluster, server.member)
+        if not complete or limit is None or member in oversized:
+            continue
+        size = len(_joined(boot).encode())
+        if size > limit:
+            oversized.add(member)
+            where = server.location
+            problems.append(
+                Diagnostic(
+                    where.file if where else f"{server.cluster}/{server.member}",
+                    where.line if where else None,
+                    f"the boot scripts of {server.key} (template {server.template!r}) render to {size} "
+                    f"bytes of user data, more than the {limit} that provider {server.provider!r} "
+                    f"({server.provider_type}) accepts; make them shorter, or have them fetch the rest "
+                    "when the server boots",
+                )
+            )
+    return problems

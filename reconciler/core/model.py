@@ -217,6 +217,7 @@ class Script:
     phase: ScriptPhase
     name: str
     source: str
+    location: SourceLocation | None = field(default=None, compare=False)  # the source's first line
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,8 @@ class MetricSample:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a provider can do in place, so the engine knows when it must replace instead."""
+    """What a provider can do in place, so the engine knows when it must replace instead, and
+    the most user data it accepts (rendered boot scripts are measured when loading and applying)."""
 
     resize_in_place: bool = True  # cpus / memory / flavor
     resize_needs_restart: bool = True
@@ -403,6 +405,7 @@ class Capabilities:
     # True where the flavor fixes cpus and memory (EC2 instance types, Nova flavors): a
     # server is then compared by flavor alone. False: flavor is a label, size is compared too.
     flavor_defines_size: bool = False
+    user_data_max_bytes: int | None = None  # UTF-8 bytes of rendered boot scripts; None: no limit
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,30 @@ NOT_A_FILE_NAME = (
     "'.', '_' and '-', not starting with '.', ending in .db)"
 )
 
+_BOOT = "echo {{ port }} {{ tier }}"  # the boot script of BASE, on line 32
+
+
+def _boot(text: str, inputs: str = "") -> dict[str, str]:
+    """BASE with ``text`` for its boot script (from line 32; ``inputs`` declared after 'password'),
+    and a Cluster that puts two servers on it, so that the script is rendered too."""
+    base = BASE.replace("      sensitive: true\n", "      sensitive: true\n" + inputs).replace(_BOOT, text)
+    return {"a.yaml": base, "shop.yaml": cluster(WEB)}
+
+
+def _aws(script_bytes: int) -> dict[str, str]:
+    """An EC2 provider and a template whose boot script renders to ``script_bytes`` bytes."""
+    comment = "x" * (script_bytes - len("#!/bin/sh\n# \n"))
+    return {
+        "p.yaml": "apiVersion: reconciler/v1\nkind: Provider\nmetadata:\n  name: ec2\nspec:\n  type: aws\n"
+        "  region: us-east-1\n",
+        "t.yaml": "apiVersion: reconciler/v1\nkind: ServerTemplate\nmetadata:\n  name: web\nspec:\n"
+        "  image: {aws: ami-0a1b2c3d4e5f60718}\n  flavor: {aws: t3.micro}\n"
+        "  size: {cpus: 1, memory_mb: 1024, disk_gb: 10}\n  scripts:\n    boot: |\n"
+        f"      #!/bin/sh\n      # {comment}\n",
+        "shop.yaml": cluster(WEB, head="  provider: ec2\n"),
+    }
+
+
 SPEC_CASES: list[BadCase] = [
     # --- schema: unknown fields at several levels, wrong types, bounds ------------------------
     BadCase(
@@ -427,6 +451,139 @@ SPEC_CASES: list[BadCase] = [
             "a.yaml:34: boot script 'boot' has a Jinja2 syntax error: Unexpected end of template. Jinja was "
             "looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to "
             "be closed is 'if'; fix the template",
+        ),
+    ),
+    # --- scripts: the sandbox and its limits (checked when loading, or rendered for every server) --
+    BadCase(
+        "script-include",
+        _boot("{% include 'common.sh' %}"),
+        (
+            "a.yaml:32: boot script 'boot' uses {% include %}, which scripts cannot: they render on their "
+            "own, with no other templates to load; write the shell code into this script (or into another "
+            "script of the template)",
+        ),
+    ),
+    BadCase(
+        "script-from-import",
+        _boot("echo {{ port }}\n      {% from 'lib.sh' import helper %}"),
+        (
+            "a.yaml:33: boot script 'boot' uses {% from ... import %}, which scripts cannot: they render on "
+            "their own, with no other templates to load; write the shell code into this script (or into "
+            "another script of the template)",
+        ),
+    ),
+    BadCase(
+        "script-extends",
+        _boot("{% extends 'base.sh' %}"),
+        (
+            "a.yaml:32: boot script 'boot' uses {% extends %}, which scripts cannot: they render on their "
+            "own, with no other templates to load; write the shell code into this script (or into another "
+            "script of the template)",
+        ),
+    ),
+    BadCase(
+        "script-python-internals",
+        _boot("echo {{ port.__class__.__mro__ }}\n      echo {{ tier|attr('__globals__') }}"),
+        (
+            "a.yaml:32: boot script 'boot' reads '__mro__', which the sandbox refuses: names starting with "
+            "'_' reach into Python; use the inputs and server fields only",
+            "a.yaml:32: boot script 'boot' reads '__class__', which the sandbox refuses: names starting with "
+            "'_' reach into Python; use the inputs and server fields only",
+            "a.yaml:33: boot script 'boot' reads '__globals__', which the sandbox refuses: names starting "
+            "with '_' reach into Python; use the inputs and server fields only",
+        ),
+    ),
+    BadCase(
+        "script-internals-from-an-input",
+        _boot(
+            "echo {{ tier }}\n      echo {{ tier|attr(field) }}",
+            "    field: {type: string, default: __init__}\n",
+        ),
+        (
+            "a.yaml:34: script boot/boot of template 'web' cannot be rendered for shop/web/0: it reads "
+            "'__init__', which the sandbox refuses: names starting with '_' and methods that change a list, "
+            "dict or set are off-limits; use the inputs and server fields only",
+        ),
+    ),
+    BadCase(
+        "script-unknown-filter",
+        _boot("echo {{ tier|shout }}"),
+        (
+            "a.yaml:32: boot script 'boot' has a Jinja2 syntax error: No filter named 'shout'; fix the "
+            "template",
+        ),
+    ),
+    BadCase(
+        "script-nested-too-deep",
+        _boot("echo {{ " + "(" * 400 + "1" + ")" * 400 + " }}"),
+        (
+            "a.yaml:32: boot script 'boot' nests expressions too deeply for Jinja2 to read; split them up "
+            "with {% set %}",
+        ),
+    ),
+    BadCase(
+        "script-recursive-macro",
+        _boot("{% macro up(n) %}{{ up(n + 1) }}{% endmacro %}\n      echo {{ up(port) }}"),
+        (
+            "a.yaml:32: script boot/boot of template 'web' cannot be rendered for shop/web/0: it nests calls "
+            "more than 32 deep (a macro that calls itself without end?); make the recursion stop sooner",
+        ),
+    ),
+    BadCase(
+        "script-endless-loops",
+        _boot(
+            "echo {{ port }}\n      {% for i in range(10000) %}\n      {% for j in range(10000) %}\n"
+            "      {% endfor %}\n      {% endfor %}"
+        ),
+        (
+            "a.yaml:34: script boot/boot of template 'web' cannot be rendered for shop/web/0: it takes more "
+            "than 200000 steps (loop iterations, calls, filters and operators); loop over fewer items or "
+            "simplify the script",
+        ),
+    ),
+    BadCase(
+        "script-string-bomb",
+        _boot("echo {{ tier }}\n      echo {{ 'x' * 1000000000 }}"),
+        (
+            "a.yaml:33: script boot/boot of template 'web' cannot be rendered for shop/web/0: it uses the * "
+            "operator to make about 1000000000 characters, more than the 1000000 that one value of a script "
+            "may hold; make it smaller",
+        ),
+    ),
+    BadCase(
+        "script-range-too-long",
+        _boot("{% for i in range(port * 1000) %}{{ i }}{% endfor %}"),
+        (
+            "a.yaml:32: script boot/boot of template 'web' cannot be rendered for shop/web/0: it asks for a "
+            "range of 8080000 items, more than the 10000 a script may; loop over fewer",
+        ),
+    ),
+    BadCase(
+        "script-output-too-long",
+        _boot("{% for i in range(5000) %}\n      echo {{ i }} " + "y" * 300 + "\n      {% endfor %}"),
+        (
+            "a.yaml:32: script boot/boot of template 'web' cannot be rendered for shop/web/0: it renders "
+            "more than 1000000 characters; make the script shorter",
+        ),
+    ),
+    BadCase(
+        "script-fails-for-one-member-input",
+        {
+            "a.yaml": BASE.replace(_BOOT, "echo {{ 100 // (port - 8080) }}"),
+            "shop.yaml": cluster(WEB + "      inputs: {port: 8080}\n"),
+        },
+        (
+            "a.yaml:32: script boot/boot of template 'web' cannot be rendered for shop/web/0: it divides by "
+            "zero; check the divisor",
+        ),
+    ),
+    BadCase(
+        "user-data-over-the-ec2-limit",
+        _aws(16385),
+        (
+            "shop.yaml:8: the boot scripts of shop/web/0 (template 'web') render to 16385 bytes of user "
+            "data, more than the 16384 that provider 'ec2' (aws) accepts; make them shorter, or have them "
+            "fetch the rest when the server boots",
         ),
     ),
     # --- policies and prices ------------------------------------------------------------------

@@ -1,12 +1,20 @@
-"""Secret references: read only on demand, and every missing one reported where it was written."""
+"""Secret references: read only on demand, every missing one reported where it was written, and
+``file:`` secrets only from small regular files outside the system trees."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.config import check_secrets, load_desired_state, resolve_secret
+from reconciler.config import secrets as secrets_module
+from reconciler.config.secrets import MAX_SECRET_FILE_BYTES
 from reconciler.core.errors import UserError
 from reconciler.core.model import DesiredServer, ResolvedInput, SecretRef, Size
 from tests.config.conftest import WriteFiles
@@ -127,4 +135,115 @@ def test_check_secrets_falls_back_to_the_server_location() -> None:
         "shop/app: secret env:RECONCILER_TEST_UNSET_XYZ is not set; export RECONCILER_TEST_UNSET_XYZ or "
         "change "
         "the reference (input 'token')"
+    ]
+
+
+# --- file: secrets are small regular files outside /proc, /sys and /dev ------------------------------
+def _refusal(ref: SecretRef) -> str:
+    """resolve_secret's refusal of ``ref``, from a thread that must not hang (a FIFO would, if opened)."""
+    outcome: list[BaseException | str] = []
+
+    def resolve() -> None:
+        try:
+            outcome.append(resolve_secret(ref))
+        except BaseException as exc:  # handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), f"reading {ref} hangs"
+    [result] = outcome
+    assert isinstance(result, UserError), f"{ref} was read: {result!r}"
+    [diagnostic] = result.diagnostics
+    assert str(ref) in diagnostic.message  # the reference, named as written
+    return diagnostic.message
+
+
+def _fifo(folder: Path) -> Path:
+    path = folder / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+def _socket(folder: Path) -> Path:
+    path = folder / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()
+    return path
+
+
+def _link(folder: Path, target: str | Path, name: str = "link") -> Path:
+    path = folder / name
+    path.symlink_to(target)
+    return path
+
+
+REFUSED: list[tuple[str, Callable[[Path], str | Path], str]] = [
+    ("fifo", _fifo, "is a FIFO (named pipe), not a regular file; point the reference at a file"),
+    ("directory", lambda tmp: tmp, "is a directory, not a regular file"),
+    ("socket", _socket, "is a socket, not a regular file"),
+    ("proc-environ", lambda tmp: "/proc/self/environ", "is under /proc, which holds live system state"),
+    ("proc-relative", lambda tmp: f"{tmp}/{'../' * 30}proc/self/environ", "is under /proc"),
+    ("sys", lambda tmp: "/sys/kernel/hostname", "is under /sys, which holds live system state"),
+    ("dev-null", lambda tmp: "/dev/null", "is under /dev, which holds live system state"),
+    ("dev-stdin", lambda tmp: "/dev/stdin", "is under /dev"),
+    ("link-to-proc", lambda tmp: _link(tmp, "/proc/self/environ"), "(a link to /proc/"),
+    ("link-chain-to-dev", lambda tmp: _link(tmp, _link(tmp, "/dev/zero", "inner"), "outer"), "under /dev"),
+    ("link-to-fifo", lambda tmp: _link(tmp, _fifo(tmp)), "is a FIFO (named pipe)"),
+    ("link-loop", lambda tmp: _link(tmp, tmp / "link"), "cannot be read"),
+    ("too-large", lambda tmp: _write(tmp / "big", "Q" * (64 * 1024 + 1)), "is larger than 64 KiB"),
+]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "make", "problem"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_file_secret_that_is_not_a_small_regular_file_is_refused_by_name(
+    kind: str, make: Callable[[Path], str | Path], problem: str, tmp_path: Path
+) -> None:
+    message = _refusal(SecretRef("file", str(make(tmp_path))))
+    assert problem in message
+    assert "Q" * 100 not in message
+
+
+def test_a_file_secret_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    (tmp_path / "max").write_text("k" * MAX_SECRET_FILE_BYTES)
+    assert resolve_secret(SecretRef("file", str(tmp_path / "max"))) == "k" * MAX_SECRET_FILE_BYTES
+    link = _link(tmp_path, tmp_path / "max", "to-max")  # a link to a regular file is fine
+    assert len(resolve_secret(SecretRef("file", str(link)))) == MAX_SECRET_FILE_BYTES
+
+
+def test_a_file_swapped_for_a_fifo_after_the_check_is_refused_without_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = _fifo(tmp_path)
+    regular = _write(tmp_path / "regular", "x")
+    real_stat = os.stat
+
+    def stat_says_regular(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        return real_stat(regular if str(path) == str(pipe) else path, *args, **kwargs)
+
+    monkeypatch.setattr(secrets_module.os, "stat", stat_says_regular)
+    assert "is a FIFO (named pipe)" in _refusal(SecretRef("file", str(pipe)))
+
+
+def test_check_secrets_reports_a_refused_file_where_the_reference_was_written(
+    write_files: WriteFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_TEST_DB_PASSWORD", "pw")
+    monkeypatch.setenv("RECONCILER_TEST_API_KEY", "key")
+    files = dict(STATE)
+    files["inputs.yaml"] = STATE["inputs.yaml"].replace("file:certs/cert.pem", "file:/proc/self/environ")
+    root = write_files(files)
+    with pytest.raises(UserError) as caught:
+        check_secrets(load_desired_state(root).servers)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        f"{root}/inputs.yaml:8: secret file:/proc/self/environ (a link to /proc/{os.getpid()}/environ) is "
+        "under /proc, which holds live system state, not secret files; keep the secret in a file of its "
+        "own and point the reference at it"
     ]
