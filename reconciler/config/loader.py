@@ -25,16 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.config.documents import (
-    build_alert_sink,
-    build_backup_policy,
-    build_budget,
-    build_cluster,
-    build_inputs,
-    build_price_list,
-    build_provider,
-    build_template,
-)
+from reconciler.config.documents import build_cluster, build_inputs, build_provider, build_template
+from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
 from reconciler.config.schema import check_envelope, kind_schema, validate
 from reconciler.config.scripts import render_problems

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from reconciler.config.documents import (
-    BudgetSpec,
     ClusterSpec,
     InputsSpec,
     MemberSpec,
@@ -33,6 +32,7 @@ from reconciler.config.documents import (
     Value,
     value_problem,
 )
+from reconciler.config.operations import BudgetSpec
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
 from reconciler.core.errors import Diagnostic

@@ -157,7 +157,10 @@ SPEC_CASES: list[BadCase] = [
     BadCase(
         "simcloud-state-file-nul",  # a NUL would cut the name short
         {"a.yaml": BASE.replace("  type: simcloud\n", '  type: simcloud\n  state_file: "sim\\0.db"\n')},
-        ("a.yaml:7: spec.state_file 'sim\\x00.db' " + NOT_A_FILE_NAME,),
+        (  # the YAML-level rule on control characters speaks first
+            "a.yaml:7: spec.state_file contains the control character U+0000 (NUL); remove it "
+            "(only tabs and newlines may appear in a value)",
+        ),
     ),
     BadCase(
         "simcloud-state-file-newline",  # Python's '$' alone matches before a final newline

@@ -19,13 +19,14 @@ import pytest
 
 from reconciler.cli.main import build_parser, main
 from reconciler.config import load_desired_state
-from reconciler.config.documents import schedule_fires
+from reconciler.config.operations import schedule_fires
 from reconciler.config.schema import ecma_pattern
 from reconciler.config.yamlsafe import MAX_FILE_BYTES, read_file
 from reconciler.core import limits
 from reconciler.core.errors import UserError
 from reconciler.core.plan_codec import dump_plan, load_plan
-from reconciler.run import engine
+from reconciler.run.planning import plan_path
+from reconciler.run.workspace import Workspace
 from tests.config.badcase import BASE, WEB, cluster
 from tests.config.conftest import WriteFiles
 
@@ -260,9 +261,9 @@ def test_patterns_anchor_as_json_schema_defines(pattern: str, text: str, matches
 
 
 def _saved_plan(write_files: WriteFiles, tmp_path: Path) -> dict[str, Any]:
-    ws = engine.Workspace(state_dir=tmp_path / "state")
+    ws = Workspace(state_dir=tmp_path / "state")
     try:
-        plan = engine.plan_path(write_files({"base.yaml": BASE, "shop.yaml": cluster(WEB)}), ws)
+        plan = plan_path(write_files({"base.yaml": BASE, "shop.yaml": cluster(WEB)}), ws)
     finally:
         ws.close()
     data: dict[str, Any] = json.loads(dump_plan(plan))

@@ -12,7 +12,6 @@ import structlog
 
 from reconciler.cli import logs
 from reconciler.cli.main import main
-from reconciler.run import engine
 
 SECRET = "Zq9-s3cr3t-{kq7XW}-42"
 PIECES = (SECRET, "s3cr3t", "kq7XW")  # the value, and parts of it a careless message could show
@@ -136,7 +135,7 @@ def test_a_render_failing_inside_the_apply_prints_no_secret(
     # Without the check before the apply, the first create renders the failing script itself:
     # the change fails, its traceback is logged, and still no value is printed.
     monkeypatch.setenv(ENV, SECRET)
-    monkeypatch.setattr(engine, "check_secrets", lambda servers: None)
+    monkeypatch.setattr("reconciler.run.apply.check_secrets", lambda servers: None)
     folder = _write(tmp_path, LEAKS[4])
     state = tmp_path / "state-dir"
     code = main(["--log-format", fmt, "apply", str(folder), "--yes", "--state-dir", str(state)])
