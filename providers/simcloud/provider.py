@@ -73,9 +73,25 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import FaultInjector, Provider, ProviderContext, register
+from reconciler.core.provider import (
+    FaultInjector,
+    Provider,
+    ProviderContext,
+    read_guard_marks,
+    register,
+    updated_tags,
+)
 
 __all__ = ["KILL_AFTER_ENV", "SimCloud"]
+
+
+def _listed_tags(tag_json: str) -> dict[str, Any]:
+    """``ObservedServer`` keyword arguments from the ``user_tags`` column: user tags and guard marks."""
+    if tag_json == "[]":
+        return {}
+    pairs = [(str(k), str(v)) for k, v in json.loads(tag_json)]
+    marks = {k: v for k, v in pairs if k.startswith(TAG_PREFIX)}
+    return {"tags": tuple(p for p in pairs if p[0] not in marks), **read_guard_marks(marks)}
 
 KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 T = TypeVar("T")
@@ -306,7 +322,7 @@ class SimCloud(Provider):
             flavor=flavor,
             addresses=tuple(addresses.split(",")) if addresses else (),
             created_at=datetime.fromisoformat(created_at),
-            tags=tuple(map(tuple, json.loads(tag_json))) if tag_json != "[]" else (),
+            **_listed_tags(tag_json),
         )
 
     def _reread(self, conn: sqlite3.Connection, seq: int) -> ObservedServer:
@@ -401,8 +417,7 @@ class SimCloud(Provider):
                     f"({row.cpus} vCPU/{row.memory_mb} MB → {request.size.cpus} vCPU/"
                     f"{request.size.memory_mb} MB) and restarts are not allowed for it"
                 )
-            tags = {k: v for k, v in row.tag_map().items() if k.startswith(TAG_PREFIX)}
-            tags.update((k, v) for k, v in request.tags if not k.startswith(TAG_PREFIX))
+            tags = updated_tags(row.tag_map(), request)
             settled_at, run, cpu = settle(row, self._now())
             conn.execute(
                 "UPDATE servers SET cpus = ?, memory_mb = ?, flavor = ?, tags = ?, user_tags = ?, "

@@ -31,6 +31,7 @@ from typing import Any
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
 from reconciler.core.model import (
+    GUARD_TAGS,
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
@@ -144,7 +145,8 @@ CREATE TABLE IF NOT EXISTS faults (
 
 # The columns observe() maps into ObservedServer, in this order. The ownership marks live in
 # ``tags`` (the cloud's view) and are copied into their own columns when written, so that
-# listing thousands of servers parses no JSON beyond the (usually tiny) user tags.
+# listing thousands of servers parses no JSON beyond the (usually tiny) user tags, which
+# carry the guard marks too (see ``user_tags_json``).
 OBSERVE_COLUMNS = (
     "seq, resource_id, name, key, owner, status, cpus, memory_mb, disk_gb, image, spec_hash, "
     "generation, token, flavor, addresses, created_at, user_tags"
@@ -279,8 +281,10 @@ def usage_counters(row: ServerRow, now: datetime) -> tuple[float, int, int, int]
 
 
 def user_tags_json(tags: dict[str, str]) -> str:
-    """The ``user_tags`` column for a tag map: its non-reconciler tags, sorted, as JSON pairs."""
-    return json.dumps([list(pair) for pair in user_tags(tags)])
+    """The ``user_tags`` column for a tag map, as sorted JSON pairs: its non-reconciler tags and
+    the guard marks (``GUARD_TAGS``), which observe must report too."""
+    listed = [*user_tags(tags), *sorted((k, v) for k, v in tags.items() if k in GUARD_TAGS)]
+    return json.dumps([list(pair) for pair in listed])
 
 
 _INSERT_SERVER = (

@@ -7,8 +7,11 @@ now, describes what it will do and asks for confirmation, then:
    of the same key, with CREATE intent and outcome in the audit ledger (the intent names
    the backup) and a usage interval opened;
 2. deletes every live server of that key, each after its own final backup when the key is
-   under a policy (unless ``skip_final_backup``); a server whose final backup failed is
-   left alone.
+   under a policy — its member's, else the one its backup-policy mark names — unless
+   ``skip_final_backup``; a server whose final backup failed is left alone.
+
+A key whose live server carries the protect mark (or whose member says ``protect: true``)
+is never restored over: the restore is refused before anything is created.
 
 The restored server has the size its server had when the backup was taken (read back
 from the audit ledger's snapshot entry; the template's size when the ledger does not
@@ -30,10 +33,12 @@ from reconciler.core.backups import BackupAction, BackupKind, final_name
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, UserError
 from reconciler.core.model import (
+    BackupMethod,
     CreateRequest,
     DesiredServer,
     DesiredState,
     ObservedServer,
+    Quiesce,
     Size,
     Snapshot,
     compute_spec_hash,
@@ -109,6 +114,7 @@ def restore(
         observed = session.observe(state.deployment)
         session.settle(state.deployment, run, observed)
         current = [s for s in observed if s.key == key and s.owner == state.deployment]
+        _refuse_protected(want, current)
         backup = _find_backup(session, want, backup_id, state.deployment)
         size = backup_server_size(store, state.deployment, key, backup_id) or want.size
         if not confirm(describe_restore(want, backup, size, current)):
@@ -117,19 +123,20 @@ def restore(
         restored = _create_restored(state, session, writer, want, backup, size, current)
         finals: list[BackupResult] = []
         replaced: list[str] = []
-        policy = state.backup_policies.get(want.backup_policy) if want.backup_policy else None
         for old in current:
-            if policy is not None and not skip_final_backup:
+            name = want.backup_policy or old.backup_policy  # the mark outlives the YAML
+            policy = state.backup_policies.get(name) if name else None
+            if name and not skip_final_backup:
                 action = BackupAction(
                     kind=BackupKind.FINAL,
                     key=key,
                     provider=old.provider,
-                    policy=policy.name,
+                    policy=name,
                     reason=f"final backup before the restore from {backup_id} replaces it",
                     resource_id=old.resource_id,
                     name=final_name(key, old.resource_id),
-                    quiesce=policy.quiesce,
-                    method=policy.method,
+                    quiesce=policy.quiesce if policy else Quiesce.NONE,
+                    method=policy.method if policy else BackupMethod.SNAPSHOT,
                 )
                 result = runner.take(action, old)
                 finals.append(result)
@@ -139,6 +146,17 @@ def restore(
             replaced.append(old.resource_id)
         session.check_leases()
         return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
+
+
+def _refuse_protected(want: DesiredServer, current: Sequence[ObservedServer]) -> None:
+    """A restore replaces the key's live servers: refused while any of them is protected."""
+    held = [s.resource_id for s in current if s.protected or want.protect]
+    if held:
+        raise UserError(
+            f"{want.key} is protected (server {', '.join(held)} carries the protect mark or the member "
+            "says protect: true), and a restore would replace it; nothing was restored — set "
+            "protect: false for its member and apply, then restore (and set protect: true again)"
+        )
 
 
 def _create_restored(
@@ -176,6 +194,8 @@ def _create_restored(
         tags=want.tags,
         cluster=want.cluster,
         member=want.member,
+        protect=want.protect,
+        backup_policy=want.backup_policy or "",
     )
     plist = state.price_list_for(want.provider)
     return writer.mutate(

@@ -7,8 +7,12 @@ values comes out. The plan carries it (``Plan.backups``), ``backup_apply`` carri
 The rules, precisely:
 
 * **Coverage.** A key is under the policy its desired server names (``backup_policy``). A
-  key no longer desired (its member was removed) is under the policy its newest backup
-  names, if that policy is still declared — so it still gets a final backup.
+  server whose key no longer names one (its member, or its ``backup_policy``, was removed)
+  is under the policy its backup-policy mark names — written on the server at create and
+  on every update, so a removed YAML still knows it; a policy that is no longer declared
+  gives a final backup with the default method and no quiesce. A server without the mark
+  (made before marks were written) is under the policy its key's newest backup names, if
+  that policy is still declared.
 * **Due.** A scheduled backup of a key is due when a tick of the policy's cron schedule
   (five fields, UTC) lies in ``(newest, now]``; ``newest`` is when the key's newest backup
   was taken or, with none yet, when its server was created (a new server is first backed up
@@ -420,10 +424,14 @@ def plan_backups(
         if snap.owner == deployment:
             snaps_by_key[snap.key].append(snap)
 
-    def policy_of(key: str) -> BackupPolicy | None:
+    def policy_of(key: str, server: ObservedServer) -> BackupPolicy | None:
         want = declared_by_key.get(key)
+        if want is not None and want.backup_policy:
+            return policies.get(want.backup_policy)
+        if server.backup_policy:  # the mark outlives the YAML, and the policy document too
+            return policies.get(server.backup_policy) or BackupPolicy(name=server.backup_policy, schedule="")
         if want is not None:
-            return policies.get(want.backup_policy) if want.backup_policy else None
+            return None
         marked = [s for s in snaps_by_key.get(key, ()) if s.policy]
         newest = max(marked, key=lambda s: (s.created_at, s.snapshot_id), default=None)
         return policies.get(newest.policy) if newest is not None and newest.policy else None
@@ -439,7 +447,7 @@ def plan_backups(
         if change.action not in (Action.DELETE, Action.REPLACE) or change.before is None:
             continue
         leaving[change.key].add(change.before.resource_id)
-        policy = policy_of(change.key)
+        policy = policy_of(change.key, change.before)
         if policy is None:
             continue
         if not can_snapshot(change.before.provider):

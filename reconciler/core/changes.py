@@ -19,7 +19,7 @@ from reconciler.core.model import (
 
 class ChangeCause(StrEnum):
     """Why diff planned a change (closed set). One per change: the first that applies, in this order
-    for changes to a running key — failed, stopped, size-changed, tags-changed."""
+    for changes to a running key — failed, stopped, size-changed, tags-changed, marks-changed."""
 
     NOT_PRESENT = "not-present"  # create: no server has the key
     MOVED = "moved"  # create on the new provider and delete on the old one
@@ -30,6 +30,7 @@ class ChangeCause(StrEnum):
     STOPPED = "stopped"  # the server is stopped and drift heals it
     SIZE_CHANGED = "size-changed"  # cpus, memory or flavor differ: resize or replace
     TAGS_CHANGED = "tags-changed"  # tags differ: update in place
+    MARKS_CHANGED = "marks-changed"  # the protect or backup-policy mark differs: rewrite it in place
 
     @property
     def is_failover(self) -> bool:

@@ -6,13 +6,17 @@ ledger has ever seen for a key, so a re-created server never reuses an old token
 decides, per key, one of create / update in place / replace / delete / no-op:
 
 * a key desired but not observed is created;
-* an owned key no longer desired is deleted, unless its member is protected (a protected
-  member's servers are never replaced either: a replace deletes the old server);
+* an owned key no longer desired is deleted, unless it is protected: its server carries the
+  protect mark, or its member says ``protect: true`` (a protected server is never replaced
+  either: a replace deletes the old server). The mark is what holds whatever the YAML says
+  now; the way out is to declare the member with ``protect: false``, apply (which removes
+  the mark), then remove it;
 * a spec-hash difference (template, image, disk, scripts, inputs) can only be replaced;
 * a server in error state follows the member's failover policy;
 * a size or flavor difference is resized in place when the provider can, the update
   policy allows it and any needed restart is allowed, else replaced;
-* user tags are updated in place when the provider can;
+* user tags are updated in place when the provider can, and the guard marks (protect,
+  backup policy) always are, also when a refused replace leaves the server as it is;
 * size and stopped-status drift follow the member's drift mode (heal / warn / ignore).
 
 Several servers with one key (a crash mid-replace, or a duplicate) are collapsed to the
@@ -22,6 +26,7 @@ imports no provider. Dependencies between changes are the graph's business.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,27 +104,25 @@ def diff(
     for key in sorted(want_by_key.keys() | groups.keys()):
         want = want_by_key.get(key)
         found = groups.get(key, [])
-        is_protected = member_of(key) in protected
         if not found:
             assert want is not None
             changes.append(_create(want, owner=owner, generation=_next_generation(key, [], last_generation)))
             continue
+        by_yaml = member_of(key) in protected
+        held = by_yaml or any(s.protected for s in found)
         best, *others = _rank(found, want)
         for extra in others:
-            if is_protected:
+            if held:
                 diagnostics.append(
-                    f"{key} is protected (protect: true); duplicate {extra.resource_id} was not deleted "
-                    "— set protect: false first"
+                    _held(key, want, by_yaml, f"duplicate {extra.resource_id} was not deleted")
                 )
             else:
                 changes.append(_delete(extra, change_id=f"delete:{key}#{extra.resource_id}",
                                        cause=ChangeCause.DUPLICATE,
                                        reason=f"duplicate of {best.resource_id}"))
         if want is None:
-            if is_protected:
-                diagnostics.append(
-                    f"{key} is protected (protect: true); it was not deleted — set protect: false first"
-                )
+            if held:
+                diagnostics.append(_held(key, want, by_yaml, "it was not deleted"))
             else:
                 changes.append(_delete(best, change_id=f"delete:{key}", cause=ChangeCause.NO_LONGER_DECLARED,
                                        reason=REASON_DELETE))
@@ -128,11 +131,9 @@ def diff(
             generation = _next_generation(key, found, last_generation)
             changes.append(_create(want, owner=owner, generation=generation, cause=ChangeCause.MOVED,
                                    reason=f"moved from provider {best.provider} to {want.provider}"))
-            if is_protected:
-                diagnostics.append(
-                    f"{key} is protected (protect: true); its server {best.resource_id} on provider "
-                    f"{best.provider} was not deleted — set protect: false first"
-                )
+            if held:
+                what = f"its server {best.resource_id} on provider {best.provider} was not deleted"
+                diagnostics.append(_held(key, want, by_yaml, what))
             else:
                 changes.append(_delete(best, change_id=f"delete:{key}", cause=ChangeCause.MOVED,
                                        reason=f"moved to provider {want.provider}"))
@@ -140,13 +141,12 @@ def diff(
         caps = capabilities.get(want.provider, Capabilities())
         change, notes = _compare(want, best, found, owner=owner, caps=caps, last_generation=last_generation)
         diagnostics.extend(notes)
+        if change is not None and change.action is Action.REPLACE and held:  # a replace deletes the server
+            what = f"it needs replacing ({change.reason}) but {best.resource_id} was not replaced"
+            diagnostics.append(_held(key, want, by_yaml, what) + ", or undo the change")
+            change = _mark_update(want, best)  # the marks still follow the YAML (protect: false first)
         if change is None:
             noop_count += 1
-        elif change.action is Action.REPLACE and is_protected:  # a replace deletes the server too
-            diagnostics.append(
-                f"{key} is protected (protect: true); it needs replacing ({change.reason}) but "
-                f"{best.resource_id} was not replaced — set protect: false first, or undo the change"
-            )
         else:
             changes.append(change)
 
@@ -155,6 +155,48 @@ def diff(
 
 
 # --- per-key decisions ----------------------------------------------------------------------
+def _held(key: str, want: DesiredServer | None, by_yaml: bool, what: str) -> str:
+    """Why a protected key's ``what`` stays, and the reviewable way out."""
+    if by_yaml:
+        why, way = "protect: true", "set protect: false and apply first"
+    elif want is not None:
+        why, way = "its server carries the protect mark", "apply protect: false first"
+    else:
+        why = "its server carries the protect mark"
+        way = "declare it again with protect: false and apply, then remove it"
+    return f"{key} is protected ({why}); {what} — {way}"
+
+
+def _mark_fields(want: DesiredServer, have: ObservedServer) -> list[FieldChange]:
+    """The guard marks (protect, backup policy) that differ from what the YAML says."""
+    fields = []
+    if have.protected != want.protect:
+        fields.append(FieldChange("protect", str(have.protected).lower(), str(want.protect).lower()))
+    if have.backup_policy != (want.backup_policy or ""):
+        before, after = have.backup_policy or NONE_SHOWN, want.backup_policy or NONE_SHOWN
+        fields.append(FieldChange("backup_policy", before, after))
+    return fields
+
+
+def _mark_update(want: DesiredServer, have: ObservedServer) -> Change | None:
+    """An in-place update that rewrites only the guard marks, or None when they match."""
+    fields = _mark_fields(want, have)
+    if not fields:
+        return None
+    return Change(
+        id=f"{Action.UPDATE.value}:{want.key}",
+        action=Action.UPDATE,
+        key=want.key,
+        provider=want.provider,
+        cause=ChangeCause.MARKS_CHANGED,
+        reason="marks differ: " + _describe(fields),
+        before=have,
+        after=dataclasses.replace(want, size=have.size, flavor=have.flavor, tags=have.tags),
+        generation=have.generation,
+        fields=tuple(fields),
+    )
+
+
 def _rank(found: list[ObservedServer], want: DesiredServer | None) -> list[ObservedServer]:
     """Best first: right provider, matching spec hash, running, newest generation, then by id."""
     want_hash = desired_spec_hash(want) if want is not None else None
@@ -358,6 +400,12 @@ def _compare(
                 f"tags on {key} differ ({_describe(tag_fields)}) but provider {want.provider} "
                 "cannot update tags in place; left alone"
             )
+
+    mark_fields = _mark_fields(want, have)
+    if mark_fields:
+        update_reasons.append("marks differ")
+        causes.append(ChangeCause.MARKS_CHANGED)
+        fields.extend(mark_fields)
 
     cause = min(causes, key=_PRECEDENCE.index) if causes else None
     if replace_reasons and cause is not None:

@@ -30,6 +30,13 @@ TAG_MEMBER = "reconciler:member"
 TAG_POLICY = "reconciler:policy"
 TAG_TAKEN_AT = "reconciler:taken-at"
 TAG_BACKUP_METHOD = "reconciler:backup-method"  # on backups: the BackupMethod they were taken with
+# Guard marks on servers, written at create and rewritten by every update, so that what the
+# YAML says now is not enough to destroy: a server carrying ``TAG_PROTECT`` is never deleted
+# or replaced, and one carrying ``TAG_SERVER_POLICY`` gets a final backup under that policy
+# before any delete or replace, even after its member (or the policy) left the YAML.
+TAG_PROTECT = "reconciler:protect"  # "true" when the member says protect: true; absent otherwise
+TAG_SERVER_POLICY = "reconciler:backup-policy"  # the member's backup policy name; absent when none
+GUARD_TAGS = (TAG_PROTECT, TAG_SERVER_POLICY)
 
 
 class Action(StrEnum):
@@ -318,6 +325,8 @@ class ObservedServer:
     addresses: tuple[str, ...] = ()
     created_at: datetime | None = None
     tags: tuple[tuple[str, str], ...] = ()  # user tags, without the reconciler: marks
+    protected: bool = False  # carries the protect mark (TAG_PROTECT)
+    backup_policy: str = ""  # the backup policy mark (TAG_SERVER_POLICY); "" when none
 
     @property
     def cluster(self) -> str:
@@ -341,6 +350,8 @@ class CreateRequest:
     tags: tuple[tuple[str, str], ...] = ()
     cluster: str = ""
     member: str = ""
+    protect: bool = False  # write the protect mark
+    backup_policy: str = ""  # write the backup policy mark ("" writes none)
 
 
 @dataclass(frozen=True)
@@ -351,6 +362,8 @@ class UpdateRequest:
     flavor: str | None
     tags: tuple[tuple[str, str], ...]
     allow_restart: bool = True
+    protect: bool = False  # the guard marks the server carries afterwards (see GUARD_TAGS)
+    backup_policy: str = ""
 
 
 @dataclass(frozen=True)

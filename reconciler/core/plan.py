@@ -172,6 +172,8 @@ def basis_fingerprint(server: ObservedServer) -> str:
             server.flavor or "",
             server.image,
             json.dumps(server.tags),
+            str(server.protected).lower(),
+            server.backup_policy,
         ]
     )
 

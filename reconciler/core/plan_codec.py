@@ -107,6 +107,8 @@ def observed_to_dict(server: ObservedServer) -> dict[str, Any]:
         "addresses": list(server.addresses),
         "created_at": isoformat(server.created_at) if server.created_at else None,
         "tags": [list(t) for t in server.tags],
+        "protected": server.protected,
+        "backup_policy": server.backup_policy,
     }
 
 
@@ -127,6 +129,8 @@ def observed_from_dict(data: Mapping[str, Any]) -> ObservedServer:
         addresses=tuple(data.get("addresses", ())),
         created_at=parse_timestamp(data["created_at"]) if data.get("created_at") else None,
         tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+        protected=data.get("protected", False) is not False,  # anything but false protects
+        backup_policy=str(data.get("backup_policy") or ""),
     )
 
 

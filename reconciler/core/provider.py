@@ -13,6 +13,10 @@ Rules every provider follows (checked by ``tests/conformance``):
   calls ``lookup`` first, and ``create`` with a token that already exists must not make a
   second server.
 * The reconciler never updates or deletes a resource it does not own.
+* Every server carries the guard marks of its ``CreateRequest`` (``guard_marks``: protect,
+  backup policy), ``update`` rewrites them as its ``UpdateRequest`` says (``updated_tags``),
+  and ``observe``/``lookup`` report them (``read_guard_marks``). They are marks like the
+  ownership marks, never user tags.
 * All failures leave as ``TransientError`` (retry may help) or ``PermanentError``.
 * Every call to the cloud's API goes through ``count_call`` so tests and benchmarks can
   assert how many calls an operation cost.
@@ -37,12 +41,15 @@ from typing import Any, ClassVar, Protocol
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError, UserError
 from reconciler.core.model import (
+    GUARD_TAGS,
     TAG_CLUSTER,
     TAG_GENERATION,
     TAG_KEY,
     TAG_MEMBER,
     TAG_OWNER,
     TAG_PREFIX,
+    TAG_PROTECT,
+    TAG_SERVER_POLICY,
     TAG_SPEC_HASH,
     TAG_TOKEN,
     Capabilities,
@@ -200,7 +207,27 @@ class Provider(ABC):
         """Release connections; the provider is not used afterwards."""
 
 
-# --- ownership marks --------------------------------------------------------------------
+# --- ownership and guard marks -----------------------------------------------------------
+def guard_marks(protect: bool, backup_policy: str) -> dict[str, str]:
+    """The guard marks (``GUARD_TAGS``) a server carries: only those that are set."""
+    marks = {TAG_PROTECT: "true"} if protect else {}
+    if backup_policy:
+        marks[TAG_SERVER_POLICY] = backup_policy
+    return marks
+
+
+def read_guard_marks(marks: Mapping[str, str]) -> dict[str, Any]:
+    """``ObservedServer`` keyword arguments for the guard marks among a resource's ``marks``.
+
+    Anything but an exact ``"true"`` leaves the server unprotected only if the mark is absent:
+    a protect mark that is present but garbled still protects (a guard fails closed).
+    """
+    return {
+        "protected": TAG_PROTECT in marks and marks[TAG_PROTECT].strip().lower() not in ("false", ""),
+        "backup_policy": marks.get(TAG_SERVER_POLICY, ""),
+    }
+
+
 def ownership_tags(request: CreateRequest) -> dict[str, str]:
     """The marks a created resource must carry, plus the template's own tags."""
     tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
@@ -215,6 +242,16 @@ def ownership_tags(request: CreateRequest) -> dict[str, str]:
             TAG_MEMBER: request.member,
         }
     )
+    tags.update(guard_marks(request.protect, request.backup_policy))
+    return tags
+
+
+def updated_tags(current: Mapping[str, str], request: UpdateRequest) -> dict[str, str]:
+    """A resource's tags after ``update``: its ownership marks kept, the guard marks and the
+    user tags as ``request`` says (a guard mark the request does not set is removed)."""
+    tags = {k: v for k, v in current.items() if k.startswith(TAG_PREFIX) and k not in GUARD_TAGS}
+    tags.update((k, v) for k, v in request.tags if not k.startswith(TAG_PREFIX))
+    tags.update(guard_marks(request.protect, request.backup_policy))
     return tags
 
 

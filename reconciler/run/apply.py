@@ -59,9 +59,11 @@ def check_delete_budget(
 
 def check_against_observed(plan: Plan, observed: Sequence[ObservedServer]) -> None:
     """Every server a change acts on is one we observe now, owned by the plan's deployment
-    and carrying the change's key — whatever the plan file says (nothing is applied otherwise)."""
+    and carrying the change's key, and none it deletes or replaces carries the protect mark
+    now — whatever the plan file says (nothing is applied otherwise)."""
     seen = {(s.provider, s.resource_id): s for s in observed}
     wrong: list[str] = []
+    protected: list[str] = []
     for change in plan.changes:
         if change.before is None:
             continue
@@ -69,10 +71,17 @@ def check_against_observed(plan: Plan, observed: Sequence[ObservedServer]) -> No
         expected = (plan.deployment, change.key, change.provider)
         if now is None or (now.owner, now.key, now.provider) != expected:
             wrong.append(f"{change.id} ({change.before.provider}/{change.before.resource_id})")
+        elif now.protected and change.action in (Action.DELETE, Action.REPLACE):
+            protected.append(f"{change.id} ({now.provider}/{now.resource_id})")
     if wrong:
         raise UserError(
             "the plan acts on servers this deployment does not own under those keys now: "
             + ", ".join(wrong) + "; nothing was applied — make a new plan"
+        )
+    if protected:
+        raise UserError(
+            "the plan deletes or replaces servers that carry the protect mark: " + ", ".join(protected)
+            + "; nothing was applied — apply protect: false for them first, then make a new plan"
         )
 
 

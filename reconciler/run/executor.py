@@ -148,6 +148,8 @@ class Executor:
             tags=server.tags,
             cluster=server.cluster,
             member=server.member,
+            protect=server.protect,
+            backup_policy=server.backup_policy or "",
         )
         detail = CreateIntent(generation=change.generation, spec_hash=server.spec_hash, size=server.size)
         return self._mutate(
@@ -161,6 +163,7 @@ class Executor:
         )
 
     def _delete(self, change: Change, server: ObservedServer) -> None:
+        _refuse_protected(change, server)
         if self.before_delete is not None:
             self.before_delete(change, server)
         provider = self.providers[server.provider]
@@ -193,11 +196,16 @@ class Executor:
         current = before
         if before.status in (ServerStatus.STOPPED, ServerStatus.ERROR):  # error: failover by restart
             current = self._power(change, current, start=True)
-        if (current.size, current.flavor, current.tags) == (after.size, after.flavor, after.tags):
-            return current
         request = UpdateRequest(
-            size=after.size, flavor=after.flavor, tags=after.tags, allow_restart=after.allow_restart
+            size=after.size,
+            flavor=after.flavor,
+            tags=after.tags,
+            allow_restart=after.allow_restart,
+            protect=after.protect,
+            backup_policy=after.backup_policy or "",
         )
+        if _as_requested(current, request):
+            return current
 
         def resized(updated: ObservedServer) -> None:
             if (updated.size, updated.flavor) != (before.size, before.flavor):
@@ -226,6 +234,7 @@ class Executor:
                 resource_id = self._update(change).resource_id
             elif change.action is Action.REPLACE:
                 assert change.before is not None
+                _refuse_protected(change, change.before)  # before anything is created
                 resource_id = self._create(change).resource_id  # create before destroy
                 self._delete(change, change.before)
             elif change.action is Action.DELETE:
@@ -300,6 +309,23 @@ class Executor:
         )
         by_id = dict(zip(changes, results, strict=True))
         return [by_id[c.id] for c in self.plan.changes]
+
+
+def _refuse_protected(change: Change, server: ObservedServer) -> None:
+    """Whatever the plan says, a server carrying the protect mark is never deleted or replaced."""
+    if server.protected:
+        raise PermanentError(
+            f"{change.key} is protected (its server {server.resource_id} carries the protect mark); "
+            f"it was not {'replaced' if change.action is Action.REPLACE else 'deleted'} "
+            "— apply protect: false first"
+        )
+
+
+def _as_requested(server: ObservedServer, request: UpdateRequest) -> bool:
+    """Whether ``server`` already is what ``request`` asks for (nothing to update)."""
+    return (server.size, server.flavor, server.tags, server.protected, server.backup_policy) == (
+        request.size, request.flavor, request.tags, request.protect, request.backup_policy
+    )
 
 
 def _audit_action(change: Change) -> AuditAction:

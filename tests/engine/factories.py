@@ -87,6 +87,8 @@ def observed(
         "generation": generation,
         "flavor": want.flavor,
         "tags": want.tags,
+        "protected": want.protect,
+        "backup_policy": want.backup_policy or "",
     }
     fields.update(overrides)
     return ObservedServer(**fields)

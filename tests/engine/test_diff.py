@@ -63,7 +63,7 @@ def test_protected_member_passed_in_is_not_deleted() -> None:
     result = run_diff([], [gone], protected=frozenset({"shop/db"}))
     assert result.changes == ()
     assert result.diagnostics == (
-        "shop/db/1 is protected (protect: true); it was not deleted — set protect: false first",
+        "shop/db/1 is protected (protect: true); it was not deleted — set protect: false and apply first",
     )
 
 
@@ -158,9 +158,9 @@ def test_a_protected_member_is_never_replaced() -> None:
     assert result.changes == ()
     assert result.diagnostics == (
         "shop/db/0 is protected (protect: true); it needs replacing (spec changed: image) but i-shop-db-0 "
-        "was not replaced — set protect: false first, or undo the change",
+        "was not replaced — set protect: false and apply first, or undo the change",
         "shop/db/1 is protected (protect: true); it needs replacing (server is in error state) but "
-        "i-shop-db-1 was not replaced — set protect: false first, or undo the change",
+        "i-shop-db-1 was not replaced — set protect: false and apply first, or undo the change",
     )
     resized = desired("shop/db/0", protect=True, cpus=4)  # in place: protection does not hold it
     (change,) = run_diff([resized], [observed(before)]).changes
