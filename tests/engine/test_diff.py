@@ -11,6 +11,7 @@ from reconciler.core.errors import UserError
 from reconciler.core.model import (
     Action,
     Capabilities,
+    DesiredServer,
     DriftMode,
     FailoverMode,
     ResolvedInput,
@@ -165,6 +166,57 @@ def test_a_protected_member_is_never_replaced() -> None:
     resized = desired("shop/db/0", protect=True, cpus=4)  # in place: protection does not hold it
     (change,) = run_diff([resized], [observed(before)]).changes
     assert change.action is Action.UPDATE
+
+
+# --- the guard marks: what the server carries holds, whatever the YAML says now ------------------
+@pytest.mark.parametrize(
+    "want",
+    [
+        [],  # member or cluster removed, or destroy
+        [desired("shop/db/1")],  # count lowered: shop/db/0 no longer desired
+    ],
+    ids=["removed", "count-lowered"],
+)
+def test_a_server_carrying_the_protect_mark_is_never_deleted(want: list[DesiredServer]) -> None:
+    marked = observed(desired("shop/db/0"), protected=True)
+    result = run_diff(want, [marked, *(observed(w) for w in want)])
+    assert [c for c in result.changes if c.action is Action.DELETE] == []
+    assert result.diagnostics == (
+        "shop/db/0 is protected (its server carries the protect mark); it was not deleted — declare it "
+        "again with protect: false and apply, then remove it",
+    )
+
+
+def test_the_protect_mark_holds_duplicates_moves_and_replaces() -> None:
+    want = desired("shop/db/0", image="debian-13")  # protect: false in the YAML, spec changed
+    marked = observed(desired("shop/db/0"), protected=True)
+    twin = observed(desired("shop/db/0"), resource_id="i-twin", protected=True)
+    result = run_diff([want], [marked, twin])
+    assert [c.action for c in result.changes] == [Action.UPDATE]  # only the marks are rewritten
+    (change,) = result.changes
+    assert change.cause is ChangeCause.MARKS_CHANGED
+    assert fields_of(change.fields) == {"protect": ("true", "false")}
+    assert change.after is not None and change.after.size == marked.size and change.after.image == "debian-13"
+    assert any("duplicate i-twin was not deleted" in d for d in result.diagnostics)
+    assert any("was not replaced" in d and "apply protect: false first" in d for d in result.diagnostics)
+    moved = desired("shop/db/0", provider="other")
+    result = run_diff([moved], [marked])
+    assert [c.action for c in result.changes] == [Action.CREATE]
+    assert "on provider sim was not deleted" in result.diagnostics[0]
+
+
+def test_marks_follow_the_yaml_in_place() -> None:
+    plain = desired("shop/db/0")
+    guarded = desired("shop/db/0", protect=True, backup_policy="nightly")
+    (write,) = run_diff([guarded], [observed(plain, protected=False, backup_policy="")]).changes
+    assert (write.action, write.cause) == (Action.UPDATE, ChangeCause.MARKS_CHANGED)
+    assert fields_of(write.fields) == {"protect": ("false", "true"), "backup_policy": ("(none)", "nightly")}
+    (drop,) = run_diff([plain], [observed(guarded)]).changes
+    assert fields_of(drop.fields) == {"protect": ("true", "false"), "backup_policy": ("nightly", "(none)")}
+    assert run_diff([guarded], [observed(guarded)]).changes == ()
+    # a server made before marks were written is still held by the YAML's protect: true
+    (mark,) = run_diff([], [observed(plain)], protected=frozenset({"shop/db"})).diagnostics
+    assert "protect: true" in mark
 
 
 def test_replace_generation_respects_a_ledger_ahead_of_what_is_observed() -> None:
