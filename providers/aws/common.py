@@ -35,7 +35,7 @@ from reconciler.core.model import (
     Snapshot,
     server_name,
 )
-from reconciler.core.provider import user_tags
+from reconciler.core.provider import read_guard_marks, user_tags
 
 # Marks of our own, beside the shared ones (the ``reconciler:`` prefix keeps them out of user tags).
 TAG_AUTO_NAME = "reconciler:auto-name"  # "true" when we set the Name tag ourselves
@@ -358,6 +358,7 @@ def observed_from_instance(
         addresses=addresses,
         created_at=_created_at(tags) or to_utc(instance.get("LaunchTime")),
         tags=user_tags(visible),
+        **read_guard_marks(tags),
     )
 
 

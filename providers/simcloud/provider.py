@@ -43,6 +43,7 @@ from providers.simcloud.storage import (
     connect,
     db_path,
     insert_servers,
+    listed_tags,
     next_id,
     restore_server,
     set_status,
@@ -77,21 +78,12 @@ from reconciler.core.provider import (
     FaultInjector,
     Provider,
     ProviderContext,
-    read_guard_marks,
     register,
     updated_tags,
 )
 
 __all__ = ["KILL_AFTER_ENV", "SimCloud"]
 
-
-def _listed_tags(tag_json: str) -> dict[str, Any]:
-    """``ObservedServer`` keyword arguments from the ``user_tags`` column: user tags and guard marks."""
-    if tag_json == "[]":
-        return {}
-    pairs = [(str(k), str(v)) for k, v in json.loads(tag_json)]
-    marks = {k: v for k, v in pairs if k.startswith(TAG_PREFIX)}
-    return {"tags": tuple(p for p in pairs if p[0] not in marks), **read_guard_marks(marks)}
 
 KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 T = TypeVar("T")
@@ -322,7 +314,7 @@ class SimCloud(Provider):
             flavor=flavor,
             addresses=tuple(addresses.split(",")) if addresses else (),
             created_at=datetime.fromisoformat(created_at),
-            **_listed_tags(tag_json),
+            **listed_tags(tag_json),
         )
 
     def _reread(self, conn: sqlite3.Connection, seq: int) -> ObservedServer:

@@ -35,12 +35,13 @@ from reconciler.core.model import (
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
+    TAG_PREFIX,
     TAG_SPEC_HASH,
     TAG_TOKEN,
     CreateRequest,
     ServerStatus,
 )
-from reconciler.core.provider import ownership_tags, user_tags
+from reconciler.core.provider import ownership_tags, read_guard_marks, user_tags
 
 SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server
 RESTORED_FROM_TAG = "reconciler:restored-from"  # on a server: the snapshot it was restored from
@@ -285,6 +286,15 @@ def user_tags_json(tags: dict[str, str]) -> str:
     the guard marks (``GUARD_TAGS``), which observe must report too."""
     listed = [*user_tags(tags), *sorted((k, v) for k, v in tags.items() if k in GUARD_TAGS)]
     return json.dumps([list(pair) for pair in listed])
+
+
+def listed_tags(tag_json: str) -> dict[str, Any]:
+    """``ObservedServer`` keyword arguments from the ``user_tags`` column: user tags and guard marks."""
+    if tag_json == "[]":
+        return {}
+    pairs = [(str(k), str(v)) for k, v in json.loads(tag_json)]
+    marks = {k: v for k, v in pairs if k.startswith(TAG_PREFIX)}
+    return {"tags": tuple(p for p in pairs if p[0] not in marks), **read_guard_marks(marks)}
 
 
 _INSERT_SERVER = (
