@@ -91,7 +91,8 @@ def test_a_restore_carries_the_marks_it_is_asked_for(
     source = provider.create(dataclasses.replace(
         make_request(backend, owner, "vault/db/0"), protect=True, backup_policy="hourly"
     ))
-    snap = provider.snapshot(source, SnapshotRequest(name="vault-db-0-hourly-1", policy="hourly", method=method))
+    ask = SnapshotRequest(name="vault-db-0-hourly-1", policy="hourly", method=method)
+    snap = provider.snapshot(source, ask)
     provider.delete(source)
     request = dataclasses.replace(
         make_request(backend, owner, "vault/db/0", generation=1, spec="spec-restored"),
