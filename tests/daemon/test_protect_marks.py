@@ -113,6 +113,7 @@ def test_failover_takes_a_final_backup_before_it_replaces(tmp_path: Path) -> Non
         entries = [e for e in cycles.ws.store().audit_log(deployment="shop") if e.record.key == "shop/web/0"]
         final = [e.seq for e in entries if e.record.action is AuditAction.SNAPSHOT
                  and e.record.outcome is Outcome.SUCCEEDED and '"final"' in e.record.detail]
+        gone = failed["resource_id"]
         deleted = [e.seq for e in entries if e.record.action is AuditAction.DELETE
-                   and e.record.resource_id == failed["resource_id"] and e.record.outcome is Outcome.SUCCEEDED]
+                   and e.record.outcome is Outcome.SUCCEEDED and e.record.resource_id == gone]
         assert len(final) == 1 and len(deleted) == 1 and final[0] < deleted[0]  # backed up, then deleted
