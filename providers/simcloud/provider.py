@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+from providers.simcloud import dbfile
 from providers.simcloud.admin import SimcloudFaults
 from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
@@ -270,9 +271,15 @@ class SimCloud(Provider):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"simcloud {operation}: database busy ({exc})") from exc
-            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+            raise dbfile.problem(self.path, exc) or PermanentError(
+                f"simcloud {operation}: database error ({exc})"
+            ) from None
         except sqlite3.Error as exc:
-            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+            # A damaged file, a full disk, a read-only file: the local environment's fault, one
+            # UserError naming the file; anything else the simulated cloud refusing.
+            raise dbfile.problem(self.path, exc) or PermanentError(
+                f"simcloud {operation}: database error ({exc})"
+            ) from None
         if write:
             _after_mutation()
         return result

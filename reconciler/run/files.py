@@ -19,7 +19,9 @@ from pathlib import Path
 from reconciler.core.errors import write_refused
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644, what: str = "", exclusive: bool = False) -> None:
+def write_atomic(
+    path: Path, data: bytes | str, *, mode: int = 0o644, what: str = "", exclusive: bool = False
+) -> None:
     """Write ``data`` to ``path`` whole or not at all (see the module docstring).
 
     ``exclusive``: the target is linked into place only if it does not exist yet (a key made on

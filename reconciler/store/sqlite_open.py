@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 from reconciler.core.errors import Diagnostic, NoSpaceError, UserError, write_refused
 
-SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 8, 10, 11, 13, 14, 26
+SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT = 5, 8, 10, 11
+SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 13, 14, 26
 LOW_SPACE_BYTES = 16 * 1024 * 1024  # less free space than this beside a failed write: no space
 
 
@@ -82,7 +83,7 @@ def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if primary_code(exc) != 5 and "locked" not in str(exc) or time.monotonic() >= deadline:
+            if primary_code(exc) != SQLITE_BUSY and "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
