@@ -354,10 +354,12 @@ class SQLiteStore(SQLStore):
 
     def _fenced_leases(self, scopes: list[str]) -> dict[str, tuple[str, int]]:
         """The write already holds SQLite's write lock (``BEGIN IMMEDIATE``): a plain read."""
+        marks = ", ".join("?" * len(scopes))
         rows = self._conn.execute(
-            f"SELECT scope, holder, epoch FROM lease WHERE scope IN ({', '.join('?' * len(scopes))})", scopes
+            f"SELECT scope, holder, epoch, expires_at FROM lease WHERE scope IN ({marks})", scopes
         ).fetchall()
-        return {row[0]: (row[1], int(row[2])) for row in rows}
+        leases = (self._lease(row[0], row[1:]) for row in rows)
+        return {lease.scope: (lease.holder, lease.epoch) for lease in leases}
 
     # --- audit -----------------------------------------------------------------------------
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
@@ -453,10 +455,11 @@ class SQLiteStore(SQLStore):
             if row is None:
                 epoch = 1
             else:
-                live = _parse_ts(row[2]) > now
-                if live and row[0] != holder:
+                stored = self._lease(scope, row)
+                live = stored.expires_at > now
+                if live and stored.holder != holder:
                     return None
-                epoch = int(row[1]) if live else int(row[1]) + 1
+                epoch = stored.epoch if live else stored.epoch + 1
             self._conn.execute(
                 "INSERT INTO lease (scope, holder, epoch, expires_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (scope) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch, "
