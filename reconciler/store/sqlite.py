@@ -205,6 +205,7 @@ class SQLiteStore(SQLStore):
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched while holding the lock
         self._closed = False
+        self._opening = False
         self.read_only = read_only
         try:
             self._open(busy_timeout)
@@ -217,7 +218,14 @@ class SQLiteStore(SQLStore):
                     str(path), None, "was written by an older reconciler and must be upgraded once, "
                     f"which needs write access: {exc.diagnostics[0].message}",
                 )) from None
-            self._open(busy_timeout)
+            try:
+                self._open(busy_timeout)
+            except _NeedsUpgrade:
+                self._conn.close()
+                raise UserError(Diagnostic(
+                    str(path), None, "cannot be read: even after an upgrade it lacks tables this "
+                    "reconciler needs; restore it from a backup",
+                )) from None
 
     def _open(self, busy_timeout: float) -> None:
         path, in_memory = self.path, str(self.path) == ":memory:"
@@ -236,11 +244,13 @@ class SQLiteStore(SQLStore):
                 use_wal(self._conn, busy_timeout)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._quick_check()
-            self._migrate()
+            self._opening = True  # a read-only file refusing the migration's write: _NeedsUpgrade
+            try:
+                self._migrate()
+            finally:
+                self._opening = False
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            if self.read_only and primary_code(exc) == SQLITE_READONLY:
-                raise _NeedsUpgrade from None
             raise sqlite_problem(path, exc) or UserError(
                 f"{path}: not a usable reconciler state database ({exc}); "
                 "point --state-dir/--store at another location or restore the file from a backup"
@@ -256,6 +266,8 @@ class SQLiteStore(SQLStore):
         try:
             yield
         except sqlite3.DatabaseError as exc:
+            if self.read_only and self._opening and primary_code(exc) == SQLITE_READONLY:
+                raise _NeedsUpgrade from None
             problem = sqlite_problem(self.path, exc)
             if problem is not None:
                 raise problem from None

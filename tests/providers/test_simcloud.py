@@ -232,19 +232,19 @@ def test_parallel_creates_from_many_threads(sim: SimCloud) -> None:
 def test_many_first_connections_to_a_new_file_all_succeed(tmp_path: Path, threads: int) -> None:
     """Switching a new file to WAL fails at once ("database is locked", no busy wait) while another
     connection holds a lock: ``connect`` waits that out, so a crowd opening one new file all succeed."""
+
+    def open_one(path: Path, start: threading.Barrier, errors: list[BaseException]) -> None:
+        try:
+            start.wait()
+            connect(path).close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
     for round_ in range(10):
         path = tmp_path / f"round{round_}" / "simcloud.db"
         errors: list[BaseException] = []
         start = threading.Barrier(threads)
-
-        def open_one() -> None:
-            try:
-                start.wait()
-                connect(path).close()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-
-        crowd = [threading.Thread(target=open_one) for _ in range(threads)]
+        crowd = [threading.Thread(target=open_one, args=(path, start, errors)) for _ in range(threads)]
         for thread in crowd:
             thread.start()
         for thread in crowd:

@@ -24,20 +24,54 @@ from .helpers import T0
 def filled(db_path: Path) -> Iterator[Path]:
     """A store holding one usage interval (id 1), one sample, one backup interval (id 1) and a lease."""
     with SQLiteStore(db_path) as store:
-        store.open_interval(UsageInterval(
-            id=None, deployment="prod", provider="sim", resource_id="sim-1", key="shop/web/0", flavor=None,
-            size=Size(2, 2048, 20), start=T0, end=None, hourly_rate=Decimal("0.02"), currency="USD",
-            price_list="standard",
-        ))
-        store.add_samples("prod", [MetricSample(
-            provider="sim", resource_id="sim-1", key="shop/web/0", at=T0 + timedelta(minutes=5),
-            cpu_seconds=12.5, memory_mb=512, net_rx_bytes=10, net_tx_bytes=20, disk_gb=20,
-        )])
-        store.open_backup_interval(BackupInterval(
-            id=None, deployment="prod", provider="sim", snapshot_id="snap-1", key="shop/web/0",
-            policy="nightly", size_gb=4.5, start=T0, end=None, gb_month_rate=Decimal("0.05"),
-            currency="USD", price_list="standard",
-        ))
+        store.open_interval(
+            UsageInterval(
+                id=None,
+                deployment="prod",
+                provider="sim",
+                resource_id="sim-1",
+                key="shop/web/0",
+                flavor=None,
+                size=Size(2, 2048, 20),
+                start=T0,
+                end=None,
+                hourly_rate=Decimal("0.02"),
+                currency="USD",
+                price_list="standard",
+            )
+        )
+        store.add_samples(
+            "prod",
+            [
+                MetricSample(
+                    provider="sim",
+                    resource_id="sim-1",
+                    key="shop/web/0",
+                    at=T0 + timedelta(minutes=5),
+                    cpu_seconds=12.5,
+                    memory_mb=512,
+                    net_rx_bytes=10,
+                    net_tx_bytes=20,
+                    disk_gb=20,
+                )
+            ],
+        )
+        store.open_backup_interval(
+            BackupInterval(
+                id=None,
+                deployment="prod",
+                provider="sim",
+                snapshot_id="snap-1",
+                key="shop/web/0",
+                policy="nightly",
+                size_gb=4.5,
+                start=T0,
+                end=None,
+                gb_month_rate=Decimal("0.05"),
+                currency="USD",
+                price_list="standard",
+            )
+        )
         assert store.acquire_lease("provider/sim", "me", ttl_seconds=60, now=T0) is not None
     yield db_path
 
@@ -57,30 +91,92 @@ _WINDOW = {"start": T0 - timedelta(days=1), "end": T0 + timedelta(days=1)}
     ("sql", "value", "read", "named"),
     [
         ("UPDATE usage_interval SET cpus = ?", "two", lambda s: s.intervals(), "usage_interval row 1"),
-        ("UPDATE usage_interval SET memory_mb = ?", 1.5e400, lambda s: s.open_intervals("prod"),
-         "usage_interval row 1"),
-        ("UPDATE usage_interval SET start_at = ?", "yesterday", lambda s: s.intervals(), "usage_interval row 1"),
-        ("UPDATE usage_interval SET start_at = ?", "2026-13-45", lambda s: s.intervals(), "usage_interval row 1"),
-        ("UPDATE usage_interval SET hourly_rate = ?", "lots", lambda s: s.intervals(), "usage_interval row 1"),
+        (
+            "UPDATE usage_interval SET memory_mb = ?",
+            1.5e400,
+            lambda s: s.open_intervals("prod"),
+            "usage_interval row 1",
+        ),
+        (
+            "UPDATE usage_interval SET start_at = ?",
+            "yesterday",
+            lambda s: s.intervals(),
+            "usage_interval row 1",
+        ),
+        (
+            "UPDATE usage_interval SET start_at = ?",
+            "2026-13-45",
+            lambda s: s.intervals(),
+            "usage_interval row 1",
+        ),
+        (
+            "UPDATE usage_interval SET hourly_rate = ?",
+            "lots",
+            lambda s: s.intervals(),
+            "usage_interval row 1",
+        ),
         ("UPDATE usage_interval SET hourly_rate = ?", "NaN", lambda s: s.intervals(), "usage_interval row 1"),
-        ("UPDATE usage_interval SET hourly_rate = ?", "Infinity",
-         lambda s: s.close_interval("sim", "sim-1", end=T0), "usage_interval row 1"),
-        ("UPDATE usage_sample SET cpu_seconds = ?", "busy", lambda s: s.samples(), "usage_sample row 'sim/sim-1"),
-        ("UPDATE usage_sample SET cpu_seconds = ?", "nan", lambda s: s.window_samples(**_WINDOW),
-         "usage_sample row 'sim/sim-1"),
+        (
+            "UPDATE usage_interval SET hourly_rate = ?",
+            "Infinity",
+            lambda s: s.close_interval("sim", "sim-1", end=T0),
+            "usage_interval row 1",
+        ),
+        (
+            "UPDATE usage_sample SET cpu_seconds = ?",
+            "busy",
+            lambda s: s.samples(),
+            "usage_sample row 'sim/sim-1",
+        ),
+        (
+            "UPDATE usage_sample SET cpu_seconds = ?",
+            "nan",
+            lambda s: s.window_samples(**_WINDOW),
+            "usage_sample row 'sim/sim-1",
+        ),
         ("UPDATE usage_sample SET net_rx_bytes = ?", "many", lambda s: s.samples(), "usage_sample row"),
-        ("UPDATE backup_interval SET size_gb = ?", "big", lambda s: s.backup_intervals(), "backup_interval row 1"),
-        ("UPDATE backup_interval SET gb_month_rate = ?", "1/0", lambda s: s.backup_intervals(),
-         "backup_interval row 1"),
-        ("UPDATE backup_interval SET end_at = ?", "soon", lambda s: s.backup_intervals(), "backup_interval row 1"),
-        ("UPDATE lease SET epoch = ?", "first", lambda s: s.current_lease("provider/sim"),
-         "lease row 'provider/sim'"),
-        ("UPDATE lease SET expires_at = ?", "never", lambda s: s.current_lease("provider/sim"),
-         "lease row 'provider/sim'"),
-        ("UPDATE lease SET expires_at = ?", "never",
-         lambda s: s.acquire_lease("provider/sim", "me", ttl_seconds=60, now=T0), "lease row 'provider/sim'"),
-        ("UPDATE lease SET holder = ?", b"\x00\xff",
-         lambda s: s.acquire_lease("provider/sim", "you", ttl_seconds=60, now=T0), "lease row 'provider/sim'"),
+        (
+            "UPDATE backup_interval SET size_gb = ?",
+            "big",
+            lambda s: s.backup_intervals(),
+            "backup_interval row 1",
+        ),
+        (
+            "UPDATE backup_interval SET gb_month_rate = ?",
+            "1/0",
+            lambda s: s.backup_intervals(),
+            "backup_interval row 1",
+        ),
+        (
+            "UPDATE backup_interval SET end_at = ?",
+            "soon",
+            lambda s: s.backup_intervals(),
+            "backup_interval row 1",
+        ),
+        (
+            "UPDATE lease SET epoch = ?",
+            "first",
+            lambda s: s.current_lease("provider/sim"),
+            "lease row 'provider/sim'",
+        ),
+        (
+            "UPDATE lease SET expires_at = ?",
+            "never",
+            lambda s: s.current_lease("provider/sim"),
+            "lease row 'provider/sim'",
+        ),
+        (
+            "UPDATE lease SET expires_at = ?",
+            "never",
+            lambda s: s.acquire_lease("provider/sim", "me", ttl_seconds=60, now=T0),
+            "lease row 'provider/sim'",
+        ),
+        (
+            "UPDATE lease SET holder = ?",
+            b"\x00\xff",
+            lambda s: s.acquire_lease("provider/sim", "you", ttl_seconds=60, now=T0),
+            "lease row 'provider/sim'",
+        ),
     ],
 )
 def test_a_garbled_row_is_one_error_naming_its_table_and_row(
