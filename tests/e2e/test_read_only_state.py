@@ -47,7 +47,9 @@ def _modes_bind(tmp_path: Path) -> str | None:
     try:
         done = subprocess.run(
             [sys.executable, "-c", f"open({str(probe / 'x')!r}, 'w')"],
-            preexec_fn=obey_file_modes, capture_output=True, text=True,
+            preexec_fn=obey_file_modes,
+            capture_output=True,
+            text=True,
         )
     except OSError as exc:
         return f"cannot drop the capabilities that override file modes ({exc})"
@@ -74,7 +76,9 @@ def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def read_only(cli: Cli, workdir: Path, state_dir: Path, tmp_path: Path, _anchors_in_tmp: Path) -> Iterator[Cli]:
+def read_only(
+    cli: Cli, workdir: Path, state_dir: Path, tmp_path: Path, _anchors_in_tmp: Path
+) -> Iterator[Cli]:
     """An applied deployment whose state dir and anchors are read-only; the CLI, bound by file modes."""
     reason = _modes_bind(tmp_path)
     if reason is not None:
@@ -111,8 +115,9 @@ def test_read_commands_work_and_write_nothing(
     verify = read_only("audit", "verify")
     _clean(verify)
     assert "intact" in verify.out and "anchored: 1 signed checkpoints agree" in verify.out
-    report = read_only("usage", "report", "--format", "json", "--to", "2026-11-02T12:00:00Z",
-                       now="2026-11-02T12:00:00Z")
+    report = read_only(
+        "usage", "report", "--format", "json", "--to", "2026-11-02T12:00:00Z", now="2026-11-02T12:00:00Z"
+    )
     _clean(report)
     assert json.loads(report.out)["rows"][0]["instances"] == 6
     listed = read_only("simcloud", "list", "--format", "json")
@@ -150,10 +155,16 @@ def _one_error(result: Result) -> str:
     ("args", "names"),
     [
         (("apply", "{workdir}", "--yes"), "state.db: cannot write the state database: it is read-only here"),
-        (("destroy", "{workdir}", "--yes"), "state.db: cannot write the state database: it is read-only here"),
+        (
+            ("destroy", "{workdir}", "--yes"),
+            "state.db: cannot write the state database: it is read-only here",
+        ),
         (("simcloud", "fail", "shop/web/0"), "simcloud.db: simcloud's file is read-only here"),
         (("simcloud", "delete", "shop/web/1"), "simcloud.db: simcloud's file is read-only here"),
-        (("plan", "{workdir}", "--out", "{state}/plan.txt"), "cannot write {state}/plan.txt: Permission denied"),
+        (
+            ("plan", "{workdir}", "--out", "{state}/plan.txt"),
+            "cannot write {state}/plan.txt: Permission denied",
+        ),
     ],
 )
 def test_writing_commands_say_so_in_one_line(
@@ -180,10 +191,10 @@ def test_a_signed_plan_needs_a_key_it_cannot_make_here(read_only: Cli, workdir: 
 def _leave_a_write_ahead_log(db: Path) -> None:
     """Commit a change that stays in ``state.db-wal`` (a process that ended without checkpointing)."""
     code = (
-        "import os, sqlite3; c = sqlite3.connect(%r, isolation_level=None); "
+        f"import os, sqlite3; c = sqlite3.connect({str(db)!r}, isolation_level=None); "
         "c.execute('PRAGMA wal_autocheckpoint = 0'); "
         "c.execute(\"UPDATE lease SET holder = holder || '+'\"); os._exit(0)"
-    ) % str(db)
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert Path(f"{db}-wal").stat().st_size > 0
 
@@ -220,7 +231,9 @@ def test_a_pending_write_ahead_log_without_its_index_is_one_clear_line(
     _chmod([state_dir], writable=False)
     try:
         line = _one_error(cli("audit", "log", preexec_fn=obey_file_modes))
-        assert "state.db: cannot be read without write access: changes are still in its write-ahead log" in line
+        assert (
+            "state.db: cannot be read without write access: changes are still in its write-ahead log" in line
+        )
         _chmod([state_dir], writable=True)
         assert cli("audit", "verify").code == 0  # with write access, the log is folded in
     finally:
