@@ -450,6 +450,9 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
     # one error naming the file, whatever the edit was.
     except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError) as exc:
         raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None
+    except UserError as exc:  # a bad timestamp or secret reference: said of this file
+        said = "; ".join(d.message for d in exc.diagnostics)
+        raise UserError(f"{source}: not a valid plan file ({said})") from None
     if plan.basis_digest() != digest:
         raise UserError(f"{source}: the plan's observed basis does not match its digest; was it edited?")
     return plan
