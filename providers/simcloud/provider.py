@@ -57,6 +57,7 @@ from providers.simcloud.storage import (
 )
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.limits import MAX_SIM_CAPACITY, MAX_SIM_LATENCY_MS, MAX_SIM_PAGE_SIZE
 from reconciler.core.model import (
     TAG_KEY,
     TAG_OWNER,
@@ -165,6 +166,7 @@ class SimCloud(Provider):
             "latency_ms": {
                 "type": "number",
                 "minimum": 0,
+                "maximum": MAX_SIM_LATENCY_MS,
                 "default": 0,
                 "description": "sleep this long on every API call",
             },
@@ -183,12 +185,14 @@ class SimCloud(Provider):
             "page_size": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_SIM_PAGE_SIZE,
                 "default": 1000,
                 "description": "servers per listing call",
             },
             "capacity": {
                 "type": "integer",
                 "minimum": 0,
+                "maximum": MAX_SIM_CAPACITY,
                 "description": "most servers this provider may hold",
             },
             "state_file": {
@@ -224,10 +228,17 @@ class SimCloud(Provider):
         problem = state_file_problem(state_file)
         if problem is not None:
             raise UserError(f"simcloud provider {config.name}: spec.state_file {state_file!r} {problem}")
-        if self.page_size < 1 or self.latency < 0 or not 0 <= self.error_rate <= 1:
+        latency_ms = self.latency * 1000
+        if (
+            not 1 <= self.page_size <= MAX_SIM_PAGE_SIZE
+            or not 0 <= latency_ms <= MAX_SIM_LATENCY_MS
+            or not 0 <= self.error_rate <= 1
+            or (self.capacity is not None and not 0 <= self.capacity <= MAX_SIM_CAPACITY)
+        ):
             raise UserError(
                 f"simcloud provider {config.name}: page_size must be ≥ 1, latency_ms ≥ 0 "
-                "and error_rate between 0 and 1"
+                f"and error_rate between 0 and 1 (at most: page_size {MAX_SIM_PAGE_SIZE}, latency_ms "
+                f"{MAX_SIM_LATENCY_MS}, capacity {MAX_SIM_CAPACITY})"
             )
         self.path = db_path(context.state_dir, state_file)
         self._local = threading.local()

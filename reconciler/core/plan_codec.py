@@ -50,7 +50,10 @@ def _size_to(size: Size) -> dict[str, int]:
 
 def _size_from(data: Mapping[str, Any]) -> Size:
     data = _obj(data)
-    return Size(_int(data["cpus"]), _int(data["memory_mb"]), _int(data["disk_gb"]))
+    for name in ("cpus", "memory_mb", "disk_gb"):  # the ranges are size_problem's, said with the field
+        if isinstance(data[name], bool) or not isinstance(data[name], int):
+            raise ValueError(f"size {name} must be a whole number, found {_shown_amount(repr(data[name]))}")
+    return Size(data["cpus"], data["memory_mb"], data["disk_gb"])
 
 
 def _int(value: Any) -> int:

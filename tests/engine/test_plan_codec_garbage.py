@@ -94,7 +94,8 @@ def test_any_wrong_value_anywhere_is_a_plan_file_error_or_a_plan_that_renders(ga
         (("changes",), {"a": 1}, "expected a list"),
         (("created_at",), [], "expected text"),
         (("changes", 0, "generation"), "2", "expected a whole number"),
-        (("changes", 0, "after", "size", "cpus"), 10**30, "expected a whole number"),
+        (("changes", 0, "after", "size", "cpus"), 10**30, "cpus must be an integer from 1 to 1024"),
+        (("changes", 0, "after", "size", "cpus"), "2", "size cpus must be a whole number"),
     ],
 )
 def test_the_error_says_what_was_wrong(path: tuple[Any, ...], value: Any, said: str) -> None:

@@ -286,6 +286,10 @@ def test_parallel_first_calls_of_many_providers_on_one_new_file(tmp_path: Path) 
         ({"page_size": "ten"}, "spec.page_size must be an integer"),
         ({"error_rate": 1.5}, "error_rate between 0 and 1"),
         ({"page_size": 0}, "page_size must be ≥ 1"),
+        ({"page_size": 100_001}, "at most: page_size 100000"),
+        ({"latency_ms": 60_001}, "latency_ms 60000"),
+        ({"latency_ms": -1}, "latency_ms ≥ 0"),
+        ({"capacity": 10_000_001}, "capacity 10000000"),
     ],
 )
 def test_bad_spec_is_a_user_error(tmp_path: Path, spec: dict[str, Any], message: str) -> None:
