@@ -61,7 +61,9 @@ def test_a_full_disk_midway_leaves_the_old_file_and_no_temp_file(
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
-def test_a_new_file_on_a_full_disk_is_not_made_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_file_on_a_full_disk_is_not_made_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fail_writes_after(monkeypatch, 100, errno.EFBIG)
     with pytest.raises(NoSpaceError):
         files.write_atomic(tmp_path / "new.txt", "y" * 1000)
