@@ -30,16 +30,12 @@ from typing import Any, ClassVar, TypeVar
 
 from providers.simcloud import dbfile
 from providers.simcloud.admin import SimcloudFaults
+from providers.simcloud.spec import SPEC_SCHEMA
 from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
-    LEDGER_HINT,
-    LEDGER_PATTERN,
     OBSERVE_COLUMNS,
     SERVER_COLUMNS,
     SOURCE_SIZE_TAG,
-    STATE_FILE_HINT,
-    STATE_FILE_MAX,
-    STATE_FILE_PATTERN,
     ServerRow,
     connect,
     db_path,
@@ -159,54 +155,7 @@ class SimCloud(Provider):
         metrics=True,
         paginated=True,
     )
-    spec_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "latency_ms": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": MAX_SIM_LATENCY_MS,
-                "default": 0,
-                "description": "sleep this long on every API call",
-            },
-            "error_rate": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "default": 0,
-                "description": "fraction of API calls failing with a transient error",
-            },
-            "seed": {
-                "type": "integer",
-                "default": 0,
-                "description": "makes error_rate failures deterministic",
-            },
-            "page_size": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_SIM_PAGE_SIZE,
-                "default": 1000,
-                "description": "servers per listing call",
-            },
-            "capacity": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": MAX_SIM_CAPACITY,
-                "description": "most servers this provider may hold",
-            },
-            "state_file": {
-                "type": "string",
-                "pattern": STATE_FILE_PATTERN,
-                "patternErrorMessage": STATE_FILE_HINT,
-                "maxLength": STATE_FILE_MAX,
-                "not": {"type": "string", "pattern": LEDGER_PATTERN},
-                "errorMessage": LEDGER_HINT,
-                "default": DEFAULT_STATE_FILE,
-                "description": "SQLite file name in the state directory (a plain name, not state.db)",
-            },
-        },
-    }
+    spec_schema = SPEC_SCHEMA
     fault_injector: ClassVar[FaultInjector | None] = SimcloudFaults()
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
