@@ -73,6 +73,7 @@ from providers.libvirt.xml import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
+from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     BackupMethod,
     Capabilities,
@@ -135,7 +136,8 @@ class LibvirtProvider(Provider):
                           "description": "overlay: qcow2 copy-on-write on the image; clone: full copy"},
             "cloud_init": {"type": "boolean", "default": True,
                            "description": "attach a NoCloud seed holding the boot scripts as user-data"},
-            "shutdown_timeout_seconds": {"type": "number", "minimum": 0, "default": 60,
+            "shutdown_timeout_seconds": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
+                                         "default": 60,
                                          "description": "wait this long for a clean shutdown, then "
                                                         "power off"},
         },

@@ -75,6 +75,7 @@ from providers.xcp.wire import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     GUARD_TAGS,
     TAG_KEY,
@@ -142,7 +143,8 @@ class XcpProvider(Provider):
             "network": {"type": "string", "minLength": 1,
                         "description": "network (name-label or uuid) the VIF is attached to"},
             "verify_tls": {"type": "boolean", "default": True},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 60},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
+                                "default": 60},
         },
         "additionalProperties": False,
     }
