@@ -41,6 +41,7 @@ from reconciler.core.plan import (
     Plan,
 )
 from reconciler.core.plan_signature import sign, verify
+from reconciler.core.policy_codec import violation_from_dict, violation_to_dict, window_from_dict, window_to_dict
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -260,6 +261,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "source_path": plan.source_path,
         "commit": plan.commit,
         "summary": plan.summary(),
+        "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
+        "windows": [window_to_dict(w) for w in plan.windows],
         "cost": {
             "currency": cost.currency,
             "before_hourly": str(cost.before_hourly),
@@ -387,6 +390,8 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             price_lists=tuple(price_list_from_dict(p) for p in data.get("price_lists", ())),
             basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
             diagnostics=tuple(data.get("diagnostics", ())),
+            violations=tuple(violation_from_dict(v) for v in data.get("violations", ())),
+            windows=tuple(window_from_dict(w) for w in data.get("windows", ())),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a bad Decimal: InvalidOperation
         raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None

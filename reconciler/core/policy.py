@@ -40,6 +40,7 @@ from reconciler.core.policy_model import (
     GLOBAL_SCOPE,
     AllowedField,
     ChangeWindow,
+    Enforcement,
     Policy,
     PolicyRule,
     QuotaResource,
@@ -428,3 +429,30 @@ def holds(window: ChangeWindow, change: Change) -> bool:
 
 def held_keys(opened: OpenWindow, changes: Sequence[Change]) -> tuple[str, ...]:
     return tuple(sorted({c.key for c in changes if holds(opened.window, c)}))
+
+
+@dataclass(frozen=True)
+class WindowHold:
+    """An open window and the keys of the changes it holds back."""
+
+    opened: OpenWindow
+    keys: tuple[str, ...]
+
+    @property
+    def blocks(self) -> bool:
+        """A deny policy's window refuses the apply; a warn policy's is shown and never blocks."""
+        return self.opened.window.enforcement is Enforcement.DENY
+
+    def describe(self) -> str:
+        shown = ", ".join(self.keys[:10]) + (f" and {len(self.keys) - 10} more" if len(self.keys) > 10 else "")
+        return f"{self.opened.window.where}: {self.opened.describe()} — holds {shown}"
+
+
+def window_holds(windows: Sequence[ChangeWindow], changes: Sequence[Change], now: datetime) -> tuple[WindowHold, ...]:
+    """Every window open at ``now`` that holds back at least one of ``changes``."""
+    found: list[WindowHold] = []
+    for opened in open_windows(windows, now):
+        keys = held_keys(opened, changes)
+        if keys:
+            found.append(WindowHold(opened, keys))
+    return tuple(found)
