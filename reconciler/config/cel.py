@@ -31,10 +31,13 @@ from typing import Any
 import celpy
 import lark
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError, base_functions
 
 from reconciler.config.schema import suggest
-from reconciler.core.limits import MAX_RULE_CHARS, MAX_RULE_MACRO_NESTING, MAX_RULE_NESTING
 from reconciler.core.changes import Change, ChangeCause
+from reconciler.core.limits import MAX_RULE_CHARS, MAX_RULE_MACRO_NESTING, MAX_RULE_NESTING
 from reconciler.core.model import Action, DesiredServer, ObservedServer, ServerStatus, Size
 from reconciler.core.plan import CostSummary
 from reconciler.core.policy import (
@@ -47,8 +50,9 @@ from reconciler.core.policy import (
 )
 from reconciler.core.policy_model import GLOBAL_SCOPE, Enforcement, Policy, RuleFailure, Subject
 
+_Tree = lark.Tree[Any]
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-_FUNCTIONS = frozenset(name for name in celpy.base_functions if name[:1].isalpha()) | {"has", "dyn"}
+_FUNCTIONS = frozenset(name for name in base_functions if name[:1].isalpha()) | {"has", "dyn"}
 _MESSAGE_CHARS = 300
 
 
@@ -81,8 +85,8 @@ class CelRule:
 
     def __call__(self, variables: Mapping[str, object]) -> bool:
         try:
-            result = self._runner.evaluate({name: celpy.json_to_cel(value) for name, value in variables.items()})
-        except celpy.CELEvalError as exc:
+            result = self._runner.evaluate(_cel(variables))
+        except CELEvalError as exc:
             raise RuleFailure(error_text(exc)) from None
         except RecursionError:
             raise RuleFailure("it nests too deeply to evaluate") from None
@@ -91,6 +95,15 @@ class CelRule:
         if not isinstance(result, celtypes.BoolType):
             raise RuleFailure(f"it gives {_type_name(type(result))}, not true or false")
         return bool(result)
+
+
+def _cel(variables: Mapping[str, object]) -> dict[str, Any]:
+    """The variables as CEL values (they are JSON-like: built by ``core.policy``)."""
+    values: dict[str, Any] = {}
+    for name, value in variables.items():
+        plain: Any = value
+        values[name] = json_to_cel(plain)
+    return values
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -126,7 +139,7 @@ def compile_rule(text: str) -> Compiled | list[Problem]:
         return [Problem(1, 1, f"is {len(text)} characters long, more than {MAX_RULE_CHARS}; shorten it")]
     try:
         tree = _environment().compile(text)
-    except celpy.CELParseError as exc:
+    except CELParseError as exc:
         return [Problem(exc.line or 1, exc.column or 1, _syntax(text, exc.line or 1, exc.column or 1))]
     except RecursionError:
         return [Problem(1, 1, "nests too deeply to parse; write it flatter")]
@@ -156,18 +169,18 @@ def _syntax(text: str, line: int, column: int) -> str:
     return f"is not valid CEL: a syntax error at column {column}, at {at!r}; check the operator or name there"
 
 
-def _children(node: lark.Tree) -> Iterator[lark.Tree]:
+def _children(node: _Tree) -> Iterator[_Tree]:
     return (c for c in node.children if isinstance(c, lark.Tree))
 
 
-def _line(node: lark.Tree | lark.Token) -> tuple[int, int]:
+def _line(node: _Tree | lark.Token) -> tuple[int, int]:
     if isinstance(node, lark.Token):
         return node.line or 1, node.column or 1
     meta = node.meta
     return (getattr(meta, "line", 1) or 1, getattr(meta, "column", 1) or 1)
 
 
-def _ident(node: lark.Tree) -> lark.Token | None:
+def _ident(node: _Tree) -> lark.Token | None:
     """The IDENT of an expression that is nothing but a name (a comprehension's variable)."""
     while isinstance(node, lark.Tree):
         if node.data == "ident":
@@ -188,14 +201,14 @@ class _Checker:
         self.roots: set[str] = set()
         self._seen: set[str] = set()
 
-    def add(self, at: lark.Tree | lark.Token, message: str) -> None:
+    def add(self, at: _Tree | lark.Token, message: str) -> None:
         if message not in self._seen:
             self._seen.add(message)
             line, column = _line(at)
             self.problems.append(Problem(line, column, message))
 
-    def walk(self, tree: lark.Tree) -> None:
-        stack: list[tuple[lark.Tree, int, int, frozenset[str]]] = [(tree, 0, 0, frozenset())]
+    def walk(self, tree: _Tree) -> None:
+        stack: list[tuple[_Tree, int, int, frozenset[str]]] = [(tree, 0, 0, frozenset())]
         while stack:
             node, depth, macros, bound = stack.pop()
             if node.data == "expr":
@@ -213,14 +226,15 @@ class _Checker:
                 if isinstance(method, lark.Token) and str(method) in MACROS:
                     macros += 1
                     if macros > MAX_RULE_MACRO_NESTING:
-                        self.add(method, f"has {method}() inside another comprehension; write them one after the other")
+                        message = f"has {method}() inside another comprehension; write them one by one"
+                        self.add(method, message)
                     bound = self.macro(node, bound)
                 elif isinstance(method, lark.Token):
                     self.function(method)
             for child in _children(node):
                 stack.append((child, depth, macros, bound))
 
-    def macro(self, node: lark.Tree, bound: frozenset[str]) -> frozenset[str]:
+    def macro(self, node: _Tree, bound: frozenset[str]) -> frozenset[str]:
         args = [c for c in _children(node) if c.data == "exprlist"]
         first = next(_children(args[0]), None) if args else None
         token = _ident(first) if first is not None else None
@@ -234,7 +248,7 @@ class _Checker:
             hint = suggest(str(token), sorted(_FUNCTIONS))
             self.add(token, f"calls unknown function {str(token)!r}" + (f"; {hint}" if hint else ""))
 
-    def name(self, node: lark.Tree, bound: frozenset[str]) -> None:
+    def name(self, node: _Tree, bound: frozenset[str]) -> None:
         token = node.children[0]
         text = str(token)
         if text in bound:
@@ -251,9 +265,9 @@ class _Checker:
             )
         )
 
-    def fields(self, node: lark.Tree, bound: frozenset[str]) -> None:
+    def fields(self, node: _Tree, bound: frozenset[str]) -> None:
         chain: list[lark.Token] = []
-        current: lark.Tree = node
+        current: _Tree = node
         while current.data in ("member_dot", "member"):
             if current.data == "member_dot":
                 field = current.children[1]
@@ -279,9 +293,8 @@ class _Checker:
             if str(token) not in shape:
                 hint = suggest(str(token), sorted(shape))
                 fields = ", ".join(sorted(shape))
-                self.add(
-                    token, f"{path} has no field {str(token)!r}; " + (hint if hint else f"its fields are: {fields}")
-                )
+                fix = hint if hint else f"its fields are: {fields}"
+                self.add(token, f"{path} has no field {str(token)!r}; {fix}")
                 return
             shape = shape[str(token)]
             path = f"{path}.{token}"
@@ -314,8 +327,8 @@ def _samples() -> dict[str, object]:
 def _trial(rule: CelRule) -> str | None:
     """A type error found by evaluating once over sample variables, or None."""
     try:
-        rule._runner.evaluate({k: celpy.json_to_cel(v) for k, v in _samples().items()})
-    except celpy.CELEvalError as exc:
+        rule._runner.evaluate(_cel(_samples()))
+    except CELEvalError as exc:
         if len(exc.args) > 1 and exc.args[1] is TypeError:
             return f"has a type error: {error_text(exc)}; compare like with like (numbers unquoted)"
         return None

@@ -64,8 +64,8 @@ def build_policy(doc: Document) -> tuple[PolicySpec | None, Problems]:
                 Diagnostic(
                     doc.file,
                     doc.line_of((*path, "name")),
-                    f"two rules of policy {name!r} are named {rule_name!r} (the first at line {seen[rule_name]}); "
-                    "rename one",
+                    f"two rules of policy {name!r} are named {rule_name!r} (the first at line "
+                    f"{seen[rule_name]}); rename one",
                 )
             )
         seen.setdefault(rule_name, doc.line_of((*path, "name")))
@@ -103,8 +103,8 @@ def _quota(doc: Document, key: str, raw: object, problems: Problems) -> Quota:
                 Diagnostic(
                     doc.file,
                     doc.line_of(path),
-                    f"{dotted(path)} {raw} {problem}; write a decimal of at most {MONEY_DIGITS} digits before "
-                    f"the point and {MONEY_PLACES} after, such as '2500.00'",
+                    f"{dotted(path)} {raw} {problem}; write a decimal of at most {MONEY_DIGITS} digits "
+                    f"before the point and {MONEY_PLACES} after, such as '2500.00'",
                 )
             )
     return Quota(QuotaResource(key), limit, _where(doc, path))
@@ -119,9 +119,8 @@ def _rule(
     if not isinstance(compiled, Compiled):
         for problem in compiled:
             column = f" (column {problem.column})" if "\n" in expr.rstrip("\n") or problem.column > 1 else ""
-            problems.append(
-                Diagnostic(doc.file, first + problem.line - 1, f"rule {name!r}: the expression {problem.message}{column}")
-            )
+            message = f"rule {name!r}: the expression {problem.message}{column}"
+            problems.append(Diagnostic(doc.file, first + problem.line - 1, message))
         return None
     return PolicyRule(
         name=name,

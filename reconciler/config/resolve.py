@@ -63,7 +63,7 @@ class Catalog:
     price_lists: dict[str, PriceList] = field(default_factory=dict)
     budgets: dict[str, BudgetSpec] = field(default_factory=dict)
     alert_sinks: dict[str, AlertSink] = field(default_factory=dict)
-    guards: dict[str, PolicySpec] = field(default_factory=dict)  # Policy documents (``policies`` are BackupPolicy)
+    guards: dict[str, PolicySpec] = field(default_factory=dict)  # Policy (``policies``: BackupPolicy)
     declared: dict[str, set[str]] = field(default_factory=dict)
     complete: bool = True  # every file was read to its end
 

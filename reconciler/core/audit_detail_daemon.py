@@ -251,7 +251,8 @@ class PolicyDenied(JsonDetail):
         found = data["policy_denied"]
         if not isinstance(found, list) or not all(isinstance(v, str) for v in found):
             raise Malformed("policy_denied")
-        return cls(message=text_field(data, "message"), violations=tuple(found), kept=optional_text(data, "kept"))
+        message, kept = text_field(data, "message"), optional_text(data, "kept")
+        return cls(message=message, violations=tuple(found), kept=kept)
 
 
 @dataclass(frozen=True)

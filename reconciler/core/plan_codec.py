@@ -41,7 +41,12 @@ from reconciler.core.plan import (
     Plan,
 )
 from reconciler.core.plan_signature import sign, verify
-from reconciler.core.policy_codec import violation_from_dict, violation_to_dict, window_from_dict, window_to_dict
+from reconciler.core.policy_codec import (
+    violation_from_dict,
+    violation_to_dict,
+    window_from_dict,
+    window_to_dict,
+)
 
 
 # --- JSON ---------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from reconciler.core.policy_model import (
     Where,
 )
 
-Shape = Mapping[str, Any]  # field name -> a leaf type name ("string", "int", "bool", "double", "map") or a Shape
+Shape = Mapping[str, Any]  # field -> a leaf type ("string", "int", "bool", "double", "map") or a Shape
 
 _SIZE: Shape = {"cpus": "int", "memory_mb": "int", "disk_gb": "int"}
 SERVER_SHAPE: Shape = {
@@ -317,11 +317,10 @@ def _allowed(policy: Policy, servers: Sequence[DesiredServer], *, checked_flavor
                 offending.setdefault("" if value is None else value, []).append(server.key)
         what = allow.field.value.rstrip("s")
         for value, keys in sorted(offending.items()):
-            shown = f"{what} {value!r} is not allowed" if value else f"no {what} is given, and one is required"
+            shown = f"{what} {value!r} is not allowed" if value else f"no {what} is given, and one is needed"
             message = f"{shown} (allowed: {', '.join(allow.patterns)})"
-            found.append(
-                _violation(policy, f"allowed.{allow.field.value}", ViolationKind.ALLOWED, message, allow.where, keys)
-            )
+            rule = f"allowed.{allow.field.value}"
+            found.append(_violation(policy, rule, ViolationKind.ALLOWED, message, allow.where, keys))
     return found
 
 
@@ -338,12 +337,9 @@ def _required_tags(policy: Policy, servers: Sequence[DesiredServer]) -> list[Vio
     for tag in policy.required_tags:
         missing = [s.key for s in servers if tag not in dict(s.tags)]
         if missing:
-            message = f"servers must carry the tag {tag!r}; add it to their template's tags"
-            found.append(
-                _violation(
-                    policy, "required_tags", ViolationKind.REQUIRED_TAGS, message, policy.required_tags_where, missing
-                )
-            )
+            message = f"servers must carry the tag {tag!r}; add it to their templates' tags"
+            kind, where = ViolationKind.REQUIRED_TAGS, policy.required_tags_where
+            found.append(_violation(policy, "required_tags", kind, message, where, missing))
     return found
 
 
@@ -385,9 +381,9 @@ def _rule(
     found: list[Violation] = []
     if violated:
         found.append(_violation(policy, rule.name, ViolationKind.RULE, rule.message, rule.where, false))
-    for reason, keys in sorted(failures.items()):
+    for reason, failed in sorted(failures.items()):
         message = f"could not be evaluated: {reason}"
-        found.append(_violation(policy, rule.name, ViolationKind.EVALUATION, message, rule.where, keys))
+        found.append(_violation(policy, rule.name, ViolationKind.EVALUATION, message, rule.where, failed))
     return found
 
 
@@ -399,7 +395,7 @@ class OpenWindow:
     closes: datetime
 
     def describe(self) -> str:
-        """``policy shop-limits: no changes over the weekend (open 2026-11-06 18:00 → 2026-11-09 08:00 UTC)``"""
+        """``policy shop-limits: no weekend changes (open 2026-11-06 18:00 → 2026-11-09 08:00 UTC)``"""
         stamp = "%Y-%m-%d %H:%M"
         why = self.window.message or f"a change window ({self.window.deny}, {self.window.duration_hours} h)"
         return (
@@ -444,11 +440,14 @@ class WindowHold:
         return self.opened.window.enforcement is Enforcement.DENY
 
     def describe(self) -> str:
-        shown = ", ".join(self.keys[:10]) + (f" and {len(self.keys) - 10} more" if len(self.keys) > 10 else "")
+        more = f" and {len(self.keys) - 10} more" if len(self.keys) > 10 else ""
+        shown = ", ".join(self.keys[:10]) + more
         return f"{self.opened.window.where}: {self.opened.describe()} — holds {shown}"
 
 
-def window_holds(windows: Sequence[ChangeWindow], changes: Sequence[Change], now: datetime) -> tuple[WindowHold, ...]:
+def window_holds(
+    windows: Sequence[ChangeWindow], changes: Sequence[Change], now: datetime
+) -> tuple[WindowHold, ...]:
     """Every window open at ``now`` that holds back at least one of ``changes``."""
     found: list[WindowHold] = []
     for opened in open_windows(windows, now):

@@ -19,7 +19,7 @@ GLOBAL_SCOPE = "global"
 
 
 class Enforcement(StrEnum):
-    """What a violation does: ``deny`` is an error (nothing is applied), ``warn`` is shown and never blocks."""
+    """What a violation does: ``deny`` is an error (nothing applied), ``warn`` is shown and never blocks."""
 
     DENY = "deny"
     WARN = "warn"
@@ -140,7 +140,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Violation:
-    """One thing a Policy refuses (``deny``) or warns about, located at the part of the policy that says so."""
+    """One thing a Policy refuses (``deny``) or warns about, located at the part of the policy saying so."""
 
     policy: str
     rule: str  # a rule's name, or the part of the policy: quotas.vcpus, allowed.images, required_tags

@@ -13,12 +13,14 @@ ledger, ``run.apply`` does), warn windows open now — for the caller to show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.errors import Diagnostic, PolicyDeniedError, UserError
 from reconciler.core.plan import Plan
 from reconciler.core.policy import WindowHold, window_holds
+from reconciler.core.policy_model import Violation
 
 MAX_REASON_CHARS = 500
 
@@ -32,7 +34,7 @@ class Gate:
     def notes(self) -> list[str]:
         """What to tell the person applying."""
         lines = [f"Window overridden ({self.reason}): {hold.describe()}" for hold in self.overridden]
-        lines += [f"Warning: inside a change window of a warn policy: {hold.describe()}" for hold in self.warned]
+        lines += [f"Warning: inside a warn policy's change window: {hold.describe()}" for hold in self.warned]
         return lines
 
 
@@ -41,7 +43,8 @@ def override_reason(text: str | None) -> str | None:
     if text is None:
         return None
     reason = text.strip()
-    if not reason or len(reason) > MAX_REASON_CHARS or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
+    control = any(ord(c) < 32 or 127 <= ord(c) < 160 for c in reason)
+    if not reason or len(reason) > MAX_REASON_CHARS or control:
         raise UserError(
             Diagnostic(
                 "--override-window",
@@ -53,15 +56,17 @@ def override_reason(text: str | None) -> str | None:
     return reason
 
 
+def denial(violations: Sequence[Violation], suffix: str = "") -> PolicyDeniedError:
+    """The error of deny violations: one diagnostic each, at its policy's ``file:line``."""
+    return PolicyDeniedError(
+        [Diagnostic(v.where.file, v.where.line, v.summary() + suffix) for v in violations]
+    )
+
+
 def check_policy(plan: Plan, now: datetime, override: str | None = None) -> Gate:
     """Refuse a plan its deny policies forbid now (see the module); what passes anyway, to show."""
     if plan.denied:
-        raise UserError(
-            [
-                Diagnostic(v.where.file, v.where.line, f"{v.summary()}; the plan is denied, nothing was applied")
-                for v in plan.denied
-            ]
-        )
+        raise denial(plan.denied, "; the plan is denied, nothing was applied")
     reason = override_reason(override)
     holds = window_holds(plan.windows, plan.changes, now)
     blocking = tuple(h for h in holds if h.blocks)
