@@ -111,7 +111,7 @@ _OPERATORS = {
     "relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=",
     "relation_eq": "==", "relation_ne": "!=", "relation_in": "in", "addition_add": "+",
     "addition_sub": "-", "multiplication_mul": "*", "multiplication_div": "/",
-    "multiplication_mod": "%", "unary_not": "!", "unary_neg": "-",
+    "multiplication_mod": "%", "unary_not": "!", "unary_neg": "-", "_&&_": "&&", "_||_": "||",
 }  # fmt: skip
 _RULE_TOKEN = re.compile(r"Token\('RULE', '(\w+)'\)")
 _CLASS = re.compile(r"<class 'celpy\.celtypes\.(\w+?)(?:Type)?'>")
@@ -123,9 +123,22 @@ def _type_name(cls: type) -> str:
     return {"NoneType": "null", "Double": "double", "Int": "int", "Uint": "uint"}.get(name, name.lower())
 
 
+_INNER = re.compile(r"""CELEvalError\(\*\((["'])(.*?)\1, <class""")
+
+
+def _propagated(exc: BaseException) -> bool:
+    """An operator given errors (``a && b`` with both failing): not a type error of the rule's own."""
+    return bool(exc.args) and isinstance(exc.args[0], str) and "CELEvalError" in exc.args[0]
+
+
 def error_text(exc: BaseException) -> str:
-    """A CEL error's message, short and readable (no activation dump, operators as written)."""
+    """A CEL error's message, short and readable (no activation dump, operators as written; for an
+    operator given errors, the first error it was given)."""
     raw = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    if _propagated(exc) and len(exc.args) > 2:
+        given = exc.args[2]
+        inner = _INNER.search(" ".join(map(str, given)) if isinstance(given, tuple) else str(given))
+        raw = inner[2] if inner else raw
     raw = raw.split(" (in activation", 1)[0]
     text = _RULE_TOKEN.sub(lambda m: _OPERATORS.get(m[1], m[1]), raw)
     text = _CLASS.sub(lambda m: m[1].lower() if m[1] != "Double" else "double", text)
@@ -329,7 +342,7 @@ def _trial(rule: CelRule) -> str | None:
     try:
         rule._runner.evaluate(_cel(_samples()))
     except CELEvalError as exc:
-        if len(exc.args) > 1 and exc.args[1] is TypeError:
+        if len(exc.args) > 1 and exc.args[1] is TypeError and not _propagated(exc):
             return f"has a type error: {error_text(exc)}; compare like with like (numbers unquoted)"
         return None
     except Exception:
