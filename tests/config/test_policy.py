@@ -86,19 +86,20 @@ RULE = "  rules:\n    - name: r\n      message: m\n      expr: "  # the expressi
         ),
         pytest.param(
             RULE + '"server.size.cpus <="\n',
-            "policy.yaml:11: rule 'r': the expression is not valid CEL: a syntax error at column 18, at '<='; "
-            "check the operator or name there (column 18)",
+            "policy.yaml:11: rule 'r': the expression is not valid CEL: a syntax error at column 18, "
+            "at '<='; check the operator or name there (column 18)",
             id="ends-early",
         ),
         pytest.param(
             RULE + '"server.sise.cpus < 4"\n',
-            "policy.yaml:11: rule 'r': the expression server has no field 'sise'; did you mean 'size'? (column 8)",
+            "policy.yaml:11: rule 'r': the expression server has no field 'sise'; did you mean 'size'? "
+            "(column 8)",
             id="unknown-field",
         ),
         pytest.param(
             RULE + '"sever.size.cpus < 4"\n',
-            "policy.yaml:11: rule 'r': the expression names 'sever', which is not a variable; rules use server, "
-            "change and plan (did you mean 'server'?)",
+            "policy.yaml:11: rule 'r': the expression names 'sever', which is not a variable; rules use "
+            "server, change and plan (did you mean 'server'?)",
             id="unknown-variable",
         ),
         pytest.param(
@@ -141,7 +142,8 @@ RULE = "  rules:\n    - name: r\n      message: m\n      expr: "  # the expressi
             id="block-scalar-second-line",
         ),
         pytest.param(
-            "  rules:\n    - {name: r, expr: 'true', message: m}\n    - {name: r, expr: 'true', message: n}\n",
+            "  rules:\n    - {name: r, expr: 'true', message: m}\n"
+            "    - {name: r, expr: 'true', message: n}\n",
             "policy.yaml:10: two rules of policy 'limits' are named 'r' (the first at line 9); rename one",
             id="duplicate-rule",
         ),
@@ -231,7 +233,8 @@ def test_each_rule_type_at_each_enforcement(
 ) -> None:
     _, state = load(write_files, body, enforcement=enforcement)
     (violation,) = check_policies(state.policies, state.servers)
-    assert (violation.policy, violation.rule, violation.kind, violation.message) == ("limits", rule, kind, message)
+    found = (violation.policy, violation.rule, violation.kind, violation.message)
+    assert found == ("limits", rule, kind, message)
     assert violation.enforcement is Enforcement(enforcement)
     assert violation.denies is (enforcement == "deny")
     assert violation.keys == ("shop/web/0", "shop/web/1")

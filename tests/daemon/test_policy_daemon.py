@@ -30,15 +30,18 @@ LAST_MONDAY = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 
 
 def policy(body: str, name: str = "limits") -> str:
-    return f"apiVersion: reconciler/v1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  scope: shop\n{body}"
+    head = f"apiVersion: reconciler/v1\nkind: Policy\nmetadata: {{name: {name}}}\n"
+    return f"{head}spec:\n  scope: shop\n{body}"
 
 
 QUOTA = policy("  quotas: {servers: 3}\n")  # line 6
 NO_DELETES = policy(
-    "  rules:\n    - {name: no-deletes, expr: \"change.action != 'delete'\", message: servers are never deleted}\n"
+    "  rules:\n"
+    "    - {name: no-deletes, expr: \"change.action != 'delete'\", message: servers are never deleted}\n"
 )
 NO_FAILOVER = policy(
-    "  rules:\n    - {name: hands-off, expr: \"change.cause != 'failed'\", message: failed servers wait for a person}\n"
+    "  rules:\n"
+    "    - {name: hands-off, expr: \"change.cause != 'failed'\", message: failed servers wait for a person}\n"
 )
 WEEKEND = policy('  windows:\n    - {deny: "0 18 * * 5", duration_hours: 62, message: no weekend changes}\n')
 
@@ -94,7 +97,8 @@ def test_a_commit_whose_desired_state_a_policy_denies_is_rejected(
     )
     ((event, summary),) = loop.alerts()
     assert event == "policy-denied"
-    assert summary.startswith(f"commit {bad[:12]} by Ada Lovelace <ada@example.com> is denied by policy: clusters/limits.yaml:6:")
+    author = "Ada Lovelace <ada@example.com>"
+    assert summary.startswith(f"commit {bad[:12]} by {author} is denied by policy: clusters/limits.yaml:6:")
     assert summary.endswith(f"; still reconciling {good[:12]}")
     loop.close()
     again = Loop(repo, state_dir)  # a restart onto the denied tip: not recorded twice, the good one resumed
@@ -168,7 +172,7 @@ def test_a_window_holds_applies_and_lets_heals_through(repo: GitRepo, loop: Loop
 
 
 def test_a_window_without_allow_heal_holds_heals_too(repo: GitRepo, loop: Loop, cli: Cli) -> None:
-    strict = WEEKEND.replace("message: no weekend changes}", "message: no weekend changes, allow_heal: false}")
+    strict = WEEKEND.replace("changes}", "changes, allow_heal: false}")
     repo.commit({"weekend.yaml": strict}, "no weekend changes, not even heals")
     assert loop.cycle(MONDAY).outcome is CycleOutcome.CONVERGED
     assert cli("simcloud", "fail", "shop/web/0").code == 0

@@ -69,7 +69,8 @@ def test_the_schema_is_valid_and_bounded() -> None:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace(state_dir=tmp_path / "state", clock=Clock(fixed=parse_timestamp("2026-11-02T10:00:00Z")))
+    clock = Clock(fixed=parse_timestamp("2026-11-02T10:00:00Z"))
+    workspace = Workspace(state_dir=tmp_path / "state", clock=clock)
     yield workspace
     workspace.close()
 
@@ -142,6 +143,11 @@ def test_the_rego_examples_expected_decision_follows_from_its_input() -> None:
     readme = (REPO / "examples" / "policies" / "README.md").read_text(encoding="utf-8")
     assert json.dumps(expected, indent=2) in readme
     rego = (EXAMPLE / "plan.rego").read_text(encoding="utf-8")
-    for fragment in ("max_deletes := 1", 'violation.enforcement == "deny"', "change.before.protected",
-                     'violation.enforcement == "warn"', "to_number(input.cost.delta_monthly) > 0"):  # fmt: skip
+    for fragment in (
+        "max_deletes := 1",
+        'violation.enforcement == "deny"',
+        "change.before.protected",
+        'violation.enforcement == "warn"',
+        "to_number(input.cost.delta_monthly) > 0",
+    ):
         assert fragment in rego
