@@ -177,7 +177,7 @@ def test_a_heal_passes_the_window_drift_does_not(cli: Cli, workdir: Path) -> Non
     assert cli("simcloud", "edit", "shop/web/1", "--cpus", "4").code == 0
     drift = cli("apply", "clusters", "--yes", now=SATURDAY)
     assert drift.code == 1 and "holds back shop/web/1; nothing was applied" in drift.err
-    strict = WEEKEND.replace("weekend}", "weekend, allow_heal: false}")
+    strict = WEEKEND.replace("over the weekend}", "over the weekend, allow_heal: false}")
     (workdir / "weekend.yaml").write_text(strict)
     assert cli("simcloud", "fail", "shop/web/2").code == 0
     refused = cli("apply", "clusters", "--yes", now=SATURDAY)
