@@ -182,3 +182,34 @@ def test_a_heal_passes_the_window_drift_does_not(cli: Cli, workdir: Path) -> Non
     assert cli("simcloud", "fail", "shop/web/2").code == 0
     refused = cli("apply", "clusters", "--yes", now=SATURDAY)
     assert refused.code == 1 and "holds back shop/web/1, shop/web/2" in refused.err
+
+
+def test_the_readme_shows_what_a_user_sees(cli: Cli, workdir: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = Path(__file__).resolve().parents[2] / "examples" / "policies" / "shop-limits.yaml"
+    (workdir / "shop-limits.yaml").write_text(example.read_text())
+    validated = cli("validate", "clusters")
+    assert validated.code == 1 and validated.err.strip() in readme
+    templates = workdir / "templates.yaml"
+    tagged = templates.read_text().replace("    team: shop\n", "    team: shop\n    cost-center: cc-42\n")
+    templates.write_text(tagged)
+    assert cli("validate", "clusters").code == 0
+    assert cli("apply", "clusters", "--yes").code == 0
+    web = "    simcloud: debian-12-nginx\n    aws: ami-0c4e6f8a0b2d35791\n  size:\n    cpus: "
+    big = tagged.replace(web + "1\n", web + "32\n")  # the web template's servers get 32 vCPUs
+    assert big != tagged
+    templates.write_text(big)
+    planned = cli("plan", "clusters")
+    assert planned.code == 1
+    assert "\n".join(planned.out.splitlines()[:3]) in readme
+    refused = cli("apply", "clusters", "--yes")
+    assert refused.err.splitlines()[-1].removeprefix("Error: ") in readme.replace("\n", " ")
+    templates.write_text(tagged)
+    (workdir / "shop.yaml").write_text((workdir / "shop.yaml").read_text().replace("count: 3", "count: 4"))
+    inside = cli("apply", "clusters", "--yes", now=SATURDAY)
+    assert inside.code == 1 and inside.out.splitlines()[0] in readme and inside.err.strip() in readme
+    override = ("--override-window", "incident 4711: checkout down")
+    passed = cli("apply", "clusters", "--yes", *override, now=SATURDAY)
+    assert passed.code == 0
+    (overridden,) = [line for line in passed.out.splitlines() if line.startswith("Window overridden")]
+    assert overridden in readme
