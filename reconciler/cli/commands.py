@@ -29,12 +29,14 @@ from reconciler.config.yamlsafe import Unreadable, read_bytes
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
+from reconciler.core.policy import check_policies
 from reconciler.core.provider import provider_class
 from reconciler.run import anchor
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.gate import check_policy
 from reconciler.run.identity import detect_identity
 from reconciler.run.keys import plan_key
 from reconciler.run.planning import plan_path
@@ -46,6 +48,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     state = load_desired_state(args.path, deployment=args.deployment)
     for warning in state.warnings:
         print(f"Warning: {warning}", file=sys.stderr)
+    violations = check_policies(state.policies, state.servers)  # what the desired state alone decides
+    for violation in violations:
+        print(f"{'Error' if violation.denies else 'Warning'}: {violation}", file=sys.stderr)
+    if any(v.denies for v in violations):
+        return EXIT_ERROR
     clusters = len({s.cluster for s in state.servers})
     print(
         f"{args.path}: valid — {_count(len(state.servers), 'server')} in {_count(clusters, 'cluster')} "
@@ -89,6 +96,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
     sys.stdout.write(rendered)
+    if plan.denied:  # listed first in the plan too; a deny policy's violation is an error
+        for violation in plan.denied:
+            print(f"Error: {violation}", file=sys.stderr)
+        return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_BUDGET if plan.breaks_budget else EXIT_CHANGES
     return EXIT_OK
@@ -133,6 +144,7 @@ def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
 
 def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
     sys.stdout.write(render.render_text(plan, color=tty()))
+    check_policy(plan, ws.clock.now(), args.override_window)  # refused before asking (apply checks again)
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
         return EXIT_ERROR
@@ -151,9 +163,12 @@ def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> 
             max_deletes=args.max_deletes,
             allow_mass_delete=args.allow_mass_delete,
             on_result=on_result,
+            override_window=args.override_window,
         )
     finally:
         stop()
+    for note in report.notes:
+        print(note)
     for message in report.recovered:
         print(f"Recovered: {message}")
     for backup in report.backups:

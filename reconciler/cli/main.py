@@ -4,8 +4,8 @@ Nothing is decided here: every command is a thin shell over the steps of ``recon
 (and ``backup``, ``billing``, ``daemon`` above them), so CI plans and daemon runs share one
 code path.
 
-Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error, 2 changes present,
-3 changes present that break a Budget.
+Exit codes: 0 success (``plan --detailed-exitcode``: no changes), 1 error (a deny Policy's
+violation too), 2 changes present, 3 changes present that break a Budget.
 """
 
 from __future__ import annotations
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
         p.add_argument("--allow-mass-delete", action="store_true")
+        p.add_argument(
+            "--override-window",
+            metavar="REASON",
+            help="apply inside a Policy's change window; the reason is recorded in the audit ledger",
+        )
     for name in ("plan", "apply"):  # plan or apply a commit of a git repository (CI)
         q = sub.choices[name]
         q.add_argument("--source", metavar="REPO", help="take PATH from a commit of this git repository")

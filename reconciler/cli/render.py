@@ -21,6 +21,7 @@ from reconciler.core.changes import Change, FieldChange
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
 from reconciler.core.plan import HOURS_PER_MONTH, BudgetCheck, CostLine, CostSummary, Plan
 from reconciler.core.plan_codec import dump_signed_plan
+from reconciler.core.policy import WindowHold, window_holds
 
 NO_CHANGES = "No changes. Your infrastructure matches the configuration."
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -128,6 +129,49 @@ def cost_notes(cost: CostSummary) -> list[str]:
     return notes
 
 
+# --- policy (listed first) -------------------------------------------------------------------
+def policy_head(plan: Plan) -> str | None:
+    """``Policy: this plan is denied (1 deny violation, 2 warnings); apply refuses it.``, or None."""
+    if not plan.violations:
+        return None
+    denied = len(plan.denied)
+    warned = len(plan.violations) - denied
+    warnings = f"{warned} warning{'' if warned == 1 else 's'}"
+    if denied:
+        counts = f"{denied} deny violation{'' if denied == 1 else 's'}" + (f", {warnings}" if warned else "")
+        return f"Policy: this plan is denied ({counts}); apply refuses it."
+    return f"Policy: {warnings}, nothing denied."
+
+
+def open_holds(plan: Plan) -> tuple[WindowHold, ...]:
+    """The change windows open when the plan was made that hold some of its changes back."""
+    return window_holds(plan.windows, plan.changes, plan.created_at)
+
+
+def window_line(hold: WindowHold) -> str:
+    if hold.blocks:
+        return (
+            f"Window: {hold.describe()}; apply is refused until it closes, unless given "
+            "--override-window REASON"
+        )
+    return f"Window (warn): {hold.describe()}; apply goes ahead"
+
+
+def _text_policy(plan: Plan, color: bool) -> list[str]:
+    head = policy_head(plan)
+    holds = open_holds(plan)
+    if head is None and not holds:
+        return []
+    lines: list[str] = []
+    if head is not None:
+        lines.append(_paint(head, "1;31", color) if plan.denied else head)
+        for violation in plan.violations:
+            label = _paint("deny", "1;31", color) if violation.denies else _paint("warn", "1;33", color)
+            lines.append(f"  {label}: {violation}")
+    lines.extend(window_line(hold) for hold in holds)
+    return [*lines, ""]
+
+
 # --- shared pieces --------------------------------------------------------------------------
 def plan_summary(plan: Plan) -> str:
     """``Plan: 2 to create, 1 to update, 0 to replace, 1 to delete, 5 unchanged.``"""
@@ -201,7 +245,7 @@ def _text_change(change: Change, color: bool, mark: str = "") -> list[str]:
 def render_text(plan: Plan, *, color: bool = False) -> str:
     """The plan for a terminal, Terraform-style; ANSI colours only when ``color`` is true."""
     secrets = _secrets(c.after for c in plan.changes)
-    lines: list[str] = []
+    lines: list[str] = _text_policy(plan, color)
     if not plan.changes:
         lines.append(NO_CHANGES)
     else:
@@ -299,8 +343,20 @@ def _md_summary(plan: Plan) -> str:
     return line
 
 
+def _md_policy(plan: Plan) -> list[str]:
+    head = policy_head(plan)
+    parts: list[str] = []
+    if head is not None:
+        parts += [f"> **{_esc(head)}**" if plan.denied else _esc(head), ""]
+        parts += [f"- **{'deny' if v.denies else 'warn'}**: {_esc(str(v))}" for v in plan.violations]
+        parts.append("")
+    for hold in open_holds(plan):
+        parts += [f"> {_esc(window_line(hold))}", ""]
+    return parts
+
+
 def _md_head(plan: Plan) -> list[str]:
-    parts = [_md_summary(plan), ""]
+    parts = [_md_summary(plan), "", *_md_policy(plan)]
     meta = f"Deployment {_code(plan.deployment)}"
     if plan.commit:
         meta += f" · commit {_code(plan.commit)}"

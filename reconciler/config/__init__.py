@@ -5,6 +5,8 @@ The public face of the config layer; the work is split by step:
 * ``yamlsafe``  — safe, bounded YAML reading with a line number for every node;
 * ``schema``    — JSON Schema validation (``reconciler/schemas``) with actionable messages;
 * ``documents`` — typed specs per kind and the checks a schema cannot express;
+* ``policy``    — Policy documents: quotas, allowed lists, required tags, rules, windows;
+* ``cel``       — their CEL rules, compiled and checked at load, evaluated bounded;
 * ``resolve``   — references, input precedence, expansion into servers, dependency cycles;
 * ``sandbox``   — the bounded, immutable Jinja2 sandbox scripts render in;
 * ``scripts``   — injection-safe Jinja2 rendering of boot/operational/decommission scripts;

@@ -27,6 +27,7 @@ from typing import Any
 
 from reconciler.config.documents import build_cluster, build_inputs, build_provider, build_template
 from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
+from reconciler.config.policy import build_policy
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
 from reconciler.config.schema import check_envelope, kind_validator, validate
 from reconciler.config.scripts import render_problems
@@ -184,6 +185,7 @@ _BUILDERS: dict[str, Callable[[Document], tuple[Any, list[Diagnostic]]]] = {
     "PriceList": build_price_list,
     "Budget": build_budget,
     "AlertSink": build_alert_sink,
+    "Policy": build_policy,
 }
 
 
@@ -210,6 +212,8 @@ def _add(catalog: Catalog, kind: str, spec: Any) -> None:
         catalog.budgets[spec.budget.name] = spec
     elif kind == "AlertSink":
         catalog.alert_sinks[spec.name] = spec
+    elif kind == "Policy":
+        catalog.guards[spec.policy.name] = spec
     else:
         catalog.price_lists[spec.name] = spec
 
@@ -299,6 +303,7 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
             if m.autoscale is not None
         },
         alert_sinks=tuple(catalog.alert_sinks[name] for name in sorted(catalog.alert_sinks)),
+        policies=tuple(catalog.guards[name].policy for name in sorted(catalog.guards)),
     )
     members = tuple(sorted(m.ident for c in catalog.clusters.values() for m in c.members.values()))
     return _Loaded(state, resolution, members)

@@ -33,6 +33,7 @@ from reconciler.config.documents import (
     value_problem,
 )
 from reconciler.config.operations import BudgetSpec
+from reconciler.config.policy import PolicySpec
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
 from reconciler.core.errors import Diagnostic
@@ -62,6 +63,7 @@ class Catalog:
     price_lists: dict[str, PriceList] = field(default_factory=dict)
     budgets: dict[str, BudgetSpec] = field(default_factory=dict)
     alert_sinks: dict[str, AlertSink] = field(default_factory=dict)
+    guards: dict[str, PolicySpec] = field(default_factory=dict)  # Policy (``policies``: BackupPolicy)
     declared: dict[str, set[str]] = field(default_factory=dict)
     complete: bool = True  # every file was read to its end
 
@@ -311,16 +313,15 @@ class _Resolver:
                 f"server {stem}-0; rename one of the clusters or members",
             )
 
-    def check_budget_scope(self, budget: BudgetSpec) -> None:
-        scope = budget.scope.name
+    def check_scope(self, kind: str, name: str, doc: Document, scope: Ref) -> None:
         clusters = self.catalog.declared.get("Cluster", set())
-        if scope == "global" or scope in clusters or not self.catalog.complete:
+        if scope.name == "global" or scope.name in clusters or not self.catalog.complete:
             return
-        hint = suggest(scope, {*clusters, "global"})
+        hint = suggest(scope.name, {*clusters, "global"})
         self.error(
-            budget.doc,
-            budget.scope.line,
-            f"Budget {budget.budget.name!r} has scope {scope!r}, which is neither 'global' nor a Cluster; "
+            doc,
+            scope.line,
+            f"{kind} {name!r} has scope {scope.name!r}, which is neither 'global' nor a Cluster; "
             + (hint if hint else "use global or the name of a Cluster"),
         )
 
@@ -337,7 +338,9 @@ class _Resolver:
                     f"provider {provider.config.name!r}",
                 )
         for budget in catalog.budgets.values():
-            self.check_budget_scope(budget)
+            self.check_scope("Budget", budget.budget.name, budget.doc, budget.scope)
+        for guard in catalog.guards.values():
+            self.check_scope("Policy", guard.policy.name, guard.doc, guard.scope)
         scopes = self.scoped_values()
         self.check_unused(scopes)
         self.build_graph()

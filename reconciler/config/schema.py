@@ -40,6 +40,7 @@ KIND_SCHEMAS: dict[str, str] = {
     "PriceList": "price-list.json",
     "AlertSink": "alert-sink.json",
     "Budget": "budget.json",
+    "Policy": "policy.json",
 }
 KINDS: tuple[str, ...] = tuple(sorted(KIND_SCHEMAS))
 API_VERSION = "reconciler/v1"

@@ -26,7 +26,9 @@ detail (action: outcome → kind):
 * ``run.start``/``run.end`` → ``ApplyStarted``/``ApplyEnded`` or ``DaemonStarted``/``DaemonStopped``
 * ``observe.gone`` → ``ServerGone``; ``scale`` → ``ScaleDetail``; ``failover`` → ``FailoverDetail``;
   ``failure.seen`` → ``FailureSighting``; ``alert`` → ``AlertDetail``; ``commit`` → ``CommitAdopted``
-* ``rejected``: failed → ``CommitRejected`` (an invalid commit), info → ``PlanRefused``
+* ``rejected``: failed → ``CommitRejected`` (an invalid commit) or ``PolicyDenied`` (a commit a
+  deny Policy refuses), info → ``PlanRefused``
+* ``window.override`` → ``WindowOverride`` (``apply --override-window``)
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ from reconciler.core.audit_detail_daemon import (
     FailoverDetail,
     FailureSighting,
     PlanRefused,
+    PolicyDenied,
     ScaleDetail,
+    WindowOverride,
 )
 from reconciler.core.backups import BackupKind
 from reconciler.core.clock import isoformat
@@ -79,6 +83,7 @@ __all__ = [
     "FailureSighting",
     "IntentSettled",
     "PlanRefused",
+    "PolicyDenied",
     "PruneDetail",
     "QuiesceDetail",
     "ReplacedByRestore",
@@ -87,6 +92,7 @@ __all__ = [
     "ScaleDetail",
     "ServerGone",
     "SnapshotDetail",
+    "WindowOverride",
     "decode_detail",
     "detail_generation",
     "encode_detail",
@@ -374,6 +380,8 @@ AuditDetail = (
     | CommitAdopted
     | CommitRejected
     | PlanRefused
+    | PolicyDenied
+    | WindowOverride
 )
 
 _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
@@ -387,12 +395,13 @@ _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
     AuditAction.RUN_START: (ApplyStarted, DaemonStarted),
     AuditAction.RUN_END: (ApplyEnded, DaemonStopped),
     AuditAction.OBSERVE_GONE: (ServerGone,),
-    AuditAction.REJECTED: (CommitRejected, PlanRefused),
+    AuditAction.REJECTED: (CommitRejected, PolicyDenied, PlanRefused),
     AuditAction.ALERT: (AlertDetail,),
     AuditAction.SCALE: (ScaleDetail,),
     AuditAction.FAILOVER: (FailoverDetail,),
     AuditAction.FAILURE_SEEN: (FailureSighting,),
     AuditAction.COMMIT: (CommitAdopted,),
+    AuditAction.WINDOW_OVERRIDE: (WindowOverride,),
 }
 
 

@@ -1,8 +1,9 @@
-"""audit_detail_daemon: the typed details of the daemon's own audit entries.
+"""audit_detail_daemon: the typed details of the daemon's own audit entries, and of policy decisions.
 
 Its lifecycle (``DaemonStarted``/``DaemonStopped`` in ``run.start``/``run.end``), scale
-decisions, failovers and failure sightings, alerts sent, commits adopted or rejected, and
-plans refused. Each encodes to the exact text the ledger holds and decodes to None on
+decisions, failovers and failure sightings, alerts sent, commits adopted or rejected (an
+invalid commit, or one a deny Policy refuses), plans refused, and change windows overridden
+(``apply --override-window``). Each encodes to the exact text the ledger holds and decodes to None on
 anything else (see ``audit_detail``, which dispatches on the entry's action).
 """
 
@@ -229,3 +230,49 @@ class PlanRefused(TextDetail):
     @classmethod
     def _parse(cls, text: str) -> Self | None:
         return cls() if text == cls.TEXT else None
+
+
+@dataclass(frozen=True)
+class PolicyDenied(JsonDetail):
+    """A commit a deny Policy refuses (its plan, or its desired state, breaks the policy): the
+    commit's message, each violation as ``file:line: policy …, rule …: message — keys``, the commit kept."""
+
+    _sort_keys: ClassVar[bool] = True
+
+    message: str
+    violations: tuple[str, ...]
+    kept: str | None  # the good commit still reconciled (None: none known)
+
+    def _fields(self) -> dict[str, object]:
+        return {"message": self.message, "policy_denied": list(self.violations), "kept": self.kept}
+
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> Self:
+        found = data["policy_denied"]
+        if not isinstance(found, list) or not all(isinstance(v, str) for v in found):
+            raise Malformed("policy_denied")
+        message, kept = text_field(data, "message"), optional_text(data, "kept")
+        return cls(message=message, violations=tuple(found), kept=kept)
+
+
+@dataclass(frozen=True)
+class WindowOverride(JsonDetail):
+    """``apply --override-window REASON`` passed open change windows: the reason given, each window
+    (``file:line: policy …: message (open … → … UTC)``) and the keys it would have held back."""
+
+    _sort_keys: ClassVar[bool] = True
+
+    reason: str
+    windows: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    def _fields(self) -> dict[str, object]:
+        return {"reason": self.reason, "windows": list(self.windows), "keys": list(self.keys)}
+
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> Self:
+        windows, keys = data["windows"], data["keys"]
+        for name, value in (("windows", windows), ("keys", keys)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise Malformed(name)
+        return cls(reason=text_field(data, "reason"), windows=tuple(windows), keys=tuple(keys))

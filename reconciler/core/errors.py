@@ -3,7 +3,7 @@
 Three branches, each telling the caller what to do next:
 
 * ``UserError`` — the input is wrong (bad YAML, a dangling reference, a stale plan:
-  ``StalePlanError``).
+  ``StalePlanError``, a deny Policy's violation: ``PolicyDeniedError``).
   Never retried; reported as ``file:line: message`` with exit code 1, no traceback.
 * ``TransientError`` — the cloud hiccupped (throttling, timeout, connection reset).
   Retried with exponential backoff and jitter.
@@ -87,6 +87,10 @@ def write_refused(path: object, exc: OSError, what: str = "") -> UserError:
 
 class StalePlanError(UserError):
     """The clouds changed since the plan was made: make a new plan (a daemon simply plans again)."""
+
+
+class PolicyDeniedError(UserError):
+    """A deny Policy refuses the desired state or the plan: one diagnostic per violation, at its policy."""
 
 
 class ProviderError(ReconcilerError):

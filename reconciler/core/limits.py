@@ -13,6 +13,8 @@ column, a ``timedelta``, exact decimal arithmetic) is handed a value it cannot t
 * The daemon's ``--interval`` and ``--git-poll`` are finite and at most a day.
 * Each provider type's numeric settings (timeouts, poll intervals, simcloud's latency, page
   size and capacity) have maxima here too, in that provider's spec schema.
+* A Policy's CEL rules are short and shallow (``MAX_RULE_CHARS``, ``MAX_RULE_NESTING``, no
+  comprehension inside another), so evaluating one over a server is bounded in cost.
 
 README's "Limits" lists the same numbers for people.
 """
@@ -52,6 +54,15 @@ MONEY_PLACES = 9  # digits after it
 MONEY_LIMIT = Decimal(10) ** MONEY_DIGITS  # every amount is below this
 
 CRON_HORIZON_YEARS = 50  # a schedule must fire within this many years (croniter's own search span)
+
+# Policy: quotas, CEL rules and change windows (evaluation of a rule is bounded by its shape)
+MAX_QUOTA = 10**12  # each of servers, vcpus, memory_gb and disk_gb
+MAX_RULES = 100  # CEL rules per Policy
+MAX_WINDOWS = 50  # change windows per Policy
+MAX_RULE_CHARS = 1000  # characters of one CEL expression
+MAX_RULE_NESTING = 16  # parentheses, lists, maps and calls nested inside one another
+MAX_RULE_MACRO_NESTING = 1  # all/exists/exists_one/map/filter: never one inside another
+MAX_WINDOW_HOURS = 744  # a window's duration_hours: a 31-day month
 
 
 def size_problem(size: Size) -> str | None:

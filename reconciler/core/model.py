@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.keys import cluster_of
+from reconciler.core.policy_model import Policy
 
 # Ownership marks carried by every resource we create (tags, metadata, other_config…).
 TAG_PREFIX = "reconciler:"
@@ -120,6 +121,7 @@ class AlertEvent(StrEnum):
     BACKUP_FAILED = "backup-failed"
     BACKUP_OVERDUE = "backup-overdue"
     BUDGET_EXCEEDED = "budget-exceeded"
+    POLICY_DENIED = "policy-denied"  # a commit (or its plan) breaks a deny Policy: refused, nothing applied
 
 
 class BackupMethod(StrEnum):
@@ -545,6 +547,7 @@ class DesiredState:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     autoscale: Mapping[str, Autoscale] = field(default_factory=dict)  # by cluster/member
     alert_sinks: tuple[AlertSink, ...] = ()
+    policies: tuple[Policy, ...] = ()  # sorted by name; checked by ``core.policy``
 
     def provider(self, name: str) -> ProviderConfig:
         for config in self.providers:

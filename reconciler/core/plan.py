@@ -26,6 +26,7 @@ from reconciler.core.model import (
     PriceList,
     ProviderConfig,
 )
+from reconciler.core.policy_model import ChangeWindow, Violation
 
 FORMAT_VERSION = 2  # 2: every change carries its cause
 
@@ -121,6 +122,10 @@ class Plan:
     backups: tuple[BackupAction, ...] = ()
     skip_final_backup: bool = False
     format_version: int = FORMAT_VERSION
+    # Policy (``core.policy``): what the plan breaks — a ``deny`` violation refuses every apply of
+    # it — and the change windows apply holds its changes to, against the clock when it runs.
+    violations: tuple[Violation, ...] = ()
+    windows: tuple[ChangeWindow, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -130,6 +135,11 @@ class Plan:
     def breaks_budget(self) -> bool:
         """The plan has changes and makes some Budget's scope costlier while over its ceiling."""
         return self.has_changes and any(check.broken for check in self.cost.budgets)
+
+    @property
+    def denied(self) -> tuple[Violation, ...]:
+        """The violations of deny policies: the plan must not be applied."""
+        return tuple(v for v in self.violations if v.denies)
 
     def summary(self) -> dict[str, int]:
         counts = {a.value: 0 for a in Action}

@@ -41,6 +41,12 @@ from reconciler.core.plan import (
     Plan,
 )
 from reconciler.core.plan_signature import sign, verify
+from reconciler.core.policy_codec import (
+    violation_from_dict,
+    violation_to_dict,
+    window_from_dict,
+    window_to_dict,
+)
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -319,6 +325,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "source_path": plan.source_path,
         "commit": plan.commit,
         "summary": plan.summary(),
+        "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
+        "windows": [window_to_dict(w) for w in plan.windows],
         "cost": {
             "currency": cost.currency,
             "before_hourly": str(cost.before_hourly),
@@ -447,6 +455,8 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             price_lists=tuple(price_list_from_dict(p) for p in _seq(data.get("price_lists", []))),
             basis=tuple(observed_from_dict(s) for s in _seq(_obj(data["basis"])["servers"])),
             diagnostics=_texts(data.get("diagnostics", [])),
+            violations=tuple(violation_from_dict(_obj(v)) for v in _seq(data.get("violations", []))),
+            windows=tuple(window_from_dict(_obj(w)) for w in _seq(data.get("windows", []))),
         )
         digest = _obj(data["basis"]).get("digest")
     # A wrong type or a bad number anywhere (decimal.InvalidOperation is an ArithmeticError):

@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     FAILOVER = "failover"  # a failed server is being replaced or restarted by the daemon
     FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
     COMMIT = "commit"  # the daemon adopted a new commit of the desired state
+    WINDOW_OVERRIDE = "window.override"  # apply --override-window passed a Policy's change window
 
 
 class Outcome(StrEnum):

@@ -58,6 +58,7 @@ SEVERITY: Mapping[AlertEvent, Severity] = {
     AlertEvent.BACKUP_FAILED: Severity.CRITICAL,
     AlertEvent.BACKUP_OVERDUE: Severity.WARNING,
     AlertEvent.BUDGET_EXCEEDED: Severity.WARNING,
+    AlertEvent.POLICY_DENIED: Severity.WARNING,
 }
 
 DEFAULT_SINK = AlertSink(name="log", type=AlertSinkType.LOG)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from reconciler.core.errors import Diagnostic
 from reconciler.core.records import Lease
 from reconciler.daemon import failover
 from reconciler.daemon.alerts import Alerter
@@ -46,6 +47,7 @@ class CycleOutcome(StrEnum):
     PROGRESSING = "progressing"  # nothing failed, but some changes wait (backoff, grace, another holder)
     FAILED = "failed"  # a change failed, or an error cut the cycle short
     IDLE = "idle"  # no valid desired state to reconcile yet
+    DENIED = "denied"  # a deny Policy refuses the plan: nothing was applied
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class CycleReport:
     held: int = 0  # left out this cycle
     observed: bool = False  # the clouds were observed (readiness)
     message: str = ""
+    denied: tuple[Diagnostic, ...] = ()  # DENIED: each deny violation, at its policy's file:line
 
 
 @dataclass

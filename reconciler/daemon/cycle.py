@@ -9,9 +9,12 @@ Every cycle starts from nothing but the commit to reconcile and the clouds as th
    nobody else can change what we observe before we act on it;
 3. observe every provider once and make a plan (``run.planning.make_plan``);
 4. autoscale: measure, decide, record; a changed count reloads the desired state and plans again;
-5. leave out what must wait — keys in backoff, providers without our lease, failovers
-   within their grace period or over their hourly cap — with everything depending on them
-   (``backoff.restrict_plan``); record the failovers that go ahead;
+5. a plan a deny Policy refuses is not applied (the loop rejects a new commit for it and goes
+   back to the last good one; for the good commit itself the refusal is recorded and alerted
+   as ``policy-denied``); leave out what must wait — keys in backoff, providers without our
+   lease, failovers within their grace period or over their hourly cap, changes a deny
+   Policy's change window holds back now (heals pass when the window allows them) — with
+   everything depending on them (``backoff.restrict_plan``); record the failovers that go ahead;
 6. refuse a plan that deletes more than ``--max-deletes`` (recorded, alerted, nothing applied);
 7. apply (``run.apply.apply_in_session`` with the observation of step 3: settle intents,
    execute, verify by listing again only when something changed), asking ``cancel`` before
@@ -39,10 +42,11 @@ from pathlib import Path
 import structlog
 
 from reconciler.config import deployment_name, load_desired_state
-from reconciler.core.errors import LeaseLostError, PermanentError, ProviderError, UserError
+from reconciler.core.errors import Diagnostic, LeaseLostError, PermanentError, ProviderError, UserError
 from reconciler.core.keys import cluster_of, format_member
 from reconciler.core.model import AlertEvent, DesiredState, ObservedServer
 from reconciler.core.plan import Plan
+from reconciler.core.policy import holds, window_holds
 from reconciler.core.provider import Provider
 from reconciler.core.records import Lease
 from reconciler.daemon import autoscale, failover
@@ -206,8 +210,14 @@ def _plan(
 
 
 # --- the cycle ----------------------------------------------------------------------------------
-def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -> CycleReport:
-    """One cycle for the desired state at ``path`` (a checkout of ``run.commit``, named ``label``)."""
+def reconcile(
+    ctx: CycleContext, path: Path, run: RunContext, label: str = "", *, fresh: bool = False
+) -> CycleReport:
+    """One cycle for the desired state at ``path`` (a checkout of ``run.commit``, named ``label``).
+
+    ``fresh``: the commit was adopted this cycle. When a deny Policy refuses its plan, nothing
+    at all is done (not even backups): the loop rejects the commit and reconciles the last good
+    one instead. For a commit that is not fresh, backups still run beside the refusal."""
     label = label or str(path)
     ws, store = ctx.ws, ctx.ws.store()
     deployment = ctx.options.deployment
@@ -236,6 +246,14 @@ def reconcile(ctx: CycleContext, path: Path, run: RunContext, label: str = "") -
         observation_metrics(ctx, state, observed, plan)
         count_drift(ctx, plan, store)
         budget_alerts(ctx, store, state, plan, run)
+        for violation in plan.violations:
+            if not violation.denies:
+                log.warning("policy warning", violation=str(violation))
+        if plan.denied:
+            ctx.metrics.errors.labels("policy").inc()
+            if not fresh:
+                run_backups(ctx, session, store, state, run, leased, observed)
+            return _denied(plan)
         report, latest = _apply(ctx, session, store, state, plan, run, leased, observed)
         run_backups(ctx, session, store, state, run, leased, latest)
         return report
@@ -260,7 +278,15 @@ def _apply(
     verdicts = ctx.guard.review(runnable, store, now)
     held = failover.held(verdicts)
     runnable, grace = restrict_plan(runnable, lambda c: c.id in held)
-    left_out = waiting + grace
+    blocking = [h.opened.window for h in window_holds(plan.windows, runnable.changes, now) if h.blocks]
+    runnable, windowed = restrict_plan(runnable, lambda c: any(holds(w, c) for w in blocking))
+    if windowed:
+        log.info(
+            "change window open; holding changes",
+            windows=[f"{w.policy} ({w.where})" for w in blocking],
+            keys=sorted({c.key for c in windowed}),
+        )
+    left_out = waiting + grace + windowed
     ctx.metrics.backoff.set(len(ctx.backoff.held(mono)))
     if not runnable.providers:  # every provider's lease is held by another replica: it does the work
         return CycleReport(
@@ -363,6 +389,19 @@ def _apply(
         observed=True,
         message="; ".join([*report.problems, *(f"{r.change.id}: {r.message}" for r in failed)]),
     ), (report.observed if report.results else observed)
+
+
+def _denied(plan: Plan) -> CycleReport:
+    """A deny Policy refuses the plan: nothing is applied; the loop records and alerts it."""
+    found = tuple(Diagnostic(v.where.file, v.where.line, v.summary()) for v in plan.denied)
+    return CycleReport(
+        CycleOutcome.DENIED,
+        changes=len(plan.changes),
+        held=len(plan.changes),
+        observed=True,
+        message="; ".join(str(d) for d in found),
+        denied=found,
+    )
 
 
 def _failed(plan: Plan, exc: Exception) -> CycleReport:

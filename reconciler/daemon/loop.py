@@ -11,7 +11,12 @@ from scratch, so a missed webhook or a crash between cycles never matters. A cyc
 loaded and validated first; when it is valid it becomes the *good* commit (a ``commit``
 entry in the audit ledger: sha, author, message). When it is not, it is *rejected*: a
 ``rejected`` entry with every file:line diagnostic, an ``invalid-commit`` alert, and the
-daemon keeps reconciling the last good commit until a newer commit fixes things. After a
+daemon keeps reconciling the last good commit until a newer commit fixes things. A commit
+a deny Policy refuses is rejected the same way, with a ``policy-denied`` alert: at once when
+its desired state alone breaks the policy (quotas, allowed lists, tags, server rules), or
+when the first plan made from it does (change and plan rules, ``monthly_cost``) — then the
+last good commit is reconciled in the same cycle. When the good commit's own plan is denied
+later (the clouds changed), that plan is refused, recorded once and alerted. After a
 restart onto an invalid tip, the last good commit is found again through the ledger.
 Every audit entry of a cycle carries the commit's sha (``commit``) and author (``actor``);
 its message is in the ``commit`` entry and in the run's ``run.start`` entry.
@@ -36,9 +41,16 @@ from pathlib import Path
 import structlog
 
 from reconciler.config import deployment_name, load_desired_state, resolve_secret
-from reconciler.core.audit_detail import CommitAdopted, CommitRejected, DaemonStarted, DaemonStopped
-from reconciler.core.errors import UserError
+from reconciler.core.audit_detail import (
+    CommitAdopted,
+    CommitRejected,
+    DaemonStarted,
+    DaemonStopped,
+    PolicyDenied,
+)
+from reconciler.core.errors import PolicyDeniedError, UserError
 from reconciler.core.model import AlertEvent
+from reconciler.core.policy import check_policies
 from reconciler.core.records import AuditAction
 from reconciler.daemon.alerts import Alert, Alerter
 from reconciler.daemon.backoff import KeyBackoff
@@ -48,6 +60,7 @@ from reconciler.daemon.http import DaemonMetrics, Probes
 from reconciler.daemon.notify import raise_alert
 from reconciler.daemon.source import Commit, GitSource
 from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.run.gate import denial
 from reconciler.run.leases import hostname
 from reconciler.run.workspace import Workspace
 
@@ -83,6 +96,8 @@ class Daemon:
             backoff=KeyBackoff(base_seconds=options.backoff_base, cap_seconds=options.backoff_cap),
         )
         self.good: Commit | None = None
+        self._fresh: str | None = None  # a commit adopted and not yet planned: a denied plan rejects it
+        self._previous: Commit | None = None  # the good commit before the fresh one
         self.deployment: str | None = options.deployment
         self._tip: Commit | None = None
         self._handled_tip: str | None = None
@@ -150,11 +165,13 @@ class Daemon:
         )
 
     def _validate(self, commit: Commit) -> UserError | None:
+        """Why a commit cannot be reconciled (invalid, or denied by a Policy on its own), or None."""
         try:
-            load_desired_state(self.source.checkout(commit), deployment=self.options.deployment)
+            state = load_desired_state(self.source.checkout(commit), deployment=self.options.deployment)
         except UserError as exc:
             return self.source.relative(exc, commit)
-        return None
+        denied = [v for v in check_policies(state.policies, state.servers) if v.denies]
+        return self.source.relative(denial(denied), commit) if denied else None
 
     def _adopt(self, commit: Commit) -> None:
         self.good = commit
@@ -174,8 +191,10 @@ class Daemon:
         deployment = self._deployment(commit)
         store = self.ws.store()
         errors = [str(d) for d in error.diagnostics]
+        denied = isinstance(error, PolicyDeniedError)
         self.metrics.rejected.inc()
-        log.warning("commit rejected: its desired state is invalid", commit=commit.short, errors=errors[:10])
+        why = "a deny policy refuses it" if denied else "its desired state is invalid"
+        log.warning(f"commit rejected: {why}", commit=commit.short, errors=errors[:10])
         recorded = any(
             e.record.commit == commit.sha
             for e in store.recent_audit(deployment, [AuditAction.REJECTED], limit=50)
@@ -184,21 +203,23 @@ class Daemon:
             return
         run = self._run_for(commit)
         keeping = f"; still reconciling {self.good.short}" if self.good else "; nothing is reconciled yet"
-        detail = CommitRejected(
-            message=commit.message,
-            errors=tuple(errors[:_MAX_ERRORS_RECORDED]),
-            kept=self.good.sha if self.good else None,
-        )
-        AuditWriter(store, self.ws.clock, deployment, run).reject_commit(detail, errors[0] if errors else "")
+        kept = self.good.sha if self.good else None
+        writer = AuditWriter(store, self.ws.clock, deployment, run)
+        first = errors[0] if errors else ""
+        recorded_errors = tuple(errors[:_MAX_ERRORS_RECORDED])
+        if denied:
+            writer.deny_commit(PolicyDenied(commit.message, recorded_errors, kept), first)
+        else:
+            writer.reject_commit(CommitRejected(commit.message, recorded_errors, kept), first)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         alert = Alert(
-            event=AlertEvent.INVALID_COMMIT,
+            event=AlertEvent.POLICY_DENIED if denied else AlertEvent.INVALID_COMMIT,
             deployment=deployment,
             at=self.ws.clock.now(),
             subject=commit.sha,
             commit=commit.sha,
-            summary=f"commit {commit.short} by {commit.author} is invalid: "
-            f"{errors[0] if errors else 'no details'}{more}{keeping}",
+            summary=f"commit {commit.short} by {commit.author} is "
+            f"{'denied by policy' if denied else 'invalid'}: {first or 'no details'}{more}{keeping}",
             details={"errors": errors[:_MAX_ERRORS_RECORDED], "message": commit.message},
         )
         raise_alert(self.ctx, store, run, alert)
@@ -225,6 +246,7 @@ class Daemon:
         ):
             problem = self._validate(tip)
             if problem is None:
+                self._previous, self._fresh = self.good, tip.sha
                 self._adopt(tip)
             else:
                 self._reject(tip, problem)
@@ -247,13 +269,7 @@ class Daemon:
                 report = CycleReport(CycleOutcome.IDLE, message="no valid commit to reconcile yet")
                 self._why_not_ready = report.message
             else:
-                path, commit = selected
-                run = self._run_for(commit)
-                self._announce(run)
-                label = f"{self.source.shown}@{commit.short}" + (
-                    f":{self.source.subpath}" if self.source.subpath else ""
-                )
-                report = reconcile(self.ctx, path, run, label)
+                report = self._reconcile(*selected)
                 if report.observed:
                     self._ready = True
                 else:
@@ -281,6 +297,56 @@ class Daemon:
             detail=report.message or None,
         )
         return report
+
+    def _reconcile(self, path: Path, commit: Commit) -> CycleReport:
+        """One cycle for ``commit``; when a deny Policy refuses the first plan of a fresh commit,
+        the commit is rejected and the last good one reconciled instead, in this cycle."""
+        run = self._run_for(commit)
+        self._announce(run)
+        sub = f":{self.source.subpath}" if self.source.subpath else ""
+        label = f"{self.source.shown}@{commit.short}{sub}"
+        fresh = commit.sha == self._fresh
+        report = reconcile(self.ctx, path, run, label, fresh=fresh)
+        if report.observed:
+            self._fresh = None
+        if report.outcome is not CycleOutcome.DENIED:
+            return report
+        denied = self.source.relative(PolicyDeniedError(list(report.denied)), commit)
+        if not fresh:
+            self._refuse(commit, run, denied)
+            return report
+        previous, self.good = self._previous, self._previous
+        self._reject(commit, denied)
+        if previous is not None and previous.sha not in self._rejected:
+            self._adopt(previous)
+        else:
+            self.good = None
+            self._restore(commit)
+        if self.good is None:
+            return report
+        return self._reconcile(self.source.checkout(self.good), self.good)
+
+    def _refuse(self, commit: Commit, run: RunContext, error: UserError) -> None:
+        """The good commit's plan is denied by a Policy now: recorded once (until one passes), alerted."""
+        errors = [str(d) for d in error.diagnostics]
+        message = "; ".join(errors)
+        if message == self.ctx.last_refusal or self.deployment is None:
+            return
+        self.ctx.last_refusal = message
+        store = self.ws.store()
+        AuditWriter(store, self.ws.clock, self.deployment, run).refuse_plan(message)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        alert = Alert(
+            event=AlertEvent.POLICY_DENIED,
+            deployment=self.deployment,
+            at=self.ws.clock.now(),
+            subject=commit.sha,
+            commit=commit.sha,
+            summary=f"the plan for commit {commit.short} is denied by policy, nothing applied: "
+            f"{errors[0]}{more}",
+            details={"errors": errors[:_MAX_ERRORS_RECORDED]},
+        )
+        raise_alert(self.ctx, store, run, alert)
 
     def _announce(self, run: RunContext) -> None:
         if self._announced or self.deployment is None:

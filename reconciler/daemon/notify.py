@@ -192,11 +192,19 @@ def account(
     )
 
 
-def refuse(ctx: CycleContext, store: Store, state: DesiredState, run: RunContext, message: str) -> None:
-    """A guard refused the plan: record it once (not every cycle) and alert."""
+def refuse(
+    ctx: CycleContext,
+    store: Store,
+    state: DesiredState,
+    run: RunContext,
+    message: str,
+    event: AlertEvent = AlertEvent.APPLY_FAILED,
+) -> None:
+    """A guard (or a deny Policy: ``event`` policy-denied) refused the plan: record it once (not
+    every cycle) and alert."""
     if message == ctx.last_refusal:
         return
     ctx.last_refusal = message
     ctx.metrics.errors.labels("refused").inc()
     AuditWriter(store, ctx.ws.clock, state.deployment, run).refuse_plan(message)
-    notify(ctx, store, state, run, AlertEvent.APPLY_FAILED, f"plan refused, nothing applied: {message}")
+    notify(ctx, store, state, run, event, f"plan refused, nothing applied: {message}")

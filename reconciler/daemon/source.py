@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.errors import Diagnostic, PolicyDeniedError, UserError
 
 CLONE_DIR = "repo.git"
 CHECKOUTS_DIR = "checkouts"
@@ -228,8 +228,10 @@ class GitSource:
 
 
 def relative_diagnostics(error: UserError, root: Path) -> UserError:
+    """The same error (a ``PolicyDeniedError`` stays one) with file names relative to ``root``."""
     prefix = str(root) + "/"
-    return UserError(
+    kind = PolicyDeniedError if isinstance(error, PolicyDeniedError) else UserError
+    return kind(
         [
             Diagnostic(d.file[len(prefix) :] if d.file.startswith(prefix) else d.file, d.line, d.message)
             for d in error.diagnostics

@@ -1,4 +1,5 @@
-"""run.apply: carry out a Plan in a provider session — guards, stale check, backups, execute, verify."""
+"""run.apply: carry out a Plan in a provider session — guards (policies and change windows first:
+``run.gate``), stale check, backups, execute, verify."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reconciler.config import check_secrets
-from reconciler.core.audit_detail import ApplyEnded, ApplyStarted
+from reconciler.core.audit_detail import ApplyEnded, ApplyStarted, WindowOverride
 from reconciler.core.diff import diff
 from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
 from reconciler.core.model import Action, Capabilities, ObservedServer
@@ -17,6 +18,7 @@ from reconciler.core.records import Outcome
 from reconciler.run import backups
 from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.executor import ChangeResult, ChangeStatus, Executor
+from reconciler.run.gate import check_policy
 from reconciler.run.measure import sample_usage
 from reconciler.run.session import ProviderSession
 from reconciler.run.settle import sync_usage
@@ -93,6 +95,7 @@ class ApplyReport:
     problems: tuple[str, ...]  # what verification found still different
     backups: tuple[backups.BackupResult, ...] = ()  # backups taken and pruned (final ones too)
     observed: tuple[ObservedServer, ...] = ()  # the owned servers as last listed (after the changes)
+    notes: tuple[str, ...] = ()  # change windows overridden, or open for a warn policy
 
     def count(self, status: ChangeStatus) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -142,8 +145,10 @@ def apply_plan(
     allow_mass_delete: bool = False,
     on_result: Callable[[ChangeResult], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    override_window: str | None = None,
 ) -> ApplyReport:
     """Apply a plan in a session of its own: its providers opened, a lease of each taken, then released."""
+    check_policy(plan, ws.clock.now(), override_window)  # refused before any provider is opened
     with ProviderSession(ws, plan.providers) as session:
         session.hold(run)
         return apply_in_session(
@@ -154,6 +159,7 @@ def apply_plan(
             allow_mass_delete=allow_mass_delete,
             on_result=on_result,
             cancel=cancel,
+            override_window=override_window,
         )
 
 
@@ -167,6 +173,7 @@ def apply_in_session(
     on_result: Callable[[ChangeResult], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     observed: Sequence[ObservedServer] | None = None,
+    override_window: str | None = None,
 ) -> ApplyReport:
     """Settle old intents, refuse a stale plan, then execute it and verify by re-observing.
 
@@ -175,7 +182,10 @@ def apply_in_session(
     taking those leases, to make the plan (a daemon cycle) — nobody else could have changed
     the clouds since, so the plan is not re-checked against a second listing.
     ``cancel``: asked before each change starts (see ``Executor.cancel``).
+    A deny Policy's violation, or a change a deny Policy's window holds back now (unless
+    ``override_window`` gives the reason, recorded in the audit ledger), refuses the plan.
     """
+    gate = check_policy(plan, session.ws.clock.now(), override_window)
     check_secrets(c.after for c in plan.changes if c.after is not None)
     names = [config.name for config in plan.providers]
     missing = sorted(set(names) - session.held_providers())
@@ -218,6 +228,14 @@ def apply_in_session(
         )
     audit = AuditWriter(store, ws.clock, plan.deployment, run, ws.retry)
     audit.run_start(ApplyStarted(len(plan.changes), plan.source_path or "a plan file", run.message))
+    if gate.overridden:
+        audit.override_window(
+            WindowOverride(
+                reason=gate.reason,
+                windows=tuple(f"{h.opened.window.where}: {h.opened.describe()}" for h in gate.overridden),
+                keys=tuple(sorted({k for h in gate.overridden for k in h.keys})),
+            )
+        )
     executor = Executor(
         plan=plan,
         providers=providers,
@@ -246,5 +264,6 @@ def apply_in_session(
         problems=tuple(problems),
         backups=tuple(runner.results),
         observed=tuple(after),
+        notes=tuple(gate.notes()),
     )
 

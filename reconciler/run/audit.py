@@ -28,9 +28,11 @@ from reconciler.core.audit_detail import (
     FailoverDetail,
     FailureSighting,
     PlanRefused,
+    PolicyDenied,
     ScaleDetail,
     ServerGone,
     SnapshotDetail,
+    WindowOverride,
     encode_detail,
 )
 from reconciler.core.clock import Clock
@@ -161,6 +163,14 @@ class AuditWriter:
     def reject_commit(self, detail: CommitRejected, error: str) -> AuditEntry:
         """``run.commit`` is invalid; ``error`` is its first diagnostic."""
         return self._info(AuditAction.REJECTED, detail, outcome=Outcome.FAILED, error=error)
+
+    def deny_commit(self, detail: PolicyDenied, error: str) -> AuditEntry:
+        """A deny Policy refuses ``run.commit``; ``error`` is its first violation."""
+        return self._info(AuditAction.REJECTED, detail, outcome=Outcome.FAILED, error=error)
+
+    def override_window(self, detail: WindowOverride) -> AuditEntry:
+        """``apply --override-window``: open change windows passed, and why."""
+        return self._info(AuditAction.WINDOW_OVERRIDE, detail)
 
     def refuse_plan(self, error: str) -> AuditEntry:
         """A guard refused the plan; ``error`` says why."""

@@ -1,6 +1,6 @@
 """run.planning: desired × observed → a Plan, and the read-only pipeline from a folder of YAML to a plan.
 
-``make_plan`` is pure (diff, graph, cost, budgets, backups over values); ``plan_in_session``
+``make_plan`` is pure (diff, graph, cost, budgets, policies, backups over values); ``plan_in_session``
 observes through a ``ProviderSession`` and plans; ``plan_path`` does both from a folder.
 """
 
@@ -19,6 +19,7 @@ from reconciler.core.graph import order_changes
 from reconciler.core.keys import format_member
 from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, Snapshot
 from reconciler.core.plan import Plan
+from reconciler.core.policy import PlanFacts, check_policies
 from reconciler.core.pricing import plan_cost
 from reconciler.core.provider import Provider
 from reconciler.run.audit import scaled_counts
@@ -70,6 +71,7 @@ def make_plan(
     changes = order_changes(result.changes, servers)
     cost = plan_cost(desired, observed, state.price_list_for)
     budgets, budget_notes = check_budgets(state.budgets, cost, changes, state.price_list_for)
+    violations = check_policies(state.policies, desired, PlanFacts(changes, cost))
     backups = plan_backups(
         deployment=state.deployment,
         declared=servers,
@@ -97,6 +99,8 @@ def make_plan(
         commit=commit,
         backups=backups.actions,
         skip_final_backup=skip_final_backup,
+        violations=violations,
+        windows=tuple(window for policy in state.policies for window in policy.windows),
     )
 
 

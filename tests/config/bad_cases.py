@@ -170,7 +170,7 @@ READING_CASES: list[BadCase] = [
         {"a.yaml": "apiVersion: reconciler/v1\nkind: Clustr\nmetadata:\n  name: shop\nspec: {}\n"},
         (
             "a.yaml:2: unknown kind 'Clustr'; did you mean 'Cluster'? kinds are: AlertSink, BackupPolicy, "
-            "Budget, Cluster, Inputs, PriceList, Provider, ServerTemplate",
+            "Budget, Cluster, Inputs, Policy, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
@@ -178,7 +178,7 @@ READING_CASES: list[BadCase] = [
         {"a.yaml": "apiVersion: reconciler/v1\nmetadata:\n  name: shop\nspec: {}\n"},
         (
             "a.yaml:1: document 1 has no kind; add kind: one of AlertSink, BackupPolicy, Budget, Cluster, "
-            "Inputs, PriceList, Provider, ServerTemplate",
+            "Inputs, Policy, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
@@ -319,7 +319,8 @@ CASES += [
         _sink("  type: webhook\n  url: https://h.example.com/x\n  events: [failover, deploy]\n"),
         (
             "alerts.yaml:8: spec.events[1] must be one of apply-failed, provider-error, failover, scale, "
-            "invalid-commit, backup-failed, backup-overdue, budget-exceeded; got the string 'deploy'",
+            "invalid-commit, backup-failed, backup-overdue, budget-exceeded, policy-denied; "
+            "got the string 'deploy'",
         ),
     ),
     BadCase(

@@ -70,7 +70,8 @@ def test_provider_types_follow_the_registry() -> None:
 
 def test_top_level_schemas_folder_is_the_packaged_one() -> None:
     assert (REPO / "schemas").resolve() == SCHEMA_DIR.resolve()
-    assert sorted(p.name for p in (REPO / "schemas").glob("*.json")) == sorted(KIND_SCHEMAS.values())
+    kinds_and_plan = [*KIND_SCHEMAS.values(), "plan.json"]  # plan.json: the plan file (tests/engine)
+    assert sorted(p.name for p in (REPO / "schemas").glob("*.json")) == sorted(kinds_and_plan)
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
