@@ -87,7 +87,7 @@ def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
         desired("shop/web/1", flavor="small"),
         desired("shop/db/0", size=Size(4, 8192, 72)),
         desired("ci/runner/0", provider="bare"),
-        desired("ci/runner/1", provider="us", flavor="small"),  # USD while the summary is EUR
+        desired("ci/runner/1", provider="us", flavor="small"),  # priced in USD, beside the EUR ones
         desired("lab/box/0", provider="us", flavor="large"),  # USD list does not list it
     ]
     have = [
@@ -97,31 +97,39 @@ def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
         observed("ops/mon/0", flavor="large"),
     ]
     summary = plan_cost(want, have, lists.get)
-    assert summary.currency == "EUR"
-    # after: 0.0416 × 2 + 0.13 ; before: 0.0416 + 0.065 (shop) and 0.2 (ops)
-    assert summary.after_hourly == Decimal("0.2132")
-    assert summary.before_hourly == Decimal("0.3066")
-    assert summary.delta_hourly == Decimal("-0.0934")
-    assert summary.after_monthly == Decimal("153.504")
-    assert [(line.scope, line.before_hourly, line.after_hourly) for line in summary.by_cluster] == [
-        ("ops", Decimal("0.2"), Decimal(0)),
-        ("shop", Decimal("0.1066"), Decimal("0.2132")),
+    assert summary.currencies == ("EUR", "USD")
+    # EUR after: 0.0416 × 2 + 0.13 ; before: 0.0416 + 0.065 (shop) and 0.2 (ops)
+    eur = summary.total("EUR")
+    assert eur.after_hourly == Decimal("0.2132")
+    assert eur.before_hourly == Decimal("0.3066")
+    assert eur.delta_hourly == Decimal("-0.0934")
+    assert eur.after_monthly == Decimal("153.504")
+    usd = summary.total("USD")
+    assert (usd.before_hourly, usd.after_hourly) == (Decimal(0), Decimal("0.05"))
+    assert [(line.currency, line.scope, line.before_hourly, line.after_hourly) for line in summary.by_cluster] == [
+        ("EUR", "ops", Decimal("0.2"), Decimal(0)),
+        ("EUR", "shop", Decimal("0.1066"), Decimal("0.2132")),
+        ("USD", "ci", Decimal(0), Decimal("0.05")),
     ]
-    assert summary.unpriced == ("ci/runner/0", "ci/runner/1", "lab/box/0")
+    assert summary.unpriced == ("ci/runner/0", "lab/box/0")  # no list; a flavor the list does not price
 
 
 def test_plan_cost_nothing_priced() -> None:
     summary = plan_cost([desired("a/b/0")], [], lambda provider: None)
-    assert summary.before_hourly == summary.after_hourly == Decimal(0)
+    assert summary.totals == () and summary.currencies == ()
+    assert summary.total("USD").after_hourly == Decimal(0)
     assert summary.by_cluster == () and summary.unpriced == ("a/b/0",)
 
 
-def test_plan_cost_currency_is_the_first_list_met() -> None:
+def test_plan_cost_prices_each_server_in_its_lists_currency_and_never_adds_two() -> None:
     want = [desired("x/y/0", provider="us", flavor="small"), desired("x/y/1", flavor="small")]
     summary = plan_cost(want, [], {"sim": EUR, "us": USD}.get)
-    assert summary.currency == "USD"
-    assert summary.after_hourly == Decimal("0.05")
-    assert summary.unpriced == ("x/y/1",)
+    assert summary.currencies == ("EUR", "USD")
+    assert summary.total("USD").after_hourly == Decimal("0.05")
+    assert summary.total("EUR").after_hourly == Decimal("0.0416")
+    assert summary.unpriced == ()
+    # one cluster priced in two currencies: a line in each
+    assert [(line.scope, line.currency) for line in summary.by_cluster] == [("x", "EUR"), ("x", "USD")]
 
 
 def _interval(start: datetime, end: datetime | None, rate: Decimal | None = Decimal("0.04")) -> UsageInterval:
@@ -154,9 +162,9 @@ def test_servers_billed_by_measured_use_are_named_and_the_plan_says_its_figure_i
     want = [desired("a/web/0", flavor="small"), desired("a/web/1"), desired("b/db/0", provider="us")]
     summary = plan_cost(want, [], {"sim": measured, "us": USD}.get)
     assert summary.measured == ("a/web/0", "a/web/1")  # the USD list bills instance-hours
-    assert summary.after_hourly == Decimal("0.0416") + Decimal("0.02") * 2 + Decimal("0.005") * 4 + Decimal(
-        "0.10"
-    ) * 36 / 720  # the flavor rate; unit rates as if fully busy (the USD server is another currency)
+    assert summary.total("EUR").after_hourly == Decimal("0.0416") + Decimal("0.02") * 2 + Decimal(
+        "0.005"
+    ) * 4 + Decimal("0.10") * 36 / 720  # the flavor rate; unit rates as if fully busy
     [note] = cost_notes(summary)[-1:]
     assert note.startswith("Estimated (billed by measured use): a/web/0, a/web/1 — priced at the flavor's")
     assert "a ceiling for CPU and RAM" in note
@@ -166,5 +174,5 @@ def test_servers_billed_by_measured_use_are_named_and_the_plan_says_its_figure_i
     assert load_plan(dump_plan(plan)).cost.measured == summary.measured
     assert note in render_text(plan) and "Estimated (billed by measured use)" in render_markdown(plan)
     assert cost_notes(plan_cost(want, [], {"sim": EUR, "us": USD}.get)) == [
-        "Not priced (no PriceList covers them): b/db/0"
+        "Not priced (no PriceList covers them): b/db/0"  # the USD list has no rate for its flavor
     ]

@@ -251,8 +251,99 @@ def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
     )
 
 
+def _line_to_dict(line: CostLine) -> dict[str, Any]:
+    return {
+        "scope": line.scope,
+        "currency": line.currency,
+        "before_hourly": str(line.before_hourly),
+        "after_hourly": str(line.after_hourly),
+        "delta_hourly": str(line.delta_hourly),
+    }
+
+
+def _total_to_dict(total: CostLine) -> dict[str, Any]:
+    return {
+        "currency": total.currency,
+        "before_hourly": str(total.before_hourly),
+        "after_hourly": str(total.after_hourly),
+        "delta_hourly": str(total.delta_hourly),
+        "before_monthly": str(total.before_monthly),
+        "after_monthly": str(total.after_monthly),
+        "delta_monthly": str(total.delta_monthly),
+    }
+
+
+def cost_to_dict(cost: CostSummary) -> dict[str, Any]:
+    """The plan's cost: one total per currency (``totals``), lines by cluster and currency, budgets.
+
+    A plan priced in one currency also carries that total's figures at the top
+    (``currency``, ``before_hourly``…), as plans always have; one priced in several carries
+    none there, so a reader expecting one currency fails rather than mixes them.
+    """
+    totals = cost.totals
+    data: dict[str, Any] = _total_to_dict(totals[0]) if len(totals) == 1 else {}
+    return data | {
+        "totals": [_total_to_dict(total) for total in totals],
+        "by_cluster": [_line_to_dict(line) for line in cost.by_cluster],
+        "unpriced": list(cost.unpriced),
+        "measured": list(cost.measured),
+        "budgets": [
+            {
+                "name": check.name,
+                "scope": check.scope,
+                "currency": check.currency,
+                "limit_monthly": str(check.limit_monthly),
+                "before_monthly": str(check.before_monthly),
+                "after_monthly": str(check.after_monthly),
+                "keys": list(check.keys),
+                "broken": check.broken,
+            }
+            for check in cost.budgets
+        ],
+    }
+
+
+def cost_from_dict(cost: Mapping[str, Any]) -> CostSummary:
+    """The cost of a plan file; the totals it states must be those of its lines (an edit is refused).
+
+    A plan written before costs were kept per currency names its one currency at the top only.
+    """
+    default = str(cost.get("currency", "USD"))
+    summary = CostSummary(
+        by_cluster=tuple(
+            CostLine(
+                scope=line["scope"],
+                currency=str(line.get("currency", default)),
+                before_hourly=Decimal(line["before_hourly"]),
+                after_hourly=Decimal(line["after_hourly"]),
+            )
+            for line in cost.get("by_cluster", ())
+        ),
+        unpriced=tuple(cost.get("unpriced", ())),
+        measured=tuple(cost.get("measured", ())),
+        budgets=tuple(
+            BudgetCheck(
+                name=check["name"],
+                scope=check["scope"],
+                currency=str(check.get("currency", default)),
+                limit_monthly=Decimal(check["limit_monthly"]),
+                before_monthly=Decimal(check["before_monthly"]),
+                after_monthly=Decimal(check["after_monthly"]),
+                keys=tuple(check.get("keys", ())),
+            )
+            for check in cost.get("budgets", ())
+        ),
+    )
+    stated = [*cost.get("totals", ()), *([cost] if "before_hourly" in cost else [])]
+    for total in stated:
+        mine = summary.total(str(total.get("currency", default)))
+        figures = (Decimal(total["before_hourly"]), Decimal(total["after_hourly"]))
+        if figures != (mine.before_hourly, mine.after_hourly):
+            raise ValueError(f"the cost totals in {mine.currency} are not the sums of its lines")
+    return summary
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    cost = plan.cost
     return {
         "format_version": plan.format_version,
         "deployment": plan.deployment,
@@ -260,38 +351,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "source_path": plan.source_path,
         "commit": plan.commit,
         "summary": plan.summary(),
-        "cost": {
-            "currency": cost.currency,
-            "before_hourly": str(cost.before_hourly),
-            "after_hourly": str(cost.after_hourly),
-            "delta_hourly": str(cost.delta_hourly),
-            "before_monthly": str(cost.before_monthly),
-            "after_monthly": str(cost.after_monthly),
-            "delta_monthly": str(cost.delta_monthly),
-            "by_cluster": [
-                {
-                    "scope": line.scope,
-                    "before_hourly": str(line.before_hourly),
-                    "after_hourly": str(line.after_hourly),
-                    "delta_hourly": str(line.delta_hourly),
-                }
-                for line in cost.by_cluster
-            ],
-            "unpriced": list(cost.unpriced),
-            "measured": list(cost.measured),
-            "budgets": [
-                {
-                    "name": check.name,
-                    "scope": check.scope,
-                    "limit_monthly": str(check.limit_monthly),
-                    "before_monthly": str(check.before_monthly),
-                    "after_monthly": str(check.after_monthly),
-                    "keys": list(check.keys),
-                    "broken": check.broken,
-                }
-                for check in cost.budgets
-            ],
-        },
+        "cost": cost_to_dict(plan.cost),
         "changes": [
             {
                 "id": c.id,
@@ -336,32 +396,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             source_path=data.get("source_path", ""),
             commit=data.get("commit"),
             noop_count=int((data.get("summary") or {}).get(Action.NOOP.value, 0)),
-            cost=CostSummary(
-                currency=cost.get("currency", "USD"),
-                before_hourly=Decimal(cost.get("before_hourly", "0")),
-                after_hourly=Decimal(cost.get("after_hourly", "0")),
-                by_cluster=tuple(
-                    CostLine(
-                        scope=line["scope"],
-                        before_hourly=Decimal(line["before_hourly"]),
-                        after_hourly=Decimal(line["after_hourly"]),
-                    )
-                    for line in cost.get("by_cluster", ())
-                ),
-                unpriced=tuple(cost.get("unpriced", ())),
-                measured=tuple(cost.get("measured", ())),
-                budgets=tuple(
-                    BudgetCheck(
-                        name=check["name"],
-                        scope=check["scope"],
-                        limit_monthly=Decimal(check["limit_monthly"]),
-                        before_monthly=Decimal(check["before_monthly"]),
-                        after_monthly=Decimal(check["after_monthly"]),
-                        keys=tuple(check.get("keys", ())),
-                    )
-                    for check in cost.get("budgets", ())
-                ),
-            ),
+            cost=cost_from_dict(cost),
             changes=tuple(
                 Change(
                     id=c["id"],

@@ -97,62 +97,51 @@ def plan_cost(
     observed: Sequence[ObservedServer],
     price_list_for: PriceListFor,
 ) -> CostSummary:
-    """Hourly cost before (everything observed now) and after (everything desired), by cluster.
+    """Hourly cost before (everything observed now) and after (everything desired), by cluster and currency.
 
-    Every observed server counts, whatever its status: the estimate is what the cloud may
-    bill. A server is *unpriced* (listed by key, not added) when its provider has no
-    PriceList, when the list neither names its flavor nor has unit rates, or when the list's
-    currency differs from the summary's — the summary's currency is that of the first price
-    list met (desired servers first, in order), and amounts in another currency are never
-    added to it. Desired servers under a ``billing: measured`` list are named in ``measured``:
-    their bill follows use, so the figure here is an estimate (see ``render.cost_notes``).
+    Every server is priced by its provider's PriceList, in that list's currency; amounts in
+    different currencies are never added (a cluster priced in two has a line in each). Every
+    observed server counts, whatever its status: the estimate is what the cloud may bill. A
+    server is *unpriced* (listed by key, never silently left out) when its provider has no
+    PriceList or the list neither names its flavor nor has unit rates. Desired servers under
+    a ``billing: measured`` list are named in ``measured``: their bill follows use, so the
+    figure here is an estimate (see ``render.cost_notes``).
     """
-    currency: str | None = None
     unpriced: set[str] = set()
     measured: set[str] = set()
-    before: dict[str, Decimal] = {}
-    after: dict[str, Decimal] = {}
+    before: dict[tuple[str, str], Decimal] = {}
+    after: dict[tuple[str, str], Decimal] = {}
 
-    def price(provider: str, key: str, size: Size, flavor: str | None) -> Decimal | None:
-        nonlocal currency
+    def price(provider: str, key: str, size: Size, flavor: str | None) -> tuple[str, Decimal] | None:
         plist = price_list_of(price_list_for, provider)
         if plist is None or not prices(plist, flavor):
             unpriced.add(key)
             return None
-        if currency is None:
-            currency = plist.currency
-        if plist.currency != currency:
-            unpriced.add(key)
-            return None
-        return hourly_rate(plist, size, flavor)
+        return plist.currency, hourly_rate(plist, size, flavor)
 
     for server in desired:
-        rate = price(server.provider, server.key, server.size, server.flavor)
-        if rate is not None:
-            after[server.cluster] = after.get(server.cluster, Decimal(0)) + rate
+        priced = price(server.provider, server.key, server.size, server.flavor)
+        if priced is not None:
+            where = (priced[0], server.cluster)
+            after[where] = after.get(where, Decimal(0)) + priced[1]
             plist = price_list_of(price_list_for, server.provider)
             if plist is not None and plist.billing is BillingMode.MEASURED:
                 measured.add(server.key)
     for seen in observed:
-        rate = price(seen.provider, seen.key, seen.size, seen.flavor)
-        if rate is not None:
-            before[seen.cluster] = before.get(seen.cluster, Decimal(0)) + rate
+        priced = price(seen.provider, seen.key, seen.size, seen.flavor)
+        if priced is not None:
+            where = (priced[0], seen.cluster)
+            before[where] = before.get(where, Decimal(0)) + priced[1]
     lines = tuple(
         CostLine(
             scope=cluster,
-            before_hourly=before.get(cluster, Decimal(0)),
-            after_hourly=after.get(cluster, Decimal(0)),
+            currency=currency,
+            before_hourly=before.get((currency, cluster), Decimal(0)),
+            after_hourly=after.get((currency, cluster), Decimal(0)),
         )
-        for cluster in sorted(before.keys() | after.keys())
+        for currency, cluster in sorted(before.keys() | after.keys())
     )
-    return CostSummary(
-        currency=currency or CostSummary.currency,
-        before_hourly=sum((line.before_hourly for line in lines), Decimal(0)),
-        after_hourly=sum((line.after_hourly for line in lines), Decimal(0)),
-        by_cluster=lines,
-        unpriced=tuple(sorted(unpriced)),
-        measured=tuple(sorted(measured)),
-    )
+    return CostSummary(by_cluster=lines, unpriced=tuple(sorted(unpriced)), measured=tuple(sorted(measured)))
 
 
 def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> int:

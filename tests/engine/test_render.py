@@ -74,12 +74,9 @@ def representative_plan() -> Plan:
     ]
     result = run_diff(want, have, last={"shop/web/1": 2})
     cost = CostSummary(
-        currency="USD",
-        before_hourly=Decimal("1.23"),
-        after_hourly=Decimal("1.50"),
         by_cluster=(
-            CostLine("ops", Decimal("0.3"), Decimal("0.2")),
-            CostLine("shop", Decimal("0.93"), Decimal("1.30")),
+            CostLine("ops", "USD", Decimal("0.3"), Decimal("0.2")),
+            CostLine("shop", "USD", Decimal("0.93"), Decimal("1.30")),
         ),
         unpriced=("ops/monitor/0",),
     )
@@ -255,5 +252,5 @@ def test_format_hourly_keeps_small_rates_visible(amount: str, expected: str) -> 
 
 def test_cost_line_is_absent_without_prices() -> None:
     assert cost_line(CostSummary()) is None
-    line = cost_line(CostSummary(currency="EUR", before_hourly=Decimal("2"), after_hourly=Decimal("1.5")))
+    line = cost_line(CostSummary(by_cluster=(CostLine("shop", "EUR", Decimal("2"), Decimal("1.5")),)))
     assert line == "Cost: €2.00/h → €1.50/h (-€0.50/h, -€360.00 per 30-day month)"
