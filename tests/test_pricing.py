@@ -106,7 +106,8 @@ def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
     assert eur.after_monthly == Decimal("153.504")
     usd = summary.total("USD")
     assert (usd.before_hourly, usd.after_hourly) == (Decimal(0), Decimal("0.05"))
-    assert [(line.currency, line.scope, line.before_hourly, line.after_hourly) for line in summary.by_cluster] == [
+    lines = [(ln.currency, ln.scope, ln.before_hourly, ln.after_hourly) for ln in summary.by_cluster]
+    assert lines == [
         ("EUR", "ops", Decimal("0.2"), Decimal(0)),
         ("EUR", "shop", Decimal("0.1066"), Decimal("0.2132")),
         ("USD", "ci", Decimal(0), Decimal("0.05")),

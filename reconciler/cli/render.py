@@ -17,9 +17,9 @@ from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
 from reconciler.core.backups import BackupAction, BackupKind, monthly_total
+from reconciler.core.budgets import scope_lines
 from reconciler.core.changes import Change, FieldChange
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
-from reconciler.core.budgets import scope_lines
 from reconciler.core.plan import GLOBAL, BudgetCheck, CostLine, CostSummary, Plan
 from reconciler.core.plan_codec import dump_signed_plan
 
@@ -314,7 +314,8 @@ def _md_summary(plan: Plan) -> str:
     line = f"**{plan_summary(plan)}**"
     figures = [
         f"{format_money(total.delta_monthly, total.currency, signed=True)} per 30-day month "
-        f"({format_money(total.before_monthly, total.currency)} → {format_money(total.after_monthly, total.currency)})"
+        f"({format_money(total.before_monthly, total.currency)} → "
+        f"{format_money(total.after_monthly, total.currency)})"
         for total in plan.cost.totals
     ]
     if figures:

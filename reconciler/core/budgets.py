@@ -72,7 +72,9 @@ def _subject(scope: str) -> str:
     return "all clusters" if scope == GLOBAL else f"cluster {scope}"
 
 
-def _currency_of(budget: Budget, cost: CostSummary, seen: Sequence[str], where: str) -> tuple[str | None, str]:
+def _currency_of(
+    budget: Budget, cost: CostSummary, seen: Sequence[str], where: str
+) -> tuple[str | None, str]:
     """(currency to compare in, or None; the diagnostic when it cannot be compared)."""
     subject = _subject(budget.scope)
     if budget.currency is None:
@@ -98,7 +100,7 @@ def check_budgets(
     changes: Sequence[Change],
     price_list_for: Callable[[str], PriceList | None],
 ) -> tuple[tuple[BudgetCheck, ...], tuple[str, ...]]:
-    """Each budget against ``cost`` in its currency (sorted by name), and diagnostics for those not checked."""
+    """Each budget against ``cost`` in its currency (sorted by name), and diagnostics for the others."""
     checks: list[BudgetCheck] = []
     notes: list[str] = []
     for name in sorted(budgets):

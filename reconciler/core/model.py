@@ -144,10 +144,19 @@ class BillingMode(StrEnum):
 
 
 class Granularity(StrEnum):
-    """How instance-hours are counted: by the second, or each started hour in full (old EC2)."""
+    """How instance-hours are counted: by the second, each started minute, or each started hour (old EC2)."""
 
     SECOND = "second"
+    MINUTE = "minute"
     HOUR = "hour"
+
+    @property
+    def seconds(self) -> int:
+        """The length of one billed unit."""
+        return _GRANULARITY_SECONDS[self]
+
+
+_GRANULARITY_SECONDS = {Granularity.SECOND: 1, Granularity.MINUTE: 60, Granularity.HOUR: 3600}
 
 
 class InputType(StrEnum):

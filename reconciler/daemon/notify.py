@@ -115,8 +115,8 @@ def budget_alerts(ctx: CycleContext, store: Store, state: DesiredState, plan: Pl
         if check.over:
             notify(
                 ctx, store, state, run, AlertEvent.BUDGET_EXCEEDED,
-                f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} "
-                f"{check.currency} per 30-day month, over the ceiling of {check.limit_monthly:.2f} {check.currency}",
+                f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} {check.currency} "
+                f"per 30-day month, over the ceiling of {check.limit_monthly:.2f} {check.currency}",
                 subject=check.name,
                 limit_monthly=str(check.limit_monthly),
                 monthly=str(check.after_monthly),

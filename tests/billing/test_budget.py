@@ -174,5 +174,6 @@ def test_check_budgets_compares_each_in_its_own_currency_and_says_which_it_canno
     assert notes == (
         "Budget 'a-any' names no currency, and cluster a is priced in EUR and USD; it was not checked — "
         "write currency: in it (one Budget per currency)",
-        "Budget 'b-eur' is in EUR but cluster b is priced in USD; it was not checked — write the ceiling in USD",
+        "Budget 'b-eur' is in EUR but cluster b is priced in USD; it was not checked — "
+        "write the ceiling in USD",
     )
