@@ -172,6 +172,6 @@ def interval_row_v1(resource_id: str, start: str, end: str | None, rate: str | N
 
 
 def statements_v1(backend: str, *rows: str) -> list[str]:
-    """The statements that make a version-1 database of ``backend`` ("sqlite", "postgres") holding ``rows``."""
+    """The statements making a version-1 database of ``backend`` ("sqlite", "postgres") with ``rows``."""
     tables = [s for s in SQLITE_V1.split(";") if s.strip()] if backend == "sqlite" else list(POSTGRES_V1)
     return [*tables, *META_V1, *rows]
