@@ -159,14 +159,16 @@ META_V1 = (
 )
 
 
-def interval_row_v1(resource_id: str, start: str, end: str | None, rate: str | None = "0.10") -> str:
+def interval_row_v1(
+    resource_id: str, start: str, end: str | None, rate: str | None = "0.10", flavor: str = "sim.small"
+) -> str:
     """An INSERT of a usage interval as version 1 wrote it: the rate and currency, no terms."""
     end_sql = "NULL" if end is None else f"'{end}'"
     rate_sql = "NULL" if rate is None else f"'{rate}'"
     return (
         "INSERT INTO usage_interval (deployment, provider, resource_id, key, flavor, cpus, memory_mb, "
         "disk_gb, start_at, end_at, hourly_rate, currency, price_list) VALUES "
-        f"('prod', 'sim', '{resource_id}', 'shop/web/0', 'sim.small', 1, 1024, 10, '{start}', {end_sql}, "
+        f"('prod', 'sim', '{resource_id}', 'shop/web/0', '{flavor}', 1, 1024, 10, '{start}', {end_sql}, "
         f"{rate_sql}, '{'' if rate is None else 'USD'}', '{'' if rate is None else 'prices'}')"
     )
 
