@@ -421,7 +421,13 @@ def report_notes(report: UsageReport) -> list[str]:
         until = short_time(min(report.now, report.end))
         notes.append(f"{report.running} server(s) still running: counted up to {until}")
     if any(not row.priced for row in report.rows):
-        notes.append("unpriced: no price was recorded for these servers; reprice them with --prices PATH")
+        notes.append(
+            "unpriced: nothing prices these servers — no rate for their flavor and no unit rates in the "
+            "PriceList given, or no PriceList for their provider and no price recorded"
+            if report.repriced
+            else "unpriced: no price was recorded for these servers (no PriceList priced them when they "
+            "ran); reprice them with --prices PATH"
+        )
     return notes + list(report.notes)
 
 

@@ -94,12 +94,15 @@ def interval_terms(
 ) -> tuple[Decimal | None, str, Granularity]:
     """(hourly rate, currency, granularity) to bill an interval with.
 
-    Repriced by ``price_list`` when given: its rate, currency and terms. Otherwise what was
-    recorded when the interval opened — the rate, its currency and the terms in force then
-    (an interval from before terms were recorded: by the second). An unpriced interval has
-    no rate and no currency, and its seconds are counted as they are.
+    Repriced by ``price_list`` when given: its rate, currency and terms (unpriced when the
+    list neither names the flavor nor has unit rates). Otherwise what was recorded when the
+    interval opened — the rate, its currency and the terms in force then (an interval from
+    before terms were recorded: by the second). An unpriced interval has no rate and no
+    currency, and its seconds are counted as they are.
     """
     if price_list is not None:
+        if not prices(price_list, interval.flavor):
+            return None, "", Granularity.SECOND
         rate = hourly_rate(price_list, interval.size, interval.flavor)
         return rate, price_list.currency, price_list.granularity
     if interval.hourly_rate is None:
@@ -212,7 +215,13 @@ def seconds_to_hours(seconds: int) -> Decimal:
 def usage_interval(
     deployment: str, server: ObservedServer, price_list: PriceList | None, *, start: datetime
 ) -> UsageInterval:
-    """A usage interval opening for ``server`` at its current size, priced at the rate and terms in force."""
+    """A usage interval opening for ``server`` at its current size, priced at the rate and terms in force.
+
+    A server its PriceList does not price (no rate for its flavor, no unit rates) is recorded
+    unpriced — no rate, currency or terms — as the plan lists it, never at a rate of 0.
+    """
+    if price_list is not None and not prices(price_list, server.flavor):
+        price_list = None
     return UsageInterval(
         deployment=deployment,
         provider=server.provider,
