@@ -196,7 +196,10 @@ def test_a_provider_naming_no_price_list_among_several_is_refused(cli: Cli, tmp_
 
 def test_usage_report_export_and_html_keep_each_currency_apart(cli: Cli, tmp_path: Path) -> None:
     infra = _infra(tmp_path)
-    assert cli("apply", str(infra), "--yes", now=T0).code == 0
+    saved = tmp_path / "plan.json"
+    assert cli("plan", str(infra), "--format", "json", "--out", str(saved), now=T0).code == 0
+    applied = cli("apply", "--plan", str(saved), now=T0)  # a saved plan keeps both currencies
+    assert applied.code == 0, applied.out + applied.err
     data = json.loads(cli("usage", "report", *WINDOW, "--format", "json", now=LATER).out)
     assert [(r["group"], r["currency"], r["cost"], r["billed_hours"]) for r in data["rows"]] == [
         ("cafe", "EUR", "2.20", "11.0000"),  # whole hours: 10.5 h bills 11
