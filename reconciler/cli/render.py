@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
-from reconciler.core.backups import BackupAction, BackupKind, monthly_total
+from reconciler.core.backups import BackupAction, BackupKind, monthly_totals
 from reconciler.core.budgets import scope_lines
 from reconciler.core.changes import Change, FieldChange
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
@@ -258,9 +258,10 @@ def backup_summary(actions: Sequence[BackupAction]) -> str:
         f"Backups: {counts[BackupKind.TAKE]} to take, {counts[BackupKind.FINAL]} final, "
         f"{counts[BackupKind.PRUNE]} to prune"
     )
-    total = monthly_total(actions)
-    if total is not None:
-        text += f"; storage {format_money(total[0], total[1], signed=True)} per 30-day month"
+    totals = monthly_totals(actions)  # one per currency, never added together
+    if totals:
+        money = " and ".join(format_money(total, currency, signed=True) for total, currency in totals)
+        text += f"; storage {money} per 30-day month"
     return text + "."
 
 
