@@ -233,3 +233,8 @@ def test_usage_report_export_and_html_keep_each_currency_apart(cli: Cli, tmp_pat
     html = page.read_text()
     assert "total (EUR)" in html and "total (USD)" in html and "total (unpriced)" in html
     assert "2.20 EUR" in html and "2.10 USD" in html
+    # charts per currency, never one scale for two: EUR (the larger total) first
+    assert html.index("<h2>Cost over time (EUR)</h2>") < html.index("<h2>Cost over time (USD)</h2>")
+    assert "Cluster cafe: daily cost (EUR)" in html and "Cluster shop: daily cost (USD)" in html
+    assert "Cluster cafe: daily cost (USD)" not in html and "Cluster shop: daily cost (EUR)" not in html
+    assert "Cost by cluster (EUR)" in html and "Cost by cluster (USD)" in html
