@@ -183,13 +183,6 @@ def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> 
     return (last - first) // timedelta(seconds=1)
 
 
-def interval_rate(interval: UsageInterval, price_list: PriceList | None) -> Decimal | None:
-    """The hourly rate to charge: repriced by ``price_list`` if given, else the recorded one."""
-    if price_list is not None:
-        return hourly_rate(price_list, interval.size, interval.flavor)
-    return interval.hourly_rate
-
-
 def interval_cost(
     interval: UsageInterval, start: datetime, end: datetime, price_list: PriceList | None
 ) -> Decimal:
