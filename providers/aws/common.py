@@ -20,6 +20,7 @@ from botocore.parsers import ResponseParserError
 
 from reconciler.core.clock import parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.core.limits import MAX_POLL_INTERVAL_SECONDS, MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     TAG_BACKUP_METHOD,
     TAG_GENERATION,
@@ -35,7 +36,7 @@ from reconciler.core.model import (
     Snapshot,
     server_name,
 )
-from reconciler.core.provider import user_tags
+from reconciler.core.provider import read_guard_marks, user_tags
 
 # Marks of our own, beside the shared ones (the ``reconciler:`` prefix keeps them out of user tags).
 TAG_AUTO_NAME = "reconciler:auto-name"  # "true" when we set the Name tag ourselves
@@ -189,8 +190,8 @@ SPEC_SCHEMA: dict[str, Any] = {
                          "description": "attempts per API call in botocore's standard retry mode"},
         "page_size": {"type": "integer", "minimum": 5, "maximum": 1000,
                       "description": "results per listing page (MaxResults); 1000 unless testing"},
-        "poll_interval": {"type": "number", "exclusiveMinimum": 0},
-        "wait_timeout": {"type": "number", "exclusiveMinimum": 0},
+        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_POLL_INTERVAL_SECONDS},
+        "wait_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS},
         "cloudwatch": {"type": "boolean",
                        "description": "read usage (CPU, network) from CloudWatch for measured billing; "
                                       "default true, false for an endpoint without CloudWatch"},
@@ -358,6 +359,7 @@ def observed_from_instance(
         addresses=addresses,
         created_at=_created_at(tags) or to_utc(instance.get("LaunchTime")),
         tags=user_tags(visible),
+        **read_guard_marks(tags),
     )
 
 

@@ -73,6 +73,7 @@ from providers.aws.metrics import Reading, VcpuHistory, settled_end, target_of
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
+    GUARD_TAGS,
     TAG_CLUSTER,
     TAG_KEY,
     TAG_MEMBER,
@@ -91,7 +92,14 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, user_tags
+from reconciler.core.provider import (
+    Provider,
+    ProviderContext,
+    guard_marks,
+    ownership_tags,
+    register,
+    user_tags,
+)
 
 
 @register("aws")
@@ -366,11 +374,14 @@ class AwsProvider(Provider):
         self._vcpu_tags[str(instance["InstanceId"])] = value
 
     def _retag(self, instance: Mapping[str, Any], request: UpdateRequest, name: str) -> dict[str, str]:
-        """Make the instance's user tags equal ``request.tags`` (the Name tag defaults to ours)."""
+        """Make the instance's user tags and guard marks equal ``request``'s (the Name tag
+        defaults to ours): one CreateTags for what changed, one DeleteTags for what went."""
         tags = tags_of(instance)
         auto_name = tags.get(TAG_AUTO_NAME) == "true"
         current = {k: v for k, v in user_tags(tags) if not (auto_name and k == "Name")}
+        current.update((k, tags[k]) for k in GUARD_TAGS if k in tags)
         desired = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
+        desired.update(guard_marks(request.protect, request.backup_policy))
         to_set = {k: v for k, v in desired.items() if current.get(k) != v}
         to_delete = [k for k in current if k not in desired]
         if "Name" in desired and auto_name:

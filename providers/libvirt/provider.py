@@ -73,6 +73,7 @@ from providers.libvirt.xml import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
+from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     BackupMethod,
     Capabilities,
@@ -86,9 +87,21 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, register, user_tags
+from reconciler.core.provider import (
+    Provider,
+    ProviderContext,
+    guard_marks,
+    read_guard_marks,
+    register,
+    user_tags,
+)
 
 log = logging.getLogger(__name__)
+
+
+def _guards(request: CreateRequest | UpdateRequest) -> tuple[tuple[str, str], ...]:
+    """The guard marks a request asks for, as ``Marks.guards``."""
+    return tuple(sorted(guard_marks(request.protect, request.backup_policy).items()))
 
 RETIRED = ".retired-"
 _STATS = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
@@ -123,7 +136,8 @@ class LibvirtProvider(Provider):
                           "description": "overlay: qcow2 copy-on-write on the image; clone: full copy"},
             "cloud_init": {"type": "boolean", "default": True,
                            "description": "attach a NoCloud seed holding the boot scripts as user-data"},
-            "shutdown_timeout_seconds": {"type": "number", "minimum": 0, "default": 60,
+            "shutdown_timeout_seconds": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
+                                         "default": 60,
                                          "description": "wait this long for a clean shutdown, then "
                                                         "power off"},
         },
@@ -184,7 +198,7 @@ class LibvirtProvider(Provider):
             size=domain_size(dom.root, marks.disk_gb), image=marks.image, spec_hash=marks.spec_hash,
             generation=marks.generation, token=marks.token, flavor=marks.flavor,
             created_at=parse_timestamp(marks.created_at) if marks.created_at else None,
-            tags=user_tags(dict(marks.tags)),
+            tags=user_tags(dict(marks.tags)), **read_guard_marks(dict(marks.guards)),
         )
 
     def _fresh(self, dom: Domain) -> ObservedServer:
@@ -278,6 +292,7 @@ class LibvirtProvider(Provider):
             disk_gb=request.size.disk_gb, flavor=request.flavor,
             disk=VolumeRef(self.pool_name, f"{stem}.{'qcow2' if disk_format == 'qcow2' else 'img'}"),
             seed=seed, tags=user_tags(dict(request.tags)), restored_from=restore[0] if restore else None,
+            guards=_guards(request),
         )
         xml = domain_xml(name=request.name, uuid=domain_uuid, domain_type=self.domain_type, size=request.size,
                          marks=marks, disk_format=disk_format, interface=self.interface)
@@ -317,7 +332,8 @@ class LibvirtProvider(Provider):
                                  "policy forbids one", code="RESTART_NOT_ALLOWED")
         if resize:
             self._check_vcpus(request.size)
-        wanted = marks.with_(tags=user_tags(dict(request.tags)), flavor=request.flavor)
+        wanted = marks.with_(tags=user_tags(dict(request.tags)), flavor=request.flavor,
+                             guards=_guards(request))
         if wanted != marks:
             dom = self.domains.write_marks(dom, wanted, live=active)
         if resize:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core.model import (
+    GUARD_TAGS,
     TAG_CLUSTER,
     TAG_GENERATION,
     TAG_KEY,
@@ -87,6 +88,7 @@ class Marks:
     retired_at: str | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())
     restored_from: VolumeRef | None = None  # the backup image a restored server's disk is copied from
+    guards: tuple[tuple[str, str], ...] = field(default=())  # the guard marks (GUARD_TAGS) it carries
 
     def with_(self, **changes: Any) -> Marks:
         return replace(self, **changes)
@@ -98,6 +100,7 @@ class Marks:
                   (_local(TAG_TOKEN), self.token), (_local(TAG_CLUSTER), self.cluster),
                   (_local(TAG_MEMBER), self.member), ("image", self.image), ("disk-gb", str(self.disk_gb)),
                   ("flavor", self.flavor), ("created-at", self.created_at), ("retired-at", self.retired_at)]
+        values += [(_local(name), value) for name, value in self.guards]
         refs = [("disk", self.disk), ("seed", self.seed), ("restored-from", self.restored_from)]
         return _marks_element("server", values, refs, self.tags, namespaced=namespaced)
 
@@ -129,6 +132,7 @@ class Marks:
             image=text("image") or "", disk_gb=_int(text("disk-gb")), flavor=text("flavor"),
             disk=ref("disk"), seed=ref("seed"), created_at=text("created-at"), retired_at=text("retired-at"),
             tags=tags, restored_from=ref("restored-from"),
+            guards=tuple((name, value) for name in GUARD_TAGS if (value := text(_local(name))) is not None),
         )
 
 

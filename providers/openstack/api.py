@@ -33,6 +33,7 @@ from openstack import config as os_config
 from openstack import exceptions as os_exc
 
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
+from reconciler.core.limits import MAX_POLL_INTERVAL_SECONDS, MAX_WAIT_TIMEOUT_SECONDS
 
 # Servers, flavors, tags at create (2.52), embedded flavor details (2.47), image_id in the
 # createImage answer (2.45) and standard diagnostics (2.48): Queens (2018) and later.
@@ -76,9 +77,11 @@ SPEC_SCHEMA: dict[str, Any] = {
         "verify_tls": {"type": "boolean",
                        "description": "check the TLS certificate (default: clouds.yaml's, else true)"},
         "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": MAX_PAGE},
-        "wait_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 600,
+        "wait_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
+                         "default": 600,
                          "description": "seconds to wait for a build, resize, stop or delete"},
-        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "default": 2},
+        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_POLL_INTERVAL_SECONDS,
+                          "default": 2},
     },
     "additionalProperties": False,
 }

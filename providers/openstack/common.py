@@ -46,7 +46,7 @@ from reconciler.core.model import (
     Size,
     Snapshot,
 )
-from reconciler.core.provider import user_tags
+from reconciler.core.provider import read_guard_marks, user_tags
 
 MARK_IMAGE = TAG_PREFIX + "image"
 MARK_DISK = TAG_PREFIX + "disk-gb"
@@ -148,6 +148,7 @@ def observed_from_server(provider: str, server: Mapping[str, Any]) -> ObservedSe
         addresses=addresses,
         created_at=_time(server.get("created")),
         tags=user_tags(marks),
+        **read_guard_marks(marks),
     )
 
 

@@ -68,7 +68,6 @@ from reconciler.core.model import (
     TAG_KEY,
     TAG_OWNER,
     TAG_POLICY,
-    TAG_PREFIX,
     TAG_TAKEN_AT,
     TAG_TOKEN,
     Capabilities,
@@ -82,7 +81,7 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register
+from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, updated_tags
 
 Server = dict[str, Any]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -392,8 +391,7 @@ class OpenStackProvider(Provider):
                 f"{server.key}: the root disk cannot change in place ({server.size.disk_gb} → "
                 f"{request.size.disk_gb} GB); replace the server", code="DiskChangeNeedsReplace")
         target = self._flavor_for(request.flavor, request.size)
-        wanted = {k: v for k, v in marks.items() if k.startswith(TAG_PREFIX)}
-        wanted.update(user_metadata(request.tags))
+        wanted = updated_tags(marks, request)
         wanted.pop(MARK_SIZE, None)
         if request.flavor is None:
             wanted[MARK_SIZE] = size_mark(request.size, target.name)

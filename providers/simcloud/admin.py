@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from providers.simcloud.dbfile import refusals
 from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
     SERVER_COLUMNS,
@@ -42,6 +43,13 @@ HANDMADE_SIZE = Size(cpus=1, memory_mb=1024, disk_gb=10)
 def _open_existing(state_dir: Path, state_file: str) -> sqlite3.Connection | None:
     path = db_path(state_dir, state_file)
     return connect(path) if path.exists() else None
+
+
+@contextmanager
+def _refusals(state_dir: Path, state_file: str) -> Iterator[None]:
+    """What SQLite refuses on the file (damage, a full disk, read-only) as one UserError naming it."""
+    with refusals(db_path(state_dir, state_file)):
+        yield
 
 
 def _unknown_key(key: str) -> UserError:
@@ -71,9 +79,10 @@ def admin_list(state_dir: Path, *, state_file: str = DEFAULT_STATE_FILE) -> list
     if conn is None:
         return []
     try:
-        rows = conn.execute(
-            f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY provider, key, generation, seq"
-        ).fetchall()
+        with _refusals(state_dir, state_file):
+            rows = conn.execute(
+                f"SELECT {SERVER_COLUMNS} FROM servers ORDER BY provider, key, generation, seq"
+            ).fetchall()
     finally:
         conn.close()
     return [_row_dict(ServerRow.of(r)) for r in rows]
@@ -98,7 +107,7 @@ def admin_create(
     )
     conn = connect(db_path(state_dir, state_file))
     try:
-        with transaction(conn, write=True):
+        with _refusals(state_dir, state_file), transaction(conn, write=True):
             seq = insert_servers(conn, provider, [request], now, tags=dict(tags or {}))
             return _reread(conn, seq)
     finally:
@@ -114,7 +123,7 @@ def _server_by_key(
     if conn is None:
         raise _unknown_key(key)
     try:
-        with transaction(conn, write=True):
+        with _refusals(state_dir, state_file), transaction(conn, write=True):
             found = conn.execute(
                 f"SELECT {SERVER_COLUMNS} FROM servers WHERE key = ? "
                 "ORDER BY generation DESC, seq DESC LIMIT 1",
@@ -211,7 +220,7 @@ def admin_inject_faults(
         raise UserError(f"simcloud fault count must be at least 1, not {count}")
     conn = connect(db_path(state_dir, state_file))
     try:
-        with transaction(conn, write=True):
+        with _refusals(state_dir, state_file), transaction(conn, write=True):
             conn.execute(
                 "INSERT INTO faults (provider, operation, kind, remaining) VALUES (?, ?, ?, ?)",
                 (provider, operation, kind, count),

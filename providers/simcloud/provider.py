@@ -28,21 +28,19 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+from providers.simcloud import dbfile
 from providers.simcloud.admin import SimcloudFaults
+from providers.simcloud.spec import SPEC_SCHEMA
 from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
-    LEDGER_HINT,
-    LEDGER_PATTERN,
     OBSERVE_COLUMNS,
     SERVER_COLUMNS,
     SOURCE_SIZE_TAG,
-    STATE_FILE_HINT,
-    STATE_FILE_MAX,
-    STATE_FILE_PATTERN,
     ServerRow,
     connect,
     db_path,
     insert_servers,
+    listed_tags,
     next_id,
     restore_server,
     set_status,
@@ -56,6 +54,7 @@ from providers.simcloud.storage import (
 )
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.limits import MAX_SIM_CAPACITY, MAX_SIM_LATENCY_MS, MAX_SIM_PAGE_SIZE
 from reconciler.core.model import (
     TAG_KEY,
     TAG_OWNER,
@@ -77,21 +76,12 @@ from reconciler.core.provider import (
     FaultInjector,
     Provider,
     ProviderContext,
-    read_guard_marks,
     register,
     updated_tags,
 )
 
 __all__ = ["KILL_AFTER_ENV", "SimCloud"]
 
-
-def _listed_tags(tag_json: str) -> dict[str, Any]:
-    """``ObservedServer`` keyword arguments from the ``user_tags`` column: user tags and guard marks."""
-    if tag_json == "[]":
-        return {}
-    pairs = [(str(k), str(v)) for k, v in json.loads(tag_json)]
-    marks = {k: v for k, v in pairs if k.startswith(TAG_PREFIX)}
-    return {"tags": tuple(p for p in pairs if p[0] not in marks), **read_guard_marks(marks)}
 
 KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 T = TypeVar("T")
@@ -157,51 +147,7 @@ class SimCloud(Provider):
         metrics=True,
         paginated=True,
     )
-    spec_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "latency_ms": {
-                "type": "number",
-                "minimum": 0,
-                "default": 0,
-                "description": "sleep this long on every API call",
-            },
-            "error_rate": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "default": 0,
-                "description": "fraction of API calls failing with a transient error",
-            },
-            "seed": {
-                "type": "integer",
-                "default": 0,
-                "description": "makes error_rate failures deterministic",
-            },
-            "page_size": {
-                "type": "integer",
-                "minimum": 1,
-                "default": 1000,
-                "description": "servers per listing call",
-            },
-            "capacity": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "most servers this provider may hold",
-            },
-            "state_file": {
-                "type": "string",
-                "pattern": STATE_FILE_PATTERN,
-                "patternErrorMessage": STATE_FILE_HINT,
-                "maxLength": STATE_FILE_MAX,
-                "not": {"type": "string", "pattern": LEDGER_PATTERN},
-                "errorMessage": LEDGER_HINT,
-                "default": DEFAULT_STATE_FILE,
-                "description": "SQLite file name in the state directory (a plain name, not state.db)",
-            },
-        },
-    }
+    spec_schema = SPEC_SCHEMA
     fault_injector: ClassVar[FaultInjector | None] = SimcloudFaults()
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
@@ -223,10 +169,17 @@ class SimCloud(Provider):
         problem = state_file_problem(state_file)
         if problem is not None:
             raise UserError(f"simcloud provider {config.name}: spec.state_file {state_file!r} {problem}")
-        if self.page_size < 1 or self.latency < 0 or not 0 <= self.error_rate <= 1:
+        latency_ms = self.latency * 1000
+        if (
+            not 1 <= self.page_size <= MAX_SIM_PAGE_SIZE
+            or not 0 <= latency_ms <= MAX_SIM_LATENCY_MS
+            or not 0 <= self.error_rate <= 1
+            or (self.capacity is not None and not 0 <= self.capacity <= MAX_SIM_CAPACITY)
+        ):
             raise UserError(
                 f"simcloud provider {config.name}: page_size must be ≥ 1, latency_ms ≥ 0 "
-                "and error_rate between 0 and 1"
+                f"and error_rate between 0 and 1 (at most: page_size {MAX_SIM_PAGE_SIZE}, latency_ms "
+                f"{MAX_SIM_LATENCY_MS}, capacity {MAX_SIM_CAPACITY})"
             )
         self.path = db_path(context.state_dir, state_file)
         self._local = threading.local()
@@ -270,9 +223,15 @@ class SimCloud(Provider):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"simcloud {operation}: database busy ({exc})") from exc
-            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+            raise dbfile.problem(self.path, exc) or PermanentError(
+                f"simcloud {operation}: database error ({exc})"
+            ) from None
         except sqlite3.Error as exc:
-            raise PermanentError(f"simcloud {operation}: database error ({exc})") from exc
+            # A damaged file, a full disk, a read-only file: the local environment's fault, one
+            # UserError naming the file; anything else the simulated cloud refusing.
+            raise dbfile.problem(self.path, exc) or PermanentError(
+                f"simcloud {operation}: database error ({exc})"
+            ) from None
         if write:
             _after_mutation()
         return result
@@ -322,7 +281,7 @@ class SimCloud(Provider):
             flavor=flavor,
             addresses=tuple(addresses.split(",")) if addresses else (),
             created_at=datetime.fromisoformat(created_at),
-            **_listed_tags(tag_json),
+            **listed_tags(tag_json),
         )
 
     def _reread(self, conn: sqlite3.Connection, seq: int) -> ObservedServer:

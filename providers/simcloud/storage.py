@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from providers.simcloud import dbfile
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
 from reconciler.core.model import (
@@ -35,16 +36,17 @@ from reconciler.core.model import (
     TAG_GENERATION,
     TAG_KEY,
     TAG_OWNER,
+    TAG_PREFIX,
     TAG_SPEC_HASH,
     TAG_TOKEN,
     CreateRequest,
     ServerStatus,
 )
-from reconciler.core.provider import ownership_tags, user_tags
+from reconciler.core.provider import ownership_tags, read_guard_marks, user_tags
 
 SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server
 RESTORED_FROM_TAG = "reconciler:restored-from"  # on a server: the snapshot it was restored from
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = dbfile.BUSY_TIMEOUT_MS
 
 # --- the state file's name ---------------------------------------------------------------
 DEFAULT_STATE_FILE = "simcloud.db"
@@ -202,19 +204,9 @@ def db_path(state_dir: Path, state_file: str = DEFAULT_STATE_FILE) -> Path:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) a simcloud database in WAL mode with a busy timeout."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    with transaction(conn, write=True):
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-    return conn
+    """Open (creating if needed) a simcloud database in WAL mode with a busy timeout; read-only where
+    it may only be read. What SQLite refuses is one ``UserError`` (``providers.simcloud.dbfile``)."""
+    return dbfile.connect(path, _SCHEMA)
 
 
 @contextmanager
@@ -285,6 +277,15 @@ def user_tags_json(tags: dict[str, str]) -> str:
     the guard marks (``GUARD_TAGS``), which observe must report too."""
     listed = [*user_tags(tags), *sorted((k, v) for k, v in tags.items() if k in GUARD_TAGS)]
     return json.dumps([list(pair) for pair in listed])
+
+
+def listed_tags(tag_json: str) -> dict[str, Any]:
+    """``ObservedServer`` keyword arguments from the ``user_tags`` column: user tags and guard marks."""
+    if tag_json == "[]":
+        return {}
+    pairs = [(str(k), str(v)) for k, v in json.loads(tag_json)]
+    marks = {k: v for k, v in pairs if k.startswith(TAG_PREFIX)}
+    return {"tags": tuple(p for p in pairs if p[0] not in marks), **read_guard_marks(marks)}
 
 
 _INSERT_SERVER = (

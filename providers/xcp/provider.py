@@ -45,6 +45,20 @@ from typing import Any, ClassVar
 
 import XenAPI
 
+from providers.xcp.records import (
+    BACKUP_MARKS,
+    MARK_BACKUP_ID,
+    MARK_CREATED,
+    MARK_DISK_GB,
+    MARK_IMAGE,
+    MARK_METHOD,
+    MARK_RESTORED_FROM,
+    MARK_SIZE_GB,
+    MARK_SNAPSHOT_OF,
+    is_backup,
+    observed_from_record,
+    owned,
+)
 from providers.xcp.wire import (
     GIB,
     MIB,
@@ -61,14 +75,13 @@ from providers.xcp.wire import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
-    TAG_BACKUP_METHOD,
-    TAG_GENERATION,
+    GUARD_TAGS,
     TAG_KEY,
     TAG_OWNER,
     TAG_POLICY,
     TAG_PREFIX,
-    TAG_SPEC_HASH,
     TAG_TAKEN_AT,
     TAG_TOKEN,
     BackupMethod,
@@ -77,29 +90,22 @@ from reconciler.core.model import (
     MetricSample,
     ObservedServer,
     ProviderConfig,
-    ServerStatus,
     Size,
     Snapshot,
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, user_tags
+from reconciler.core.provider import (
+    Provider,
+    ProviderContext,
+    guard_marks,
+    ownership_tags,
+    register,
+    user_tags,
+)
 
 NULL_REF = "OpaqueRef:NULL"
 LOGIN = "session.login_with_password"
-MARK_IMAGE = TAG_PREFIX + "image"
-MARK_DISK_GB = TAG_PREFIX + "disk-gb"
-MARK_CREATED = TAG_PREFIX + "created-at"
-MARK_SNAPSHOT_OF = TAG_PREFIX + "snapshot-of"
-MARK_SIZE_GB = TAG_PREFIX + "size-gb"
-MARK_METHOD = TAG_BACKUP_METHOD
-MARK_BACKUP_ID = TAG_PREFIX + "backup-id"  # an image backup's own uuid (its clones have another)
-MARK_RESTORED_FROM = TAG_PREFIX + "restored-from"
-# Marks that make a VM a backup; a server restored from one carries none of them.
-_BACKUP_MARKS = (TAG_TAKEN_AT, TAG_POLICY, MARK_SNAPSHOT_OF, MARK_SIZE_GB, MARK_METHOD, MARK_BACKUP_ID)
-
-_STATUS = {"Running": ServerStatus.RUNNING, "Halted": ServerStatus.STOPPED,
-           "Paused": ServerStatus.STOPPED, "Suspended": ServerStatus.STOPPED}
 # (current power state, wanted) → the call that gets there.
 _POWER_CALLS: dict[tuple[str, str], tuple[str, ...]] = {
     ("Halted", "Running"): ("VM.start",),
@@ -137,7 +143,8 @@ class XcpProvider(Provider):
             "network": {"type": "string", "minLength": 1,
                         "description": "network (name-label or uuid) the VIF is attached to"},
             "verify_tls": {"type": "boolean", "default": True},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 60},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
+                                "default": 60},
         },
         "additionalProperties": False,
     }
@@ -224,45 +231,17 @@ class XcpProvider(Provider):
         return str(refs[0])
 
     # --- reading ----------------------------------------------------------------------------
-    @staticmethod
-    def _is_backup(record: Mapping[str, Any]) -> bool:
-        """A snapshot VM, or an image backup (a template that names its own uuid as the backup)."""
-        return bool(record.get("is_a_snapshot")) or (
-            record.get("other_config", {}).get(MARK_BACKUP_ID) == record.get("uuid"))
-
-    @classmethod
-    def _owned(cls, record: Mapping[str, Any], owner: str) -> bool:
-        return (not cls._is_backup(record) and not record.get("is_control_domain")
-                and record.get("other_config", {}).get(TAG_OWNER) == owner)
-
-    def _observed(self, record: Mapping[str, Any]) -> ObservedServer:
-        marks: Mapping[str, str] = record["other_config"]
-        complete = MARK_CREATED in marks and not record["is_a_template"]
-        status = _STATUS.get(record["power_state"], ServerStatus.ERROR) if complete else ServerStatus.ERROR
-        created = marks.get(MARK_CREATED)
-        return ObservedServer(
-            provider=self.name, resource_id=record["uuid"], key=marks.get(TAG_KEY, ""),
-            name=record["name_label"], owner=marks[TAG_OWNER], status=status,
-            size=Size(cpus=xint(record["VCPUs_at_startup"]),
-                      memory_mb=xint(record["memory_static_max"]) // MIB,
-                      disk_gb=xint(marks.get(MARK_DISK_GB))),
-            image=marks.get(MARK_IMAGE, ""), spec_hash=marks.get(TAG_SPEC_HASH, ""),
-            generation=xint(marks.get(TAG_GENERATION)), token=marks.get(TAG_TOKEN, ""), flavor=None,
-            created_at=parse_timestamp(created) if created else None,
-            tags=user_tags(split_tags(list(record["tags"]))[1]),
-        )
-
     def observe(self, owner: str) -> list[ObservedServer]:
         records: dict[str, Any] = self.xapi("VM.get_all_records")
-        servers = [self._observed(rec) for rec in records.values() if self._owned(rec, owner)]
+        servers = [observed_from_record(self.name, rec) for rec in records.values() if owned(rec, owner)]
         return sorted(servers, key=lambda s: (s.key, s.generation, s.resource_id))
 
     def lookup(self, owner: str, token: str) -> ObservedServer | None:
         records: dict[str, Any] = self.xapi("VM.get_all_records")
         for rec in records.values():
             marks = rec["other_config"]
-            if self._owned(rec, owner) and marks.get(TAG_TOKEN) == token and MARK_CREATED in marks:
-                return self._observed(rec)
+            if owned(rec, owner) and marks.get(TAG_TOKEN) == token and MARK_CREATED in marks:
+                return observed_from_record(self.name, rec)
         return None
 
     def _vm(self, uuid: str, owner: str) -> tuple[str, dict[str, Any]]:
@@ -309,17 +288,17 @@ class XcpProvider(Provider):
     def start(self, server: ObservedServer) -> ObservedServer:
         ref, record = self._vm(server.resource_id, server.owner)
         self._power(ref, record["power_state"], "Running")
-        return self._observed(self.xapi("VM.get_record", ref))
+        return observed_from_record(self.name, self.xapi("VM.get_record", ref))
 
     def stop(self, server: ObservedServer) -> ObservedServer:
         ref, record = self._vm(server.resource_id, server.owner)
         self._power(ref, record["power_state"], "Halted")
-        return self._observed(self.xapi("VM.get_record", ref))
+        return observed_from_record(self.name, self.xapi("VM.get_record", ref))
 
     # --- create -----------------------------------------------------------------------------
     def _template(self, records: Mapping[str, Any], image: str) -> str:
         candidates = {ref: rec for ref, rec in records.items()
-                      if rec["is_a_template"] and not self._is_backup(rec)
+                      if rec["is_a_template"] and not is_backup(rec)
                       and TAG_TOKEN not in rec["other_config"]}
         matches = [ref for ref, rec in candidates.items() if rec["uuid"] == image]
         matches = matches or [ref for ref, rec in candidates.items() if rec["name_label"] == image]
@@ -341,11 +320,11 @@ class XcpProvider(Provider):
         """The resumable create: ``clone(records)`` makes the template clone when the token has none yet."""
         records: dict[str, Any] = self.xapi("VM.get_all_records")
         found = [(ref, rec) for ref, rec in records.items()
-                 if self._owned(rec, request.owner) and rec["other_config"].get(TAG_TOKEN) == request.token]
+                 if owned(rec, request.owner) and rec["other_config"].get(TAG_TOKEN) == request.token]
         if found:
             vm, record = found[0]
             if MARK_CREATED in record["other_config"]:
-                return self._observed(record)  # the create already finished
+                return observed_from_record(self.name, record)  # the create already finished
         else:
             vm = clone(records)
             self._mark_clone(vm, request, restored_from)
@@ -357,16 +336,18 @@ class XcpProvider(Provider):
             self._configure(vm, record, request)
         self._power(vm, record["power_state"], "Running")
         self.xapi("VM.add_to_other_config", vm, MARK_CREATED, isoformat(self.context.clock.now()))
-        return self._observed(self.xapi("VM.get_record", vm))
+        return observed_from_record(self.name, self.xapi("VM.get_record", vm))
 
     def _mark_clone(self, vm: str, request: CreateRequest, restored_from: str | None = None) -> None:
         """Ownership marks and the disk spec, in one write right after the clone."""
         marks: dict[str, str] = dict(self.xapi("VM.get_other_config", vm))
         marks.pop("default_template", None)
         if restored_from is not None:  # a clone of a backup: the backup's disks are its disks
-            for key in (*_BACKUP_MARKS, "disks"):
+            for key in (*BACKUP_MARKS, "disks"):
                 marks.pop(key, None)
             marks[MARK_RESTORED_FROM] = restored_from
+        for key in GUARD_TAGS:  # as the request says, never as the backup's server had them
+            marks.pop(key, None)
         marks.update({k: v for k, v in ownership_tags(request).items() if k.startswith(TAG_PREFIX)})
         marks[MARK_IMAGE] = request.image
         marks[MARK_DISK_GB] = str(request.size.disk_gb)
@@ -431,13 +412,18 @@ class XcpProvider(Provider):
         bare, pairs = split_tags(list(record["tags"]))
         if user_tags(pairs) != user_tags(dict(request.tags)):
             self.xapi("VM.set_tags", vm, bare + [f"{k}={v}" for k, v in user_tags(dict(request.tags))])
+        marks: dict[str, str] = record["other_config"]
+        guards = guard_marks(request.protect, request.backup_policy)
+        if {k: marks[k] for k in GUARD_TAGS if k in marks} != guards:
+            kept = {k: v for k, v in marks.items() if k not in GUARD_TAGS}
+            self.xapi("VM.set_other_config", vm, {**kept, **guards})
         if resize:
             if state != "Halted":
                 self._power(vm, state, "Halted")
             self._set_size(vm, self.xapi("VM.get_record", vm), request.size)
             if state != "Halted":
                 self._power(vm, "Halted", "Running")
-        return self._observed(self.xapi("VM.get_record", vm))
+        return observed_from_record(self.name, self.xapi("VM.get_record", vm))
 
     def delete(self, server: ObservedServer) -> None:
         try:
@@ -469,7 +455,8 @@ class XcpProvider(Provider):
         disks = self._disks(record)
         size_gb = sum(xint(rec["virtual_size"]) for _, _, rec in disks) / GIB
         taken = self.context.clock.now()
-        marks = {k: v for k, v in record["other_config"].items() if k not in (TAG_TOKEN, MARK_CREATED)}
+        marks = {k: v for k, v in record["other_config"].items()
+                 if k not in (TAG_TOKEN, MARK_CREATED, *GUARD_TAGS)}
         marks.update({TAG_TAKEN_AT: isoformat(taken), MARK_SNAPSHOT_OF: server.resource_id,
                       MARK_SIZE_GB: f"{size_gb:g}", TAG_OWNER: server.owner, TAG_KEY: server.key,
                       MARK_METHOD: str(BackupMethod.SNAPSHOT)})
@@ -506,7 +493,7 @@ class XcpProvider(Provider):
     def list_snapshots(self, owner: str) -> list[Snapshot]:
         records: dict[str, Any] = self.xapi("VM.get_all_records")
         snaps = [self._snapshot(rec) for rec in records.values()
-                 if self._is_backup(rec) and rec["other_config"].get(TAG_OWNER) == owner]
+                 if is_backup(rec) and rec["other_config"].get(TAG_OWNER) == owner]
         return sorted(snaps, key=lambda s: (s.key, s.created_at, s.snapshot_id))
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
@@ -514,7 +501,7 @@ class XcpProvider(Provider):
             snap, record = self._vm(snapshot.snapshot_id, snapshot.owner)
         except NotFoundError:
             return
-        if not self._is_backup(record):
+        if not is_backup(record):
             raise PermanentError(f"{snapshot.snapshot_id} is not a snapshot; refusing to delete it",
                                  code="NOT_A_SNAPSHOT")
         self._destroy_backup(snap, self._disks(record))
@@ -540,7 +527,7 @@ class XcpProvider(Provider):
     def _backup(self, records: Mapping[str, Any], snapshot: Snapshot, request: CreateRequest) -> str:
         """The ref of an owned backup that ``request``'s disk can hold; refuses anything else."""
         found = [(ref, rec) for ref, rec in records.items() if rec["uuid"] == snapshot.snapshot_id]
-        if not found or not self._is_backup(found[0][1]):
+        if not found or not is_backup(found[0][1]):
             raise NotFoundError(f"backup {snapshot.snapshot_id} ({snapshot.name}) is not on provider "
                                 f"{self.name}; see `reconciler backup list`", code="UNKNOWN_BACKUP")
         ref, record = found[0]
@@ -573,7 +560,7 @@ class XcpProvider(Provider):
         samples = []
         for server in servers:
             rec = by_uuid.get(server.resource_id)
-            if rec is None or not self._owned(rec, server.owner) or rec["metrics"] not in metrics:
+            if rec is None or not owned(rec, server.owner) or rec["metrics"] not in metrics:
                 continue
             met = metrics[rec["metrics"]]
             running = rec["power_state"] == "Running"

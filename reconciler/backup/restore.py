@@ -13,6 +13,13 @@ now, describes what it will do and asks for confirmation, then:
 A key whose live server carries the protect mark (or whose member says ``protect: true``)
 is never restored over: the restore is refused before anything is created.
 
+A restore that was killed part-way is finished by running it again: the killed run's create
+intent is settled by its token like any create's (``run.settle``), and when a live server of
+the key is the one an earlier restore from the same backup created (its token is in that
+restore's intent) while other servers of the key still run, step 1 is skipped and step 2
+deletes the others — never a third copy. (The next ``plan`` shows the second copy too, and
+``apply`` removes the older one.)
+
 The restored server has the size its server had when the backup was taken (read back
 from the audit ledger's snapshot entry; the template's size when the ledger does not
 know), and its spec hash covers that size — so when the template has changed since, the
@@ -25,6 +32,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from reconciler.backup.cycle import find_backups
 from reconciler.config import check_secrets, render_user_data, resolve_secret
@@ -46,11 +54,12 @@ from reconciler.core.model import (
     server_name,
 )
 from reconciler.core.pricing import usage_interval
-from reconciler.core.records import AuditAction
+from reconciler.core.records import AuditAction, Outcome
 from reconciler.run.audit import AuditWriter, RunContext, backup_server_size
 from reconciler.run.backups import BackupResult, BackupRunner
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
+from reconciler.store.base import Store
 
 
 @dataclass(frozen=True)
@@ -74,13 +83,21 @@ def _find_backup(session: ProviderSession, want: DesiredServer, backup_id: str, 
 
 
 def describe_restore(
-    want: DesiredServer, backup: Snapshot, size: Size, current: Sequence[ObservedServer]
+    want: DesiredServer,
+    backup: Snapshot,
+    size: Size,
+    current: Sequence[ObservedServer],
+    earlier: ObservedServer | None = None,
 ) -> str:
-    text = (
-        f"Restore {want.key} from backup {backup.snapshot_id} ({backup.name}, taken "
-        f"{isoformat(backup.created_at)}, {backup.size_gb:g} GB) as a new server of {size} on provider "
-        f"{want.provider}."
-    )
+    taken = isoformat(backup.created_at)
+    what = f"backup {backup.snapshot_id} ({backup.name}, taken {taken}, {backup.size_gb:g} GB)"
+    if earlier is not None:
+        text = (
+            f"Finish restoring {want.key} from {what}: it was already restored as {earlier.resource_id} "
+            "by a restore that did not finish."
+        )
+    else:
+        text = f"Restore {want.key} from {what} as a new server of {size} on provider {want.provider}."
     if current:
         ids = ", ".join(s.resource_id for s in current)
         text += f" The current server(s) {ids} of {want.key} will be deleted afterwards."
@@ -117,10 +134,15 @@ def restore(
         _refuse_protected(want, current)
         backup = _find_backup(session, want, backup_id, state.deployment)
         size = backup_server_size(store, state.deployment, key, backup_id) or want.size
-        if not confirm(describe_restore(want, backup, size, current)):
+        earlier = _restored_before(store, state.deployment, key, backup_id, current)
+        if earlier is not None:
+            current = [s for s in current if s.resource_id != earlier.resource_id]
+        if not confirm(describe_restore(want, backup, size, current, earlier)):
             return RestoreResult(server=None)
         writer = AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
-        restored = _create_restored(state, session, writer, want, backup, size, current)
+        if earlier is not None:
+            _bill_from_creation(store, state, earlier, ws.clock.now())
+        restored = earlier or _create_restored(state, session, writer, want, backup, size, current)
         finals: list[BackupResult] = []
         replaced: list[str] = []
         for old in current:
@@ -146,6 +168,34 @@ def restore(
             replaced.append(old.resource_id)
         session.check_leases()
         return RestoreResult(server=restored, replaced=tuple(replaced), backups=tuple(finals))
+
+
+def _restored_before(
+    store: Store, deployment: str, key: str, backup_id: str, current: Sequence[ObservedServer]
+) -> ObservedServer | None:
+    """The live server an unfinished restore of ``key`` from ``backup_id`` created, if any.
+
+    Unfinished: other servers of the key still run beside it. A lone server restored from
+    this backup long ago is not resumed; restoring from it again makes a new one.
+    """
+    if len(current) < 2:
+        return None
+    tokens = set()
+    for entry in store.recent_audit(deployment, [AuditAction.CREATE], key=key, limit=1000):
+        intent = CreateIntent.decode(entry.record.detail) if entry.record.outcome is Outcome.INTENT else None
+        if intent is not None and intent.restore_from == backup_id:
+            tokens.add(entry.record.token)
+    return next((s for s in current if s.token and s.token in tokens), None)
+
+
+def _bill_from_creation(store: Store, state: DesiredState, server: ObservedServer, now: datetime) -> None:
+    """Open ``server``'s usage interval from its creation, unless one is open: a restore
+    killed between its create and the ledger write left it unbilled."""
+    if any(i.resource_id == server.resource_id and i.provider == server.provider
+           for i in store.open_intervals(state.deployment)):
+        return
+    plist, start = state.price_list_for(server.provider), min(server.created_at or now, now)
+    store.open_interval(usage_interval(state.deployment, server, plist, start=start))
 
 
 def _refuse_protected(want: DesiredServer, current: Sequence[ObservedServer]) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.core.clock import Clock
-from reconciler.core.errors import UserError
+from reconciler.run.files import write_atomic
 from reconciler.run.workspace import Workspace
 
 EXIT_OK = 0
@@ -35,13 +35,8 @@ def tty() -> bool:
 
 
 def write_out(path: Path, text: str) -> None:
-    """Write a file whole or not at all (a temp file renamed into place)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    """Write a file whole or not at all (``run.files.write_atomic``: temp file, fsync, rename)."""
+    write_atomic(path, text)
 
 
 def month_start(now: datetime) -> datetime:

@@ -9,10 +9,17 @@ Three branches, each telling the caller what to do next:
   Retried with exponential backoff and jitter.
 * ``PermanentError`` — the cloud said no (quota, unknown image, capacity).
   Recorded, the action fails, its dependents are skipped, the rest goes on.
+
+A bad environment is a ``UserError`` too: ``NoSpaceError`` when a write is refused for want
+of room (a full disk, a quota, a file-size limit: ``NO_SPACE_ERRNOS``), and the other
+refused writes ``write_refused`` names (a read-only folder, no permission). Wherever one is
+raised, what was being written is left as it was before (temp files, SQLite transactions),
+so freeing the space and running again converges.
 """
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -46,6 +53,36 @@ class UserError(ReconcilerError):
             diags = list(diagnostics)
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diags)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class NoSpaceError(UserError):
+    """A write was refused for want of room (disk full, quota, file-size limit): free space, run again."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        self.path = str(path)
+        why = f" ({detail})" if detail else ""
+        super().__init__(f"no space left writing {path}{why}: free space and run again")
+
+
+# ENOSPC: the disk is full; EDQUOT: a quota is reached; EFBIG: the file would pass a size limit
+# (RLIMIT_FSIZE, the filesystem's largest file).
+NO_SPACE_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if code is not None
+)
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_refused(path: object, exc: OSError, what: str = "") -> UserError:
+    """The one error for a file write the operating system refused: ``NoSpaceError`` for want of
+    room, else a ``UserError`` naming the file, the reason and what to do."""
+    if exc.errno in NO_SPACE_ERRNOS:
+        return NoSpaceError(path)
+    label = f"the {what} {path}" if what else str(path)
+    reason = exc.strerror or str(exc)
+    if exc.errno in _READ_ONLY_ERRNOS:
+        folder = str(path).rpartition("/")[0] or "."
+        return UserError(f"cannot write {label}: {reason}; this needs write access to {folder}")
+    return UserError(f"cannot write {label}: {reason}")
 
 
 class StalePlanError(UserError):

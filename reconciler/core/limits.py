@@ -11,6 +11,8 @@ column, a ``timedelta``, exact decimal arithmetic) is handed a value it cannot t
   digits before the point and ``MONEY_PLACES`` after it, as a quoted string or a number.
 * ``size_problem`` checks a ``Size`` wherever one is built from outside (a saved plan file).
 * The daemon's ``--interval`` and ``--git-poll`` are finite and at most a day.
+* Each provider type's numeric settings (timeouts, poll intervals, simcloud's latency, page
+  size and capacity) have maxima here too, in that provider's spec schema.
 
 README's "Limits" lists the same numbers for people.
 """
@@ -36,6 +38,14 @@ MAX_SCALE_TARGET = 10**12  # autoscale target (percent, or bytes per second for 
 MAX_ALERT_TIMEOUT_SECONDS = 60  # AlertSink timeout_seconds
 MAX_ALERT_RETRIES = 10  # AlertSink retries
 MAX_INTERVAL_SECONDS = 86_400  # reconciler run --interval and --git-poll: a day
+
+# Provider settings: each provider type's spec schema carries these as "maximum", and the provider
+# checks them again for a config that never met the schema (one read back from a plan file).
+MAX_WAIT_TIMEOUT_SECONDS = 86_400  # wait_timeout, timeout_seconds, shutdown_timeout_seconds: a day
+MAX_POLL_INTERVAL_SECONDS = 3_600  # poll_interval: an hour between two looks
+MAX_SIM_LATENCY_MS = 60_000  # simcloud latency_ms: a minute per simulated call
+MAX_SIM_PAGE_SIZE = 100_000  # simcloud page_size: servers per listing call
+MAX_SIM_CAPACITY = 10_000_000  # simcloud capacity: servers one provider may hold
 
 MONEY_DIGITS = 9  # digits before the decimal point: a rate or budget below one billion
 MONEY_PLACES = 9  # digits after it

@@ -49,7 +49,18 @@ def _size_to(size: Size) -> dict[str, int]:
 
 
 def _size_from(data: Mapping[str, Any]) -> Size:
-    return Size(int(data["cpus"]), int(data["memory_mb"]), int(data["disk_gb"]))
+    data = _obj(data)
+    for name in ("cpus", "memory_mb", "disk_gb"):  # the ranges are size_problem's, said with the field
+        if isinstance(data[name], bool) or not isinstance(data[name], int):
+            raise ValueError(f"size {name} must be a whole number, found {_shown_amount(repr(data[name]))}")
+    return Size(data["cpus"], data["memory_mb"], data["disk_gb"])
+
+
+def _int(value: Any) -> int:
+    """A whole number of a plan file, within 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ValueError(f"expected a whole number, found {_shown_amount(repr(value))}")
+    return value
 
 
 def _desired_size_from(data: Mapping[str, Any]) -> Size:
@@ -73,6 +84,50 @@ def _money(value: Any) -> Decimal:
 def _shown_amount(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 30 else f"{text[:20]}… ({len(text)} characters)"
+
+
+def _s(value: Any) -> str:
+    """A text field of a plan file (an edited file may hold anything)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, found {_shown_amount(repr(value))}")
+    return value
+
+
+def _opt_s(value: Any) -> str | None:
+    return None if value is None else _s(value)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(_s(item) for item in _seq(value))
+
+
+def _seq(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, found {_shown_amount(repr(value))}")
+    return value
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, found {_shown_amount(repr(value))}")
+    return value
+
+
+def _amount(value: Any) -> Decimal:
+    """An amount of a plan's cost: a finite decimal number, as ``plan_to_dict`` writes it."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected an amount, found {_shown_amount(repr(value))}")
+    amount = Decimal(str(value))
+    if not amount.is_finite() or abs(amount) >= Decimal(10) ** 18:
+        raise ValueError(f"amount {_shown_amount(value)} is not a finite amount below 10^18")
+    return amount
+
+
+def _tags(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs = [_seq(pair) for pair in _seq(value)]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError("a tag is a [name, value] pair")
+    return tuple((str(k), str(v)) for k, v in pairs)
 
 
 def _value_to(value: Any) -> Any:
@@ -113,22 +168,23 @@ def observed_to_dict(server: ObservedServer) -> dict[str, Any]:
 
 
 def observed_from_dict(data: Mapping[str, Any]) -> ObservedServer:
+    data = _obj(data)
     return ObservedServer(
-        provider=data["provider"],
-        resource_id=data["resource_id"],
-        key=data["key"],
-        name=data["name"],
-        owner=data["owner"],
+        provider=_s(data["provider"]),
+        resource_id=_s(data["resource_id"]),
+        key=_s(data["key"]),
+        name=_s(data["name"]),
+        owner=_s(data["owner"]),
         status=ServerStatus(data["status"]),
         size=_size_from(data["size"]),
-        image=data["image"],
-        spec_hash=data["spec_hash"],
-        generation=int(data.get("generation", 0)),
-        token=data.get("token", ""),
-        flavor=data.get("flavor"),
-        addresses=tuple(data.get("addresses", ())),
-        created_at=parse_timestamp(data["created_at"]) if data.get("created_at") else None,
-        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+        image=_s(data["image"]),
+        spec_hash=_s(data["spec_hash"]),
+        generation=_int(data.get("generation", 0)),
+        token=_s(data.get("token", "")),
+        flavor=_opt_s(data.get("flavor")),
+        addresses=_texts(data.get("addresses", [])),
+        created_at=parse_timestamp(_s(data["created_at"])) if data.get("created_at") else None,
+        tags=_tags(data.get("tags", [])),
         protected=data.get("protected", False) is not False,  # anything but false protects
         backup_policy=str(data.get("backup_policy") or ""),
     )
@@ -165,40 +221,41 @@ def desired_to_dict(server: DesiredServer) -> dict[str, Any]:
 
 
 def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
+    data = _obj(data)
     return DesiredServer(
-        key=data["key"],
-        name=data["name"],
-        cluster=data["cluster"],
-        member=data["member"],
-        ordinal=int(data["ordinal"]),
-        provider=data["provider"],
-        provider_type=data["provider_type"],
-        template=data["template"],
-        image=data["image"],
+        key=_s(data["key"]),
+        name=_s(data["name"]),
+        cluster=_s(data["cluster"]),
+        member=_s(data["member"]),
+        ordinal=_int(data["ordinal"]),
+        provider=_s(data["provider"]),
+        provider_type=_s(data["provider_type"]),
+        template=_s(data["template"]),
+        image=_s(data["image"]),
         size=_desired_size_from(data["size"]),
-        flavor=data.get("flavor"),
+        flavor=_opt_s(data.get("flavor")),
         inputs=tuple(
             ResolvedInput(
-                name=i["name"],
+                name=_s(i["name"]),
                 value=_value_from(i["value"]),
-                source=i["source"],
+                source=_s(i["source"]),
                 sensitive=bool(i.get("sensitive", False)),
             )
-            for i in data.get("inputs", ())
+            for i in map(_obj, _seq(data.get("inputs", [])))
         ),
         scripts=tuple(
-            Script(phase=ScriptPhase(s["phase"]), name=s["name"], source=s["source"])
-            for s in data.get("scripts", ())
+            Script(phase=ScriptPhase(s["phase"]), name=_s(s["name"]), source=_s(s["source"]))
+            for s in map(_obj, _seq(data.get("scripts", [])))
         ),
-        tags=tuple((str(k), str(v)) for k, v in data.get("tags", ())),
+        tags=_tags(data.get("tags", [])),
         protect=bool(data.get("protect", False)),
-        depends_on=tuple(data.get("depends_on", ())),
+        depends_on=_texts(data.get("depends_on", [])),
         update_strategy=UpdateStrategy(data.get("update_strategy", "in-place")),
         allow_restart=bool(data.get("allow_restart", True)),
         drift=DriftMode(data.get("drift", "heal")),
         failover=FailoverMode(data.get("failover", "replace")),
-        backup_policy=data.get("backup_policy"),
-        spec_hash=data["spec_hash"],
+        backup_policy=_opt_s(data.get("backup_policy")),
+        spec_hash=_s(data["spec_hash"]),
     )
 
 
@@ -231,14 +288,16 @@ def price_list_to_dict(plist: PriceList) -> dict[str, Any]:
 
 
 def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
+    data = _obj(data)
+
     def rate(unit: str) -> Decimal:
         return _money(data.get(unit, "0"))
 
     return PriceList(
-        name=data["name"],
-        currency=data.get("currency", "USD"),
+        name=_s(data["name"]),
+        currency=_s(data.get("currency", "USD")),
         billing=BillingMode(data.get("billing", "instance-hours")),
-        flavor_hourly={k: _money(v) for k, v in data.get("flavor_hourly", {}).items()},
+        flavor_hourly={_s(k): _money(v) for k, v in _obj(data.get("flavor_hourly", {})).items()},
         vcpu_hour=rate("vcpu_hour"),
         ram_gb_hour=rate("ram_gb_hour"),
         disk_gb_month=rate("disk_gb_month"),
@@ -308,36 +367,36 @@ def cost_from_dict(cost: Mapping[str, Any]) -> CostSummary:
 
     A plan written before costs were kept per currency names its one currency at the top only.
     """
-    default = str(cost.get("currency", "USD"))
+    default = _s(cost.get("currency", "USD"))
     summary = CostSummary(
         by_cluster=tuple(
             CostLine(
-                scope=line["scope"],
-                currency=str(line.get("currency", default)),
-                before_hourly=Decimal(line["before_hourly"]),
-                after_hourly=Decimal(line["after_hourly"]),
+                scope=_s(line["scope"]),
+                currency=_s(line.get("currency", default)),
+                before_hourly=_amount(line["before_hourly"]),
+                after_hourly=_amount(line["after_hourly"]),
             )
-            for line in cost.get("by_cluster", ())
+            for line in map(_obj, _seq(cost.get("by_cluster", [])))
         ),
-        unpriced=tuple(cost.get("unpriced", ())),
-        measured=tuple(cost.get("measured", ())),
+        unpriced=_texts(cost.get("unpriced", [])),
+        measured=_texts(cost.get("measured", [])),
         budgets=tuple(
             BudgetCheck(
-                name=check["name"],
-                scope=check["scope"],
-                currency=str(check.get("currency", default)),
-                limit_monthly=Decimal(check["limit_monthly"]),
-                before_monthly=Decimal(check["before_monthly"]),
-                after_monthly=Decimal(check["after_monthly"]),
-                keys=tuple(check.get("keys", ())),
+                name=_s(check["name"]),
+                scope=_s(check["scope"]),
+                currency=_s(check.get("currency", default)),
+                limit_monthly=_amount(check["limit_monthly"]),
+                before_monthly=_amount(check["before_monthly"]),
+                after_monthly=_amount(check["after_monthly"]),
+                keys=_texts(check.get("keys", [])),
             )
-            for check in cost.get("budgets", ())
+            for check in map(_obj, _seq(cost.get("budgets", [])))
         ),
     )
-    stated = [*cost.get("totals", ()), *([cost] if "before_hourly" in cost else [])]
+    stated = [*map(_obj, _seq(cost.get("totals", []))), *([cost] if "before_hourly" in cost else [])]
     for total in stated:
-        mine = summary.total(str(total.get("currency", default)))
-        figures = (Decimal(total["before_hourly"]), Decimal(total["after_hourly"]))
+        mine = summary.total(_s(total.get("currency", default)))
+        figures = (_amount(total["before_hourly"]), _amount(total["after_hourly"]))
         if figures != (mine.before_hourly, mine.after_hourly):
             raise ValueError(f"the cost totals in {mine.currency} are not the sums of its lines")
     return summary
@@ -389,43 +448,50 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             f"version {FORMAT_VERSION}); make the plan again with this version"
         )
     try:
-        cost = data.get("cost") or {}
+        cost = _obj(data.get("cost") or {})
         plan = Plan(
-            deployment=data["deployment"],
-            created_at=parse_timestamp(data["created_at"]),
-            source_path=data.get("source_path", ""),
-            commit=data.get("commit"),
-            noop_count=int((data.get("summary") or {}).get(Action.NOOP.value, 0)),
+            deployment=_s(data["deployment"]),
+            created_at=parse_timestamp(_s(data["created_at"])),
+            source_path=_s(data.get("source_path", "")),
+            commit=_opt_s(data.get("commit")),
+            noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
             cost=cost_from_dict(cost),
             changes=tuple(
                 Change(
-                    id=c["id"],
+                    id=_s(c["id"]),
                     action=Action(c["action"]),
-                    key=c["key"],
-                    provider=c["provider"],
+                    key=_s(c["key"]),
+                    provider=_s(c["provider"]),
                     cause=ChangeCause(c["cause"]),
-                    reason=c["reason"],
+                    reason=_s(c["reason"]),
                     before=observed_from_dict(c["before"]) if c.get("before") else None,
                     after=desired_from_dict(c["after"]) if c.get("after") else None,
-                    token=c.get("token"),
-                    generation=int(c.get("generation", 0)),
-                    depends_on=tuple(c.get("depends_on", ())),
+                    token=_opt_s(c.get("token")),
+                    generation=_int(c.get("generation", 0)),
+                    depends_on=_texts(c.get("depends_on", [])),
                     fields=tuple(
-                        FieldChange(f["name"], f["before"], f["after"]) for f in c.get("fields", ())
+                        FieldChange(_s(f["name"]), _s(f["before"]), _s(f["after"]))
+                        for f in map(_obj, _seq(c.get("fields", [])))
                     ),
                 )
-                for c in data["changes"]
+                for c in map(_obj, _seq(data["changes"]))
             ),
-            backups=tuple(action_from_dict(b) for b in data.get("backups", ())),
+            backups=tuple(action_from_dict(_obj(b)) for b in _seq(data.get("backups", []))),
             skip_final_backup=bool(data.get("skip_final_backup", False)),
-            providers=tuple(ProviderConfig.from_dict(p) for p in data["providers"]),
-            price_lists=tuple(price_list_from_dict(p) for p in data.get("price_lists", ())),
-            basis=tuple(observed_from_dict(s) for s in data["basis"]["servers"]),
-            diagnostics=tuple(data.get("diagnostics", ())),
+            providers=tuple(ProviderConfig.from_dict(_obj(p)) for p in _seq(data["providers"])),
+            price_lists=tuple(price_list_from_dict(p) for p in _seq(data.get("price_lists", []))),
+            basis=tuple(observed_from_dict(s) for s in _seq(_obj(data["basis"])["servers"])),
+            diagnostics=_texts(data.get("diagnostics", [])),
         )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a bad Decimal: InvalidOperation
+        digest = _obj(data["basis"]).get("digest")
+    # A wrong type or a bad number anywhere (decimal.InvalidOperation is an ArithmeticError):
+    # one error naming the file, whatever the edit was.
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError) as exc:
         raise UserError(f"{source}: not a valid plan file ({type(exc).__name__}: {exc})") from None
-    if plan.basis_digest() != data["basis"].get("digest"):
+    except UserError as exc:  # a bad timestamp or secret reference: said of this file
+        said = "; ".join(d.message for d in exc.diagnostics)
+        raise UserError(f"{source}: not a valid plan file ({said})") from None
+    if plan.basis_digest() != digest:
         raise UserError(f"{source}: the plan's observed basis does not match its digest; was it edited?")
     return plan
 
@@ -503,6 +569,6 @@ def action_from_dict(data: Mapping[str, Any]) -> BackupAction:
         quiesce=Quiesce(data.get("quiesce", "none")),
         method=BackupMethod(data.get("method", "snapshot")),
         change_id=str(data.get("change_id", "")),
-        monthly_cost=None if cost is None else Decimal(str(cost)),
+        monthly_cost=None if cost is None else _amount(cost),
         currency=str(data.get("currency", "")),
     )

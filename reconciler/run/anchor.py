@@ -7,7 +7,7 @@ with a key the database does not hold (after AWS CloudTrail's signed digest file
     {"seq": 41, "hash": "<entry 41's chain hash>", "at": "...", "usage": "<digest>",
      "usage_rows": 12, "prev": "<previous checkpoint's mac>", "mac": "<HMAC-SHA256>"}
 
-One line is appended to the anchor file after every run that wrote to the ledgers (every
+One line is added to the anchor file after every run that wrote to the ledgers (every
 ``ProviderSession`` that held leases, so apply, destroy, backups, restore and each daemon
 cycle). Checkpoints chain to each other through ``prev``. ``verify`` then detects: any edit,
 insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
@@ -16,6 +16,9 @@ usage interval — its rate, currency or billing terms too (``usage`` is a diges
 usage interval closed by the checkpoint's time), and an edited, removed or reordered
 checkpoint (a MAC or ``prev`` mismatch). What a run writes after the newest checkpoint is
 covered from its own checkpoint on.
+
+The file is rewritten whole for each new line (``run.files.write_atomic``) under a lock beside
+it (``<file>.lock``), so a full disk leaves the file as it was, never half a line.
 
 Where things live (each settable, none inside the state dir or in git):
 
@@ -31,17 +34,24 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.clock import isoformat, parse_timestamp
-from reconciler.core.errors import UserError
+from reconciler.core.errors import UserError, write_refused
 from reconciler.core.records import UsageInterval
+from reconciler.run.files import write_atomic
 from reconciler.run.keys import AUDIT_KEY
 from reconciler.store.base import Store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: checkpoints are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 ENV_DIR = "RECONCILER_ANCHOR_DIR"
 _FIELDS = ("seq", "hash", "at", "usage", "usage_rows", "prev")
@@ -104,11 +114,21 @@ def usage_digest(intervals: Iterable[UsageInterval], at: datetime) -> tuple[str,
     return digest, len(rows)
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
+def _text(path: Path) -> str:
+    """The anchor file's text ('' when there is none yet)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise UserError(f"cannot read the audit checkpoint file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a checkpoint file (not UTF-8 text)") from None
+
+
+def _read(path: Path, text: str | None = None) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate((_text(path) if text is None else text).splitlines(), start=1):
         try:
             point = json.loads(line)
         except ValueError:
@@ -122,7 +142,31 @@ def _read(path: Path) -> list[dict[str, Any]]:
 def checkpoint(store: Store, location: str, at: datetime) -> dict[str, Any] | None:
     """Append a signed checkpoint of the ledgers' head; None when the audit ledger is empty."""
     path = anchor_file(location)
-    points = _read(path)
+    with _locked(path):
+        return _checkpoint(store, path, at)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the anchor file: two runs checkpointing one store at once take
+    turns, so each chains to the other's line and neither line is lost."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise write_refused(lock, exc, "audit checkpoint lock") from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _checkpoint(store: Store, path: Path, at: datetime) -> dict[str, Any] | None:
+    text = _text(path)
+    points = _read(path, text)
     last = points[-1] if points else None
     head = None
     for entry in store.audit_log(since_seq=int(last["seq"]) - 1 if last else 0):
@@ -135,11 +179,9 @@ def checkpoint(store: Store, location: str, at: datetime) -> dict[str, Any] | No
         "prev": last["mac"] if last else "",
     }
     point["mac"] = _mac(audit_key(), point)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(point, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    kept = text if not text or text.endswith("\n") else text + "\n"
+    # The whole file again, renamed into place: a full disk leaves the old file, never half a line.
+    write_atomic(path, kept + json.dumps(point, sort_keys=True) + "\n", what="audit checkpoint file")
     return point
 
 

@@ -8,7 +8,9 @@ its inputs reference, resolved inside the provider call). For every mutating cal
 3. writes the outcome (settling the intent) and the usage-ledger change in one transaction.
 
 A failed change skips everything that depends on it, naming the failed upstream; the
-rest of the graph goes on. Concurrency is bounded per provider by ``max_parallel``.
+rest of the graph goes on. A ``UserError`` inside a change (a full disk refusing a ledger
+write, say) stops the walk instead and is raised as itself. Concurrency is bounded per
+provider by ``max_parallel``.
 A kill at any point leaves at worst an unresolved intent, which ``settle_intents``
 resolves on the next start by looking the resource up by its idempotency token.
 """
@@ -29,7 +31,7 @@ from reconciler.core.audit_detail import AuditDetail, CreateIntent, Resize
 from reconciler.core.changes import Change
 from reconciler.core.clock import Clock
 from reconciler.core.dag import walk
-from reconciler.core.errors import LeaseLostError, NotFoundError, PermanentError, ProviderError
+from reconciler.core.errors import LeaseLostError, NotFoundError, PermanentError, ProviderError, UserError
 from reconciler.core.model import (
     Action,
     CreateRequest,
@@ -279,6 +281,11 @@ class Executor:
             return self.execute_change(change)
 
         def crashed(cid: str, exc: Exception) -> ChangeResult:
+            # A user error (a secret gone since the check, a full disk refusing the ledger write) is
+            # the whole run's: raised from here it stops the walk (no change starts after it, those
+            # running finish) and surfaces as itself. An intent already written stays open to settle.
+            if isinstance(exc, UserError):
+                raise exc
             # A bug must not hang the walk; the intent, if one was written, stays open to settle.
             with contextlib.suppress(Exception):  # nor may a failing log call
                 log.exception("change crashed", change=cid)

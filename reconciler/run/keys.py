@@ -22,7 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.core.errors import UserError
+from reconciler.core.errors import NoSpaceError, UserError
+from reconciler.run.files import write_atomic
 
 MIN_LENGTH = 32
 MAX_FILE_BYTES = 4096
@@ -67,23 +68,18 @@ class KeySource:
             raise UserError(f"the {self.what} file {path} is not text") from None
 
     def _create(self, path: Path) -> None:
-        """Write a new key whole, then link it into place: a concurrent reader never sees half a key."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        """Write a new key whole, then link it into place: a concurrent reader never sees half a key,
+        and of two processes making one at once, the first one's stands."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process made it first: use theirs
-        except OSError as exc:
-            raise UserError(f"cannot create the {self.what} file {path}: {exc.strerror}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+            write_atomic(path, secrets.token_hex(32) + "\n", mode=0o600, what=f"{self.what} file",
+                         exclusive=True)
+        except NoSpaceError:
+            raise
+        except UserError as exc:  # a read-only folder, say: the key can come from the environment
+            raise UserError(
+                f"{exc.diagnostics[0].message}; or set ${self.env_key} (at least {MIN_LENGTH} characters) "
+                f"or ${self.env_file}"
+            ) from None
 
 
 PLAN_KEY = KeySource("plan key", "RECONCILER_PLAN_KEY", "RECONCILER_PLAN_KEY_FILE", "plan.key")

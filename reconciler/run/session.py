@@ -25,7 +25,7 @@ from types import TracebackType
 
 import structlog
 
-from reconciler.core.errors import UserError
+from reconciler.core.errors import NoSpaceError, UserError
 from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
 from reconciler.core.provider import Provider, create_provider
 from reconciler.core.records import Lease
@@ -55,7 +55,7 @@ class ProviderSession:
             for config in self.configs:
                 self.providers[config.name] = create_provider(config, context)
         except BaseException:
-            self.close()
+            self.close(failing=True)
             raise
 
     def __enter__(self) -> ProviderSession:
@@ -64,7 +64,7 @@ class ProviderSession:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(failing=exc is not None)
 
     @property
     def capabilities(self) -> dict[str, Capabilities]:
@@ -156,30 +156,45 @@ class ProviderSession:
         return self._settled[deployment]
 
     # --- closing --------------------------------------------------------------------------------
-    def _anchor(self) -> None:
+    def _anchor(self) -> UserError | None:
         """A signed checkpoint of the ledgers after a session that held leases (so could write).
 
         A checkpoint that cannot be written is logged, not raised: what was applied stays
-        applied, and ``audit verify`` says how far the newest checkpoint reaches.
+        applied, and ``audit verify`` says how far the newest checkpoint reaches. Only a full
+        disk (``NoSpaceError``) is handed back, for ``close`` to raise: it stops the next
+        write too, so the run must say so.
         """
         try:
             anchor.checkpoint(self.ws.store(), self.ws.store_location(), self.ws.clock.wall())
+        except NoSpaceError as exc:
+            return exc
         except (OSError, UserError) as exc:
             log.warning("could not write the audit checkpoint", error=str(exc))
+        return None
 
-    def close(self) -> None:
+    def close(self, *, failing: bool = False) -> None:
         """Stop renewing, anchor what this session wrote, release the leases it took, close every
-        provider (idempotent)."""
+        provider (idempotent). Each step runs even when one before it fails; a full disk met on
+        the way is raised at the end, unless the session is closing on an error already
+        (``failing``), which it must not hide."""
+        problem: UserError | None = None
         if self._keeper is not None:
             self._keeper.stop()
             self._keeper = None
-            self._anchor()
+            problem = self._anchor()
         if self._own_leases:
-            store = self.ws.store()
-            for lease in self.leases:
-                store.release_lease(lease)
             self._own_leases = False
+            try:
+                store = self.ws.store()
+                for lease in self.leases:
+                    store.release_lease(lease)
+            except UserError as exc:  # it lapses by itself; a later run here sees this process gone
+                if not failing:
+                    log.warning("could not release the leases", error=str(exc))
+                problem = problem or exc
         for provider in self.providers.values():
             self.ws.calls.update(provider.calls)
             provider.close()
         self.providers = {}
+        if problem is not None and not failing:
+            raise problem

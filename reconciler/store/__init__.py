@@ -16,21 +16,24 @@ DEFAULT_FILE = "state.db"
 _ACCEPTED = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
-def open_store(state_dir: Path, url: str | None = None) -> Store:
+def open_store(state_dir: Path, url: str | None = None, *, read_only: bool = False) -> Store:
     """Open (creating if needed) the store a ``--store`` URL names; default ``state_dir/state.db``.
+
+    ``read_only``: only to read (an existing SQLite file, never written nor created, readable in
+    a folder this user may not write; see ``SQLiteStore``). PostgreSQL is opened as usual.
 
     ``sqlite:///`` is followed by the path, so an absolute path has four slashes in all
     (``sqlite:////var/lib/reconciler/state.db``) and a relative one is taken from the
     working directory, as SQLAlchemy reads these URLs.
     """
     if url is None or not url.strip():
-        return SQLiteStore(state_dir / DEFAULT_FILE)
+        return SQLiteStore(state_dir / DEFAULT_FILE, read_only=read_only)
     url = url.strip()
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if not path:
             raise UserError(f"--store {url!r} names no file; write it like {_ACCEPTED.split(', ')[0]}")
-        return SQLiteStore(Path(path))
+        return SQLiteStore(Path(path), read_only=read_only)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         try:
@@ -45,6 +48,16 @@ def open_store(state_dir: Path, url: str | None = None) -> Store:
     raise UserError(f"--store {_redact(url)} is not a store URL this reconciler accepts; use {_ACCEPTED}")
 
 
+def store_exists(state_dir: Path, url: str | None = None) -> bool:
+    """Whether the store a ``--store`` URL names exists already (a SQLite file; PostgreSQL: True)."""
+    if url is None or not url.strip():
+        return (state_dir / DEFAULT_FILE).exists()
+    url = url.strip()
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):]:
+        return Path(url[len("sqlite:///"):]).exists()
+    return True  # PostgreSQL, or a URL open_store refuses with its own message
+
+
 def _redact(url: str) -> str:
     """Hide a password in ``scheme://user:password@host`` before it reaches an error message."""
     scheme, sep, rest = url.partition("://")
@@ -57,4 +70,4 @@ def _redact(url: str) -> str:
     return repr(url)
 
 
-__all__ = ["DEFAULT_FILE", "SQLiteStore", "Store", "open_store"]
+__all__ = ["DEFAULT_FILE", "SQLiteStore", "Store", "open_store", "store_exists"]

@@ -29,12 +29,18 @@ Design decisions:
   (``store.common.meta_value``).
 * **Damage.** SQLite's "database disk image is malformed" and "file is not a database",
   wherever the file is opened, read or written, become one ``UserError`` naming the file
-  and what to do (``_damaged``). Opening runs ``PRAGMA quick_check`` (every page read once,
+  and what to do (``store.sqlite_open.damaged``). Opening runs ``PRAGMA quick_check`` (every page read once,
   a few milliseconds per MB), so damage anywhere stops a command before it reads, writes
   or lets an apply touch a cloud; ``check_integrity`` runs the full ``PRAGMA
   integrity_check`` (indexes against their tables too) for ``reconciler audit verify``,
   which a hash-chain walk alone cannot replace (a damaged index or usage page leaves the
   chain readable).
+* **Refusals and reading.** A full disk, quota or file-size limit, a read-only file or folder
+  become one ``UserError`` naming the file too (``store.sqlite_open.sqlite_problem``); SQLite
+  rolls the refused transaction back, so nothing is half-written. ``read_only=True`` opens the
+  file only to read (commands that only read: ``plan``, ``audit``, ``usage report``) — it works
+  in a folder this user may not write (``store.sqlite_open.connect_read_only``); an older file
+  that needs upgrading is upgraded once first, which needs write access.
 * **Fencing.** Inside ``store.fenced(leases)`` every write first reads the lease rows in
   its own ``BEGIN IMMEDIATE`` transaction and refuses (``LeaseLostError``) when one moved
   on — see ``store.common.fence_problem``; the write lock makes check and write atomic.
@@ -66,6 +72,16 @@ from reconciler.core.records import (
 )
 from reconciler.store import sqlite_backups
 from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
+from reconciler.store.sqlite_open import (
+    SQLITE_READONLY,
+    connect_read_only,
+    connect_writable,
+    damaged,
+    findings,
+    primary_code,
+    sqlite_problem,
+    use_wal,
+)
 from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,
     BACKUP_COLUMNS,
@@ -169,36 +185,8 @@ def _parse_ts(text: str) -> datetime:
     return parse_timestamp(text, what="stored timestamp")
 
 
-_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
-
-
-def _is_damage(exc: sqlite3.DatabaseError) -> bool:
-    """Whether SQLite says the file itself is damaged (not locked, full or read-only)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-    text = str(exc)
-    return "malformed" in text or "not a database" in text
-
-
-def _findings(rows: list[Any]) -> list[str]:
-    """What ``PRAGMA quick_check``/``integrity_check`` found, one line each; [] for "ok"."""
-    lines = [line.strip() for row in rows for line in str(row[0]).splitlines()]
-    found = [line for line in lines if line and not line.startswith("*** in database")]
-    return [] if found == ["ok"] else found
-
-
-def _damaged(path: object, detail: str) -> UserError:
-    """The one error for a damaged state file: which file, what SQLite found, what to do."""
-    return UserError(
-        Diagnostic(
-            str(path),
-            None,
-            f"not a usable reconciler state database: the file is damaged ({detail}); restore it from a "
-            "backup, or move it aside and let the reconciler start a new one (the audit and usage "
-            "history in it is then lost)",
-        )
-    )
+class _NeedsUpgrade(Exception):
+    """A file opened to read lacks what this reconciler's schema adds (``_migrate`` would write)."""
 
 
 class SQLiteStore(SQLStore):
@@ -216,33 +204,59 @@ class SQLiteStore(SQLStore):
 
     _conn: sqlite3.Connection
 
-    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, read_only: bool = False) -> None:
         self.path = path
         self._label = str(path)
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched while holding the lock
         self._closed = False
-        in_memory = str(path) == ":memory:"
+        self._opening = False
+        self.read_only = read_only
         try:
-            if not in_memory:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(f"{path}: cannot open the state database ({exc})") from None
+            self._open(busy_timeout)
+        except _NeedsUpgrade:  # an older file, opened to read: upgrade it once, then read it
+            self._conn.close()
+            try:
+                SQLiteStore(path, busy_timeout=busy_timeout).close()
+            except UserError as exc:
+                raise UserError(Diagnostic(
+                    str(path), None, "was written by an older reconciler and must be upgraded once, "
+                    f"which needs write access: {exc.diagnostics[0].message}",
+                )) from None
+            try:
+                self._open(busy_timeout)
+            except _NeedsUpgrade:
+                self._conn.close()
+                raise UserError(Diagnostic(
+                    str(path), None, "cannot be read: even after an upgrade it lacks tables this "
+                    "reconciler needs; restore it from a backup",
+                )) from None
+
+    def _open(self, busy_timeout: float) -> None:
+        path, in_memory = self.path, str(self.path) == ":memory:"
+        try:
+            if self.read_only:
+                self._conn = connect_read_only(path, busy_timeout)
+            else:
+                self._conn = connect_writable(path, busy_timeout)
+        except sqlite3.Error as exc:
+            raise sqlite_problem(path, exc) or UserError(
+                f"{path}: cannot open the state database ({exc})"
+            ) from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            if not in_memory:
-                self._conn.execute("PRAGMA journal_mode = WAL")
+            if not in_memory and not self.read_only:
+                use_wal(self._conn, busy_timeout)
             self._conn.execute("PRAGMA synchronous = FULL")
             self._quick_check()
-            self._migrate()
+            self._opening = True  # a read-only file refusing the migration's write: _NeedsUpgrade
+            try:
+                self._migrate()
+            finally:
+                self._opening = False
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            if _is_damage(exc):
-                raise _damaged(path, str(exc)) from None
-            raise UserError(
+            raise sqlite_problem(path, exc) or UserError(
                 f"{path}: not a usable reconciler state database ({exc}); "
                 "point --state-dir/--store at another location or restore the file from a backup"
             ) from None
@@ -252,28 +266,32 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """SQLite reporting a damaged file becomes ``_damaged``; other errors pass unchanged."""
+        """What SQLite refuses (damage, a full disk, a read-only file: ``sqlite_problem``) becomes one
+        ``UserError`` naming the file; other errors pass unchanged."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            if _is_damage(exc):
-                raise _damaged(self.path, str(exc)) from None
+            if self.read_only and self._opening and primary_code(exc) == SQLITE_READONLY:
+                raise _NeedsUpgrade from None
+            problem = sqlite_problem(self.path, exc)
+            if problem is not None:
+                raise problem from None
             raise
 
     def _quick_check(self) -> None:
         """``PRAGMA quick_check`` on opening: every page is read once (a few ms per MB), so a damaged
         file is refused before any command reads, writes or lets an apply touch a cloud."""
-        found = _findings(self._conn.execute("PRAGMA quick_check(5)").fetchall())
+        found = findings(self._conn.execute("PRAGMA quick_check(5)").fetchall())
         if found:
-            raise _damaged(self.path, f"quick check: {'; '.join(found)}")
+            raise damaged(self.path, f"quick check: {'; '.join(found)}")
 
     def check_integrity(self) -> None:
-        """``PRAGMA integrity_check`` (every page, index and constraint); ``_damaged`` if it finds any."""
+        """``PRAGMA integrity_check`` (every page, index and constraint); ``damaged`` if it finds any."""
         with self._lock, self._guard():
-            found = _findings(self._conn.execute("PRAGMA integrity_check").fetchall())
+            found = findings(self._conn.execute("PRAGMA integrity_check").fetchall())
         if found:
             more = f", and {len(found) - 1} more problems" if len(found) > 1 else ""
-            raise _damaged(self.path, f"integrity check: {found[0]}{more}")
+            raise damaged(self.path, f"integrity check: {found[0]}{more}")
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -304,7 +322,8 @@ class SQLiteStore(SQLStore):
                 raise RuntimeError("the store is closed")
             depth = self._depth
             savepoint = f"sp{depth}"
-            self._conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+            begin = "BEGIN" if self.read_only else "BEGIN IMMEDIATE"  # read-only: a write fails, READONLY
+            self._conn.execute(begin if depth == 0 else f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield
@@ -329,8 +348,8 @@ class SQLiteStore(SQLStore):
                 self._conn.execute(f"ROLLBACK TO {savepoint}")
                 self._conn.execute(f"RELEASE {savepoint}")
         except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):  # a damaged file may refuse the rollback too: what caused it is raised
-                raise
+            if sqlite_problem(self.path, exc) is None:  # a damaged or full disk may refuse it too:
+                raise  # what caused it is raised
 
     # --- dialect ---------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -354,10 +373,12 @@ class SQLiteStore(SQLStore):
 
     def _fenced_leases(self, scopes: list[str]) -> dict[str, tuple[str, int]]:
         """The write already holds SQLite's write lock (``BEGIN IMMEDIATE``): a plain read."""
+        marks = ", ".join("?" * len(scopes))
         rows = self._conn.execute(
-            f"SELECT scope, holder, epoch FROM lease WHERE scope IN ({', '.join('?' * len(scopes))})", scopes
+            f"SELECT scope, holder, epoch, expires_at FROM lease WHERE scope IN ({marks})", scopes
         ).fetchall()
-        return {row[0]: (row[1], int(row[2])) for row in rows}
+        leases = (self._lease(row[0], row[1:]) for row in rows)
+        return {lease.scope: (lease.holder, lease.epoch) for lease in leases}
 
     # --- audit -----------------------------------------------------------------------------
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
@@ -456,10 +477,11 @@ class SQLiteStore(SQLStore):
             if row is None:
                 epoch = 1
             else:
-                live = _parse_ts(row[2]) > now
-                if live and row[0] != holder:
+                stored = self._lease(scope, row)
+                live = stored.expires_at > now
+                if live and stored.holder != holder:
                     return None
-                epoch = int(row[1]) if live else int(row[1]) + 1
+                epoch = stored.epoch if live else stored.epoch + 1
             self._conn.execute(
                 "INSERT INTO lease (scope, holder, epoch, expires_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (scope) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch, "

@@ -26,14 +26,16 @@ and ``acquire_lease``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import threading
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
-from reconciler.core.errors import LeaseLostError, UserError
+from reconciler.core.errors import Diagnostic, LeaseLostError, UserError
 from reconciler.core.model import BillingMode, Granularity, MetricSample, Size
 from reconciler.core.records import (
     AuditAction,
@@ -90,6 +92,76 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+# What building a record from a garbled row raises: a text where a number belongs, a bad
+# Decimal (InvalidOperation), a timestamp that is not one (UserError), a value of another type.
+UNREADABLE_ROW = (ValueError, TypeError, AttributeError, ArithmeticError, UserError)
+R = TypeVar("R")
+
+
+def damaged_row(label: str, table: str, ident: object, exc: BaseException | str) -> UserError:
+    """The one error for a stored row that cannot be read back: which store, table and row, and why."""
+    why = exc if isinstance(exc, str) else str(exc) or type(exc).__name__
+    return UserError(Diagnostic(
+        label, None,
+        f"the state database is damaged: {table} row {ident} cannot be read ({why}); restore the "
+        "state database from a backup (do not edit its tables by hand)",
+    ))
+
+
+def row_reader(
+    table: str, ident: Callable[[Sequence[Any]], object], check: Callable[[R], str | None] | None = None
+) -> Callable[[Callable[[Any, Sequence[Any]], R]], Callable[[Any, Sequence[Any]], R]]:
+    """Wrap a method that builds a record from a ``table`` row: garbage in the row (or a record
+    ``check`` finds wrong, like a rate that is not a finite number) is ``damaged_row``'s error."""
+
+    def wrap(build: Callable[[Any, Sequence[Any]], R]) -> Callable[[Any, Sequence[Any]], R]:
+        @functools.wraps(build)
+        def read(self: Any, row: Sequence[Any]) -> R:
+            try:
+                record = build(self, row)
+            except UNREADABLE_ROW as exc:
+                raise damaged_row(self._label, table, _ident(ident, row), exc) from None
+            problem = check(record) if check is not None else None
+            if problem is not None:
+                raise damaged_row(self._label, table, _ident(ident, row), problem)
+            return record
+
+        return read
+
+    return wrap
+
+
+def _ident(ident: Callable[[Sequence[Any]], object], row: Sequence[Any]) -> str:
+    try:
+        shown = repr(ident(row))
+    except Exception:  # the row is too broken even to name: say so
+        return "(unnamed)"
+    return shown if len(shown) <= 60 else shown[:60] + "…"
+
+
+def _finite(*values: object) -> bool:
+    def finite(value: object) -> bool:
+        if value is None:
+            return True
+        return value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(str(value)))
+
+    return all(finite(value) for value in values)
+
+
+def _interval_problem(interval: UsageInterval) -> str | None:
+    return None if _finite(interval.hourly_rate) else f"hourly rate {interval.hourly_rate} is not a number"
+
+
+def _sample_problem(sample: MetricSample) -> str | None:
+    return None if _finite(sample.cpu_seconds) else f"cpu_seconds {sample.cpu_seconds} is not a number"
+
+
+def _backup_problem(interval: BackupInterval) -> str | None:
+    if _finite(interval.size_gb, interval.gb_month_rate):
+        return None
+    return f"size {interval.size_gb} GB or rate {interval.gb_month_rate} is not a number"
+
+
 def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     """A WHERE clause of the conditions whose parameter is not None."""
     used = [(clause, value) for clause, value in conditions if value is not None]
@@ -101,17 +173,9 @@ def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
 _Term = TypeVar("_Term", Granularity, BillingMode)
 
 
-def _term(kind: type[_Term], value: Any, label: str, ident: Any) -> _Term | None:
-    """A billing term read back (None: not recorded); one this reconciler does not know is an error."""
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise UserError(
-            f"{label}: usage interval {ident} records billing terms {value!r}, which this reconciler does "
-            "not know; upgrade the reconciler"
-        ) from None
+def _term(kind: type[_Term], value: Any) -> _Term | None:
+    """A billing term read back; None: not recorded (a value it cannot be is a damaged row)."""
+    return None if value is None else kind(value)
 
 
 class SQLStore(Store):
@@ -278,14 +342,15 @@ class SQLStore(Store):
         return None if value is None else int(value)
 
     # --- usage -----------------------------------------------------------------------------
+    @row_reader("usage_interval", lambda row: row[0], _interval_problem)
     def _interval(self, row: Sequence[Any]) -> UsageInterval:
         return UsageInterval(
             id=int(row[0]), deployment=row[1], provider=row[2], resource_id=row[3], key=row[4],
             flavor=row[5], size=Size(int(row[6]), int(row[7]), int(row[8])), start=self._from_db(row[9]),
             end=None if row[10] is None else self._from_db(row[10]),
             hourly_rate=None if row[11] is None else Decimal(row[11]), currency=row[12], price_list=row[13],
-            granularity=_term(Granularity, row[14], self._label, row[0]),
-            billing=_term(BillingMode, row[15], self._label, row[0]),
+            granularity=_term(Granularity, row[14]),
+            billing=_term(BillingMode, row[15]),
         )
 
     def _open_row(self, provider: str, resource_id: str, *, lock: bool = False) -> Any:
@@ -329,6 +394,7 @@ class SQLStore(Store):
                            params)
         return [self._interval(row) for row in rows]
 
+    @row_reader("usage_sample", lambda r: f"{r[1]}/{r[2]} at {r[4]}", _sample_problem)
     def _sample(self, r: Sequence[Any]) -> MetricSample:
         return MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=self._from_db(r[4]),
                             cpu_seconds=float(r[5]), memory_mb=int(r[6]), net_rx_bytes=int(r[7]),
@@ -380,6 +446,7 @@ class SQLStore(Store):
         return [self._sample(r) for r in rows]
 
     # --- backup storage --------------------------------------------------------------------
+    @row_reader("backup_interval", lambda row: row[0], _backup_problem)
     def _backup(self, row: Sequence[Any]) -> BackupInterval:
         return BackupInterval(
             id=int(row[0]), deployment=row[1], provider=row[2], snapshot_id=row[3], key=row[4],
@@ -439,8 +506,17 @@ class SQLStore(Store):
         )
         if not rows:
             return None
-        holder, epoch, expires_at = rows[0]
-        return Lease(scope=scope, holder=holder, epoch=int(epoch), expires_at=self._from_db(expires_at))
+        return self._lease(scope, rows[0])
+
+    def _lease(self, scope: str, row: Sequence[Any]) -> Lease:
+        """A lease row (holder, epoch, expires_at) as a ``Lease``; garbage is ``damaged_row``'s error."""
+        try:
+            holder, epoch, expires_at = row
+            if not isinstance(holder, str) or isinstance(epoch, bool):
+                raise TypeError(f"holder {holder!r}, epoch {epoch!r}")
+            return Lease(scope=scope, holder=holder, epoch=int(epoch), expires_at=self._from_db(expires_at))
+        except UNREADABLE_ROW as exc:
+            raise damaged_row(self._label, "lease", repr(scope), exc) from None
 
     def release_lease(self, lease: Lease) -> None:
         """Expire our lease now; the row stays so the next holder's epoch keeps increasing."""

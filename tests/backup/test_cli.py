@@ -232,3 +232,21 @@ def test_backups_of_a_removed_server_are_unmanaged_until_deleted_by_hand(
         assert store.verify().ok
     finally:
         ws.close()
+
+
+def test_a_replace_for_a_spec_change_takes_a_final_backup_first(
+    cli: Cli, desired: Path, state_dir: Path
+) -> None:
+    assert apply(desired, state_dir, EPOCH).ok
+    [old] = admin_list(state_dir)
+    (desired / "templates.yaml").write_text(template_yaml(image="debian-13"))  # a new image: replace
+    plan = cli("plan", str(desired), now=isoformat(EPOCH))
+    assert "final backup vault-db-0-final-" in plan.out, plan.out
+    applied = cli("apply", str(desired), "--yes", now=isoformat(EPOCH))
+    assert applied.code == 0, applied.out + applied.err
+    [new] = admin_list(state_dir)
+    assert new["resource_id"] != old["resource_id"]
+    assert [s.name for s in snapshots(state_dir, EPOCH)] == [f"vault-db-0-final-{old['resource_id']}"]
+    entries = [e.record for e in audit(state_dir) if e.record.outcome is Outcome.SUCCEEDED]
+    order = [r.action for r in entries if r.action in (AuditAction.SNAPSHOT, AuditAction.DELETE)]
+    assert order == [AuditAction.SNAPSHOT, AuditAction.DELETE]  # backed up before it was deleted

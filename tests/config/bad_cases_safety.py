@@ -286,6 +286,15 @@ _NUMBERS: list[BadCase] = [
         _with_provider("  max_parallel: 100000\n"),
         ("a.yaml:7: spec.max_parallel must be at most 256, got the integer 100000",),
     ),
+    BadCase(
+        "simcloud-settings-above-their-maxima",
+        _with_provider("  latency_ms: 3600000\n  page_size: 1000000\n  capacity: 100000000\n"),
+        (
+            "a.yaml:7: spec.latency_ms must be at most 60000, got the integer 3600000",
+            "a.yaml:8: spec.page_size must be at most 100000, got the integer 1000000",
+            "a.yaml:9: spec.capacity must be at most 10000000, got the integer 100000000",
+        ),
+    ),
 ]
 
 _MONEY: list[BadCase] = [

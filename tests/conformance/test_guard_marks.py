@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from reconciler.core.model import ObservedServer
+import pytest
+
+from reconciler.core.model import ObservedServer, SnapshotRequest
 from reconciler.core.provider import Provider
 from tests.conformance.backend import Backend
 from tests.conformance.helpers import TAGS, make_request, update_request
@@ -73,3 +75,33 @@ def test_changing_user_tags_keeps_the_marks(backend: Backend, provider: Provider
     seen = _only(provider, owner)
     assert seen.tags == (("team", "data"),)
     assert (seen.protected, seen.backup_policy) == (True, "nightly")
+
+
+@pytest.mark.parametrize(("protect", "policy"), [(True, "nightly"), (False, "weekly"), (False, "")])
+def test_a_restore_carries_the_marks_it_is_asked_for(
+    backend: Backend, provider: Provider, owner: str, protect: bool, policy: str
+) -> None:
+    """A server restored from a backup of a guarded server carries the marks of its own
+    request, never those the backed-up server had."""
+    if not (provider.capabilities.snapshots and backend.supports_snapshots):
+        pytest.skip(f"{backend.name} does not take snapshots")
+    method = backend.restore_methods[0] if backend.restore_methods else None
+    if method is None:
+        pytest.skip(f"{backend.name} restores no backup")
+    source = provider.create(dataclasses.replace(
+        make_request(backend, owner, "vault/db/0"), protect=True, backup_policy="hourly"
+    ))
+    ask = SnapshotRequest(name="vault-db-0-hourly-1", policy="hourly", method=method)
+    snap = provider.snapshot(source, ask)
+    provider.delete(source)
+    request = dataclasses.replace(
+        make_request(backend, owner, "vault/db/0", generation=1, spec="spec-restored"),
+        protect=protect, backup_policy=policy,
+    )
+    restored = provider.create_from_snapshot(request, snap)
+    for seen in (restored, _only(provider, owner), provider.lookup(owner, request.token)):
+        assert seen is not None
+        assert (seen.protected, seen.backup_policy) == (protect, policy)
+        assert seen.tags == tuple(sorted(TAGS))
+    provider.delete(restored)
+    provider.delete_snapshot(snap)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from providers.simcloud.admin import admin_fail, admin_list
 from reconciler.core.model import Autoscale, ScaleMetric
+from reconciler.core.records import AuditAction, Outcome
 from reconciler.daemon import autoscale
 from reconciler.daemon.autoscale import decide
 from reconciler.run.audit import RunContext
@@ -96,3 +97,23 @@ def test_final_backup_follows_the_mark_in_a_daemon_cycle(tmp_path: Path) -> None
         assert list(_servers(cycles.ws.state_dir, "web")) == ["shop/web/0"]
         snaps = [s for s in cycles.ws.store().backup_intervals(deployment="shop") if s.key == "shop/web/1"]
         assert len(snaps) == 1 and snaps[0].policy == "weekly"
+
+
+def test_failover_takes_a_final_backup_before_it_replaces(tmp_path: Path) -> None:
+    policy_line = "        max_per_hour: 10\n      backup_policy: weekly\n"
+    shop = cluster(2).replace("        max_per_hour: 10\n", policy_line)
+    with in_process_cycles(tmp_path, {"shop.yaml": shop, "policy.yaml": POLICY}) as cycles:
+        cycles.at(0)
+        state = cycles.ws.state_dir
+        failed = admin_fail(state, "shop/web/0")
+        for step in (60, 120, 180):
+            cycles.at(step)
+        now = _servers(state, "web")
+        assert now["shop/web/0"]["resource_id"] != failed["resource_id"]  # replaced by failover
+        entries = [e for e in cycles.ws.store().audit_log(deployment="shop") if e.record.key == "shop/web/0"]
+        final = [e.seq for e in entries if e.record.action is AuditAction.SNAPSHOT
+                 and e.record.outcome is Outcome.SUCCEEDED and '"final"' in e.record.detail]
+        gone = failed["resource_id"]
+        deleted = [e.seq for e in entries if e.record.action is AuditAction.DELETE
+                   and e.record.outcome is Outcome.SUCCEEDED and e.record.resource_id == gone]
+        assert len(final) == 1 and len(deleted) == 1 and final[0] < deleted[0]  # backed up, then deleted

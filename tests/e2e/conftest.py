@@ -43,8 +43,13 @@ def state_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(tmp_path: Path, state_dir: Path) -> Cli:
     def run(
-        *args: str, env: dict[str, str] | None = None, now: str | None = NOW, timeout: float = 120
+        *args: str,
+        env: dict[str, str] | None = None,
+        now: str | None = NOW,
+        timeout: float = 120,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> Result:
+        """The command in a subprocess; ``preexec_fn`` runs in the child before it starts (limits)."""
         environment = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
         environment["RECONCILER_STATE_DIR"] = str(state_dir)
         environment["PYTHONPATH"] = str(REPO)
@@ -59,6 +64,7 @@ def cli(tmp_path: Path, state_dir: Path) -> Cli:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            preexec_fn=preexec_fn,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

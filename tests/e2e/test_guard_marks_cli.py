@@ -161,3 +161,35 @@ def test_skip_final_backup_is_explicit(cli: Cli, workdir: Path) -> None:
     assert applied.code == 0, applied.out + applied.err
     assert [b for b in _backups(cli, workdir) if str(b["key"]).startswith("shop/web/")] == []
     assert [k for k in _keys(cli) if k.startswith("shop/web/")] == ["shop/web/0"]
+
+
+def _servers(cli: Cli) -> list[tuple[str, str]]:
+    listed = json.loads(cli("simcloud", "list", "--format", "json").out)
+    return sorted((s["key"], s["resource_id"]) for s in listed)
+
+
+def test_restore_never_replaces_a_protected_server(cli: Cli, workdir: Path) -> None:
+    assert cli("apply", str(workdir), "--yes", now="2026-11-02T01:00:00Z").code == 0
+    assert cli("backup", "run", str(workdir), now="2026-11-02T02:30:00Z").code == 0  # the nightly tick
+    [backup] = [b for b in _backups(cli, workdir) if b["key"] == "shop/db/0"]
+    restore = ("restore", str(workdir), "shop/db/0", "--from", str(backup["backup_id"]), "--yes")
+    before = _servers(cli)
+
+    refused = cli(*restore)  # the member says protect: true, and the server carries the mark
+    assert refused.code == 1, refused.out + refused.err
+    assert "shop/db/0 is protected" in refused.err and "nothing was restored" in refused.err
+    assert "Traceback" not in refused.err and _servers(cli) == before
+
+    shop = workdir / "shop.yaml"
+    _edit(shop, "      protect: true\n", "      protect: false\n")
+    still = cli(*restore)  # the YAML says false, but the mark on the server still says protect
+    assert still.code == 1 and "carries the protect mark" in still.err, still.out + still.err
+    assert _servers(cli) == before
+
+    assert cli("apply", str(workdir), "--yes").code == 0  # the way out: the mark is rewritten first
+    restored = cli(*restore)
+    assert restored.code == 0, restored.out + restored.err
+    after = _servers(cli)
+    db = [[rid for key, rid in servers if key == "shop/db/0"] for servers in (before, after)]
+    assert len(db[1]) == 1 and db[1] != db[0]
+    assert len(after) == len(before)

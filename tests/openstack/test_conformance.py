@@ -6,6 +6,13 @@ Nova cannot share a process with the main test run, so instead of a parametrized
 copied: a change to the suite changes what runs here.
 """
 
+from tests.conformance.test_guard_marks import (
+    test_a_restore_carries_the_marks_it_is_asked_for,
+    test_a_server_without_marks_is_unguarded,
+    test_changing_user_tags_keeps_the_marks,
+    test_marks_written_at_create_are_observed,
+    test_update_sets_changes_and_removes_marks,
+)
 from tests.conformance.test_lifecycle import (
     test_create_is_idempotent_by_token,
     test_create_then_observe,
@@ -39,6 +46,11 @@ from tests.conformance.test_resilience import (
 )
 
 __all__ = [
+    "test_a_restore_carries_the_marks_it_is_asked_for",
+    "test_a_server_without_marks_is_unguarded",
+    "test_changing_user_tags_keeps_the_marks",
+    "test_marks_written_at_create_are_observed",
+    "test_update_sets_changes_and_removes_marks",
     "test_another_owners_servers_are_invisible",
     "test_create_is_idempotent_by_token",
     "test_create_retried_through_transient_errors",

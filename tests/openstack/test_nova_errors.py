@@ -70,7 +70,7 @@ def slow_power_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]
     real = fake_virt.FakeDriver.power_off
 
     def power_off(self: Any, *args: Any, **kwargs: Any) -> Any:
-        release.wait(30)
+        release.wait(120)  # the test sets it (at the latest at teardown); this only bounds a hang
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(fake_virt.FakeDriver, "power_off", power_off)
@@ -101,9 +101,13 @@ def test_a_running_task_is_waited_out_not_failed(
 def test_a_task_that_outlasts_the_wait_is_transient(
     project: Project, make_provider: MakeProvider, owner: str, slow_power_off: threading.Event
 ) -> None:
-    provider = make_provider(wait_timeout=1)
-    server = provider.create(request(owner, "app/api/0"))
+    # The server is built under the fixture's generous wait: only the resize is to run out of time.
+    # (Built under the short wait itself, a loaded machine's slow build timed out the create
+    # instead, a TransientError of another kind before the test reached its point.)
+    server = make_provider().create(request(owner, "app/api/0"))
     project.api.post_server_action(server.resource_id, {"os-stop": None})
+    assert project.server(server.resource_id)["OS-EXT-STS:task_state"] == "powering-off"
+    provider = make_provider(wait_timeout=1)
 
     with pytest.raises(TransientError) as caught:
         provider.update(server, resize(SMALL, "m1.small"))
@@ -111,6 +115,8 @@ def test_a_task_that_outlasts_the_wait_is_transient(
     assert caught.value.code == "Conflict" and "powering-off" in str(caught.value)
     assert set(project.gateway.statuses(f"POST /v2.1/servers/{server.resource_id}/action")) == {409}
     assert project.server(server.resource_id)["flavor"]["original_name"] == "m1.tiny"  # nothing changed
+    # The power-off is held until the test ends, so the wait ran out on a task still running.
+    assert project.server(server.resource_id)["OS-EXT-STS:task_state"] == "powering-off"
 
 
 def test_unreachable_cloud_is_transient_and_an_unknown_cloud_a_user_error(

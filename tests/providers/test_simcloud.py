@@ -26,7 +26,7 @@ from providers.simcloud.admin import (
     admin_stop,
 )
 from providers.simcloud.provider import KILL_AFTER_ENV, SimCloud
-from providers.simcloud.storage import LEDGER_FILE
+from providers.simcloud.storage import LEDGER_FILE, connect
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError, TransientError, UserError
 from reconciler.core.model import (
@@ -228,6 +228,56 @@ def test_parallel_creates_from_many_threads(sim: SimCloud) -> None:
     assert sum(1 for s in seen if s.key == "shop/db/0") == 1
 
 
+@pytest.mark.parametrize("threads", [4, 8, 16])
+def test_many_first_connections_to_a_new_file_all_succeed(tmp_path: Path, threads: int) -> None:
+    """Switching a new file to WAL fails at once ("database is locked", no busy wait) while another
+    connection holds a lock: ``connect`` waits that out, so a crowd opening one new file all succeed."""
+
+    def open_one(path: Path, start: threading.Barrier, errors: list[BaseException]) -> None:
+        try:
+            start.wait()
+            connect(path).close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    for round_ in range(10):
+        path = tmp_path / f"round{round_}" / "simcloud.db"
+        errors: list[BaseException] = []
+        start = threading.Barrier(threads)
+        crowd = [threading.Thread(target=open_one, args=(path, start, errors)) for _ in range(threads)]
+        for thread in crowd:
+            thread.start()
+        for thread in crowd:
+            thread.join()
+        assert errors == []
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_parallel_first_calls_of_many_providers_on_one_new_file(tmp_path: Path) -> None:
+    """Each provider object opens its own connections: eight of them racing on a new file."""
+    sims = [make_sim(tmp_path, name=f"sim{n}") for n in range(8)]
+    errors: list[BaseException] = []
+
+    def work(sim: SimCloud) -> None:
+        try:
+            sim.create(request("shop/web/0"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    crowd = [threading.Thread(target=work, args=(sim,)) for sim in sims]
+    for thread in crowd:
+        thread.start()
+    for thread in crowd:
+        thread.join()
+    try:
+        assert errors == []
+        assert all(len(sim.observe(OWNER)) == 1 for sim in sims)
+    finally:
+        for sim in sims:
+            sim.close()
+
+
 # --- the spec -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("spec", "message"),
@@ -236,6 +286,10 @@ def test_parallel_creates_from_many_threads(sim: SimCloud) -> None:
         ({"page_size": "ten"}, "spec.page_size must be an integer"),
         ({"error_rate": 1.5}, "error_rate between 0 and 1"),
         ({"page_size": 0}, "page_size must be ≥ 1"),
+        ({"page_size": 100_001}, "at most: page_size 100000"),
+        ({"latency_ms": 60_001}, "latency_ms 60000"),
+        ({"latency_ms": -1}, "latency_ms ≥ 0"),
+        ({"capacity": 10_000_001}, "capacity 10000000"),
     ],
 )
 def test_bad_spec_is_a_user_error(tmp_path: Path, spec: dict[str, Any], message: str) -> None:

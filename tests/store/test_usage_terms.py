@@ -110,7 +110,7 @@ def test_a_version_1_database_is_upgraded_and_its_intervals_say_their_terms_are_
 def test_terms_this_reconciler_does_not_know_are_an_error(store: Store, tamper: Callable[..., None]) -> None:
     store.open_interval(_interval())
     tamper("UPDATE usage_interval SET granularity = 'fortnight'")
-    with pytest.raises(UserError, match="records billing terms 'fortnight', which this reconciler does not"):
+    with pytest.raises(UserError, match="usage_interval row 1 cannot be read .*'fortnight'"):
         store.intervals()
 
 

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from providers.xcp.provider import MARK_CREATED, XcpProvider
+from providers.xcp.provider import XcpProvider
+from providers.xcp.records import MARK_CREATED
 from reconciler.core.errors import TransientError
 from reconciler.core.model import TAG_OWNER, ServerStatus
 from tests.xcp.conftest import OWNER, make_request

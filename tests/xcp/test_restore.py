@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from providers.xcp.provider import MARK_BACKUP_ID, MARK_CREATED, MARK_METHOD, MARK_RESTORED_FROM, XcpProvider
+from providers.xcp.provider import XcpProvider
+from providers.xcp.records import MARK_BACKUP_ID, MARK_CREATED, MARK_METHOD, MARK_RESTORED_FROM
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
     TAG_OWNER,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from providers.xcp.provider import MARK_SNAPSHOT_OF, XcpProvider
+from providers.xcp.provider import XcpProvider
+from providers.xcp.records import MARK_SNAPSHOT_OF
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import TAG_OWNER, TAG_POLICY, TAG_TAKEN_AT, TAG_TOKEN, Size, SnapshotRequest
 from tests.xcp.conftest import OWNER, PROVIDER_NOW, make_request
