@@ -86,7 +86,7 @@ def test_any_wrong_value_anywhere_is_a_plan_file_error_or_a_plan_that_renders(ga
         (("cost", "before_hourly"), "lots", "InvalidOperation"),
         (("cost", "before_hourly"), "NaN", "not a finite amount"),
         (("cost", "by_cluster", 0, "after_hourly"), "Infinity", "not a finite amount"),
-        (("cost", "totals", 0, "after_hourly"), "0.03", "the cost totals in USD are not the sums of its lines"),
+        (("cost", "totals", 0, "after_hourly"), "0.03", "the cost totals in USD are not the sums"),
         (("cost", "by_cluster", 0, "currency"), 7, "expected text"),
         (("cost", "budgets", 0, "limit_monthly"), "1e999999", "not a finite amount"),
         (("cost",), "NaN", "expected an object"),
