@@ -29,7 +29,7 @@ from reconciler.config.documents import build_cluster, build_inputs, build_provi
 from reconciler.config.money import money_problems
 from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
-from reconciler.config.schema import check_envelope, kind_schema, validate
+from reconciler.config.schema import check_envelope, kind_validator, validate
 from reconciler.config.scripts import render_problems
 from reconciler.config.yamlsafe import Document, control_character, file_kind, read_file
 from reconciler.core.errors import Diagnostic, UserError
@@ -255,7 +255,7 @@ def _catalog(path: Path) -> tuple[Catalog, list[Diagnostic]]:
                 catalog.declared.setdefault(kind, set()).add(name)
             if doc.broken:
                 continue
-            problems = validate(doc, doc.data, kind_schema(kind, provider_types=known_types()))
+            problems = validate(doc, doc.data, kind_validator(kind, tuple(sorted(known_types()))))
             if not problems:
                 spec, problems = _BUILDERS[kind](doc)
                 if spec is not None:

@@ -405,36 +405,44 @@ class _Resolver:
                 key=ServerKey.parse,
             )
         )
-        for ordinal in range(self.count_of(member)):
+        count = self.count_of(member)
+        if count == 0:
+            return
+        key = str(ServerKey(member.cluster, member.name, 0))
+        first = DesiredServer(
+            key=key,
+            name=server_name(key, 0),
+            cluster=member.cluster,
+            member=member.name,
+            ordinal=0,
+            provider=provider,
+            provider_type=provider_type,
+            template=template.name,
+            image=image,
+            size=template.size,
+            flavor=template.flavors.get(provider_type),
+            inputs=hashed,
+            scripts=template.scripts,
+            tags=template.tags,
+            protect=member.protect,
+            depends_on=depends_on,
+            update_strategy=member.update_strategy,
+            allow_restart=member.allow_restart,
+            drift=member.drift,
+            failover=member.failover,
+            failover_grace_seconds=member.failover_grace_seconds,
+            failover_max_per_hour=member.failover_max_per_hour,
+            backup_policy=member.backup_policy.name if member.backup_policy else None,
+            location=member.location,
+        )
+        # The spec hash covers only what every server of the member shares (template, image,
+        # disk, scripts, inputs with secrets as references): computed once per member.
+        first = dataclasses.replace(first, inputs=inputs, spec_hash=compute_spec_hash(first))
+        self.out.servers.append(first)
+        for ordinal in range(1, count):
             key = str(ServerKey(member.cluster, member.name, ordinal))
-            server = DesiredServer(
-                key=key,
-                name=server_name(key, 0),
-                cluster=member.cluster,
-                member=member.name,
-                ordinal=ordinal,
-                provider=provider,
-                provider_type=provider_type,
-                template=template.name,
-                image=image,
-                size=template.size,
-                flavor=template.flavors.get(provider_type),
-                inputs=hashed,
-                scripts=template.scripts,
-                tags=template.tags,
-                protect=member.protect,
-                depends_on=depends_on,
-                update_strategy=member.update_strategy,
-                allow_restart=member.allow_restart,
-                drift=member.drift,
-                failover=member.failover,
-                failover_grace_seconds=member.failover_grace_seconds,
-                failover_max_per_hour=member.failover_max_per_hour,
-                backup_policy=member.backup_policy.name if member.backup_policy else None,
-                location=member.location,
-            )
-            spec_hash = compute_spec_hash(server)
-            self.out.servers.append(dataclasses.replace(server, inputs=inputs, spec_hash=spec_hash))
+            server = dataclasses.replace(first, key=key, name=server_name(key, 0), ordinal=ordinal)
+            self.out.servers.append(server)
 
     def _count(self, ident: str) -> int:
         cluster, member = parse_member(ident)

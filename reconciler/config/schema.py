@@ -47,9 +47,10 @@ API_VERSION = "reconciler/v1"
 
 @functools.cache
 def _load(kind: str) -> dict[str, Any]:
+    """The kind's schema file, parsed (``tests/config/test_schemas.py`` checks each is a valid
+    Draft 2020-12 schema, so loading does not pay for that check on every run)."""
     text = resources.files("reconciler").joinpath("schemas", KIND_SCHEMAS[kind]).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
-    Draft202012Validator.check_schema(schema)
     return schema
 
 
@@ -269,9 +270,18 @@ def _pattern(
 _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
-def validate(doc: Document, value: Any, schema: Mapping[str, Any], prefix: YamlPath = ()) -> list[Diagnostic]:
-    """Every schema violation of ``value`` (found at ``prefix`` inside ``doc``), translated."""
-    validator = _Validator(schema)
+@functools.lru_cache(maxsize=32)
+def kind_validator(kind: str, provider_types: tuple[str, ...] | None = None) -> Any:
+    """A validator for one kind's documents, built once per run (see ``kind_schema``)."""
+    return _Validator(kind_schema(kind, provider_types=provider_types))
+
+
+def validate(
+    doc: Document, value: Any, schema: Mapping[str, Any] | Any, prefix: YamlPath = ()
+) -> list[Diagnostic]:
+    """Every schema violation of ``value`` (found at ``prefix`` inside ``doc``), translated.
+    ``schema``: a schema, or a validator from ``kind_validator``."""
+    validator = schema if isinstance(schema, _Validator) else _Validator(schema)
     translator = _Translator(doc, prefix)
     for error in validator.iter_errors(value):
         translator.error(error)

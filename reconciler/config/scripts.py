@@ -116,6 +116,13 @@ def _written_names(source: str) -> frozenset[object]:
     return frozenset(found)
 
 
+@functools.lru_cache(maxsize=512)
+def _uses_server(source: str) -> bool:
+    """Whether the script reads ``server``: if not, it renders alike for every server with the
+    same inputs, and ``render_problems`` renders it once for all of them."""
+    return any(n.name == "server" for n in _ENV.parse(source).find_all(nodes.Name))
+
+
 @dataclass(frozen=True)
 class ScriptProblem:
     line: int  # 1-based, inside the script source
@@ -457,8 +464,10 @@ def render_problems(
     problems: list[Diagnostic] = []
     failed: set[tuple[str, ScriptPhase, str]] = set()
     oversized: set[tuple[str, str]] = set()
+    rendered: dict[tuple[str, str], str] = {}  # (source, inputs) → text of a script not reading server
     for server in servers:
         context, secrets = _context(server, resolve_secret)
+        inputs = repr([(item.name, item.value, item.sensitive) for item in server.inputs])
         boot: list[str] = []
         complete = True
         for script in server.scripts:
@@ -466,8 +475,13 @@ def render_problems(
             if key in failed:
                 complete = complete and script.phase is not ScriptPhase.BOOT
                 continue
+            alike = None if _uses_server(script.source) else (script.source, inputs)
             try:
-                text = _render_script(server, script, context, secrets)
+                text = rendered.get(alike) if alike is not None else None
+                if text is None:
+                    text = _render_script(server, script, context, secrets)
+                    if alike is not None:
+                        rendered[alike] = text
             except UserError as exc:
                 problems.extend(exc.diagnostics)
                 failed.add(key)

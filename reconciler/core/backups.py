@@ -43,6 +43,7 @@ The rules, precisely:
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ class BackupPlan:
 
 
 # --- schedule -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)  # one plan asks it for every server of a policy, at one ``now``
 def latest_tick(schedule: str, now: datetime) -> datetime:
     """The newest tick of a cron schedule at or before ``now`` (UTC)."""
     start = now.astimezone(UTC) + timedelta(seconds=1)  # croniter's prev is strict; include now
@@ -172,6 +174,7 @@ def latest_tick(schedule: str, now: datetime) -> datetime:
     return tick.astimezone(UTC).replace(fold=0)
 
 
+@functools.lru_cache(maxsize=4096)  # servers backed up at one tick share ``after``
 def next_tick(schedule: str, after: datetime) -> datetime:
     """The first tick of a cron schedule strictly after ``after`` (UTC)."""
     tick: datetime = croniter(schedule, after.astimezone(UTC)).get_next(datetime)

@@ -181,9 +181,9 @@ class AuditWriter:
     ) -> T:
         """Intent, the provider call (retried on TransientError), then the outcome."""
         name = provider.name
-        intent = self.record(
+        intent = self.store.durably(lambda: self.record(
             key, name, action, Outcome.INTENT, resource_id=resource_id, token=token, detail=detail
-        )
+        ))
 
         def retried(attempt: int, exc: Exception, wait_s: float) -> None:
             log.info(
@@ -210,7 +210,8 @@ class AuditWriter:
             )
             raise
         done_id = result.resource_id if isinstance(result, ObservedServer) else resource_id
-        with self.store.transaction():
+
+        def succeeded() -> None:
             self.record(
                 key,
                 name,
@@ -223,6 +224,8 @@ class AuditWriter:
             )
             if ledger is not None:
                 ledger(result)
+
+        self.store.durably(succeeded)
         return result
 
 

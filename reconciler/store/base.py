@@ -22,9 +22,10 @@ always gets a higher epoch). Lease operations themselves are never fenced.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from reconciler.core.model import MetricSample
 from reconciler.core.records import (
@@ -36,6 +37,8 @@ from reconciler.core.records import (
     Lease,
     UsageInterval,
 )
+
+T = TypeVar("T")
 
 
 class Store(ABC):
@@ -65,6 +68,13 @@ class Store(ABC):
         return self._fences
 
     # --- audit -------------------------------------------------------------------------
+    def durably(self, write: Callable[[], T]) -> T:
+        """``write()`` (calls of this store's write methods) in one transaction, durable when
+        this returns. Implementations may commit the writes of several threads at once
+        (``store.group_commit``); each write still lands whole or not at all."""
+        with self.transaction():
+            return write()
+
     @abstractmethod
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
         """Append one entry durably (it is on disk when this returns)."""

@@ -54,11 +54,11 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.core.clock import parse_timestamp
 from reconciler.core.errors import Diagnostic, UserError
@@ -72,6 +72,7 @@ from reconciler.core.records import (
 )
 from reconciler.store import sqlite_backups
 from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
+from reconciler.store.group_commit import GroupCommit
 from reconciler.store.sqlite_open import (
     SQLITE_READONLY,
     connect_read_only,
@@ -94,6 +95,7 @@ from reconciler.store.sqlstore import (
 __all__ = ["GENESIS_HASH", "SCHEMA_VERSION", "SQLiteStore", "audit_hash"]
 
 SCHEMA_VERSION = 2  # 2: usage intervals record the billing terms with the rate
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE audit (
@@ -209,6 +211,11 @@ class SQLiteStore(SQLStore):
         self._label = str(path)
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched while holding the lock
+        self._owner: int | None = None  # the thread inside the outermost transaction
+        self._group = GroupCommit(
+            self._lock, self.transaction, lambda: self._owner == threading.get_ident(),
+            lambda: self._conn.in_transaction,
+        )
         self._closed = False
         self._opening = False
         self.read_only = read_only
@@ -325,18 +332,29 @@ class SQLiteStore(SQLStore):
             begin = "BEGIN" if self.read_only else "BEGIN IMMEDIATE"  # read-only: a write fails, READONLY
             self._conn.execute(begin if depth == 0 else f"SAVEPOINT {savepoint}")
             self._depth += 1
+            if depth == 0:
+                self._owner = threading.get_ident()
             try:
-                yield
-            except BaseException:
+                try:
+                    yield
+                except BaseException:
+                    self._depth -= 1
+                    self._undo(depth, savepoint)
+                    raise
                 self._depth -= 1
-                self._undo(depth, savepoint)
-                raise
-            self._depth -= 1
-            try:
-                self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
-            except BaseException:
-                self._undo(depth, savepoint)
-                raise
+                try:
+                    self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+                except BaseException:
+                    self._undo(depth, savepoint)
+                    raise
+            finally:
+                if depth == 0:
+                    self._owner = None
+
+    def durably(self, write: Callable[[], T]) -> T:
+        """Group commit (``store.group_commit``): the writes of threads waiting at the same
+        time share one transaction and one fsync; each returns once it is on disk."""
+        return self._group.run(write)
 
     def _undo(self, depth: int, savepoint: str) -> None:
         if not self._conn.in_transaction:  # SQLite already rolled back (disk full, I/O error)
