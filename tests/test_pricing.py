@@ -9,10 +9,27 @@ from decimal import Decimal
 import pytest
 
 from reconciler.cli.render import cost_notes, render_markdown, render_text
-from reconciler.core.model import BillingMode, DesiredServer, ObservedServer, PriceList, ServerStatus, Size
-from reconciler.core.plan import Plan
-from reconciler.core.plan_codec import dump_plan, load_plan
-from reconciler.core.pricing import hourly_rate, interval_cost, overlap_seconds, plan_cost, prices
+from reconciler.core.model import (
+    BillingMode,
+    DesiredServer,
+    Granularity,
+    ObservedServer,
+    PriceList,
+    ServerStatus,
+    Size,
+)
+from reconciler.core.plan import CostLine, Plan
+from reconciler.core.plan_codec import cost_from_dict, cost_to_dict, dump_plan, load_plan
+from reconciler.core.pricing import (
+    billed_seconds,
+    hourly_rate,
+    interval_cost,
+    interval_terms,
+    overlap_seconds,
+    plan_cost,
+    prices,
+    usage_interval,
+)
 from reconciler.core.records import UsageInterval
 from tests.engine.factories import run_diff
 
@@ -87,7 +104,7 @@ def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
         desired("shop/web/1", flavor="small"),
         desired("shop/db/0", size=Size(4, 8192, 72)),
         desired("ci/runner/0", provider="bare"),
-        desired("ci/runner/1", provider="us", flavor="small"),  # USD while the summary is EUR
+        desired("ci/runner/1", provider="us", flavor="small"),  # priced in USD, beside the EUR ones
         desired("lab/box/0", provider="us", flavor="large"),  # USD list does not list it
     ]
     have = [
@@ -97,31 +114,40 @@ def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:
         observed("ops/mon/0", flavor="large"),
     ]
     summary = plan_cost(want, have, lists.get)
-    assert summary.currency == "EUR"
-    # after: 0.0416 × 2 + 0.13 ; before: 0.0416 + 0.065 (shop) and 0.2 (ops)
-    assert summary.after_hourly == Decimal("0.2132")
-    assert summary.before_hourly == Decimal("0.3066")
-    assert summary.delta_hourly == Decimal("-0.0934")
-    assert summary.after_monthly == Decimal("153.504")
-    assert [(line.scope, line.before_hourly, line.after_hourly) for line in summary.by_cluster] == [
-        ("ops", Decimal("0.2"), Decimal(0)),
-        ("shop", Decimal("0.1066"), Decimal("0.2132")),
+    assert summary.currencies == ("EUR", "USD")
+    # EUR after: 0.0416 × 2 + 0.13 ; before: 0.0416 + 0.065 (shop) and 0.2 (ops)
+    eur = summary.total("EUR")
+    assert eur.after_hourly == Decimal("0.2132")
+    assert eur.before_hourly == Decimal("0.3066")
+    assert eur.delta_hourly == Decimal("-0.0934")
+    assert eur.after_monthly == Decimal("153.504")
+    usd = summary.total("USD")
+    assert (usd.before_hourly, usd.after_hourly) == (Decimal(0), Decimal("0.05"))
+    lines = [(ln.currency, ln.scope, ln.before_hourly, ln.after_hourly) for ln in summary.by_cluster]
+    assert lines == [
+        ("EUR", "ops", Decimal("0.2"), Decimal(0)),
+        ("EUR", "shop", Decimal("0.1066"), Decimal("0.2132")),
+        ("USD", "ci", Decimal(0), Decimal("0.05")),
     ]
-    assert summary.unpriced == ("ci/runner/0", "ci/runner/1", "lab/box/0")
+    assert summary.unpriced == ("ci/runner/0", "lab/box/0")  # no list; a flavor the list does not price
 
 
 def test_plan_cost_nothing_priced() -> None:
     summary = plan_cost([desired("a/b/0")], [], lambda provider: None)
-    assert summary.before_hourly == summary.after_hourly == Decimal(0)
+    assert summary.totals == () and summary.currencies == ()
+    assert summary.total("USD").after_hourly == Decimal(0)
     assert summary.by_cluster == () and summary.unpriced == ("a/b/0",)
 
 
-def test_plan_cost_currency_is_the_first_list_met() -> None:
+def test_plan_cost_prices_each_server_in_its_lists_currency_and_never_adds_two() -> None:
     want = [desired("x/y/0", provider="us", flavor="small"), desired("x/y/1", flavor="small")]
     summary = plan_cost(want, [], {"sim": EUR, "us": USD}.get)
-    assert summary.currency == "USD"
-    assert summary.after_hourly == Decimal("0.05")
-    assert summary.unpriced == ("x/y/1",)
+    assert summary.currencies == ("EUR", "USD")
+    assert summary.total("USD").after_hourly == Decimal("0.05")
+    assert summary.total("EUR").after_hourly == Decimal("0.0416")
+    assert summary.unpriced == ()
+    # one cluster priced in two currencies: a line in each
+    assert [(line.scope, line.currency) for line in summary.by_cluster] == [("x", "EUR"), ("x", "USD")]
 
 
 def _interval(start: datetime, end: datetime | None, rate: Decimal | None = Decimal("0.04")) -> UsageInterval:
@@ -154,9 +180,9 @@ def test_servers_billed_by_measured_use_are_named_and_the_plan_says_its_figure_i
     want = [desired("a/web/0", flavor="small"), desired("a/web/1"), desired("b/db/0", provider="us")]
     summary = plan_cost(want, [], {"sim": measured, "us": USD}.get)
     assert summary.measured == ("a/web/0", "a/web/1")  # the USD list bills instance-hours
-    assert summary.after_hourly == Decimal("0.0416") + Decimal("0.02") * 2 + Decimal("0.005") * 4 + Decimal(
-        "0.10"
-    ) * 36 / 720  # the flavor rate; unit rates as if fully busy (the USD server is another currency)
+    assert summary.total("EUR").after_hourly == Decimal("0.0416") + Decimal("0.02") * 2 + Decimal(
+        "0.005"
+    ) * 4 + Decimal("0.10") * 36 / 720  # the flavor rate; unit rates as if fully busy
     [note] = cost_notes(summary)[-1:]
     assert note.startswith("Estimated (billed by measured use): a/web/0, a/web/1 — priced at the flavor's")
     assert "a ceiling for CPU and RAM" in note
@@ -166,5 +192,74 @@ def test_servers_billed_by_measured_use_are_named_and_the_plan_says_its_figure_i
     assert load_plan(dump_plan(plan)).cost.measured == summary.measured
     assert note in render_text(plan) and "Estimated (billed by measured use)" in render_markdown(plan)
     assert cost_notes(plan_cost(want, [], {"sim": EUR, "us": USD}.get)) == [
-        "Not priced (no PriceList covers them): b/db/0"
+        "Not priced (no PriceList covers them): b/db/0"  # the USD list has no rate for its flavor
     ]
+
+
+def test_a_plan_cost_written_before_currencies_were_kept_apart_reads_in_its_one_currency() -> None:
+    old = {
+        "currency": "EUR", "before_hourly": "0.1", "after_hourly": "0.3",
+        "by_cluster": [{"scope": "shop", "before_hourly": "0.1", "after_hourly": "0.3"}],
+        "budgets": [{"name": "cap", "scope": "shop", "limit_monthly": "100", "before_monthly": "72",
+                     "after_monthly": "216", "keys": ["shop/web/1"]}],
+    }
+    cost = cost_from_dict(old)
+    assert cost.by_cluster == (CostLine("shop", "EUR", Decimal("0.1"), Decimal("0.3")),)
+    assert [(b.currency, b.broken) for b in cost.budgets] == [("EUR", True)]
+    assert cost_from_dict(cost_to_dict(cost)) == cost
+    with pytest.raises(ValueError, match="the cost totals in EUR are not the sums of its lines"):
+        cost_from_dict(old | {"after_hourly": "0"})
+
+
+def test_a_plan_cost_in_two_currencies_states_a_total_for_each_and_none_across() -> None:
+    cost = plan_cost([desired("x/y/0", provider="us", flavor="small"), desired("x/y/1", flavor="small")], [],
+                     {"sim": EUR, "us": USD}.get)
+    data = cost_to_dict(cost)
+    assert "currency" not in data and "before_hourly" not in data
+    totals = [(t["currency"], t["after_hourly"]) for t in data["totals"]]
+    assert totals == [("EUR", "0.0416"), ("USD", "0.05")]
+    assert cost_from_dict(data) == cost
+    data["totals"][1]["after_hourly"] = "0.01"
+    with pytest.raises(ValueError, match="in USD"):
+        cost_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "minutes", "billed"),
+    [
+        (Granularity.SECOND, 30, 1800), (Granularity.SECOND, 61, 3660),
+        (Granularity.MINUTE, 30, 1800), (Granularity.MINUTE, 61, 3660), (Granularity.MINUTE, 30.5, 1860),
+        (Granularity.HOUR, 30, 3600), (Granularity.HOUR, 61, 7200), (Granularity.HOUR, 30.5, 3600),
+    ],
+)
+def test_each_started_unit_is_billed_and_the_pieces_of_an_interval_add_up(
+    granularity: Granularity, minutes: float, billed: int
+) -> None:
+    end = T0 + timedelta(minutes=minutes)
+    assert billed_seconds(T0, T0, end, granularity) == billed
+    cuts = [T0 + timedelta(seconds=s) for s in (0, 59, 61, 1799, 1801, 3599)] + [end]
+    cuts = sorted({c for c in cuts if c <= end})
+    assert sum(billed_seconds(T0, a, b, granularity) for a, b in zip(cuts, cuts[1:], strict=False)) == billed
+    interval = dataclasses.replace(_interval(T0, end, rate=Decimal("3.6")), granularity=granularity)
+    assert interval_cost(interval, T0, T0 + 2 * H, None) == Decimal("3.6") * billed / 3600
+
+
+def test_an_interval_records_the_terms_of_its_price_list_and_is_billed_by_them() -> None:
+    hourly = dataclasses.replace(EUR, granularity=Granularity.HOUR, billing=BillingMode.MEASURED)
+    server = observed("shop/web/0", flavor="small")
+    opened = usage_interval("prod", server, hourly, start=T0)
+    assert (opened.hourly_rate, opened.currency) == (Decimal("0.0416"), "EUR")
+    assert opened.price_list == "sim-prices"
+    assert (opened.granularity, opened.billing, opened.terms_recorded) == (
+        Granularity.HOUR, BillingMode.MEASURED, True
+    )
+    assert interval_terms(opened, None) == (Decimal("0.0416"), "EUR", Granularity.HOUR)
+    assert interval_terms(opened, EUR) == (Decimal("0.0416"), "EUR", Granularity.SECOND)  # repriced: today's
+    old = dataclasses.replace(opened, granularity=None, billing=None)  # written before terms were recorded
+    assert not old.terms_recorded and interval_terms(old, None)[2] is Granularity.SECOND
+    # a server its list does not price is recorded unpriced, never at a rate of 0
+    lonely = usage_interval("prod", observed("lab/box/0", provider="us", flavor="large"), USD, start=T0)
+    assert (lonely.hourly_rate, lonely.currency, lonely.granularity) == (None, "", None)
+    assert lonely.terms_recorded  # nothing priced it: no terms to miss
+    # repriced by a list that does not price it: unpriced too
+    assert interval_terms(dataclasses.replace(opened, flavor="large"), USD) == (None, "", Granularity.SECOND)

@@ -19,7 +19,7 @@ from reconciler.billing.usage import (
     format_table,
 )
 from reconciler.core.errors import UserError
-from reconciler.core.model import PriceList, Size
+from reconciler.core.model import Granularity, PriceList, Size
 from reconciler.core.records import UsageInterval
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -40,6 +40,7 @@ def interval(
         start=at(start), end=None if end is None else at(end),
         hourly_rate=None if rate is None else Decimal(rate),
         currency="" if rate is None else "EUR", price_list="" if rate is None else "prices",
+        granularity=None if rate is None else Granularity.SECOND,
     )
 
 

@@ -3,8 +3,9 @@
 The rows are the raw material of the reports, in a flat shape a spreadsheet or a billing
 system loads as it is:
 
-- ``instance-hours`` rows come from the usage intervals (billed hours at the rate recorded,
-  or repriced with ``--prices``; a resize mid-day makes one row per rate);
+- ``instance-hours`` rows come from the usage intervals (billed hours at the rate and under the
+  terms recorded — by the second, or every started minute or hour — or repriced with
+  ``--prices``; a resize mid-day makes one row per rate);
 - measured rows (``vcpu-hours``, ``ram-gb-hours``, ``network-in-gb``, ``network-out-gb``
   from the samples, and ``disk-gb-months``, ``flat-months`` from the intervals) follow the
   same rules as the measured report (``billing``): a delta belongs to the day of the sample
@@ -34,11 +35,11 @@ from reconciler.billing.backup_storage import GB_MONTH, backup_usage
 from reconciler.billing.measured import GIB, PriceListFor, deltas_of
 from reconciler.billing.usage import day_of, flavor_label, pieces, whole_seconds
 from reconciler.core.keys import cluster_of, member_of
-from reconciler.core.model import Granularity, MetricSample
+from reconciler.core.model import MetricSample
 from reconciler.core.plan import HOURS_PER_MONTH
 from reconciler.core.pricing import (
     billed_seconds,
-    interval_rate,
+    interval_terms,
     network_in_rate,
     network_out_rate,
     price_list_of,
@@ -143,9 +144,7 @@ def export_rows(
         who = _Who.server(interval)
         for date, first, last in pieces(interval, start, end, now, "day"):
             if mode in ("instance-hours", "both"):
-                rate = interval_rate(interval, plist)
-                currency = plist.currency if plist is not None else interval.currency
-                granularity = plist.granularity if plist is not None else Granularity.SECOND
+                rate, currency, granularity = interval_terms(interval, plist)
                 billed = (billed_seconds(interval.start, first, last, granularity) if rate is not None
                           else whole_seconds(first, last))
                 rows.add(date, "instance-hours", who, "instance-hours", "hour", rate, currency,

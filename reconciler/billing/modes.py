@@ -5,7 +5,9 @@ A PriceList says how its provider's servers are billed (``billing: instance-hour
 default mode, *billed*, follows each list: servers of an instance-hours provider are priced
 by time × rate, those of a measured provider by use × unit rates, and the two kinds of line
 items share the rows of their group. Without PriceLists (no ``--prices``) the ledger's
-recorded rates are all there is, so everything is priced by instance-hours.
+recorded rates and terms are all there is: every server is priced by instance-hours under
+the granularity recorded with its interval, and servers recorded as billed by measured use
+(whose unit rates the ledger does not keep) are named in a note.
 
 ``instance-hours`` and ``measured`` force one mode for every server; ``both`` builds the two
 side by side (``billing.compare``).
@@ -75,11 +77,29 @@ def measured_providers(ledger: Ledger) -> set[str]:
     return found
 
 
+MEASURED_UNPRICED_NOTE = (
+    "{servers} server(s) were billed by measured use under the PriceList recorded with them: their "
+    "unit rates are not in the usage ledger, so they are shown by instance-hours at the recorded "
+    "rate; give --prices PATH to bill their measured use"
+)
+
+
 def billed_report(ledger: Ledger, by: str) -> tuple[UsageReport, MeasuredReport | None]:
-    """Each server priced the way its PriceList bills; the measured part too, for its gaps."""
+    """Each server priced the way its PriceList bills; the measured part too, for its gaps.
+
+    Without PriceLists, servers whose recorded terms say ``billing: measured`` are billed by
+    instance-hours at their recorded rate (the unit rates are not recorded), and a note says so.
+    """
     measured_by = measured_providers(ledger)
     if not measured_by:
-        return hours_report(ledger, by), None  # every server is billed by the hour: say so
+        report = hours_report(ledger, by)
+        if ledger.prices is None:
+            by_use = BillingMode.MEASURED
+            servers = {(i.provider, i.resource_id) for i in ledger.intervals if i.billing is by_use}
+            if servers:
+                note = MEASURED_UNPRICED_NOTE.format(servers=len(servers))
+                report = replace(report, notes=(*report.notes, note))
+        return report, None  # every server is billed by the hour
     hours = hours_report(ledger.only([i for i in ledger.intervals if i.provider not in measured_by]), by)
     measured = measured_report(ledger.only([i for i in ledger.intervals if i.provider in measured_by]), by)
     return merge(hours, measured.report), measured

@@ -4,9 +4,12 @@
 open runs up to ``now``, capped at ``end``), counts its whole seconds, bills them at the rate
 recorded when the interval opened (or reprices them by today's PriceList when asked) and
 groups them by cluster, member, server key, provider, flavor or UTC day. With ``by day`` an
-interval is cut at each midnight. The granularity of the PriceList that reprices an interval
-decides what is billed: every second, or every started hour (``pricing.billed_seconds``);
-without a PriceList, seconds.
+interval is cut at each midnight. The billing terms decide what is billed — every second, or
+every started minute or hour (``pricing.billed_seconds``): those recorded with the interval
+(the terms of the PriceList that priced it when it opened), or those of the PriceList that
+reprices it, so the default report and ``--prices`` with the same PriceList agree. An
+interval recorded before terms were (state schema 1) is billed by the second, as it always
+was, and the report says so.
 
 A report is made of rows (one per group and currency) and each row of line items (one per
 flavor and rate: "0.0416 USD per sim.medium instance-hour"), the shape of a classic usage
@@ -41,8 +44,14 @@ from rich.table import Table
 
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import UserError
-from reconciler.core.model import Granularity, PriceList
-from reconciler.core.pricing import billed_seconds, interval_rate, price_list_of, seconds_to_hours
+from reconciler.core.model import PriceList
+from reconciler.core.pricing import (
+    billed_seconds,
+    granularity_note,
+    interval_terms,
+    price_list_of,
+    seconds_to_hours,
+)
 from reconciler.core.records import UsageInterval
 
 GROUPINGS = ("cluster", "member", "server", "provider", "flavor", "day")
@@ -269,23 +278,25 @@ def build_report(
 ) -> UsageReport:
     """Group and price the intervals' use of [start, end) (see the module docstring).
 
-    ``reprice`` maps a provider name to a PriceList to price with instead of the rates
-    recorded in the ledger (its granularity applies too); a provider it returns None for
-    (or raises KeyError for) keeps its recorded rates, billed by the second.
+    Each interval is billed at the rate recorded with it, under the terms recorded with it
+    (``pricing.interval_terms``). ``reprice`` maps a provider name to a PriceList to price
+    with instead (its rate, currency and granularity); a provider it returns None for (or
+    raises KeyError for) keeps what was recorded.
     """
     check_window(start, end, by)
     rows: dict[tuple[str, str], Acc] = {}
     lines: dict[tuple[str, str, str, Decimal | None, str], Acc] = {}
-    running = 0
+    running = untermed = 0
     for interval in intervals:
         cut = pieces(interval, start, end, now, by)
         if not cut or whole_seconds(cut[0][1], cut[-1][2]) == 0:
             continue
         plist = price_list_of(reprice, interval.provider) if reprice is not None else None
-        rate = interval_rate(interval, plist)
-        currency = "" if rate is None else (plist.currency if plist is not None else interval.currency)
-        granularity = plist.granularity if plist is not None else Granularity.SECOND
-        note = "" if rate is None else ("whole hours" if granularity is Granularity.HOUR else "by the second")
+        rate, currency, granularity = interval_terms(interval, plist)
+        note = "" if rate is None else granularity_note(granularity)
+        if plist is None and not interval.terms_recorded:
+            note += ", terms not recorded"
+            untermed += 1
         running += interval.end is None
         resource = (interval.provider, interval.resource_id)
         for group, first, last in cut:
@@ -303,8 +314,15 @@ def build_report(
         line = lines[key].line(group, label, INSTANCE_HOUR, rate, currency, note)
         by_row.setdefault((group, currency), []).append(line)
     report_rows = tuple(rows[k].row(*k, lines=tuple(by_row[k])) for k in sorted(rows))
+    notes = (UNTERMED_NOTE.format(count=untermed),) if untermed else ()
     return UsageReport(start=start, end=end, by=by, now=now, rows=report_rows, totals=totals_of(report_rows),
-                       running=running, repriced=reprice is not None)
+                       running=running, repriced=reprice is not None, notes=notes)
+
+
+UNTERMED_NOTE = (
+    "{count} interval(s) opened before billing terms were recorded with the rate (state schema 1): "
+    "billed by the second, as before; reprice with --prices PATH to bill them under a PriceList's terms"
+)
 
 
 def _line_order(key: tuple[str, str, str, Decimal | None, str]) -> tuple[str, str, str, Decimal, str]:
@@ -403,7 +421,13 @@ def report_notes(report: UsageReport) -> list[str]:
         until = short_time(min(report.now, report.end))
         notes.append(f"{report.running} server(s) still running: counted up to {until}")
     if any(not row.priced for row in report.rows):
-        notes.append("unpriced: no price was recorded for these servers; reprice them with --prices PATH")
+        notes.append(
+            "unpriced: nothing prices these servers — no rate for their flavor and no unit rates in the "
+            "PriceList given, or no PriceList for their provider and no price recorded"
+            if report.repriced
+            else "unpriced: no price was recorded for these servers (no PriceList priced them when they "
+            "ran); reprice them with --prices PATH"
+        )
     return notes + list(report.notes)
 
 

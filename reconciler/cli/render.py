@@ -16,10 +16,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
-from reconciler.core.backups import BackupAction, BackupKind, monthly_total
+from reconciler.core.backups import BackupAction, BackupKind, monthly_totals
+from reconciler.core.budgets import scope_lines
 from reconciler.core.changes import Change, FieldChange
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
-from reconciler.core.plan import HOURS_PER_MONTH, BudgetCheck, CostLine, CostSummary, Plan
+from reconciler.core.plan import GLOBAL, BudgetCheck, CostLine, CostSummary, Plan
 from reconciler.core.plan_codec import dump_signed_plan
 from reconciler.core.policy import WindowHold, window_holds
 
@@ -45,7 +46,9 @@ def format_money(amount: Decimal, currency: str, *, places: int = 2, signed: boo
     sign = "-" if value < 0 else ("+" if signed else "")
     number = f"{abs(value):,.{places}f}"
     symbol = CURRENCY_SYMBOLS.get(currency.upper())
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{currency} {number}"
+    if symbol:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{currency} {number}" if currency else f"{sign}{number}"
 
 
 def format_hourly(amount: Decimal, currency: str, *, signed: bool = False) -> str:
@@ -55,42 +58,65 @@ def format_hourly(amount: Decimal, currency: str, *, signed: bool = False) -> st
     return format_money(four, currency, places=places, signed=signed)
 
 
-def _has_cost(cost: CostSummary) -> bool:
-    return bool(cost.by_cluster) or cost.before_hourly != 0 or cost.after_hourly != 0
-
-
-def cost_line(cost: CostSummary) -> str | None:
-    """``Cost: $1.23/h → $1.50/h (+$0.27/h, +$194.40 per 30-day month)``, or None when unpriced."""
-    if not _has_cost(cost):
-        return None
-    cur = cost.currency
-    return (
-        f"Cost: {format_hourly(cost.before_hourly, cur)}/h → {format_hourly(cost.after_hourly, cur)}/h "
-        f"({format_hourly(cost.delta_hourly, cur, signed=True)}/h, "
-        f"{format_money(cost.delta_monthly, cur, signed=True)} per 30-day month)"
-    )
-
-
-def cluster_cost_lines(cost: CostSummary) -> list[str]:
-    """One line per cluster whose cost the plan changes: hourly before → after, hourly and 30-day delta."""
-    changed = [line for line in cost.by_cluster if line.delta_hourly != 0]
-    if not changed:
-        return []
-    width = max(len(line.scope) for line in changed) + 1
-    return [f"  {(line.scope + ':').ljust(width)} {_cluster_delta(line, cost.currency)}" for line in changed]
-
-
-def _cluster_delta(line: CostLine, cur: str) -> str:
+def _figures(line: CostLine) -> str:
+    """``$1.23/h → $1.50/h (+$0.27/h, +$194.40 per 30-day month)``"""
+    cur = line.currency
     return (
         f"{format_hourly(line.before_hourly, cur)}/h → {format_hourly(line.after_hourly, cur)}/h "
         f"({format_hourly(line.delta_hourly, cur, signed=True)}/h, "
-        f"{format_money(line.delta_hourly * HOURS_PER_MONTH, cur, signed=True)} per 30-day month)"
+        f"{format_money(line.delta_monthly, cur, signed=True)} per 30-day month)"
     )
 
 
-def budget_line(check: BudgetCheck, currency: str) -> str:
-    """``Budget shop-cap (cluster shop): $669.60 → $936.00 per 30-day month, ceiling $800.00: …``"""
-    scope = "all clusters" if check.scope == "global" else f"cluster {check.scope}"
+def cost_line(cost: CostSummary) -> str | None:
+    """``Cost: $1.23/h → $1.50/h (+$0.27/h, +$194.40 per 30-day month)``, or None when unpriced.
+
+    Priced in several currencies, one line each (``Cost in EUR: …`` then ``Cost in USD: …``),
+    joined by newlines: amounts in different currencies are never added.
+    """
+    totals = cost.totals
+    lines = [f"{_cost_label(totals, total)}: {_figures(total)}" for total in totals]
+    return "\n".join(lines) if lines else None
+
+
+def _cost_label(totals: Sequence[CostLine], total: CostLine) -> str:
+    return "Cost" if len(totals) == 1 else f"Cost in {total.currency}"
+
+
+def cost_lines(cost: CostSummary) -> list[str]:
+    """The cost line of each currency, each followed by the clusters whose cost the plan changes in it."""
+    totals = cost.totals
+    out: list[str] = []
+    for total in totals:
+        out.append(f"{_cost_label(totals, total)}: {_figures(total)}")
+        out.extend(cluster_cost_lines(cost, total.currency))
+    return out
+
+
+def cluster_cost_lines(cost: CostSummary, currency: str | None = None) -> list[str]:
+    """One line per cluster whose cost the plan changes (in ``currency``, or every currency)."""
+    lines = cost.by_cluster if currency is None else cost.lines_in(currency)
+    changed = [line for line in lines if line.delta_hourly != 0]
+    if not changed:
+        return []
+    width = max(len(line.scope) for line in changed) + 1
+    return [f"  {(line.scope + ':').ljust(width)} {_figures(line)}" for line in changed]
+
+
+def uncounted(cost: CostSummary, check: BudgetCheck) -> list[str]:
+    """Currencies the budget's scope is also priced in, which a budget in its currency does not count."""
+    return sorted({line.currency for line in scope_lines(cost, check.scope)} - {check.currency})
+
+
+def budget_line(check: BudgetCheck, others: Sequence[str] = ()) -> str:
+    """``Budget shop-cap (cluster shop): $669.60 → $936.00 per 30-day month, ceiling $800.00: …``
+
+    ``others``: currencies of the scope the budget does not count (``uncounted``), named in it.
+    """
+    currency = check.currency
+    scope = "all clusters" if check.scope == GLOBAL else f"cluster {check.scope}"
+    if others:
+        scope += f", {currency} only; {' and '.join(others)} not counted"
     text = (
         f"Budget {check.name} ({scope}): {format_money(check.before_monthly, currency)} → "
         f"{format_money(check.after_monthly, currency)} per 30-day month, ceiling "
@@ -255,13 +281,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
             lines.extend(_text_change(change, color, _over_budget(plan, change)))
         lines.append("")
         lines.append(plan_summary(plan))
-        total = cost_line(plan.cost)
-        if total is not None:
-            lines.append(total)
-            lines.extend(cluster_cost_lines(plan.cost))
+        lines.extend(cost_lines(plan.cost))
         lines.extend(cost_notes(plan.cost))
         for check in plan.cost.budgets:
-            text = budget_line(check, plan.cost.currency)
+            text = budget_line(check, uncounted(plan.cost, check))
             lines.append(_paint(text, "1;31", color) if check.broken else text)
     lines.extend(_text_backups(plan.backups, color))
     if plan.diagnostics:
@@ -279,9 +302,10 @@ def backup_summary(actions: Sequence[BackupAction]) -> str:
         f"Backups: {counts[BackupKind.TAKE]} to take, {counts[BackupKind.FINAL]} final, "
         f"{counts[BackupKind.PRUNE]} to prune"
     )
-    total = monthly_total(actions)
-    if total is not None:
-        text += f"; storage {format_money(total[0], total[1], signed=True)} per 30-day month"
+    totals = monthly_totals(actions)  # one per currency, never added together
+    if totals:
+        money = " and ".join(format_money(total, currency, signed=True) for total, currency in totals)
+        text += f"; storage {money} per 30-day month"
     return text + "."
 
 
@@ -333,13 +357,14 @@ def _code(text: str) -> str:
 
 def _md_summary(plan: Plan) -> str:
     line = f"**{plan_summary(plan)}**"
-    cost = plan.cost
-    if _has_cost(cost):
-        cur = cost.currency
-        line += (
-            f" Cost: {format_money(cost.delta_monthly, cur, signed=True)} per 30-day month "
-            f"({format_money(cost.before_monthly, cur)} → {format_money(cost.after_monthly, cur)})."
-        )
+    figures = [
+        f"{format_money(total.delta_monthly, total.currency, signed=True)} per 30-day month "
+        f"({format_money(total.before_monthly, total.currency)} → "
+        f"{format_money(total.after_monthly, total.currency)})"
+        for total in plan.cost.totals
+    ]
+    if figures:
+        line += f" Cost: {'; '.join(figures)}."
     return line
 
 
@@ -370,31 +395,37 @@ def _md_head(plan: Plan) -> list[str]:
     parts += [f"| unchanged | {counts[Action.NOOP.value]} |", ""]
     cost = plan.cost
     if cost.by_cluster:
-        cur = cost.currency
+        several = len(cost.currencies) > 1
         parts += [
             "| cluster | before /month | after /month | change /hour | change /month |",
             "|:--|--:|--:|--:|--:|",
         ]
-        for line in cost.by_cluster:
-            before, after = line.before_hourly * HOURS_PER_MONTH, line.after_hourly * HOURS_PER_MONTH
-            parts.append(
-                f"| {_code(line.scope)} | {format_money(before, cur)} | {format_money(after, cur)} "
-                f"| {format_hourly(line.delta_hourly, cur, signed=True)} "
-                f"| {format_money(after - before, cur, signed=True)} |"
-            )
-        parts.append(
-            f"| **total** | **{format_money(cost.before_monthly, cur)}** | "
-            f"**{format_money(cost.after_monthly, cur)}** | "
-            f"**{format_hourly(cost.delta_hourly, cur, signed=True)}** | "
-            f"**{format_money(cost.delta_monthly, cur, signed=True)}** |"
-        )
+        for total in cost.totals:
+            for line in cost.lines_in(total.currency):
+                parts.append(f"| {_code(line.scope)} | {_md_figures(line)} |")
+            label = f"total {total.currency}" if several else "total"
+            parts.append(f"| **{label}** | " + " | ".join(f"**{cell}**" for cell in _md_cells(total)) + " |")
         parts.append("")
     for check in cost.budgets:
-        text = _esc(budget_line(check, cost.currency))
+        text = _esc(budget_line(check, uncounted(cost, check)))
         parts += [f"> **{text}**" if check.broken else text, ""]
     for note in cost_notes(cost):
         parts += [_esc(note), ""]
     return parts
+
+
+def _md_cells(line: CostLine) -> tuple[str, str, str, str]:
+    cur = line.currency
+    return (
+        format_money(line.before_monthly, cur),
+        format_money(line.after_monthly, cur),
+        format_hourly(line.delta_hourly, cur, signed=True),
+        format_money(line.delta_monthly, cur, signed=True),
+    )
+
+
+def _md_figures(line: CostLine) -> str:
+    return " | ".join(_md_cells(line))
 
 
 def _md_change(change: Change, mark: str = "") -> str:

@@ -10,8 +10,9 @@ by ``cli.svg``, and there is no script. It shows, for the window asked:
 - the line items, as the text table has them (backup storage among them, in every mode),
   and the report's notes (gaps, resets…).
 
-Charts show one currency, the one with the largest total; rows priced in another currency
-are in the tables and named in a note. Every figure is the report's presented figure
+Charts never mix currencies: each currency the window is priced in has its own charts (the
+largest total first), showing only what is priced in it; unpriced use is in the tables.
+Every figure is the report's presented figure
 (rounded line items summed), so the page agrees with the table, CSV and JSON to the cent.
 """
 
@@ -71,8 +72,9 @@ class _Data:
     measured: MeasuredReport | None
     comparison: Comparison | None
     days: tuple[str, ...]
-    daily: dict[str, tuple[Series, ...]]  # cluster -> its daily series (one per mode shown)
-    currency: str
+    # currency -> cluster -> its daily series (one per mode shown), for clusters priced in it
+    daily: dict[str, dict[str, tuple[Series, ...]]]
+    currencies: tuple[str, ...]  # the priced currencies, largest total first
 
 
 def _days(start: datetime, end: datetime) -> tuple[str, ...]:
@@ -89,29 +91,33 @@ def _cents_by_day(report: UsageReport, currency: str, days: Sequence[str]) -> tu
     return tuple(found.get(day, Decimal(0)) for day in days)
 
 
-def _primary_currency(report: UsageReport) -> str:
-    priced = [t for t in report.totals if t.currency]
-    return max(priced, key=lambda t: (t.cents, t.currency)).currency if priced else ""
+def _currencies(report: UsageReport) -> tuple[str, ...]:
+    priced = sorted((t for t in report.totals if t.currency), key=lambda t: (-t.cents, t.currency))
+    return tuple(t.currency for t in priced)
 
 
 def build_page(ledger: Ledger, *, by: str, mode: str, title: str = "Usage report") -> str:
     """The whole HTML page for ``mode`` (billed, instance-hours, measured or both)."""
     main, measured = main_report(ledger, by, mode)
     comparison = compare(main, measured) if mode == BOTH and measured is not None else None
-    currency = _primary_currency(main)
+    currencies = _currencies(main)
     days = _days(ledger.start, ledger.end)
-    daily: dict[str, tuple[Series, ...]] = {}
+    daily: dict[str, dict[str, tuple[Series, ...]]] = {currency: {} for currency in currencies}
     clusters = {i.cluster for i in ledger.intervals} | {backup_group(b, "cluster") for b in ledger.backups}
     for cluster in sorted(clusters):
         mine = ledger.only([i for i in ledger.intervals if i.cluster == cluster],
                            [b for b in ledger.backups if backup_group(b, "cluster") == cluster])
         day_report, day_measured = main_report(mine, "day", mode)
-        series = [Series(_SERIES_NAMES.get(mode, mode), _cents_by_day(day_report, currency, days))]
-        if mode == BOTH and day_measured is not None:
-            series.append(Series(MEASURED, _cents_by_day(day_measured.report, currency, days)))
-        daily[cluster] = tuple(series)
+        reports = [day_report] + ([day_measured.report] if mode == BOTH and day_measured is not None else [])
+        for currency in currencies:
+            if not any(row.currency == currency for report in reports for row in report.rows):
+                continue
+            series = [Series(_SERIES_NAMES.get(mode, mode), _cents_by_day(day_report, currency, days))]
+            if len(reports) > 1:
+                series.append(Series(MEASURED, _cents_by_day(reports[1], currency, days)))
+            daily[currency][cluster] = tuple(series)
     data = _Data(title=title, mode=mode, report=main, measured=measured, comparison=comparison, days=days,
-                 daily=daily, currency=currency)
+                 daily=daily, currencies=currencies)
     return render_page(data, now=ledger.now)
 
 
@@ -143,9 +149,6 @@ def render_page(data: _Data, *, now: datetime) -> str:
         notes += comparison_notes(data.comparison)
     if data.measured is not None and data.measured.report is not report:
         notes += list(data.measured.report.notes)
-    others = sorted({t.currency for t in report.totals if t.currency and t.currency != data.currency})
-    if others:
-        notes.append(f"charts show {data.currency} only; also priced in {', '.join(others)} (see the tables)")
     if notes:
         items = "".join(f'<li class="note">{_e(note)}</li>' for note in notes)
         parts.append(f"<h2>Notes</h2><ul>{items}</ul>")
@@ -188,37 +191,47 @@ def _cards(data: _Data) -> str:
 
 
 def _charts(data: _Data) -> list[str]:
-    if not data.currency:
+    if not data.currencies:
         return ['<p class="note">Nothing in this window is priced, so there is nothing to chart.</p>']
+    parts: list[str] = []
+    for currency in data.currencies:
+        parts += _currency_charts(data, currency)
+    return parts
+
+
+def _currency_charts(data: _Data, currency: str) -> list[str]:
+    """The charts of what is priced in ``currency`` (headings name it when the page has several)."""
+    daily = data.daily[currency]
+    suffix = f" ({currency})" if len(data.currencies) > 1 else ""
     short_days = [day[5:] for day in data.days]  # MM-DD
     # each cluster's first series is the report's own mode (instance-hours first with --mode both)
-    stacked = [Series(cluster, series[0].values) for cluster, series in data.daily.items() if series]
+    stacked = [Series(cluster, series[0].values) for cluster, series in daily.items() if series]
     shown = _SERIES_NAMES.get(data.mode, data.mode)
-    parts = ["<h2>Cost over time</h2>", '<div class="charts">',
-             bar_chart(f"Daily cost by cluster ({shown})", short_days, stacked, currency=data.currency)]
-    for number, (cluster, series) in enumerate(data.daily.items()):
+    parts = [f"<h2>Cost over time{_e(suffix)}</h2>", '<div class="charts">',
+             bar_chart(f"Daily cost by cluster ({shown}){suffix}", short_days, stacked, currency=currency)]
+    for number, (cluster, series) in enumerate(daily.items()):
         if number == MAX_CLUSTER_CHARTS:
-            parts.append(f'<p class="note">{len(data.daily) - number} more clusters are in the tables.</p>')
+            parts.append(f'<p class="note">{len(daily) - number} more clusters are in the tables.</p>')
             break
-        parts.append(bar_chart(f"Cluster {cluster}: daily cost", short_days, series, currency=data.currency,
-                               stacked=False, width=540, height=220))
+        parts.append(bar_chart(f"Cluster {cluster}: daily cost{suffix}", short_days, series,
+                               currency=currency, stacked=False, width=540, height=220))
     parts.append("</div>")
-    rows = _breakdown_rows(data)
+    rows = _breakdown_rows(data, currency)
     labels = [label for label, _ in rows]
     values = [values for _, values in rows]
     names = [INSTANCE_HOURS, MEASURED] if data.comparison is not None else [shown]
     series_list = [Series(name, tuple(v[i] for v in values)) for i, name in enumerate(names)]
-    parts += [f"<h2>Breakdown by {_e(data.report.by)}</h2>",
-              breakdown_chart(f"Cost by {data.report.by} ({data.currency})", labels, series_list,
-                              currency=data.currency)]
+    parts += [f"<h2>Breakdown by {_e(data.report.by)}{_e(suffix)}</h2>",
+              breakdown_chart(f"Cost by {data.report.by} ({currency})", labels, series_list,
+                              currency=currency)]
     return parts
 
 
-def _breakdown_rows(data: _Data) -> list[tuple[str, tuple[Decimal, ...]]]:
+def _breakdown_rows(data: _Data, currency: str) -> list[tuple[str, tuple[Decimal, ...]]]:
     if data.comparison is not None:
         return [(row.group, (row.instance_hours, row.measured or Decimal(0)))
-                for row in data.comparison.rows if row.currency == data.currency]
-    return [(row.group, (row.cents,)) for row in data.report.rows if row.currency == data.currency]
+                for row in data.comparison.rows if row.currency == currency]
+    return [(row.group, (row.cents,)) for row in data.report.rows if row.currency == currency]
 
 
 def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[tuple[str, Sequence[str]]]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.cli.render import cost_notes, format_hourly, format_money
 from reconciler.core.changes import FieldChange
 from reconciler.core.model import DesiredServer, DesiredState
-from reconciler.core.plan import HOURS_PER_MONTH, CostLine, CostSummary
+from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.pricing import plan_cost
 
 NONE_SHOWN = "(none)"
@@ -115,22 +115,16 @@ def compare(base: DesiredState, head: DesiredState, *, base_name: str, head_name
             else:
                 unchanged += 1
     before, after = _totals(base), _totals(head)
-    by_before = {line.scope: line.after_hourly for line in before.by_cluster}
-    by_after = {line.scope: line.after_hourly for line in after.by_cluster}
+    by_before = {(line.currency, line.scope): line.after_hourly for line in before.by_cluster}
+    by_after = {(line.currency, line.scope): line.after_hourly for line in after.by_cluster}
     lines = tuple(
         CostLine(
-            scope=c, before_hourly=by_before.get(c, Decimal(0)), after_hourly=by_after.get(c, Decimal(0))
+            scope=cluster, currency=currency, before_hourly=by_before.get((currency, cluster), Decimal(0)),
+            after_hourly=by_after.get((currency, cluster), Decimal(0)),
         )
-        for c in sorted(by_before.keys() | by_after.keys())
+        for currency, cluster in sorted(by_before.keys() | by_after.keys())
     )
-    cost = CostSummary(
-        currency=after.currency if after.by_cluster else before.currency,
-        before_hourly=before.after_hourly,
-        after_hourly=after.after_hourly,
-        by_cluster=lines,
-        unpriced=after.unpriced,
-        measured=after.measured,
-    )
+    cost = CostSummary(by_cluster=lines, unpriced=after.unpriced, measured=after.measured)
     return StateDiff(base_name, head_name, head.deployment, tuple(deltas), unchanged, cost)
 
 
@@ -143,11 +137,17 @@ def _summary(result: StateDiff) -> str:
 
 
 def _cost(result: StateDiff) -> str:
-    cost, cur = result.cost, result.cost.currency
-    return (
-        f"{format_hourly(cost.before_hourly, cur)}/h → {format_hourly(cost.after_hourly, cur)}/h "
-        f"({format_hourly(cost.delta_hourly, cur, signed=True)}/h, "
-        f"{format_money(cost.delta_hourly * HOURS_PER_MONTH, cur, signed=True)} per 30-day month)"
+    """The hourly cost from base to head, per currency (``; ``-separated); never summed across them."""
+    totals = result.cost.totals
+    if not totals:
+        return "not priced"
+    return "; ".join(
+        (f"{total.currency} " if len(totals) > 1 else "")
+        + f"{format_hourly(total.before_hourly, total.currency)}/h → "
+        f"{format_hourly(total.after_hourly, total.currency)}/h "
+        f"({format_hourly(total.delta_hourly, total.currency, signed=True)}/h, "
+        f"{format_money(total.delta_monthly, total.currency, signed=True)} per 30-day month)"
+        for total in totals
     )
 
 
@@ -204,23 +204,35 @@ def to_dict(result: StateDiff) -> dict[str, Any]:
             }
             for d in result.deltas
         ],
-        "cost": {
-            "currency": cost.currency,
-            "before_hourly": str(cost.before_hourly),
-            "after_hourly": str(cost.after_hourly),
-            "delta_hourly": str(cost.delta_hourly),
-            "delta_monthly": str(cost.delta_hourly * HOURS_PER_MONTH),
-            "by_cluster": [
-                {
-                    "cluster": line.scope,
-                    "before_hourly": str(line.before_hourly),
-                    "after_hourly": str(line.after_hourly),
-                }
-                for line in cost.by_cluster
-            ],
-            "unpriced": list(cost.unpriced),
-            "measured": list(cost.measured),
-        },
+        "cost": _cost_dict(cost),
+    }
+
+
+def _cost_dict(cost: CostSummary) -> dict[str, Any]:
+    """One total per currency (and, priced in one currency only, its figures at the top too)."""
+    totals = [
+        {
+            "currency": total.currency,
+            "before_hourly": str(total.before_hourly),
+            "after_hourly": str(total.after_hourly),
+            "delta_hourly": str(total.delta_hourly),
+            "delta_monthly": str(total.delta_monthly),
+        }
+        for total in cost.totals
+    ]
+    return (totals[0] if len(totals) == 1 else {}) | {
+        "totals": totals,
+        "by_cluster": [
+            {
+                "cluster": line.scope,
+                "currency": line.currency,
+                "before_hourly": str(line.before_hourly),
+                "after_hourly": str(line.after_hourly),
+            }
+            for line in cost.by_cluster
+        ],
+        "unpriced": list(cost.unpriced),
+        "measured": list(cost.measured),
     }
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.documents import build_cluster, build_inputs, build_provider, build_template
+from reconciler.config.money import money_problems
 from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
 from reconciler.config.policy import build_policy
 from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_servers
@@ -284,6 +285,7 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
     catalog, diagnostics = _catalog(path)
     resolution = resolve(catalog, counts)
     diagnostics += resolution.diagnostics
+    diagnostics += money_problems(catalog, resolution.servers)
     if not diagnostics:
         diagnostics += render_problems(resolution.servers)
     if diagnostics:

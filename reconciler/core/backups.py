@@ -492,14 +492,13 @@ def plan_backups(
     return BackupPlan(actions=tuple(actions), statuses=tuple(statuses), notes=tuple(notes))
 
 
-def monthly_total(actions: Sequence[BackupAction]) -> tuple[Decimal, str] | None:
-    """The summed monthly storage cost of priced actions in one currency (the first met), or None."""
-    priced = [a for a in actions if a.monthly_cost is not None]
-    if not priced:
-        return None
-    currency = priced[0].currency
-    total = sum((a.monthly_cost or Decimal(0) for a in priced if a.currency == currency), Decimal(0))
-    return total, currency
+def monthly_totals(actions: Sequence[BackupAction]) -> tuple[tuple[Decimal, str], ...]:
+    """The summed monthly storage cost of the priced actions, one (total, currency) per currency."""
+    totals: dict[str, Decimal] = {}
+    for action in actions:
+        if action.monthly_cost is not None:
+            totals[action.currency] = totals.get(action.currency, Decimal(0)) + action.monthly_cost
+    return tuple((totals[currency], currency) for currency in sorted(totals))
 
 
 

@@ -146,10 +146,19 @@ class BillingMode(StrEnum):
 
 
 class Granularity(StrEnum):
-    """How instance-hours are counted: by the second, or each started hour in full (old EC2)."""
+    """How instance-hours are counted: by the second, each started minute, or each started hour (old EC2)."""
 
     SECOND = "second"
+    MINUTE = "minute"
     HOUR = "hour"
+
+    @property
+    def seconds(self) -> int:
+        """The length of one billed unit."""
+        return _GRANULARITY_SECONDS[self]
+
+
+_GRANULARITY_SECONDS = {Granularity.SECOND: 1, Granularity.MINUTE: 60, Granularity.HOUR: 3600}
 
 
 class InputType(StrEnum):
@@ -557,9 +566,14 @@ class DesiredState:
 
     def price_list_for(self, provider: str) -> PriceList | None:
         """The PriceList a provider names (or the only one declared, when it names none)."""
-        config = self.provider(provider)
-        if config.price_list:
-            return self.price_lists.get(config.price_list)
-        if len(self.price_lists) == 1:
-            return next(iter(self.price_lists.values()))
-        return None
+        return price_list_in_force(self.price_lists, self.provider(provider).price_list)
+
+
+def price_list_in_force(price_lists: Mapping[str, PriceList], named: str | None) -> PriceList | None:
+    """The PriceList of a provider that names ``named``: that one, or the only one declared when it
+    names none. With several declared and none named there is none (``config.money`` refuses that)."""
+    if named:
+        return price_lists.get(named)
+    if len(price_lists) == 1:
+        return next(iter(price_lists.values()))
+    return None

@@ -316,8 +316,99 @@ def price_list_from_dict(data: Mapping[str, Any]) -> PriceList:
     )
 
 
+def _line_to_dict(line: CostLine) -> dict[str, Any]:
+    return {
+        "scope": line.scope,
+        "currency": line.currency,
+        "before_hourly": str(line.before_hourly),
+        "after_hourly": str(line.after_hourly),
+        "delta_hourly": str(line.delta_hourly),
+    }
+
+
+def _total_to_dict(total: CostLine) -> dict[str, Any]:
+    return {
+        "currency": total.currency,
+        "before_hourly": str(total.before_hourly),
+        "after_hourly": str(total.after_hourly),
+        "delta_hourly": str(total.delta_hourly),
+        "before_monthly": str(total.before_monthly),
+        "after_monthly": str(total.after_monthly),
+        "delta_monthly": str(total.delta_monthly),
+    }
+
+
+def cost_to_dict(cost: CostSummary) -> dict[str, Any]:
+    """The plan's cost: one total per currency (``totals``), lines by cluster and currency, budgets.
+
+    A plan priced in one currency also carries that total's figures at the top
+    (``currency``, ``before_hourly``…), as plans always have; one priced in several carries
+    none there, so a reader expecting one currency fails rather than mixes them.
+    """
+    totals = cost.totals
+    data: dict[str, Any] = _total_to_dict(totals[0]) if len(totals) == 1 else {}
+    return data | {
+        "totals": [_total_to_dict(total) for total in totals],
+        "by_cluster": [_line_to_dict(line) for line in cost.by_cluster],
+        "unpriced": list(cost.unpriced),
+        "measured": list(cost.measured),
+        "budgets": [
+            {
+                "name": check.name,
+                "scope": check.scope,
+                "currency": check.currency,
+                "limit_monthly": str(check.limit_monthly),
+                "before_monthly": str(check.before_monthly),
+                "after_monthly": str(check.after_monthly),
+                "keys": list(check.keys),
+                "broken": check.broken,
+            }
+            for check in cost.budgets
+        ],
+    }
+
+
+def cost_from_dict(cost: Mapping[str, Any]) -> CostSummary:
+    """The cost of a plan file; the totals it states must be those of its lines (an edit is refused).
+
+    A plan written before costs were kept per currency names its one currency at the top only.
+    """
+    default = _s(cost.get("currency", "USD"))
+    summary = CostSummary(
+        by_cluster=tuple(
+            CostLine(
+                scope=_s(line["scope"]),
+                currency=_s(line.get("currency", default)),
+                before_hourly=_amount(line["before_hourly"]),
+                after_hourly=_amount(line["after_hourly"]),
+            )
+            for line in map(_obj, _seq(cost.get("by_cluster", [])))
+        ),
+        unpriced=_texts(cost.get("unpriced", [])),
+        measured=_texts(cost.get("measured", [])),
+        budgets=tuple(
+            BudgetCheck(
+                name=_s(check["name"]),
+                scope=_s(check["scope"]),
+                currency=_s(check.get("currency", default)),
+                limit_monthly=_amount(check["limit_monthly"]),
+                before_monthly=_amount(check["before_monthly"]),
+                after_monthly=_amount(check["after_monthly"]),
+                keys=_texts(check.get("keys", [])),
+            )
+            for check in map(_obj, _seq(cost.get("budgets", [])))
+        ),
+    )
+    stated = [*map(_obj, _seq(cost.get("totals", []))), *([cost] if "before_hourly" in cost else [])]
+    for total in stated:
+        mine = summary.total(_s(total.get("currency", default)))
+        figures = (_amount(total["before_hourly"]), _amount(total["after_hourly"]))
+        if figures != (mine.before_hourly, mine.after_hourly):
+            raise ValueError(f"the cost totals in {mine.currency} are not the sums of its lines")
+    return summary
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    cost = plan.cost
     return {
         "format_version": plan.format_version,
         "deployment": plan.deployment,
@@ -327,38 +418,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary(),
         "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
         "windows": [window_to_dict(w) for w in plan.windows],
-        "cost": {
-            "currency": cost.currency,
-            "before_hourly": str(cost.before_hourly),
-            "after_hourly": str(cost.after_hourly),
-            "delta_hourly": str(cost.delta_hourly),
-            "before_monthly": str(cost.before_monthly),
-            "after_monthly": str(cost.after_monthly),
-            "delta_monthly": str(cost.delta_monthly),
-            "by_cluster": [
-                {
-                    "scope": line.scope,
-                    "before_hourly": str(line.before_hourly),
-                    "after_hourly": str(line.after_hourly),
-                    "delta_hourly": str(line.delta_hourly),
-                }
-                for line in cost.by_cluster
-            ],
-            "unpriced": list(cost.unpriced),
-            "measured": list(cost.measured),
-            "budgets": [
-                {
-                    "name": check.name,
-                    "scope": check.scope,
-                    "limit_monthly": str(check.limit_monthly),
-                    "before_monthly": str(check.before_monthly),
-                    "after_monthly": str(check.after_monthly),
-                    "keys": list(check.keys),
-                    "broken": check.broken,
-                }
-                for check in cost.budgets
-            ],
-        },
+        "cost": cost_to_dict(plan.cost),
         "changes": [
             {
                 "id": c.id,
@@ -403,32 +463,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             source_path=_s(data.get("source_path", "")),
             commit=_opt_s(data.get("commit")),
             noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
-            cost=CostSummary(
-                currency=_s(cost.get("currency", "USD")),
-                before_hourly=_amount(cost.get("before_hourly", "0")),
-                after_hourly=_amount(cost.get("after_hourly", "0")),
-                by_cluster=tuple(
-                    CostLine(
-                        scope=_s(line["scope"]),
-                        before_hourly=_amount(line["before_hourly"]),
-                        after_hourly=_amount(line["after_hourly"]),
-                    )
-                    for line in map(_obj, _seq(cost.get("by_cluster", [])))
-                ),
-                unpriced=_texts(cost.get("unpriced", [])),
-                measured=_texts(cost.get("measured", [])),
-                budgets=tuple(
-                    BudgetCheck(
-                        name=_s(check["name"]),
-                        scope=_s(check["scope"]),
-                        limit_monthly=_amount(check["limit_monthly"]),
-                        before_monthly=_amount(check["before_monthly"]),
-                        after_monthly=_amount(check["after_monthly"]),
-                        keys=_texts(check.get("keys", [])),
-                    )
-                    for check in map(_obj, _seq(cost.get("budgets", [])))
-                ),
-            ),
+            cost=cost_from_dict(cost),
             changes=tuple(
                 Change(
                     id=_s(c["id"]),

@@ -98,6 +98,7 @@ PLAN_SHAPE: Shape = {
     "changes": "int",
     "counts": {"create": "int", "update": "int", "replace": "int", "delete": "int", "unchanged": "int"},
     "cost": {"currency": "string", "before": "double", "after": "double", "delta": "double"},
+    "costs": "map",  # currency → the same four fields, for a scope priced in several
 }
 VARIABLES: Mapping[str, Shape] = {"server": SERVER_SHAPE, "change": CHANGE_SHAPE, "plan": PLAN_SHAPE}
 
@@ -188,14 +189,19 @@ class PlanFacts:
     cost: CostSummary
 
 
-def _scope_cost(cost: CostSummary, scope: str) -> tuple[Decimal, Decimal]:
-    """(before, after) hourly cost of a scope."""
-    if scope == GLOBAL_SCOPE:
-        return cost.before_hourly, cost.after_hourly
-    for line in cost.by_cluster:
-        if line.scope == scope:
-            return line.before_hourly, line.after_hourly
-    return Decimal(0), Decimal(0)
+def _scope_costs(cost: CostSummary, scope: str) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per currency, the (before, after) cost of a scope per 30-day month (never summed across
+    currencies)."""
+    lines = cost.totals if scope == GLOBAL_SCOPE else [x for x in cost.by_cluster if x.scope == scope]
+    return {
+        line.currency: (line.before_hourly * HOURS_PER_MONTH, line.after_hourly * HOURS_PER_MONTH)
+        for line in lines
+    }
+
+
+def _money(currency: str, before: Decimal, after: Decimal) -> dict[str, object]:
+    delta = after - before
+    return {"currency": currency, "before": float(before), "after": float(after), "delta": float(delta)}
 
 
 def plan_variables(facts: PlanFacts, policy: Policy, servers: Sequence[DesiredServer]) -> dict[str, object]:
@@ -204,16 +210,15 @@ def plan_variables(facts: PlanFacts, policy: Policy, servers: Sequence[DesiredSe
     counts = {a.value: sum(1 for c in changes if c.action is a) for a in _COUNTED}
     changed = {c.key for c in changes}
     counts["unchanged"] = sum(1 for s in servers if policy.covers(s.cluster) and s.key not in changed)
-    before, after = (amount * HOURS_PER_MONTH for amount in _scope_cost(facts.cost, policy.scope))
+    costs = _scope_costs(facts.cost, policy.scope)
+    only = next(iter(costs.items())) if len(costs) == 1 else ("", (Decimal(0), Decimal(0)))
+    currency, (before, after) = only
     return {
         "changes": len(changes),
         "counts": counts,
-        "cost": {
-            "currency": facts.cost.currency,
-            "before": float(before),
-            "after": float(after),
-            "delta": float(after - before),
-        },
+        # the scope's one currency; priced in several, each is in ``costs`` and ``cost`` is empty
+        "cost": _money(currency, before, after),
+        "costs": {name: _money(name, *amounts) for name, amounts in costs.items()},
     }
 
 
@@ -280,15 +285,22 @@ def _quotas(policy: Policy, servers: Sequence[DesiredServer], facts: PlanFacts |
         if quota.resource is QuotaResource.MONTHLY_COST:
             if facts is None:
                 continue
-            after = _scope_cost(facts.cost, policy.scope)[1] * HOURS_PER_MONTH
-            if after > quota.limit:
-                currency = facts.cost.currency
+            costs = _scope_costs(facts.cost, policy.scope)
+            raising = [c.key for c in facts.changes if policy.covers(c.cluster)]
+            if len(costs) > 1:  # a quota of one amount cannot be compared across currencies
                 message = (
-                    f"the plan's cost after is {after:.2f} {currency} per 30-day month {_in_scope(policy)}, "
-                    f"over the quota of {quota.limit:.2f} {currency}"
+                    f"the plan's cost {_in_scope(policy)} is in {' and '.join(costs)}, and a monthly_cost "
+                    "quota has one amount; scope the policy to clusters priced in one currency"
                 )
-                raising = [c.key for c in facts.changes if policy.covers(c.cluster)]
                 found.append(_violation(policy, rule, ViolationKind.QUOTA, message, quota.where, raising))
+                continue
+            for currency, (_, after) in costs.items():
+                if after > quota.limit:
+                    message = (
+                        f"the plan's cost after is {after:.2f} {currency} per 30-day month "
+                        f"{_in_scope(policy)}, over the quota of {quota.limit:.2f} {currency}"
+                    )
+                    found.append(_violation(policy, rule, ViolationKind.QUOTA, message, quota.where, raising))
             continue
         total = totals[quota.resource]
         if total > quota.limit:

@@ -8,10 +8,13 @@ A flavor's hourly rate wins; otherwise the size is priced by unit rates:
 (a month is 720 hours, ``plan.HOURS_PER_MONTH``). A list's ``flat_monthly`` is added to
 either, as ``flat_monthly / 720`` per hour.
 
-Granularity: by the second, every whole second of an interval is billed; by the hour,
-every *started* hour of an interval (one server at one size) is billed in full — the
-old EC2 rule, so a resize or a restart begins a new hour. A started hour belongs to the
-report window (or day) in which it starts, so splitting a window never bills an hour twice.
+Granularity: by the second, every whole second of an interval is billed; by the minute or
+the hour, every *started* minute or hour of an interval (one server at one size) is billed
+in full — the old EC2 rule, so a resize or a restart begins a new hour. A started unit
+belongs to the report window (or day) in which it starts, so splitting a window never
+bills one twice. The granularity is a billing term of the PriceList, recorded with the
+rate in every usage interval it opens (``usage_interval``), so a report made later bills
+the interval as the list did then (``interval_terms``).
 """
 
 from __future__ import annotations
@@ -60,24 +63,51 @@ def network_out_rate(price_list: PriceList) -> Decimal:
     return price_list.network_gb if price_list.network_out_gb is None else price_list.network_out_gb
 
 
-def _started_hours(origin: datetime, moment: datetime) -> int:
-    """How many hours counted from ``origin`` have started before ``moment`` (to the microsecond)."""
+def _started_units(origin: datetime, moment: datetime, unit_seconds: int) -> int:
+    """How many units counted from ``origin`` have started before ``moment`` (to the microsecond)."""
     micros = (moment - origin) // timedelta(microseconds=1)
-    return -(-micros // 3_600_000_000)
+    return -(-micros // (unit_seconds * 1_000_000))
 
 
 def billed_seconds(origin: datetime, first: datetime, last: datetime, granularity: Granularity) -> int:
     """Seconds to bill for the piece [first, last) of an interval that began at ``origin``.
 
-    By the second: the piece's whole seconds. By the hour: 3600 × the number of hours,
-    counted from ``origin``, that start inside the piece — so the pieces of one interval
-    add up to its started hours, however it is cut.
+    By the second: the piece's whole seconds. By the minute or the hour: the unit's length ×
+    the number of units, counted from ``origin``, that start inside the piece — so the
+    pieces of one interval add up to its started units, however it is cut.
     """
     if last <= first:
         return 0
     if granularity is Granularity.SECOND:
         return (last - first) // timedelta(seconds=1)
-    return 3600 * (_started_hours(origin, last) - _started_hours(origin, first))
+    unit = granularity.seconds
+    return unit * (_started_units(origin, last, unit) - _started_units(origin, first, unit))
+
+
+def granularity_note(granularity: Granularity) -> str:
+    """How a line item's time was counted: ``by the second``, ``whole minutes``, ``whole hours``."""
+    return "by the second" if granularity is Granularity.SECOND else f"whole {granularity.value}s"
+
+
+def interval_terms(
+    interval: UsageInterval, price_list: PriceList | None
+) -> tuple[Decimal | None, str, Granularity]:
+    """(hourly rate, currency, granularity) to bill an interval with.
+
+    Repriced by ``price_list`` when given: its rate, currency and terms (unpriced when the
+    list neither names the flavor nor has unit rates). Otherwise what was recorded when the
+    interval opened — the rate, its currency and the terms in force then (an interval from
+    before terms were recorded: by the second). An unpriced interval has no rate and no
+    currency, and its seconds are counted as they are.
+    """
+    if price_list is not None:
+        if not prices(price_list, interval.flavor):
+            return None, "", Granularity.SECOND
+        rate = hourly_rate(price_list, interval.size, interval.flavor)
+        return rate, price_list.currency, price_list.granularity
+    if interval.hourly_rate is None:
+        return None, "", Granularity.SECOND
+    return interval.hourly_rate, interval.currency, interval.billed_granularity
 
 
 def price_list_of(price_list_for: PriceListFor, provider: str) -> PriceList | None:
@@ -97,62 +127,51 @@ def plan_cost(
     observed: Sequence[ObservedServer],
     price_list_for: PriceListFor,
 ) -> CostSummary:
-    """Hourly cost before (everything observed now) and after (everything desired), by cluster.
+    """Hourly cost before (everything observed now) and after (everything desired), by cluster and currency.
 
-    Every observed server counts, whatever its status: the estimate is what the cloud may
-    bill. A server is *unpriced* (listed by key, not added) when its provider has no
-    PriceList, when the list neither names its flavor nor has unit rates, or when the list's
-    currency differs from the summary's — the summary's currency is that of the first price
-    list met (desired servers first, in order), and amounts in another currency are never
-    added to it. Desired servers under a ``billing: measured`` list are named in ``measured``:
-    their bill follows use, so the figure here is an estimate (see ``render.cost_notes``).
+    Every server is priced by its provider's PriceList, in that list's currency; amounts in
+    different currencies are never added (a cluster priced in two has a line in each). Every
+    observed server counts, whatever its status: the estimate is what the cloud may bill. A
+    server is *unpriced* (listed by key, never silently left out) when its provider has no
+    PriceList or the list neither names its flavor nor has unit rates. Desired servers under
+    a ``billing: measured`` list are named in ``measured``: their bill follows use, so the
+    figure here is an estimate (see ``render.cost_notes``).
     """
-    currency: str | None = None
     unpriced: set[str] = set()
     measured: set[str] = set()
-    before: dict[str, Decimal] = {}
-    after: dict[str, Decimal] = {}
+    before: dict[tuple[str, str], Decimal] = {}
+    after: dict[tuple[str, str], Decimal] = {}
 
-    def price(provider: str, key: str, size: Size, flavor: str | None) -> Decimal | None:
-        nonlocal currency
+    def price(provider: str, key: str, size: Size, flavor: str | None) -> tuple[str, Decimal] | None:
         plist = price_list_of(price_list_for, provider)
         if plist is None or not prices(plist, flavor):
             unpriced.add(key)
             return None
-        if currency is None:
-            currency = plist.currency
-        if plist.currency != currency:
-            unpriced.add(key)
-            return None
-        return hourly_rate(plist, size, flavor)
+        return plist.currency, hourly_rate(plist, size, flavor)
 
     for server in desired:
-        rate = price(server.provider, server.key, server.size, server.flavor)
-        if rate is not None:
-            after[server.cluster] = after.get(server.cluster, Decimal(0)) + rate
+        priced = price(server.provider, server.key, server.size, server.flavor)
+        if priced is not None:
+            where = (priced[0], server.cluster)
+            after[where] = after.get(where, Decimal(0)) + priced[1]
             plist = price_list_of(price_list_for, server.provider)
             if plist is not None and plist.billing is BillingMode.MEASURED:
                 measured.add(server.key)
     for seen in observed:
-        rate = price(seen.provider, seen.key, seen.size, seen.flavor)
-        if rate is not None:
-            before[seen.cluster] = before.get(seen.cluster, Decimal(0)) + rate
+        priced = price(seen.provider, seen.key, seen.size, seen.flavor)
+        if priced is not None:
+            where = (priced[0], seen.cluster)
+            before[where] = before.get(where, Decimal(0)) + priced[1]
     lines = tuple(
         CostLine(
             scope=cluster,
-            before_hourly=before.get(cluster, Decimal(0)),
-            after_hourly=after.get(cluster, Decimal(0)),
+            currency=currency,
+            before_hourly=before.get((currency, cluster), Decimal(0)),
+            after_hourly=after.get((currency, cluster), Decimal(0)),
         )
-        for cluster in sorted(before.keys() | after.keys())
+        for currency, cluster in sorted(before.keys() | after.keys())
     )
-    return CostSummary(
-        currency=currency or CostSummary.currency,
-        before_hourly=sum((line.before_hourly for line in lines), Decimal(0)),
-        after_hourly=sum((line.after_hourly for line in lines), Decimal(0)),
-        by_cluster=lines,
-        unpriced=tuple(sorted(unpriced)),
-        measured=tuple(sorted(measured)),
-    )
+    return CostSummary(by_cluster=lines, unpriced=tuple(sorted(unpriced)), measured=tuple(sorted(measured)))
 
 
 def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> int:
@@ -164,25 +183,22 @@ def overlap_seconds(interval: UsageInterval, start: datetime, end: datetime) -> 
     return (last - first) // timedelta(seconds=1)
 
 
-def interval_rate(interval: UsageInterval, price_list: PriceList | None) -> Decimal | None:
-    """The hourly rate to charge: repriced by ``price_list`` if given, else the recorded one."""
-    if price_list is not None:
-        return hourly_rate(price_list, interval.size, interval.flavor)
-    return interval.hourly_rate
-
-
 def interval_cost(
     interval: UsageInterval, start: datetime, end: datetime, price_list: PriceList | None
 ) -> Decimal:
-    """Cost of the interval's overlap with [start, end): hours (to the second) × hourly rate.
+    """Cost of the interval's overlap with [start, end): billed hours × hourly rate.
 
-    The rate is the one recorded when the interval opened, unless ``price_list`` is given to
-    reprice it; an interval nothing priced costs 0. Cap ``end`` at "now" for open intervals.
+    The rate and terms are those recorded when the interval opened, unless ``price_list`` is
+    given to reprice it (``interval_terms``): by the second, or every started minute or hour
+    counted from the interval's start. An interval nothing priced costs 0. Cap ``end`` at
+    "now" for open intervals.
     """
-    rate = interval_rate(interval, price_list)
+    rate, _, granularity = interval_terms(interval, price_list)
     if rate is None:
         return Decimal(0)
-    return rate * overlap_seconds(interval, start, end) / _SECONDS_PER_HOUR
+    first = max(interval.start, start)
+    last = end if interval.end is None else min(interval.end, end)
+    return rate * billed_seconds(interval.start, first, last, granularity) / _SECONDS_PER_HOUR
 
 
 def seconds_to_hours(seconds: int) -> Decimal:
@@ -192,7 +208,13 @@ def seconds_to_hours(seconds: int) -> Decimal:
 def usage_interval(
     deployment: str, server: ObservedServer, price_list: PriceList | None, *, start: datetime
 ) -> UsageInterval:
-    """A usage interval opening for ``server`` at its current size, priced at the rate in force."""
+    """A usage interval opening for ``server`` at its current size, priced at the rate and terms in force.
+
+    A server its PriceList does not price (no rate for its flavor, no unit rates) is recorded
+    unpriced — no rate, currency or terms — as the plan lists it, never at a rate of 0.
+    """
+    if price_list is not None and not prices(price_list, server.flavor):
+        price_list = None
     return UsageInterval(
         deployment=deployment,
         provider=server.provider,
@@ -204,4 +226,6 @@ def usage_interval(
         hourly_rate=hourly_rate(price_list, server.size, server.flavor) if price_list else None,
         currency=price_list.currency if price_list else "",
         price_list=price_list.name if price_list else "",
+        granularity=price_list.granularity if price_list else None,
+        billing=price_list.billing if price_list else None,
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from reconciler.core.keys import cluster_of, member_of
-from reconciler.core.model import Size
+from reconciler.core.model import BillingMode, Granularity, Size
 
 
 class AuditAction(StrEnum):
@@ -100,6 +100,22 @@ class UsageInterval:
     currency: str = ""
     price_list: str = ""
     id: int | None = None
+    # The billing terms of that PriceList, recorded with the rate so a report bills the
+    # interval as the list did: how time is counted, and the billing mode. None when nothing
+    # priced it, or when it opened before terms were recorded (state schema 1): such an
+    # interval is billed by the second, as it always was (``terms_recorded``).
+    granularity: Granularity | None = None
+    billing: BillingMode | None = None
+
+    @property
+    def terms_recorded(self) -> bool:
+        """Whether the billing terms are known: always, for an interval opened with a rate since schema 2."""
+        return self.hourly_rate is None or self.granularity is not None
+
+    @property
+    def billed_granularity(self) -> Granularity:
+        """How the recorded rate bills time: the recorded granularity, else by the second."""
+        return self.granularity or Granularity.SECOND
 
     @property
     def cluster(self) -> str:

@@ -84,9 +84,10 @@ def observation_metrics(
     for server in observed:
         m.servers.labels(server.provider, server.status.value).inc()
     m.hourly_cost.clear()
-    m.hourly_cost.labels(plan.cost.currency).set(float(plan.cost.before_hourly))
     m.desired_hourly_cost.clear()
-    m.desired_hourly_cost.labels(plan.cost.currency).set(float(plan.cost.after_hourly))
+    for total in plan.cost.totals:  # one series per currency: amounts in two are never added
+        m.hourly_cost.labels(total.currency).set(float(total.before_hourly))
+        m.desired_hourly_cost.labels(total.currency).set(float(total.after_hourly))
 
 
 def count_drift(ctx: CycleContext, plan: Plan, store: Store) -> None:
@@ -114,11 +115,12 @@ def budget_alerts(ctx: CycleContext, store: Store, state: DesiredState, plan: Pl
         if check.over:
             notify(
                 ctx, store, state, run, AlertEvent.BUDGET_EXCEEDED,
-                f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} "
-                f"per 30-day month, over the ceiling of {check.limit_monthly:.2f} {plan.cost.currency}",
+                f"budget {check.name} ({check.scope}) exceeded: {check.after_monthly:.2f} {check.currency} "
+                f"per 30-day month, over the ceiling of {check.limit_monthly:.2f} {check.currency}",
                 subject=check.name,
                 limit_monthly=str(check.limit_monthly),
                 monthly=str(check.after_monthly),
+                currency=check.currency,
             )
 
 

@@ -12,9 +12,10 @@ One line is added to the anchor file after every run that wrote to the ledgers (
 cycle). Checkpoints chain to each other through ``prev``. ``verify`` then detects: any edit,
 insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
 differs), a truncated tail (the ledger ends before ``seq``), an edited or removed closed
-usage interval (``usage`` is a digest of every usage interval closed by the checkpoint's
-time), and an edited, removed or reordered checkpoint (a MAC or ``prev`` mismatch). What a
-run writes after the newest checkpoint is covered from its own checkpoint on.
+usage interval — its rate, currency or billing terms too (``usage`` is a digest of every
+usage interval closed by the checkpoint's time), and an edited, removed or reordered
+checkpoint (a MAC or ``prev`` mismatch). What a run writes after the newest checkpoint is
+covered from its own checkpoint on.
 
 The file is rewritten whole for each new line (``run.files.write_atomic``) under a lock beside
 it (``<file>.lock``), so a full disk leaves the file as it was, never half a line.
@@ -89,16 +90,26 @@ def _mac(key: bytes, point: dict[str, Any]) -> str:
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _usage_row(i: UsageInterval, end: datetime) -> tuple[str, ...]:
+    """What of a closed interval the digest covers: everything it bills by, terms included.
+
+    The billing terms are appended only when recorded, so an interval closed before they
+    were (state schema 1) digests as it did then and older checkpoints still verify; adding,
+    changing or removing the terms of any interval changes its row.
+    """
+    row = (
+        i.provider, i.resource_id, i.key, i.deployment, i.flavor or "", str(i.size),
+        isoformat(i.start), isoformat(end), str(i.hourly_rate), i.currency, i.price_list,
+    )
+    if i.granularity is None and i.billing is None:
+        return row
+    granularity = "" if i.granularity is None else i.granularity.value
+    return (*row, granularity, "" if i.billing is None else i.billing.value)
+
+
 def usage_digest(intervals: Iterable[UsageInterval], at: datetime) -> tuple[str, int]:
     """A digest of every usage interval closed by ``at`` (closed intervals never change)."""
-    rows = sorted(
-        (
-            i.provider, i.resource_id, i.key, i.deployment, i.flavor or "", str(i.size),
-            isoformat(i.start), isoformat(i.end), str(i.hourly_rate), i.currency, i.price_list,
-        )
-        for i in intervals
-        if i.end is not None and i.end <= at
-    )
+    rows = sorted(_usage_row(i, i.end) for i in intervals if i.end is not None and i.end <= at)
     digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
     return digest, len(rows)
 

@@ -17,7 +17,8 @@ writers on several hosts are kept in step:
   the row ``FOR UPDATE``, so two acquirers of the same scope never both win. Expiry is
   judged by the ``now`` the caller passes (the engine passes its wall clock).
 * **Schema** is created on first use under an advisory lock (so two first users do not
-  race) and versioned in ``meta``; a database written by a newer reconciler is refused.
+  race) and versioned in ``meta``; a database written by a newer reconciler is refused, one
+  written by an older one is upgraded under the same lock (``sqlstore.MIGRATIONS``).
   Tables go in the first schema of the connection's ``search_path``: give the reconciler
   its own database, or a schema with ``?options=-csearch_path%3Dreconciler``.
 * **Connections.** One connection per store object, in autocommit mode, guarded by a
@@ -73,6 +74,7 @@ from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,
     BACKUP_FIELDS,
     INTERVAL_COLUMNS,
+    INTERVAL_FIELD_COUNT,
     INTERVAL_FIELDS,
     RELEASED,
     SAMPLE_COLUMNS,
@@ -229,6 +231,8 @@ class PostgresStore(SQLStore):
                     f"the PostgreSQL store at {self.where} has schema version {version}, newer than "
                     f"this reconciler understands ({SCHEMA_VERSION}); upgrade the reconciler"
                 )
+            else:
+                self._upgrade(int(version), SCHEMA_VERSION)
 
     # --- transactions ------------------------------------------------------------------------
     @contextmanager
@@ -346,6 +350,8 @@ class PostgresStore(SQLStore):
             size.cpus, size.memory_mb, size.disk_gb, utc(interval.start),
             None if interval.end is None else utc(interval.end), interval.hourly_rate,
             interval.currency, interval.price_list,
+            None if interval.granularity is None else interval.granularity.value,
+            None if interval.billing is None else interval.billing.value,
         )
         with self.transaction():
             self._check_fences()
@@ -353,7 +359,8 @@ class PostgresStore(SQLStore):
             if row is None:
                 # ON CONFLICT: another writer may open the same resource's interval right now.
                 row = self._conn.execute(
-                    f"INSERT INTO usage_interval ({INTERVAL_FIELDS}) VALUES ({_placeholders(13)}) "
+                    f"INSERT INTO usage_interval ({INTERVAL_FIELDS}) "
+                    f"VALUES ({_placeholders(INTERVAL_FIELD_COUNT)}) "
                     "ON CONFLICT (provider, resource_id) WHERE end_at IS NULL DO NOTHING "
                     f"RETURNING {INTERVAL_COLUMNS}",
                     values,

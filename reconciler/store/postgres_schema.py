@@ -1,14 +1,15 @@
-"""store.postgres_schema: the PostgreSQL store's tables (schema version 1).
+"""store.postgres_schema: the PostgreSQL store's tables (schema version 2).
 
 The same tables and column names as the SQLite store, in PostgreSQL types: ``TIMESTAMPTZ``
 for every time, ``NUMERIC`` for money (exact, never a float), identity columns for ids.
 ``audit.generation`` is derived from an intent's detail (see ``store.postgres``). The
-column lists both stores read and write are in ``store.sqlstore``.
+column lists both stores read and write are in ``store.sqlstore``, and so are the upgrades
+from older schema versions (``MIGRATIONS``), run when the store is opened.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: usage intervals record the billing terms with the rate (sqlstore.MIGRATIONS)
 
 TABLES = (
     """CREATE TABLE audit (
@@ -48,7 +49,9 @@ TABLES = (
         end_at TIMESTAMPTZ,
         hourly_rate NUMERIC,
         currency TEXT NOT NULL,
-        price_list TEXT NOT NULL
+        price_list TEXT NOT NULL,
+        granularity TEXT,
+        billing TEXT
     )""",
     "CREATE UNIQUE INDEX usage_one_open ON usage_interval (provider, resource_id) WHERE end_at IS NULL",
     "CREATE INDEX usage_span ON usage_interval (start_at, end_at)",

@@ -23,8 +23,10 @@ Design decisions:
   ``json_extract``. Entries whose ``detail`` is not JSON are ignored there.
 * **Timestamps** are stored as fixed-width UTC text (``2026-11-01T00:00:00.000000Z``) so
   that text order is time order; money (``Decimal``) is stored as TEXT, never as a float.
-* **Schema version** lives in ``meta``; a file written by a newer reconciler is refused.
-  Whatever is read from ``meta`` is checked (``store.common.meta_value``).
+* **Schema version** lives in ``meta``; a file written by a newer reconciler is refused, one
+  written by an older one is upgraded when it is opened (``sqlstore.MIGRATIONS``, in the
+  opening transaction: all of it or nothing). Whatever is read from ``meta`` is checked
+  (``store.common.meta_value``).
 * **Damage.** SQLite's "database disk image is malformed" and "file is not a database",
   wherever the file is opened, read or written, become one ``UserError`` naming the file
   and what to do (``store.sqlite_open.damaged``). Opening runs ``PRAGMA quick_check`` (every page read once,
@@ -85,13 +87,14 @@ from reconciler.store.sqlstore import (
     AUDIT_COLUMNS,
     BACKUP_COLUMNS,
     INTERVAL_COLUMNS,
+    INTERVAL_FIELD_COUNT,
     SAMPLE_COLUMNS,
     SQLStore,
 )
 
 __all__ = ["GENESIS_HASH", "SCHEMA_VERSION", "SQLiteStore", "audit_hash"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: usage intervals record the billing terms with the rate
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -131,7 +134,9 @@ CREATE TABLE usage_interval (
     end_at TEXT,
     hourly_rate TEXT,
     currency TEXT NOT NULL,
-    price_list TEXT NOT NULL
+    price_list TEXT NOT NULL,
+    granularity TEXT,
+    billing TEXT
 );
 CREATE UNIQUE INDEX usage_one_open ON usage_interval (provider, resource_id) WHERE end_at IS NULL;
 CREATE INDEX usage_span ON usage_interval (start_at, end_at);
@@ -311,6 +316,8 @@ class SQLiteStore(SQLStore):
                     f"{self.path}: the state database has schema version {version}, newer than this "
                     f"reconciler understands ({SCHEMA_VERSION}); upgrade the reconciler"
                 )
+            else:
+                self._upgrade(int(version), SCHEMA_VERSION)
             sqlite_backups.create_schema(self._conn)  # added after version 1 shipped: IF NOT EXISTS
 
     # --- transactions ----------------------------------------------------------------------
@@ -442,13 +449,16 @@ class SQLiteStore(SQLStore):
                 return self._interval(existing)
             size = interval.size
             cursor = self._conn.execute(
-                f"INSERT INTO usage_interval ({INTERVAL_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                f"INSERT INTO usage_interval ({INTERVAL_COLUMNS}) "
+                f"VALUES ({', '.join('?' * (INTERVAL_FIELD_COUNT + 1))})",
                 (
                     None, interval.deployment, interval.provider, interval.resource_id, interval.key,
                     interval.flavor, size.cpus, size.memory_mb, size.disk_gb, _ts(interval.start),
                     None if interval.end is None else _ts(interval.end),
                     None if interval.hourly_rate is None else str(interval.hourly_rate),
                     interval.currency, interval.price_list,
+                    None if interval.granularity is None else interval.granularity.value,
+                    None if interval.billing is None else interval.billing.value,
                 ),
             )
             new_id = cursor.lastrowid

@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from reconciler.core.errors import Diagnostic, LeaseLostError, UserError
-from reconciler.core.model import MetricSample, Size
+from reconciler.core.model import BillingMode, Granularity, MetricSample, Size
 from reconciler.core.records import (
     AuditAction,
     AuditEntry,
@@ -55,8 +55,9 @@ AUDIT_COLUMNS = (
 )
 INTERVAL_FIELDS = (
     "deployment, provider, resource_id, key, flavor, cpus, memory_mb, disk_gb, start_at, end_at, "
-    "hourly_rate, currency, price_list"
+    "hourly_rate, currency, price_list, granularity, billing"
 )
+INTERVAL_FIELD_COUNT = INTERVAL_FIELDS.count(",") + 1
 INTERVAL_COLUMNS = "id, " + INTERVAL_FIELDS
 SAMPLE_COLUMNS = (
     "deployment, provider, resource_id, key, at, cpu_seconds, memory_mb, net_rx_bytes, net_tx_bytes, disk_gb"
@@ -66,6 +67,18 @@ BACKUP_FIELDS = (
     "price_list"
 )
 BACKUP_COLUMNS = "id, " + BACKUP_FIELDS
+
+# Schema upgrades both stores run in order, in the transaction that opens the store:
+# ``MIGRATIONS[n]`` takes a database of schema version n to n + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: the billing terms of the PriceList recorded with each usage interval's rate. Intervals
+    # written under version 1 keep NULL there (terms not recorded): billed by the second, as
+    # they always were, and reports say so.
+    1: (
+        "ALTER TABLE usage_interval ADD COLUMN granularity TEXT",
+        "ALTER TABLE usage_interval ADD COLUMN billing TEXT",
+    ),
+}
 
 PAGE = 500  # rows fetched per query when streaming the audit log
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # a released lease's expiry
@@ -157,6 +170,14 @@ def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     return "WHERE " + " AND ".join(clause for clause, _ in used), [value for _, value in used]
 
 
+_Term = TypeVar("_Term", Granularity, BillingMode)
+
+
+def _term(kind: type[_Term], value: Any) -> _Term | None:
+    """A billing term read back; None: not recorded (a value it cannot be is a damaged row)."""
+    return None if value is None else kind(value)
+
+
 class SQLStore(Store):
     """The ledgers' shared SQL; a subclass is one dialect (see the module docstring)."""
 
@@ -220,6 +241,14 @@ class SQLStore(Store):
         """A ``meta`` value, checked (``store.common.meta_value``: damaged state is a UserError)."""
         row = self._execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return meta_value(self._label, name, None if row is None else row[0])
+
+    def _upgrade(self, version: int, latest: int) -> None:
+        """Run the ``MIGRATIONS`` from ``version`` up to ``latest`` (inside the caller's transaction)."""
+        for step in range(version, latest):
+            for statement in MIGRATIONS[step]:
+                self._execute(statement)
+        if version < latest:
+            self._set_meta("schema_version", str(latest))
 
     def _set_meta(self, name: str, value: str) -> None:
         self._execute(
@@ -320,6 +349,8 @@ class SQLStore(Store):
             flavor=row[5], size=Size(int(row[6]), int(row[7]), int(row[8])), start=self._from_db(row[9]),
             end=None if row[10] is None else self._from_db(row[10]),
             hourly_rate=None if row[11] is None else Decimal(row[11]), currency=row[12], price_list=row[13],
+            granularity=_term(Granularity, row[14]),
+            billing=_term(BillingMode, row[15]),
         )
 
     def _open_row(self, provider: str, resource_id: str, *, lock: bool = False) -> Any:

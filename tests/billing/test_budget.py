@@ -3,6 +3,7 @@ and ``plan --detailed-exitcode`` exits 3 so CI can block it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -91,14 +92,16 @@ def test_only_the_changes_that_raise_cost_are_marked(tmp_path: Path) -> None:
     assert "[over budget" not in fewer.out
 
 
-def test_budget_in_another_currency_is_not_checked(tmp_path: Path) -> None:
+def test_budget_in_a_currency_its_scope_is_not_priced_in_is_refused_where_written(tmp_path: Path) -> None:
     cli = InProcess(tmp_path / "state")
     euros = BUDGETS.replace("currency: USD", "currency: EUR")
     infra = write_state(tmp_path / "infra", count=2, large=True, budgets=euros)
     result = cli("plan", str(infra), "--detailed-exitcode", now=T0)
-    assert result.code == EXIT_BUDGET  # shop-cap (no currency) still breaks
-    assert "Budget 'everything' (" in result.out
-    assert "is in EUR but the plan's prices are in USD" in result.out
+    assert result.code == 1, result.out + result.err
+    assert result.err == (
+        f"Error: {infra / 'budgets.yaml'}:16: Budget 'everything' is in EUR, but all clusters are priced in "
+        "USD (prices in USD): it could never be exceeded; write currency: USD, or price its servers in EUR\n"
+    )
 
 
 def test_exit_code_3_through_the_command(cli: Cli, tmp_path: Path) -> None:
@@ -117,9 +120,8 @@ def _server(key: str, flavor: str) -> DesiredServer:
 
 def test_check_budgets_by_hand() -> None:
     prices = PriceList(name="p", currency="USD", flavor_hourly={"s": Decimal("0.10"), "l": Decimal("0.40")})
-    cost = CostSummary(currency="USD", before_hourly=Decimal("0.30"), after_hourly=Decimal("0.50"),
-                       by_cluster=(CostLine("a", Decimal("0.10"), Decimal("0.40")),
-                                   CostLine("b", Decimal("0.20"), Decimal("0.10"))))
+    cost = CostSummary(by_cluster=(CostLine("a", "USD", Decimal("0.10"), Decimal("0.40")),
+                                   CostLine("b", "USD", Decimal("0.20"), Decimal("0.10"))))
     changes = (
         Change(id="a/x/0", action=Action.CREATE, key="a/x/0", provider="sim",
                cause=ChangeCause.NOT_PRESENT, reason="",
@@ -142,3 +144,36 @@ def test_check_budgets_by_hand() -> None:
         "all": (Decimal("216.00"), Decimal("360.00"), False, False, ("a/x/0",)),  # exactly at the ceiling
         "none": (Decimal(0), Decimal(0), False, False, ()),
     }
+    assert {c.currency for c in checks} == {"USD"}  # no currency written: the one its scope is priced in
+
+
+def test_check_budgets_compares_each_in_its_own_currency_and_says_which_it_cannot() -> None:
+    usd = PriceList(name="us", currency="USD", flavor_hourly={"s": Decimal("0.10")})
+    eur = PriceList(name="eu", currency="EUR", flavor_hourly={"s": Decimal("0.20")})
+    cost = CostSummary(by_cluster=(CostLine("a", "EUR", Decimal(0), Decimal("0.40")),
+                                   CostLine("a", "USD", Decimal("0.10"), Decimal(0)),
+                                   CostLine("b", "USD", Decimal(0), Decimal("0.10"))))
+    budgets = {
+        "a-eur": Budget(name="a-eur", scope="a", monthly=Decimal(100), currency="EUR"),
+        "a-usd": Budget(name="a-usd", scope="a", monthly=Decimal(100), currency="USD"),
+        "b-eur": Budget(name="b-eur", scope="b", monthly=Decimal(1), currency="EUR"),
+        "a-any": Budget(name="a-any", scope="a", monthly=Decimal(1)),
+        "all-usd": Budget(name="all-usd", scope="global", monthly=Decimal(50), currency="USD"),
+    }
+    changes = (Change(id="a/x/0", action=Action.CREATE, key="a/x/0", provider="eu",
+                      cause=ChangeCause.NOT_PRESENT, reason="",
+                      after=dataclasses.replace(_server("a/x/0", "s"), provider="eu")),)
+    lists = {"eu": eur, "us": usd}
+    checks, notes = check_budgets(budgets, cost, changes, lambda provider: lists.get(provider))
+    found = {c.name: (c.currency, c.before_monthly, c.after_monthly, c.broken, c.keys) for c in checks}
+    assert found == {
+        "a-eur": ("EUR", Decimal(0), Decimal("288.00"), True, ("a/x/0",)),  # raises the EUR cost only
+        "a-usd": ("USD", Decimal("72.00"), Decimal(0), False, ()),
+        "all-usd": ("USD", Decimal("72.00"), Decimal("72.00"), False, ()),
+    }
+    assert notes == (
+        "Budget 'a-any' names no currency, and cluster a is priced in EUR and USD; it was not checked — "
+        "write currency: in it (one Budget per currency)",
+        "Budget 'b-eur' is in EUR but cluster b is priced in USD; it was not checked — "
+        "write the ceiling in USD",
+    )

@@ -278,8 +278,53 @@ CASES += [
         _budget("  scope: shop\n  montly: 100\n"),
         (
             "budget.yaml:5: spec is missing the required field 'monthly' (the most a 30-day month may "
-            "cost, in the currency of the price lists); add it",
+            "cost, in the budget's currency); add it",
             "budget.yaml:7: unknown field 'montly' in spec; did you mean 'monthly'?",
+        ),
+    ),
+]
+
+
+# --- prices and budgets that would be ambiguous (config.money) ------------------------------------
+_DOLLARS = "apiVersion: reconciler/v1\nkind: PriceList\nmetadata: {name: dollars}\nspec:\n  currency: USD\n" \
+    "  units: {vcpu_hour: '0.01'}\n"
+_EUROS = "apiVersion: reconciler/v1\nkind: PriceList\nmetadata: {name: euros}\nspec:\n  currency: EUR\n" \
+    "  units: {vcpu_hour: '0.02'}\n"
+_EU = "apiVersion: reconciler/v1\nkind: Provider\nmetadata: {name: eu}\nspec:\n  type: simcloud\n" \
+    "  price_list: euros\n  state_file: eu.db\n"
+_NAMED_BASE = BASE.replace("  type: simcloud\n", "  type: simcloud\n  price_list: dollars\n", 1)
+_TWO_CURRENCIES = cluster(
+    "    web:\n      template: web\n      count: 1\n    cafe:\n      template: web\n      count: 1\n"
+    "      provider: eu\n"
+)
+
+CASES += [
+    BadCase(
+        "provider-names-no-price-list-among-several",
+        {"base.yaml": BASE, "shop.yaml": cluster(WEB), "prices.yaml": _DOLLARS + "---\n" + _EUROS},
+        (
+            "base.yaml:5: provider 'sim' names no price_list, and 2 PriceLists are declared (dollars in "
+            "USD, euros in EUR): which one prices its servers is ambiguous; add price_list: NAME to its "
+            "spec",
+        ),
+    ),
+    BadCase(
+        "budget-without-currency-over-two",
+        {"base.yaml": _NAMED_BASE, "eu.yaml": _EU, "shop.yaml": _TWO_CURRENCIES,
+         "prices.yaml": _DOLLARS + "---\n" + _EUROS,
+         "budget.yaml": _budget("  scope: shop\n  monthly: 100\n")["budget.yaml"]},
+        (
+            "budget.yaml:7: Budget 'cap' names no currency, and cluster 'shop' is priced in EUR and USD "
+            "(dollars in USD, euros in EUR): amounts in two currencies are never added; write currency: EUR "
+            "(or another of them) in it, one Budget per currency",
+        ),
+    ),
+    BadCase(
+        "budget-in-a-currency-its-scope-is-not-priced-in",
+        {**_budget("  scope: shop\n  monthly: 100\n  currency: EUR\n"), "prices.yaml": _DOLLARS},
+        (
+            "budget.yaml:8: Budget 'cap' is in EUR, but cluster 'shop' is priced in USD (dollars in USD): it "
+            "could never be exceeded; write currency: USD, or price its servers in EUR",
         ),
     ),
 ]

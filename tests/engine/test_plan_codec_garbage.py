@@ -36,9 +36,8 @@ def _plan() -> Plan:
         ),
         basis=(old,),
         cost=CostSummary(
-            currency="USD", before_hourly=Decimal("0.01"), after_hourly=Decimal("0.02"),
-            by_cluster=(CostLine("shop", Decimal("0.01"), Decimal("0.02")),),
-            budgets=(BudgetCheck("cap", "shop", Decimal("100"), Decimal("7.2"), Decimal("14.4")),),
+            by_cluster=(CostLine("shop", "USD", Decimal("0.01"), Decimal("0.02")),),
+            budgets=(BudgetCheck("cap", "shop", "USD", Decimal("100"), Decimal("7.2"), Decimal("14.4")),),
         ),
     )
 
@@ -87,6 +86,8 @@ def test_any_wrong_value_anywhere_is_a_plan_file_error_or_a_plan_that_renders(ga
         (("cost", "before_hourly"), "lots", "InvalidOperation"),
         (("cost", "before_hourly"), "NaN", "not a finite amount"),
         (("cost", "by_cluster", 0, "after_hourly"), "Infinity", "not a finite amount"),
+        (("cost", "totals", 0, "after_hourly"), "0.03", "the cost totals in USD are not the sums"),
+        (("cost", "by_cluster", 0, "currency"), 7, "expected text"),
         (("cost", "budgets", 0, "limit_monthly"), "1e999999", "not a finite amount"),
         (("cost",), "NaN", "expected an object"),
         (("changes", 1, "fields", 0, "after"), 4, "expected text"),

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.cli.render import (
     NO_CHANGES,
+    backup_summary,
     cost_line,
     format_hourly,
     format_money,
@@ -23,6 +24,7 @@ from reconciler.cli.render import (
     render_markdown,
     render_text,
 )
+from reconciler.core.backups import BackupAction, BackupKind
 from reconciler.core.graph import order_changes
 from reconciler.core.model import DriftMode, ResolvedInput, SecretRef
 from reconciler.core.plan import CostLine, CostSummary, Plan
@@ -74,12 +76,9 @@ def representative_plan() -> Plan:
     ]
     result = run_diff(want, have, last={"shop/web/1": 2})
     cost = CostSummary(
-        currency="USD",
-        before_hourly=Decimal("1.23"),
-        after_hourly=Decimal("1.50"),
         by_cluster=(
-            CostLine("ops", Decimal("0.3"), Decimal("0.2")),
-            CostLine("shop", Decimal("0.93"), Decimal("1.30")),
+            CostLine("ops", "USD", Decimal("0.3"), Decimal("0.2")),
+            CostLine("shop", "USD", Decimal("0.93"), Decimal("1.30")),
         ),
         unpriced=("ops/monitor/0",),
     )
@@ -255,5 +254,18 @@ def test_format_hourly_keeps_small_rates_visible(amount: str, expected: str) -> 
 
 def test_cost_line_is_absent_without_prices() -> None:
     assert cost_line(CostSummary()) is None
-    line = cost_line(CostSummary(currency="EUR", before_hourly=Decimal("2"), after_hourly=Decimal("1.5")))
+    line = cost_line(CostSummary(by_cluster=(CostLine("shop", "EUR", Decimal("2"), Decimal("1.5")),)))
     assert line == "Cost: €2.00/h → €1.50/h (-€0.50/h, -€360.00 per 30-day month)"
+
+
+def test_backup_storage_costs_are_summed_per_currency_never_across() -> None:
+    def action(kind: BackupKind, key: str, cost: str, currency: str) -> BackupAction:
+        return BackupAction(kind=kind, key=key, provider="sim", policy="nightly", reason="due",
+                            monthly_cost=Decimal(cost), currency=currency)
+
+    actions = [action(BackupKind.TAKE, "a/web/0", "1.50", "EUR"),
+               action(BackupKind.TAKE, "b/web/0", "0.70", "USD"),
+               action(BackupKind.PRUNE, "a/web/0", "-0.50", "EUR")]
+    assert backup_summary(actions) == (
+        "Backups: 2 to take, 0 final, 1 to prune; storage +€1.00 and +$0.70 per 30-day month."
+    )
