@@ -17,10 +17,17 @@ from reconciler.core.changes import ChangeCause
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PolicyDeniedError, UserError
 from reconciler.core.model import DesiredState, PriceList, ServerStatus
-from reconciler.core.plan import Plan
+from reconciler.core.plan import CostLine, CostSummary, Plan
 from reconciler.core.plan_codec import dump_signed_plan, load_signed_plan
 from reconciler.core.plan_signature import PlanSignatureError
-from reconciler.core.policy import holds, open_windows, window_holds
+from reconciler.core.policy import (
+    PlanFacts,
+    check_policies,
+    holds,
+    open_windows,
+    plan_variables,
+    window_holds,
+)
 from reconciler.core.policy_model import (
     GLOBAL_SCOPE,
     AllowedField,
@@ -325,3 +332,32 @@ def test_an_override_is_a_typed_audit_detail() -> None:
         "windows": ["policy.yaml:30: policy limits: weekend"],
     }
     assert detail.encode().startswith('{"keys": ')  # sorted keys, as the ledger writes them
+
+
+def _two_currencies() -> PlanFacts:
+    return PlanFacts(changes=(), cost=CostSummary(by_cluster=(
+        CostLine("shop", "EUR", Decimal("0"), Decimal("1")),
+        CostLine("shop", "USD", Decimal("0"), Decimal("2")),
+        CostLine("lab", "USD", Decimal("0"), Decimal("3")),
+    )))
+
+
+def test_plan_costs_are_per_currency_never_summed() -> None:
+    shop = plan_variables(_two_currencies(), policy(), [])
+    assert shop["cost"] == {"currency": "", "before": 0.0, "after": 0.0, "delta": 0.0}
+    assert shop["costs"] == {
+        "EUR": {"currency": "EUR", "before": 0.0, "after": 720.0, "delta": 720.0},
+        "USD": {"currency": "USD", "before": 0.0, "after": 1440.0, "delta": 1440.0},
+    }
+    lab = plan_variables(_two_currencies(), policy(scope="lab"), [])
+    assert lab["cost"] == {"currency": "USD", "before": 0.0, "after": 2160.0, "delta": 2160.0}
+
+
+def test_a_monthly_cost_quota_is_never_compared_across_currencies() -> None:
+    quota = Quota(QuotaResource.MONTHLY_COST, Decimal("2000"), Where("policy.yaml", 9))
+    (mixed,) = check_policies((policy(quotas=(quota,)),), [], _two_currencies())
+    assert mixed.message.startswith("the plan's cost in cluster shop is in EUR and USD")
+    (over,) = check_policies((policy(scope="lab", quotas=(quota,)),), [], _two_currencies())
+    assert over.message == (
+        "the plan's cost after is 2160.00 USD per 30-day month in cluster lab, over the quota of 2000.00 USD"
+    )
