@@ -53,7 +53,7 @@ from providers.simcloud.storage import (
     user_tags_json,
 )
 from reconciler.core.clock import isoformat
-from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
+from reconciler.core.errors import Diagnostic, NotFoundError, PermanentError, TransientError, UserError
 from reconciler.core.limits import MAX_SIM_CAPACITY, MAX_SIM_LATENCY_MS, MAX_SIM_PAGE_SIZE
 from reconciler.core.model import (
     TAG_KEY,
@@ -264,6 +264,17 @@ class SimCloud(Provider):
 
     def _observed(self, row: tuple[Any, ...]) -> ObservedServer:
         """Map one raw ``OBSERVE_COLUMNS`` row; kept lean because observe maps thousands per call."""
+        try:
+            return self._mapped(row)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # json's errors are ValueErrors
+            raise UserError(Diagnostic(
+                str(self.path), None,
+                f"simcloud's file is damaged (the row of server {row[1]!r} is unreadable: "
+                f"{type(exc).__name__}: {exc}); move it aside and the simulated cloud starts empty "
+                "(its servers are then forgotten), or restore it from a copy",
+            )) from None
+
+    def _mapped(self, row: tuple[Any, ...]) -> ObservedServer:
         _seq, resource_id, name, key, owner, status, cpus, memory_mb, disk_gb = row[:9]
         image, spec_hash, generation, token, flavor, addresses, created_at, tag_json = row[9:]
         return ObservedServer(

@@ -5,6 +5,7 @@ CLI), never a traceback or a "cloud refused" that would be retried or recorded a
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,3 +66,28 @@ def test_moved_aside_the_simulated_cloud_starts_empty(tmp_path: Path) -> None:
     path = _damaged(tmp_path, "garbage")
     path.rename(tmp_path / "simcloud.db.damaged")
     assert make_sim(tmp_path).observe(OWNER) == []
+
+
+ROW_EDITS = {
+    "unknown status": "UPDATE servers SET status = 'exploded' WHERE rowid = 3",
+    "bad creation time": "UPDATE servers SET created_at = 'yesterday' WHERE rowid = 3",
+    "tags not json": "UPDATE servers SET user_tags = '[[' WHERE rowid = 3",
+    "tags not pairs": "UPDATE servers SET user_tags = '[1, 2]' WHERE rowid = 3",
+}
+
+
+@pytest.mark.parametrize("edit", sorted(ROW_EDITS))
+def test_a_garbled_server_row_is_one_user_error_naming_the_file(tmp_path: Path, edit: str) -> None:
+    sim = make_sim(tmp_path)
+    for i in range(5):
+        sim.create(request(f"shop/web/{i}"))
+    sim.close()
+    path = tmp_path / "simcloud.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(ROW_EDITS[edit])
+    conn.close()
+    with pytest.raises(UserError) as caught:
+        make_sim(tmp_path).observe(OWNER)
+    (message,) = [str(d) for d in caught.value.diagnostics]
+    assert message.startswith(f"{path}: simcloud's file is damaged (the row of server ")
