@@ -44,6 +44,7 @@ from reconciler.core.model import (
     PriceList,
     ResolvedInput,
     SecretRef,
+    SourceLocation,
     compute_spec_hash,
     name_stem,
     server_name,
@@ -79,6 +80,7 @@ class _Resolver:
         self.counts = counts or {}
         self.out = Resolution()
         self.graph: nx.DiGraph = nx.DiGraph()
+        self.adopted: dict[tuple[str, str], tuple[str, Document, int]] = {}  # (provider, id) → first key
 
     def error(self, doc: Document, line: int | None, message: str) -> None:
         self.out.diagnostics.append(Diagnostic(doc.file, line, message))
@@ -407,6 +409,9 @@ class _Resolver:
         )
         for ordinal in range(self.count_of(member)):
             key = str(ServerKey(member.cluster, member.name, ordinal))
+            entry = member.adopt.get(ordinal)
+            if entry is not None:
+                self.check_adopted(provider, key, entry, member.doc)
             server = DesiredServer(
                 key=key,
                 name=server_name(key, 0),
@@ -432,9 +437,24 @@ class _Resolver:
                 failover_max_per_hour=member.failover_max_per_hour,
                 backup_policy=member.backup_policy.name if member.backup_policy else None,
                 location=member.location,
+                adopt_id=entry.name if entry is not None else "",
+                adopt_location=SourceLocation(member.doc.file, entry.line) if entry is not None else None,
+                allow_replace_on_adopt=member.allow_replace_on_adopt,
             )
             spec_hash = compute_spec_hash(server)
             self.out.servers.append(dataclasses.replace(server, inputs=inputs, spec_hash=spec_hash))
+
+    def check_adopted(self, provider: str, key: str, entry: Ref, doc: Document) -> None:
+        """One server is adopted under one key: a second entry naming it is refused, naming the first."""
+        first = self.adopted.setdefault((provider, entry.name), (key, doc, entry.line))
+        if first[0] != key:
+            self.error(
+                doc,
+                entry.line,
+                f"adopt: {entry.name} is already adopted as {first[0]} "
+                f"({_elsewhere(first[1], first[2], doc)}); one server can be adopted under one key "
+                "only — remove one of the entries",
+            )
 
     def _count(self, ident: str) -> int:
         cluster, member = parse_member(ident)

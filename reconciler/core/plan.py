@@ -120,6 +120,8 @@ class Plan:
     # they follow a policy's schedule, not a change to the configuration.
     backups: tuple[BackupAction, ...] = ()
     skip_final_backup: bool = False
+    # ``--target`` selectors the plan was limited to (``core.targeting``); () plans everything
+    targets: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
 
     @property

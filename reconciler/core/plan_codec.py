@@ -217,6 +217,8 @@ def desired_to_dict(server: DesiredServer) -> dict[str, Any]:
         "failover": server.failover.value,
         "backup_policy": server.backup_policy,
         "spec_hash": server.spec_hash,
+        "adopt_id": server.adopt_id,
+        "allow_replace_on_adopt": server.allow_replace_on_adopt,
     }
 
 
@@ -256,6 +258,8 @@ def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
         failover=FailoverMode(data.get("failover", "replace")),
         backup_policy=_opt_s(data.get("backup_policy")),
         spec_hash=_s(data["spec_hash"]),
+        adopt_id=_s(data.get("adopt_id", "")),
+        allow_replace_on_adopt=data.get("allow_replace_on_adopt", False) is True,
     )
 
 
@@ -318,6 +322,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "created_at": isoformat(plan.created_at),
         "source_path": plan.source_path,
         "commit": plan.commit,
+        "targets": list(plan.targets),
         "summary": plan.summary(),
         "cost": {
             "currency": cost.currency,
@@ -394,6 +399,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             created_at=parse_timestamp(_s(data["created_at"])),
             source_path=_s(data.get("source_path", "")),
             commit=_opt_s(data.get("commit")),
+            targets=_texts(data.get("targets", [])),
             noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
             cost=CostSummary(
                 currency=_s(cost.get("currency", "USD")),

@@ -33,6 +33,8 @@ class AuditAction(StrEnum):
     FAILOVER = "failover"  # a failed server is being replaced or restarted by the daemon
     FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
     COMMIT = "commit"  # the daemon adopted a new commit of the desired state
+    ADOPT = "adopt"  # a server that already ran was taken over: our marks written on it
+    FORGET = "forget"  # a server was let go: our marks removed, the server left running
 
 
 class Outcome(StrEnum):

@@ -21,6 +21,13 @@ from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, S
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import plan_cost
 from reconciler.core.provider import Provider
+from reconciler.core.targeting import (
+    check_selectors,
+    parse_selectors,
+    select_changes,
+    targeted_backups,
+    targeted_cost,
+)
 from reconciler.run.audit import scaled_counts
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
@@ -49,6 +56,8 @@ def make_plan(
     destroy: bool = False,
     snapshots: Sequence[Snapshot] | None = None,
     skip_final_backup: bool = False,
+    described: Sequence[ObservedServer] = (),
+    targets: Sequence[str] = (),
 ) -> Plan:
     """desired × observed → ordered changes, cost and diagnostics, as one Plan.
 
@@ -66,9 +75,15 @@ def make_plan(
         capabilities={name: type(p).capabilities for name, p in providers.items()},
         last_generation=last_generation,
         protected_members=protected,
+        described=described,
     )
     changes = order_changes(result.changes, servers)
     cost = plan_cost(desired, observed, state.price_list_for)
+    selectors = parse_selectors(targets)
+    if selectors:
+        check_selectors(selectors, [*(s.key for s in servers), *(s.key for s in observed)])
+        changes = select_changes(changes, selectors)
+        cost = targeted_cost(desired, observed, changes, result.changes, state.price_list_for)
     budgets, budget_notes = check_budgets(state.budgets, cost, changes, state.price_list_for)
     backups = plan_backups(
         deployment=state.deployment,
@@ -95,9 +110,32 @@ def make_plan(
         diagnostics=(*state.warnings, *result.diagnostics, *budget_notes, *backups.notes),
         source_path=state.source_path,
         commit=commit,
-        backups=backups.actions,
+        backups=targeted_backups(backups.actions, changes) if selectors else backups.actions,
         skip_final_backup=skip_final_backup,
+        targets=tuple(str(t) for t in selectors),
     )
+
+
+def describe_adoptions(
+    state: DesiredState, observed: Sequence[ObservedServer], session: ProviderSession
+) -> list[ObservedServer]:
+    """The servers ``adopt:`` entries name for keys no owned server carries yet, as described by
+    the member's provider — and, for ids it does not hold, by the state's other providers (so
+    the error can say where the server is)."""
+    owned = {s.key for s in observed if s.owner == state.deployment}
+    wanted: dict[str, set[str]] = {}
+    for server in state.servers:
+        if server.adopt_id and server.key not in owned:
+            wanted.setdefault(server.provider, set()).add(server.adopt_id)
+    if not wanted:
+        return []
+    found = session.describe({name: sorted(ids) for name, ids in wanted.items()})
+    seen = {(s.provider, s.resource_id) for s in found}
+    missing = {i for name, ids in wanted.items() for i in ids if (name, i) not in seen}
+    if missing:
+        others = {c.name: sorted(missing) for c in state.providers if c.name in session.providers}
+        found.extend(s for s in session.describe(others) if (s.provider, s.resource_id) not in seen)
+    return found
 
 
 def load_for_plan(path: Path, ws: Workspace, *, deployment: str | None = None) -> DesiredState:
@@ -119,8 +157,10 @@ def plan_in_session(
     destroy: bool = False,
     skip_final_backup: bool = False,
     observed: Sequence[ObservedServer] | None = None,
+    targets: Sequence[str] = (),
 ) -> Plan:
-    """Observe (unless ``observed`` was listed in this session already), list backups, and plan."""
+    """Observe (unless ``observed`` was listed in this session already), describe what ``adopt:``
+    entries name, list backups, and plan."""
     store = session.ws.existing_store()
     if observed is None:
         observed = session.observe(state.deployment)
@@ -139,6 +179,8 @@ def plan_in_session(
         destroy=destroy,
         snapshots=snapshots,
         skip_final_backup=skip_final_backup,
+        described=() if destroy else describe_adoptions(state, observed, session),
+        targets=targets,
     )
 
 
@@ -150,10 +192,12 @@ def plan_path(
     commit: str | None = None,
     destroy: bool = False,
     skip_final_backup: bool = False,
+    targets: Sequence[str] = (),
 ) -> Plan:
     """The whole read-only pipeline: load, validate, resolve, observe, diff, graph, cost, backups."""
     state = load_for_plan(path, ws, deployment=deployment)
     with ProviderSession(ws, state.providers) as session:
         return plan_in_session(
-            state, session, commit=commit, destroy=destroy, skip_final_backup=skip_final_backup
+            state, session, commit=commit, destroy=destroy, skip_final_backup=skip_final_backup,
+            targets=targets,
         )
