@@ -27,12 +27,13 @@ from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.config.yamlsafe import Unreadable, read_bytes
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import DesiredState
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.provider import provider_class
 from reconciler.run import anchor
 from reconciler.run.apply import apply_plan
-from reconciler.run.audit import new_run
+from reconciler.run.audit import adopted, new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.identity import detect_identity
@@ -44,7 +45,7 @@ from reconciler.store.base import Store
 
 def cmd_validate(args: argparse.Namespace) -> int:
     state = load_desired_state(args.path, deployment=args.deployment)
-    for warning in state.warnings:
+    for warning in (*state.warnings, *_adopted_notes(args, state)):
         print(f"Warning: {warning}", file=sys.stderr)
     clusters = len({s.cluster for s in state.servers})
     print(
@@ -52,6 +53,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"on {_count(len(state.providers), 'provider')}"
     )
     return EXIT_OK
+
+
+def _adopted_notes(args: argparse.Namespace, state: DesiredState) -> list[str]:
+    """``adopt:`` entries the audit ledger says were carried out (validate touches no cloud)."""
+    if not any(s.adopt_id for s in state.servers):
+        return []
+    ws = workspace(args)
+    try:
+        store = ws.existing_store()
+        done = adopted(store, state.deployment) if store is not None else {}
+    finally:
+        ws.close()
+    return [
+        f"{s.adopt_location or s.location}: {s.key} was adopted ({s.adopt_id}); its adopt: entry "
+        "is a no-op now and can be removed"
+        for s in state.servers
+        if s.adopt_id and done.get(s.key) == s.adopt_id
+    ]
 
 
 def _count(n: int, noun: str) -> str:
