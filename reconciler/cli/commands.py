@@ -27,7 +27,7 @@ from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.config.yamlsafe import Unreadable, read_bytes
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.model import DesiredState
+from reconciler.core.model import DesiredState, Size
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.provider import provider_class
@@ -86,6 +86,7 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
         commit=getattr(args, "source_commit", None) or identity.commit,
         destroy=destroy,
         skip_final_backup=getattr(args, "skip_final_backup", False),
+        targets=getattr(args, "target", ()) or (),
     )
 
 
@@ -196,6 +197,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
+    if args.plan_file is not None and args.target:
+        raise UserError("--target limits planning; a saved plan carries the targets it was made with")
     ws = workspace(args)
     try:
         if args.plan_file is not None:
@@ -320,6 +323,13 @@ def cmd_simcloud(args: argparse.Namespace) -> int:
         injector.stop(directory, args.key)
     elif args.sim_command == "delete":
         injector.delete(directory, args.key)
+    elif args.sim_command == "create":
+        made = injector.create(
+            directory, provider=args.provider, name=args.name, image=args.image,
+            size=Size(args.cpus, args.memory_mb, args.disk_gb), flavor=args.flavor,
+        )
+        print(f"simcloud: created {args.name} ({made['resource_id']}), owned by nobody")
+        return EXIT_OK
     elif args.sim_command == "edit":
         if args.cpus is None and args.memory_mb is None:
             raise UserError("simcloud edit needs --cpus and/or --memory-mb")

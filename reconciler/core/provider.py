@@ -133,6 +133,12 @@ class FaultInjector(Protocol):
         """Change the server's size (drift); None keeps that part as it is."""
         ...
 
+    def create(
+        self, state_dir: Path, *, provider: str, name: str, image: str, size: Size, flavor: str | None
+    ) -> dict[str, Any]:
+        """Make a server by hand for the Provider document ``provider``, owned by nobody."""
+        ...
+
 
 class Provider(ABC):
     """Base class of every provider. Subclasses register with ``@register("type")``."""
