@@ -92,6 +92,15 @@ def select_changes(changes: Sequence[Change], selectors: Sequence[Selector]) -> 
     return tuple(c for c in changes if c.id in kept)
 
 
+def targeted_notes(notes: Iterable[str], selectors: Sequence[Selector]) -> tuple[str, ...]:
+    """The diagnostics of a targeted plan: those about a key left out (they start with it) go."""
+    def about_another(note: str) -> bool:
+        first = note.split(" ", 1)[0]
+        return first.count("/") == 2 and not any(s.matches(first) for s in selectors)
+
+    return tuple(n for n in notes if not about_another(n))
+
+
 def targeted_backups(actions: Sequence[BackupAction], kept: Sequence[Change]) -> tuple[BackupAction, ...]:
     """The backup actions of the keys a targeted plan changes (final backups of its deletes too)."""
     keys, ids = {c.key for c in kept}, {c.id for c in kept}

@@ -27,6 +27,7 @@ from reconciler.core.targeting import (
     select_changes,
     targeted_backups,
     targeted_cost,
+    targeted_notes,
 )
 from reconciler.run.audit import scaled_counts
 from reconciler.run.session import ProviderSession
@@ -107,7 +108,12 @@ def make_plan(
         basis=tuple(sorted(observed, key=lambda s: (s.provider, s.key, s.resource_id))),
         noop_count=result.noop_count,
         cost=dataclasses.replace(cost, budgets=budgets),
-        diagnostics=(*state.warnings, *result.diagnostics, *budget_notes, *backups.notes),
+        diagnostics=(
+            *state.warnings,
+            *(targeted_notes(result.diagnostics, selectors) if selectors else result.diagnostics),
+            *budget_notes,
+            *backups.notes,
+        ),
         source_path=state.source_path,
         commit=commit,
         backups=targeted_backups(backups.actions, changes) if selectors else backups.actions,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reconciler.core.records import AuditAction
 from reconciler.core.status import ClusterCounts, KeyStatus, cluster_counts, key_statuses, last_changes
-from reconciler.core.targeting import check_selectors, parse_selectors
+from reconciler.core.targeting import check_selectors, parse_selectors, targeted_notes
 from reconciler.run.planning import describe_adoptions, load_for_plan, make_plan
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
@@ -59,5 +59,5 @@ def status(
         servers=tuple(rows),
         clusters=tuple(cluster_counts(rows)),
         targets=tuple(str(s) for s in selectors),
-        diagnostics=plan.diagnostics,
+        diagnostics=targeted_notes(plan.diagnostics, selectors) if selectors else plan.diagnostics,
     )
