@@ -84,7 +84,9 @@ def test_generate_adopt_forget_round_trip(cli: Cli, fleet: Path) -> None:
     assert shown.code == 0, shown.err
     report = json.loads(shown.out)
     assert [(s["key"], s["power"], s["sync"]) for s in report["servers"]] == [
-        ("sim/db/0", "running", "synced"), ("sim/web/0", "running", "synced"), ("sim/web/1", "running", "synced"),
+        ("sim/db/0", "running", "synced"),
+        ("sim/web/0", "running", "synced"),
+        ("sim/web/1", "running", "synced"),
     ]
     assert all(s["last_change"]["action"] == "adopt" for s in report["servers"])
     assert report["clusters"][0]["servers"] == 3
