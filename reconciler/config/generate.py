@@ -126,7 +126,10 @@ def _template(name: str, shape: Shape, provider_type: str) -> list[str]:
         f"  name: {name}",
         "spec:",
         "  image:",
-        f"    {provider_type}: {_q(shape.image or 'unknown')}",
+        f"    {provider_type}: {_q(shape.image or 'unknown')}" + (
+            "  # TODO: the provider does not report the image; name what new servers boot"
+            if not shape.image else ""
+        ),
         "  size:",
         f"    cpus: {max(1, size.cpus)}",
         f"    memory_mb: {max(64, size.memory_mb)}",

@@ -8,7 +8,8 @@ provider described it:
   located error), and carry no owner mark (one another deployment owns, or this one under
   another key, is a located error);
 * the adopt writes the ownership and guard marks and nothing else. Its spec hash is the
-  template's when what can be seen of the spec (image, disk) matches the server, so that an
+  template's when what can be seen of the spec (image, disk — where the provider reports
+  them) matches the server, so that an
   adopted server is never replaced for scripts it was not booted with; otherwise a mark that
   matches no template (``MISMATCH``), so the replacement the difference needs is planned;
 * what else differs is planned by the ordinary comparison (``follow``), against the server
@@ -68,9 +69,10 @@ def done_note(want: DesiredServer, have: ObservedServer) -> str:
 
 
 def spec_matches(want: DesiredServer, server: ObservedServer) -> bool:
-    """What can be seen of the replace-only spec agrees: the image, and the disk when known."""
-    disk_known = server.size.disk_gb > 0
-    return server.image == want.image and (not disk_known or server.size.disk_gb == want.size.disk_gb)
+    """What can be seen of the replace-only spec agrees: the image and the disk, each where the
+    provider can tell it (an image of "" or a disk of 0 is unknown, never a difference)."""
+    image_ok = not server.image or server.image == want.image
+    return image_ok and (server.size.disk_gb <= 0 or server.size.disk_gb == want.size.disk_gb)
 
 
 def plan_adoption(

@@ -54,7 +54,7 @@ class Backend(Protocol):
     listing_operation: str  # the ``provider.calls`` key counted once per listing page
     observe_overhead_calls: int  # fixed extra API calls per observe besides listing pages
     observe_calls_per_server: int  # API calls per owned server in an observe (libvirt reads each one's XML)
-    describe_calls: int  # API calls of one ``describe`` of a few ids (EC2: instances, then root volumes)
+    describe_calls: int  # at most this many API calls for one ``describe`` of two servers
     pagination_skip: str | None  # reason to skip the many-servers pagination test, or None
     supports_snapshots: bool
     supports_start_stop: bool
