@@ -7,7 +7,7 @@ faults, so that tests and demos can create drift and failures for the reconciler
 servers by key (``shop/web/0``); when several generations share a key, the newest wins.
 Every one takes the state file's name (``state_file``), checked as the provider checks it.
 
-``SimcloudFaults`` offers the ones behind ``reconciler simcloud list|fail|stop|delete|edit``
+``SimcloudFaults`` offers the ones behind ``reconciler simcloud list|fail|stop|delete|edit|create``
 as the provider type's ``FaultInjector`` (``reconciler.core.provider``), on the default
 state file, so the CLI reaches them through the registry and never imports this module.
 """

@@ -119,6 +119,13 @@ def diff(
                 changes.append(_create(want, owner=owner, generation=generation))
                 continue
             caps = capabilities.get(want.provider, Capabilities())
+
+            def follow(
+                have: ObservedServer, want: DesiredServer = want, caps: Capabilities = caps
+            ) -> tuple[Change | None, list[str]]:
+                """What else the adopted server needs, compared as any owned one is."""
+                return _compare(want, have, [have], owner=owner, caps=caps, last_generation=last_generation)
+
             adoption = plan_adoption(
                 want,
                 by_id.get((want.provider, want.adopt_id)),
@@ -126,9 +133,7 @@ def diff(
                 owner=owner,
                 spec_hash=desired_spec_hash(want),
                 generation=generation,
-                follow=lambda have, want=want, caps=caps: _compare(  # type: ignore[misc]
-                    want, have, [have], owner=owner, caps=caps, last_generation=last_generation
-                ),
+                follow=follow,
             )
             changes.extend(adoption.changes)
             diagnostics.extend(adoption.notes)

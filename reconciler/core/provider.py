@@ -29,7 +29,7 @@ Rules every provider follows (checked by ``tests/conformance``):
 
 A provider type may also offer a ``FaultInjector`` (``Provider.fault_injector``): operations
 that break its cloud on purpose, behind the engine's back, for demos and tests
-(``reconciler simcloud list|fail|stop|delete|edit``). The CLI reaches them through
+(``reconciler simcloud list|fail|stop|delete|edit|create``). The CLI reaches them through
 ``provider_class(type).fault_injector``, never by importing the provider module.
 """
 
@@ -110,7 +110,8 @@ class FaultInjector(Protocol):
     unknown key is a ``UserError``. ``list_servers`` returns every server of the cloud, owned
     or not, as mappings with at least ``key``, ``status``, ``cpus``, ``memory_mb``,
     ``disk_gb``, ``resource_id`` and ``provider`` (values JSON can encode, or ``str`` them);
-    the others return the server as it is after the change (as it was, for ``delete``).
+    the others return the server as it is after the change (as it was, for ``delete``);
+    ``create`` makes one nobody owns (as if made in the cloud's console), to adopt later.
     """
 
     def list_servers(self, state_dir: Path) -> list[dict[str, Any]]:

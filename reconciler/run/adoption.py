@@ -20,6 +20,7 @@ from reconciler.core.audit_detail import ForgetDetail
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import ServerKey
 from reconciler.core.model import DesiredState, ObservedServer, ProviderConfig
+from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction
 from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.planning import load_for_plan
@@ -60,20 +61,26 @@ def forget(
         store = ws.store()
         audit = AuditWriter(store, ws.clock, state.deployment, run, ws.retry)
         for server in servers:
-            provider = session.providers[server.provider]
-            audit.mutate(
-                key,
-                provider,
-                AuditAction.FORGET,
-                lambda provider=provider, server=server: provider.release(server),  # type: ignore[misc]
-                resource_id=server.resource_id,
-                detail=ForgetDetail(server=server.resource_id, name=server.name),
-                ledger=lambda _, server=server: store.close_interval(  # type: ignore[misc]
-                    server.provider, server.resource_id, end=ws.clock.now()
-                ),
-            )
+            _release(audit, session.providers[server.provider], server)
     declared = any(s.key == key for s in state.servers)
     return Forgotten(key, tuple(servers), declared, tuple(recovered))
+
+
+def _release(audit: AuditWriter, provider: Provider, server: ObservedServer) -> None:
+    """One server's marks off (intent → ``release`` → outcome), its usage interval closed with it."""
+
+    def closed(_: object) -> None:
+        audit.store.close_interval(server.provider, server.resource_id, end=audit.clock.now())
+
+    audit.mutate(
+        server.key,
+        provider,
+        AuditAction.FORGET,
+        lambda: provider.release(server),
+        resource_id=server.resource_id,
+        detail=ForgetDetail(server=server.resource_id, name=server.name),
+        ledger=closed,
+    )
 
 
 @dataclass(frozen=True)
