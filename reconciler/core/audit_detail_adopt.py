@@ -30,7 +30,7 @@ class AdoptDetail(JsonDetail):
             "adopt": self.server,
             "generation": self.generation,
             "spec_hash": self.spec_hash,
-            "size": str(self.size),
+            "server_size": str(self.size),  # not "size": a create's intent is not to read it as its own
         }
 
     @classmethod
@@ -39,7 +39,7 @@ class AdoptDetail(JsonDetail):
             server=text_field(data, "adopt"),
             generation=int_field(data, "generation"),
             spec_hash=text_field(data, "spec_hash"),
-            size=size_from_text(data["size"], "size"),
+            size=size_from_text(data["server_size"], "server_size"),
         )
 
 
