@@ -15,6 +15,7 @@ from reconciler.core.backups import plan_backups
 from reconciler.core.budgets import check_budgets
 from reconciler.core.clock import Clock
 from reconciler.core.diff import diff
+from reconciler.core.errors import ProviderError
 from reconciler.core.graph import order_changes
 from reconciler.core.keys import format_member
 from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, Snapshot
@@ -138,9 +139,12 @@ def describe_adoptions(
     found = session.describe({name: sorted(ids) for name, ids in wanted.items()})
     seen = {(s.provider, s.resource_id) for s in found}
     missing = {i for name, ids in wanted.items() for i in ids if (name, i) not in seen}
-    if missing:
-        others = {c.name: sorted(missing) for c in state.providers if c.name in session.providers}
-        found.extend(s for s in session.describe(others) if (s.provider, s.resource_id) not in seen)
+    for config in state.providers if missing else ():
+        try:  # only to say where the server is: a provider that cannot tell is no error here
+            elsewhere = session.describe({config.name: sorted(missing)})
+        except ProviderError:
+            continue
+        found.extend(s for s in elsewhere if (s.provider, s.resource_id) not in seen)
     return found
 
 
