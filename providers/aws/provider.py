@@ -39,10 +39,11 @@ sums in ``providers.aws.metrics``; the memo in ``providers.aws.memo``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from providers.aws import adoption
 from providers.aws.api import AwsApi
 from providers.aws.common import (
     INSTANCE_TYPES,
@@ -93,6 +94,7 @@ from reconciler.core.model import (
     UpdateRequest,
 )
 from reconciler.core.provider import (
+    AdoptRequest,
     Provider,
     ProviderContext,
     guard_marks,
@@ -186,6 +188,25 @@ class AwsProvider(Provider):
         ]))
         return min(found, key=lambda s: (s.created_at or datetime.max.replace(tzinfo=UTC), s.resource_id),
                    default=None)
+
+    # --- taking over (providers.aws.adoption) --------------------------------------------
+    def _described(self, instances: list[dict[str, Any]]) -> list[ObservedServer]:
+        self._sizes(i["InstanceType"] for i in instances)
+        disks = adoption.root_disks(self.api, instances)
+        found = (adoption.described(self.name, i, self._type_sizes, disks) for i in instances)
+        return sorted((s for s in found if s is not None), key=lambda s: (s.name, s.resource_id))
+
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        return self._described(adoption.describe_instances(self.api, resource_ids))
+
+    def list_unowned(self) -> list[ObservedServer]:
+        return self._described([i for i in self.api.instances([]) if TAG_OWNER not in tags_of(i)])
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        return adoption.adopt(self.api, server, request, self._all_observed)
+
+    def release(self, server: ObservedServer) -> None:
+        adoption.release(self.api, server)
 
     def create(self, request: CreateRequest) -> ObservedServer:
         existing = self.lookup(request.owner, request.token)

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import libvirt
 
+from providers.libvirt import adoption
 from providers.libvirt.backup import ImageBackups, is_image_backup
 from providers.libvirt.domain import Domain, Domains, State
 from providers.libvirt.seed import build_seed, seed_files
@@ -88,6 +89,7 @@ from reconciler.core.model import (
     UpdateRequest,
 )
 from reconciler.core.provider import (
+    AdoptRequest,
     Provider,
     ProviderContext,
     guard_marks,
@@ -233,6 +235,44 @@ class LibvirtProvider(Provider):
                                  "refusing to touch it", code="NOT_OWNED")
         return dom
 
+    # --- taking over (providers.libvirt.adoption) -------------------------------------------
+    def _described(self, dom: Domain) -> ObservedServer | None:
+        if dom.marks is not None:
+            return None if dom.owned.retired_at else self._observed(dom)
+        if dom.backup is not None:
+            return None  # an image backup's record, never a server
+        return adoption.unowned(self.name, self.domains, self.wire, dom)
+
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        found = (self._described(dom) for dom in adoption.by_uuids(self.domains, resource_ids))
+        return [s for s in found if s is not None]
+
+    def list_unowned(self) -> list[ObservedServer]:
+        found = []
+        for handle in self.domains.list_all():
+            try:
+                dom = self.domains.read(handle)
+                if dom.marks is None and dom.backup is None:
+                    found.append(adoption.unowned(self.name, self.domains, self.wire, dom))
+            except NotFoundError:
+                continue  # undefined between the listing and the read
+        return sorted(found, key=lambda s: (s.name, s.resource_id))
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        try:
+            dom = self.domains.by_uuid(server.resource_id)
+        except NotFoundError as exc:
+            raise NotFoundError(f"domain {server.resource_id} no longer exists on {self.uri}",
+                                code=exc.code) from None
+        return self._fresh(adoption.adopt(self.domains, dom, server, request, self.context.clock.now()))
+
+    def release(self, server: ObservedServer) -> None:
+        try:
+            dom = self.domains.by_uuid(server.resource_id)
+        except NotFoundError:
+            return
+        adoption.release(self.domains, dom, server.owner)
+
     # --- power ------------------------------------------------------------------------------
     def start(self, server: ObservedServer) -> ObservedServer:
         dom = self._owned(server.resource_id, server.owner, server.key)
@@ -320,7 +360,7 @@ class LibvirtProvider(Provider):
     def update(self, server: ObservedServer, request: UpdateRequest) -> ObservedServer:
         dom = self._owned(server.resource_id, server.owner, server.key)
         marks = dom.owned
-        if request.size.disk_gb != marks.disk_gb:
+        if marks.disk_gb and request.size.disk_gb != marks.disk_gb:  # 0: an adopted disk of unknown size
             raise PermanentError(f"{server.key}: the disk size cannot change in place on libvirt; "
                                  "replace the server", code="DISK_RESIZE_NOT_SUPPORTED")
         state = self.domains.state(dom)

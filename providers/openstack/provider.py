@@ -35,9 +35,10 @@ import base64
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from providers.openstack import adoption
 from providers.openstack.api import IMAGE_PROXY_MICROVERSION, SPEC_SCHEMA, NovaApi, OpenStackSettings
 from providers.openstack.common import (
     GONE,
@@ -81,7 +82,14 @@ from reconciler.core.model import (
     SnapshotRequest,
     UpdateRequest,
 )
-from reconciler.core.provider import Provider, ProviderContext, ownership_tags, register, updated_tags
+from reconciler.core.provider import (
+    AdoptRequest,
+    Provider,
+    ProviderContext,
+    ownership_tags,
+    register,
+    updated_tags,
+)
 
 Server = dict[str, Any]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -160,6 +168,22 @@ class OpenStackProvider(Provider):
         if observed is None:
             raise NotFoundError(f"server {server.get('id')} lost its ownership metadata", code="Gone")
         return observed
+
+    # --- taking over (providers.openstack.adoption) ---------------------------------------------
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        found = (adoption.get(self.api, rid) for rid in dict.fromkeys(resource_ids))
+        servers = (adoption.described(self.name, f) for f in found if f is not None)
+        return [s for s in servers if s is not None]
+
+    def list_unowned(self) -> list[ObservedServer]:
+        found = (adoption.described(self.name, s) for s in adoption.unowned(self.api))
+        return sorted((s for s in found if s is not None), key=lambda s: (s.name, s.resource_id))
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        return self._observed(self._get(adoption.adopt(self.api, server, request, self._act)))
+
+    def release(self, server: ObservedServer) -> None:
+        adoption.release(self.api, server, self._act)
 
     # --- waiting --------------------------------------------------------------------------
     def _wait(self, server_id: str, done: Callable[[Server], bool], what: str) -> Server:

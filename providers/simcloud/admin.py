@@ -7,7 +7,7 @@ faults, so that tests and demos can create drift and failures for the reconciler
 servers by key (``shop/web/0``); when several generations share a key, the newest wins.
 Every one takes the state file's name (``state_file``), checked as the provider checks it.
 
-``SimcloudFaults`` offers the ones behind ``reconciler simcloud list|fail|stop|delete|edit``
+``SimcloudFaults`` offers the ones behind ``reconciler simcloud list|fail|stop|delete|edit|create``
 as the provider type's ``FaultInjector`` (``reconciler.core.provider``), on the default
 state file, so the CLI reaches them through the registry and never imports this module.
 """
@@ -34,6 +34,7 @@ from providers.simcloud.storage import (
 )
 from reconciler.core.clock import Clock
 from reconciler.core.errors import UserError
+from reconciler.core.limits import size_problem
 from reconciler.core.model import TAG_KEY, CreateRequest, ServerStatus, Size
 
 FAULT_KINDS = ("transient", "permanent")
@@ -95,6 +96,7 @@ def admin_create(
     name: str,
     image: str = "handmade",
     size: Size = HANDMADE_SIZE,
+    flavor: str | None = None,
     tags: dict[str, str] | None = None,
     state_file: str = DEFAULT_STATE_FILE,
     clock: Clock | None = None,
@@ -103,8 +105,12 @@ def admin_create(
     unless ``tags`` carries some. Returns it."""
     now = (clock or Clock.from_env()).now()
     request = CreateRequest(
-        owner="", key="", name=name, token="", generation=0, spec_hash="", image=image, size=size, flavor=None
+        owner="", key="", name=name, token="", generation=0, spec_hash="", image=image, size=size,
+        flavor=flavor,
     )
+    problem = size_problem(size)
+    if problem is not None or not name.strip() or not image.strip():
+        raise UserError(f"simcloud create: {problem or 'a server needs a name and an image'}")
     conn = connect(db_path(state_dir, state_file))
     try:
         with _refusals(state_dir, state_file), transaction(conn, write=True):
@@ -246,3 +252,8 @@ class SimcloudFaults:
 
     def edit(self, state_dir: Path, key: str, *, cpus: int | None, memory_mb: int | None) -> dict[str, Any]:
         return admin_edit(state_dir, key, cpus=cpus, memory_mb=memory_mb)
+
+    def create(
+        self, state_dir: Path, *, provider: str, name: str, image: str, size: Size, flavor: str | None
+    ) -> dict[str, Any]:
+        return admin_create(state_dir, provider=provider, name=name, image=image, size=size, flavor=flavor)

@@ -24,11 +24,11 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from providers.simcloud import dbfile
+from providers.simcloud import adoption, dbfile
 from providers.simcloud.admin import SimcloudFaults
 from providers.simcloud.spec import SPEC_SCHEMA
 from providers.simcloud.storage import (
@@ -73,6 +73,7 @@ from reconciler.core.model import (
     UpdateRequest,
 )
 from reconciler.core.provider import (
+    AdoptRequest,
     FaultInjector,
     Provider,
     ProviderContext,
@@ -100,6 +101,10 @@ _OPERATIONS = {
     "delete_snapshot": "delete_snapshot",
     "create_from_snapshot": "restore_server",
     "metrics": "get_metrics",
+    "describe": "describe_servers",
+    "list_unowned": "list_servers",
+    "adopt": "tag_server",
+    "release": "untag_server",
 }
 
 _STATUSES = {status.value: status for status in ServerStatus}
@@ -301,6 +306,9 @@ class SimCloud(Provider):
 
     # --- reading ----------------------------------------------------------------------
     def observe(self, owner: str) -> list[ObservedServer]:
+        return self._listing("observe", owner)
+
+    def _listing(self, method: str, owner: str) -> list[ObservedServer]:
         servers: list[ObservedServer] = []
         after = -1
         query = (
@@ -309,7 +317,7 @@ class SimCloud(Provider):
         )
         while True:
             params = (self.name, owner, after, self.page_size + 1)  # one extra row = "there is a next page"
-            rows = self._call("observe", _fetch_all(query, params), write=False)
+            rows = self._call(method, _fetch_all(query, params), write=False)
             page = rows[: self.page_size]
             servers.extend(map(self._observed, page))
             if len(rows) <= self.page_size:
@@ -328,6 +336,22 @@ class SimCloud(Provider):
         if not token:
             return None
         return self._call("lookup", body, write=False)
+
+    # --- taking over (providers.simcloud.adoption) ------------------------------------
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        body = lambda conn: adoption.by_ids(conn, self.name, resource_ids)  # noqa: E731
+        rows = self._call("describe", body, write=False)
+        return [self._observed(row) for row in rows]
+
+    def list_unowned(self) -> list[ObservedServer]:
+        return self._listing("list_unowned", "")  # an unowned server's owner column is ""
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        body = lambda conn: self._reread(conn, adoption.adopt(conn, self.name, server, request))  # noqa: E731
+        return self._call("adopt", body, write=True)
+
+    def release(self, server: ObservedServer) -> None:
+        self._call("release", lambda conn: adoption.release(conn, self.name, server), write=True)
 
     # --- servers ----------------------------------------------------------------------
     def create(self, request: CreateRequest) -> ObservedServer:

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 from typing import Any, ClassVar
 
 import XenAPI
 
+from providers.xcp import adoption
 from providers.xcp.records import (
     BACKUP_MARKS,
     MARK_BACKUP_ID,
@@ -96,6 +97,7 @@ from reconciler.core.model import (
     UpdateRequest,
 )
 from reconciler.core.provider import (
+    AdoptRequest,
     Provider,
     ProviderContext,
     guard_marks,
@@ -243,6 +245,20 @@ class XcpProvider(Provider):
             if owned(rec, owner) and marks.get(TAG_TOKEN) == token and MARK_CREATED in marks:
                 return observed_from_record(self.name, rec)
         return None
+
+    # --- taking over (providers.xcp.adoption) -----------------------------------------------
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        return adoption.servers(self.name, self.xapi, list(resource_ids)) if resource_ids else []
+
+    def list_unowned(self) -> list[ObservedServer]:
+        return adoption.servers(self.name, self.xapi, None)
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        ref = adoption.adopt(self.xapi, server, request, self.context.clock.now())
+        return observed_from_record(self.name, self.xapi("VM.get_record", ref))
+
+    def release(self, server: ObservedServer) -> None:
+        adoption.release(self.xapi, server)
 
     def _vm(self, uuid: str, owner: str) -> tuple[str, dict[str, Any]]:
         """Ref and record of an owned VM; refuses anything we do not own."""

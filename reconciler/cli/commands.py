@@ -27,13 +27,14 @@ from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
 from reconciler.config.yamlsafe import Unreadable, read_bytes
 from reconciler.core.errors import Diagnostic, UserError
+from reconciler.core.model import DesiredState, Size
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.policy import check_policies
 from reconciler.core.provider import provider_class
 from reconciler.run import anchor
 from reconciler.run.apply import apply_plan
-from reconciler.run.audit import new_run
+from reconciler.run.audit import adopted, new_run
 from reconciler.run.backups import describe as describe_backup
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.gate import check_policy
@@ -46,7 +47,7 @@ from reconciler.store.base import Store
 
 def cmd_validate(args: argparse.Namespace) -> int:
     state = load_desired_state(args.path, deployment=args.deployment)
-    for warning in state.warnings:
+    for warning in (*state.warnings, *_adopted_notes(args, state)):
         print(f"Warning: {warning}", file=sys.stderr)
     violations = check_policies(state.policies, state.servers)  # what the desired state alone decides
     for violation in violations:
@@ -59,6 +60,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"on {_count(len(state.providers), 'provider')}"
     )
     return EXIT_OK
+
+
+def _adopted_notes(args: argparse.Namespace, state: DesiredState) -> list[str]:
+    """``adopt:`` entries the audit ledger says were carried out (validate touches no cloud)."""
+    if not any(s.adopt_id for s in state.servers):
+        return []
+    ws = workspace(args)
+    try:
+        store = ws.existing_store()
+        done = adopted(store, state.deployment) if store is not None else {}
+    finally:
+        ws.close()
+    return [
+        f"{s.adopt_location or s.location}: {s.key} was adopted ({s.adopt_id}); its adopt: entry "
+        "is a no-op now and can be removed"
+        for s in state.servers
+        if s.adopt_id and done.get(s.key) == s.adopt_id
+    ]
 
 
 def _count(n: int, noun: str) -> str:
@@ -74,6 +93,7 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
         commit=getattr(args, "source_commit", None) or identity.commit,
         destroy=destroy,
         skip_final_backup=getattr(args, "skip_final_backup", False),
+        targets=getattr(args, "target", ()) or (),
     )
 
 
@@ -192,6 +212,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
+    if args.plan_file is not None and args.target:
+        raise UserError("--target limits planning; a saved plan carries the targets it was made with")
     ws = workspace(args)
     try:
         if args.plan_file is not None:
@@ -316,6 +338,13 @@ def cmd_simcloud(args: argparse.Namespace) -> int:
         injector.stop(directory, args.key)
     elif args.sim_command == "delete":
         injector.delete(directory, args.key)
+    elif args.sim_command == "create":
+        made = injector.create(
+            directory, provider=args.provider, name=args.name, image=args.image,
+            size=Size(args.cpus, args.memory_mb, args.disk_gb), flavor=args.flavor,
+        )
+        print(f"simcloud: created {args.name} ({made['resource_id']}), owned by nobody")
+        return EXIT_OK
     elif args.sim_command == "edit":
         if args.cpus is None and args.memory_mb is None:
             raise UserError("simcloud edit needs --cpus and/or --memory-mb")

@@ -32,6 +32,7 @@ EXTENSIONS: tuple[str, ...] = (
     "reconciler.cli.daemon",
     "reconciler.cli.backup",
     "reconciler.cli.usage",
+    "reconciler.cli.adopt",
 )
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="REASON",
             help="apply inside a Policy's change window; the reason is recorded in the audit ledger",
         )
+    from reconciler.cli.adopt import add_target
+
+    for name in ("plan", "apply", "destroy"):
+        add_target(sub.choices[name])
     for name in ("plan", "apply"):  # plan or apply a commit of a git repository (CI)
         q = sub.choices[name]
         q.add_argument("--source", metavar="REPO", help="take PATH from a commit of this git repository")
@@ -145,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         q = sim_sub.add_parser(name, parents=[common], help=help_text)
         q.add_argument("key")
+    q = sim_sub.add_parser(
+        "create", parents=[common], help="make a server by hand, owned by nobody (as if made in a console)"
+    )
+    q.add_argument("name")
+    q.add_argument("--provider", default="sim", help="the Provider document it belongs to (default: sim)")
+    q.add_argument("--image", required=True)
+    q.add_argument("--cpus", type=int, required=True)
+    q.add_argument("--memory-mb", type=int, required=True)
+    q.add_argument("--disk-gb", type=int, required=True)
+    q.add_argument("--flavor")
     q = sim_sub.add_parser(
         "edit", parents=[common], help="change a server behind the reconciler's back (drift)"
     )

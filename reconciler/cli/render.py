@@ -33,6 +33,7 @@ _ANSI = {
     Action.UPDATE: "33",
     Action.DELETE: "31",
     Action.REPLACE: "35",
+    Action.ADOPT: "36",
     Action.NOOP: "0",
 }
 _COUNTED = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
@@ -199,11 +200,19 @@ def _text_policy(plan: Plan, color: bool) -> list[str]:
 
 
 # --- shared pieces --------------------------------------------------------------------------
+def _counted(plan: Plan) -> tuple[Action, ...]:
+    """The actions a summary counts: adopt only in a plan that adopts."""
+    adopts = any(c.action is Action.ADOPT for c in plan.changes)
+    return (Action.CREATE, Action.ADOPT, *_COUNTED[1:]) if adopts else _COUNTED
+
+
 def plan_summary(plan: Plan) -> str:
-    """``Plan: 2 to create, 1 to update, 0 to replace, 1 to delete, 5 unchanged.``"""
+    """``Plan: 2 to create, 1 to update, 0 to replace, 1 to delete, 5 unchanged.`` (with
+    ``N to adopt`` after the creates when the plan adopts, and the targets of a targeted plan)"""
     counts = plan.summary()
-    done = ", ".join(f"{counts[a.value]} to {a.value}" for a in _COUNTED)
-    return f"Plan: {done}, {counts[Action.NOOP.value]} unchanged."
+    done = ", ".join(f"{counts[a.value]} to {a.value}" for a in _counted(plan))
+    targeted = f" Targeted: {', '.join(plan.targets)} (other keys were not planned)." if plan.targets else ""
+    return f"Plan: {done}, {counts[Action.NOOP.value]} unchanged.{targeted}"
 
 
 def _secrets(servers: Iterable[DesiredServer | None]) -> set[str]:
@@ -391,7 +400,7 @@ def _md_head(plan: Plan) -> list[str]:
         parts += [NO_CHANGES, ""]
     counts = plan.summary()
     parts += ["| action | count |", "|:--|--:|"]
-    parts += [f"| <code>{a.symbol}</code> {a.value} | {counts[a.value]} |" for a in _COUNTED]
+    parts += [f"| <code>{a.symbol}</code> {a.value} | {counts[a.value]} |" for a in _counted(plan)]
     parts += [f"| unchanged | {counts[Action.NOOP.value]} |", ""]
     cost = plan.cost
     if cost.by_cluster:

@@ -111,6 +111,8 @@ class MemberSpec:
     failover_grace_seconds: int = 300
     failover_max_per_hour: int = 3
     autoscale: Autoscale | None = None
+    adopt: Mapping[int, Ref] = field(default_factory=dict)  # ordinal → the resource id to take over
+    allow_replace_on_adopt: bool = False
 
     @property
     def ident(self) -> str:
@@ -376,6 +378,21 @@ def build_cluster(doc: Document) -> tuple[ClusterSpec | None, Problems]:
                         f"{scale['max']}; make min at most max",
                     )
                 )
+        adopt = {
+            int(ordinal): ref(doc, (*path, "adopt", ordinal), resource_id)
+            for ordinal, resource_id in raw.get("adopt", {}).items()
+        }
+        for ordinal, entry in sorted(adopt.items()):
+            if ordinal >= int(count or 0):
+                what = "autoscale.min" if "autoscale" in raw else "count"
+                problems.append(
+                    Diagnostic(
+                        doc.file,
+                        entry.line,
+                        f"{dotted((*path, 'adopt'))} names ordinal {ordinal} but the member has "
+                        f"{int(count or 0)} server(s) ({what}); raise {what} or remove the entry",
+                    )
+                )
         update, failover = raw.get("update", {}), raw.get("failover", {})
         members[member_name] = MemberSpec(
             cluster=name,
@@ -400,6 +417,8 @@ def build_cluster(doc: Document) -> tuple[ClusterSpec | None, Problems]:
             failover_grace_seconds=int(failover.get("grace_seconds", 300)),
             failover_max_per_hour=int(failover.get("max_per_hour", 3)),
             autoscale=autoscale,
+            adopt=adopt,
+            allow_replace_on_adopt=bool(raw.get("allow_replace_on_adopt", False)),
         )
     if problems:
         return None, problems

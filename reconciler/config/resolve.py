@@ -45,6 +45,7 @@ from reconciler.core.model import (
     PriceList,
     ResolvedInput,
     SecretRef,
+    SourceLocation,
     compute_spec_hash,
     name_stem,
     server_name,
@@ -81,6 +82,7 @@ class _Resolver:
         self.counts = counts or {}
         self.out = Resolution()
         self.graph: nx.DiGraph = nx.DiGraph()
+        self.adopted: dict[tuple[str, str], tuple[str, Document, int]] = {}  # (provider, id) → first key
 
     def error(self, doc: Document, line: int | None, message: str) -> None:
         self.out.diagnostics.append(Diagnostic(doc.file, line, message))
@@ -437,15 +439,34 @@ class _Resolver:
             failover_max_per_hour=member.failover_max_per_hour,
             backup_policy=member.backup_policy.name if member.backup_policy else None,
             location=member.location,
+            allow_replace_on_adopt=member.allow_replace_on_adopt,
         )
         # The spec hash covers only what every server of the member shares (template, image,
         # disk, scripts, inputs with secrets as references): computed once per member.
         first = dataclasses.replace(first, inputs=inputs, spec_hash=compute_spec_hash(first))
-        self.out.servers.append(first)
-        for ordinal in range(1, count):
+        for ordinal in range(count):
             key = str(ServerKey(member.cluster, member.name, ordinal))
-            server = dataclasses.replace(first, key=key, name=server_name(key, 0), ordinal=ordinal)
+            server = first if ordinal == 0 else dataclasses.replace(
+                first, key=key, name=server_name(key, 0), ordinal=ordinal
+            )
+            entry = member.adopt.get(ordinal)
+            if entry is not None:
+                self.check_adopted(provider, key, entry, member.doc)
+                where = SourceLocation(member.doc.file, entry.line)
+                server = dataclasses.replace(server, adopt_id=entry.name, adopt_location=where)
             self.out.servers.append(server)
+
+    def check_adopted(self, provider: str, key: str, entry: Ref, doc: Document) -> None:
+        """One server is adopted under one key: a second entry naming it is refused, naming the first."""
+        first = self.adopted.setdefault((provider, entry.name), (key, doc, entry.line))
+        if first[0] != key:
+            self.error(
+                doc,
+                entry.line,
+                f"adopt: {entry.name} is already adopted as {first[0]} "
+                f"({_elsewhere(first[1], first[2], doc)}); one server can be adopted under one key "
+                "only — remove one of the entries",
+            )
 
     def _count(self, ident: str) -> int:
         cluster, member = parse_member(ident)

@@ -29,6 +29,8 @@ detail (action: outcome → kind):
 * ``rejected``: failed → ``CommitRejected`` (an invalid commit) or ``PolicyDenied`` (a commit a
   deny Policy refuses), info → ``PlanRefused``
 * ``window.override`` → ``WindowOverride`` (``apply --override-window``)
+* ``adopt``: intent and success → ``AdoptDetail``; ``forget``: intent → ``ForgetDetail``
+  (both in ``audit_detail_adopt``, re-exported here)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
+from reconciler.core.audit_detail_adopt import AdoptDetail, ForgetDetail
 from reconciler.core.audit_detail_base import (
     JsonDetail,
     TextDetail,
@@ -70,6 +73,7 @@ from reconciler.core.records import AuditAction, AuditRecord, Outcome
 
 # Every kind is imported from here, the daemon's too.
 __all__ = [
+    "AdoptDetail",
     "AlertDetail",
     "ApplyEnded",
     "ApplyStarted",
@@ -81,6 +85,7 @@ __all__ = [
     "DaemonStopped",
     "FailoverDetail",
     "FailureSighting",
+    "ForgetDetail",
     "IntentSettled",
     "PlanRefused",
     "PolicyDenied",
@@ -178,15 +183,16 @@ class ReplacedByRestore(TextDetail):
 
 @dataclass(frozen=True)
 class IntentSettled(TextDetail):
-    """How an intent a killed run left open was settled: found by its token; observed to have
-    taken effect (``effect``: the server observed stopped, running or gone); or neither."""
+    """How an intent a killed run left open was settled: found by its token (a create, an
+    adopt); observed to have taken effect (``effect``: the server observed stopped, running,
+    gone, or no longer ours after a forget); or neither."""
 
     found: bool
-    effect: str = ""  # "stopped", "running" or "gone" when observation showed the intent took effect
+    effect: str = ""  # "stopped", "running", "gone" or "released": what observation showed took effect
 
     FOUND: ClassVar[str] = "found by its idempotency token after an interrupted run"
     OBSERVED: ClassVar[str] = "settled by observation after an interrupted run"
-    EFFECTS: ClassVar[tuple[str, ...]] = ("stopped", "running", "gone")
+    EFFECTS: ClassVar[tuple[str, ...]] = ("stopped", "running", "gone", "released")
 
     def encode(self) -> str:
         if self.found:
@@ -382,6 +388,8 @@ AuditDetail = (
     | PlanRefused
     | PolicyDenied
     | WindowOverride
+    | AdoptDetail
+    | ForgetDetail
 )
 
 _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
@@ -402,6 +410,8 @@ _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
     AuditAction.FAILURE_SEEN: (FailureSighting,),
     AuditAction.COMMIT: (CommitAdopted,),
     AuditAction.WINDOW_OVERRIDE: (WindowOverride,),
+    AuditAction.ADOPT: (AdoptDetail,),
+    AuditAction.FORGET: (ForgetDetail,),
 }
 
 

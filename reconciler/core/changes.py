@@ -31,6 +31,7 @@ class ChangeCause(StrEnum):
     SIZE_CHANGED = "size-changed"  # cpus, memory or flavor differ: resize or replace
     TAGS_CHANGED = "tags-changed"  # tags differ: update in place
     MARKS_CHANGED = "marks-changed"  # the protect or backup-policy mark differs: rewrite it in place
+    ADOPTED = "adopted"  # adopt: a server that already runs is named by the member's adopt: entry
 
     @property
     def is_failover(self) -> bool:

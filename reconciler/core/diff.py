@@ -17,7 +17,9 @@ decides, per key, one of create / update in place / replace / delete / no-op:
   policy allows it and any needed restart is allowed, else replaced;
 * user tags are updated in place when the provider can, and the guard marks (protect,
   backup policy) always are, also when a refused replace leaves the server as it is;
-* size and stopped-status drift follow the member's drift mode (heal / warn / ignore).
+* size and stopped-status drift follow the member's drift mode (heal / warn / ignore);
+* a key not observed whose member names a running server for it (``adopt:``) adopts that
+  server instead of creating one (``core.adoption``), among the ``described`` servers.
 
 Several servers with one key (a crash mid-replace, or a duplicate) are collapsed to the
 best one; the rest are deleted. Provider capabilities arrive as plain data: this module
@@ -31,8 +33,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.core.adoption import done_note, plan_adoption
 from reconciler.core.changes import Change, ChangeCause, FieldChange
-from reconciler.core.errors import UserError
+from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import member_of
 from reconciler.core.model import (
     Action,
@@ -75,12 +78,15 @@ def diff(
     capabilities: Mapping[str, Capabilities],
     last_generation: Callable[[str], int | None],
     protected_members: frozenset[str] = frozenset(),
+    described: Sequence[ObservedServer] = (),
 ) -> DiffResult:
     """Compare desired with observed servers; return the changes sorted by key.
 
     ``capabilities`` is keyed by provider name (a provider not listed gets the defaults);
     ``protected_members`` holds ``cluster/member`` names with ``protect: true`` that may no
     longer appear in ``desired`` (members still desired are read from ``DesiredServer.protect``).
+    ``described``: the servers the ``adopt:`` entries name, as their providers describe them;
+    an entry that cannot be carried out is a ``UserError`` located at it.
     """
     want_by_key: dict[str, DesiredServer] = {}
     for server in desired:
@@ -99,6 +105,8 @@ def diff(
             continue
         groups[seen.key].append(seen)
 
+    by_id = {(s.provider, s.resource_id): s for s in described}
+    problems: list[Diagnostic] = []
     changes: list[Change] = []
     noop_count = 0
     for key in sorted(want_by_key.keys() | groups.keys()):
@@ -106,11 +114,36 @@ def diff(
         found = groups.get(key, [])
         if not found:
             assert want is not None
-            changes.append(_create(want, owner=owner, generation=_next_generation(key, [], last_generation)))
+            generation = _next_generation(key, [], last_generation)
+            if not want.adopt_id:
+                changes.append(_create(want, owner=owner, generation=generation))
+                continue
+            caps = capabilities.get(want.provider, Capabilities())
+
+            def follow(
+                have: ObservedServer, want: DesiredServer = want, caps: Capabilities = caps
+            ) -> tuple[Change | None, list[str]]:
+                """What else the adopted server needs, compared as any owned one is."""
+                return _compare(want, have, [have], owner=owner, caps=caps, last_generation=last_generation)
+
+            adoption = plan_adoption(
+                want,
+                by_id.get((want.provider, want.adopt_id)),
+                next((s for s in described if s.resource_id == want.adopt_id), None),
+                owner=owner,
+                spec_hash=desired_spec_hash(want),
+                generation=generation,
+                follow=follow,
+            )
+            changes.extend(adoption.changes)
+            diagnostics.extend(adoption.notes)
+            problems.extend(adoption.problems)
             continue
         by_yaml = member_of(key) in protected
         held = by_yaml or any(s.protected for s in found)
         best, *others = _rank(found, want)
+        if want is not None and want.adopt_id:
+            diagnostics.append(done_note(want, best))
         for extra in others:
             if held:
                 diagnostics.append(
@@ -150,6 +183,8 @@ def diff(
         else:
             changes.append(change)
 
+    if problems:
+        raise UserError(problems)
     changes.sort(key=lambda c: (c.key, c.id))
     return DiffResult(changes=tuple(changes), noop_count=noop_count, diagnostics=tuple(diagnostics))
 

@@ -9,6 +9,9 @@ Nodes are change ids (the ``Change`` rides along as the ``change`` node attribut
   that depended on Y. Y is usually no longer desired, so the dependency is read at member
   level from ``desired`` (X's member depends on Y's member); a key no longer desired borrows
   the dependencies of the desired servers of its member, when there are any;
+* **adopt first** — a change that follows an adopt of the same key (the update or replace
+  that makes the adopted server what its template says) comes after the adopt, and changes
+  that wait for that key wait for the last of them;
 * **create before destroy** — a delete of a key that also gets a create/update/replace
   (a server moving provider, a duplicate) comes after that change. A *replacement* is
   create-before-destroy inside one node: the executor creates the new server, then
@@ -34,7 +37,7 @@ from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import member_of
 from reconciler.core.model import Action, DesiredServer
 
-_BUILD = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+_BUILD = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ADOPT)
 _TEARDOWN = (Action.DELETE, Action.REPLACE)
 
 
@@ -54,10 +57,14 @@ def build_graph(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> 
                 member_deps[member_of(server.key)].add(member_of(dep))
 
     builds: dict[str, Change] = {}
+    adopts: dict[str, Change] = {}
     deletes_by_key: dict[str, list[Change]] = defaultdict(list)
     deletes_by_member: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
-        if change.action in _BUILD:
+        if change.action is Action.ADOPT:
+            adopts[change.key] = change
+            builds.setdefault(change.key, change)
+        elif change.action in _BUILD:
             builds[change.key] = change
         elif change.action is Action.DELETE:
             deletes_by_key[change.key].append(change)
@@ -66,6 +73,9 @@ def build_graph(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> 
     for change in changes:
         want = want_by_key.get(change.key) or change.after
         key_deps = want.depends_on if want is not None else ()
+        adopt = adopts.get(change.key)
+        if adopt is not None and change.action is not Action.ADOPT and change.action in _BUILD:
+            graph.add_edge(adopt.id, change.id)
         if change.action in _BUILD:
             for dep in key_deps:
                 upstream = builds.get(dep)
@@ -150,6 +160,7 @@ _DOT_COLORS = {
     Action.UPDATE: "goldenrod",
     Action.REPLACE: "magenta",
     Action.DELETE: "red",
+    Action.ADOPT: "blue",
     Action.NOOP: "gray",
 }
 

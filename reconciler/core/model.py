@@ -47,6 +47,7 @@ class Action(StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    ADOPT = "adopt"  # take over a server that already runs: write our marks on it, nothing else
     NOOP = "no-op"
 
     @property
@@ -59,6 +60,7 @@ _SYMBOLS = {
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
+    Action.ADOPT: "=",
     Action.NOOP: " ",
 }
 
@@ -267,6 +269,10 @@ class DesiredServer:
     backup_policy: str | None = None
     spec_hash: str = ""
     location: SourceLocation | None = field(default=None, compare=False)
+    # ``adopt:``: the id of a running server to take over as this key ("" for none), and where
+    adopt_id: str = ""
+    adopt_location: SourceLocation | None = field(default=None, compare=False)
+    allow_replace_on_adopt: bool = False
 
     def spec_material(self) -> dict[str, Any]:
         """What the spec hash covers: the parts only a replacement can change.
@@ -319,7 +325,7 @@ def name_stem(cluster: str, member: str) -> str:
 
 @dataclass(frozen=True)
 class ObservedServer:
-    """One owned server as a provider reports it right now."""
+    """One owned server as a provider reports it right now (or, from ``describe``, maybe unowned)."""
 
     provider: str
     resource_id: str

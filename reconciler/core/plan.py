@@ -139,6 +139,8 @@ class Plan:
     # they follow a policy's schedule, not a change to the configuration.
     backups: tuple[BackupAction, ...] = ()
     skip_final_backup: bool = False
+    # ``--target`` selectors the plan was limited to (``core.targeting``); () plans everything
+    targets: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
     # Policy (``core.policy``): what the plan breaks — a ``deny`` violation refuses every apply of
     # it — and the change windows apply holds its changes to, against the clock when it runs.

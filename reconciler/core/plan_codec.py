@@ -223,6 +223,8 @@ def desired_to_dict(server: DesiredServer) -> dict[str, Any]:
         "failover": server.failover.value,
         "backup_policy": server.backup_policy,
         "spec_hash": server.spec_hash,
+        "adopt_id": server.adopt_id,
+        "allow_replace_on_adopt": server.allow_replace_on_adopt,
     }
 
 
@@ -262,6 +264,8 @@ def desired_from_dict(data: Mapping[str, Any]) -> DesiredServer:
         failover=FailoverMode(data.get("failover", "replace")),
         backup_policy=_opt_s(data.get("backup_policy")),
         spec_hash=_s(data["spec_hash"]),
+        adopt_id=_s(data.get("adopt_id", "")),
+        allow_replace_on_adopt=data.get("allow_replace_on_adopt", False) is True,
     )
 
 
@@ -415,6 +419,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "created_at": isoformat(plan.created_at),
         "source_path": plan.source_path,
         "commit": plan.commit,
+        "targets": list(plan.targets),
         "summary": plan.summary(),
         "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
         "windows": [window_to_dict(w) for w in plan.windows],
@@ -462,6 +467,7 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             created_at=parse_timestamp(_s(data["created_at"])),
             source_path=_s(data.get("source_path", "")),
             commit=_opt_s(data.get("commit")),
+            targets=_texts(data.get("targets", [])),
             noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
             cost=cost_from_dict(cost),
             changes=tuple(

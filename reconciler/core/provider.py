@@ -17,13 +17,19 @@ Rules every provider follows (checked by ``tests/conformance``):
   backup policy), ``update`` rewrites them as its ``UpdateRequest`` says (``updated_tags``),
   and ``observe``/``lookup`` report them (``read_guard_marks``). They are marks like the
   ownership marks, never user tags.
+* Taking over servers that already run: ``describe(ids)`` (read-only, owned or not),
+  ``list_unowned()`` (paged like ``observe``), ``adopt`` writes the ownership and guard
+  marks of an ``AdoptRequest`` on an unowned server and nothing else (no restart, no
+  recreate; idempotent), ``release`` removes every mark of ours and nothing else
+  (``adoption_marks``, ``released_tags``). A server never carries another owner's marks
+  after either.
 * All failures leave as ``TransientError`` (retry may help) or ``PermanentError``.
 * Every call to the cloud's API goes through ``count_call`` so tests and benchmarks can
   assert how many calls an operation cost.
 
 A provider type may also offer a ``FaultInjector`` (``Provider.fault_injector``): operations
 that break its cloud on purpose, behind the engine's back, for demos and tests
-(``reconciler simcloud list|fail|stop|delete|edit``). The CLI reaches them through
+(``reconciler simcloud list|fail|stop|delete|edit|create``). The CLI reaches them through
 ``provider_class(type).fault_injector``, never by importing the provider module.
 """
 
@@ -33,7 +39,7 @@ import importlib
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -67,6 +73,22 @@ from reconciler.core.model import (
 SecretResolver = Callable[[SecretRef], str]
 
 
+@dataclass(frozen=True)
+class AdoptRequest:
+    """The marks an adoption writes on a server that already runs: ownership (owner, key, spec
+    hash, generation, token, cluster, member) and the guard marks — and nothing else."""
+
+    owner: str
+    key: str
+    token: str
+    generation: int
+    spec_hash: str
+    cluster: str = ""
+    member: str = ""
+    protect: bool = False
+    backup_policy: str = ""
+
+
 def _no_secrets(ref: SecretRef) -> str:
     raise UserError(f"secret {ref} cannot be resolved here")
 
@@ -88,7 +110,8 @@ class FaultInjector(Protocol):
     unknown key is a ``UserError``. ``list_servers`` returns every server of the cloud, owned
     or not, as mappings with at least ``key``, ``status``, ``cpus``, ``memory_mb``,
     ``disk_gb``, ``resource_id`` and ``provider`` (values JSON can encode, or ``str`` them);
-    the others return the server as it is after the change (as it was, for ``delete``).
+    the others return the server as it is after the change (as it was, for ``delete``);
+    ``create`` makes one nobody owns (as if made in the cloud's console), to adopt later.
     """
 
     def list_servers(self, state_dir: Path) -> list[dict[str, Any]]:
@@ -109,6 +132,12 @@ class FaultInjector(Protocol):
 
     def edit(self, state_dir: Path, key: str, *, cpus: int | None, memory_mb: int | None) -> dict[str, Any]:
         """Change the server's size (drift); None keeps that part as it is."""
+        ...
+
+    def create(
+        self, state_dir: Path, *, provider: str, name: str, image: str, size: Size, flavor: str | None
+    ) -> dict[str, Any]:
+        """Make a server by hand for the Provider document ``provider``, owned by nobody."""
         ...
 
 
@@ -163,6 +192,30 @@ class Provider(ABC):
     @abstractmethod
     def delete(self, server: ObservedServer) -> None:
         """Delete an owned server and wait until it is gone; deleting a gone server is a no-op."""
+
+    # --- taking over servers that already run ---------------------------------------------------
+    def describe(self, resource_ids: Sequence[str]) -> list[ObservedServer]:
+        """The servers with these ids that exist, owned or not, in as few calls as the API allows.
+
+        An unowned server comes back with ``owner``, ``key``, ``spec_hash`` and ``token`` "",
+        and the user tags an adoption keeps; ids that name nothing are left out."""
+        raise PermanentError(f"provider type {self.type_name} cannot describe servers for adoption")
+
+    def list_unowned(self) -> list[ObservedServer]:
+        """Every server carrying no owner mark (as ``describe`` reports them), paged like ``observe``."""
+        raise PermanentError(f"provider type {self.type_name} cannot list unowned servers")
+
+    def adopt(self, server: ObservedServer, request: AdoptRequest) -> ObservedServer:
+        """Write ``request``'s marks (``adoption_marks``) on the unowned ``server`` and nothing else;
+        the server as observed afterwards. Adopting it again with the same request is a no-op; a
+        server owned by anyone else is a ``PermanentError``, a gone one a ``NotFoundError``."""
+        raise PermanentError(f"provider type {self.type_name} cannot adopt servers")
+
+    def release(self, server: ObservedServer) -> None:
+        """Remove every mark of ours from the owned ``server`` (``released_tags``), leaving it
+        running as it is; releasing a server no longer carrying ``server.owner``'s marks (or gone)
+        is a no-op."""
+        raise PermanentError(f"provider type {self.type_name} cannot release servers")
 
     def flavor_for(self, size: Size) -> str | None:
         """The flavor this provider would pick for a template that gives only a size.
@@ -244,6 +297,41 @@ def ownership_tags(request: CreateRequest) -> dict[str, str]:
     )
     tags.update(guard_marks(request.protect, request.backup_policy))
     return tags
+
+
+def adoption_marks(request: AdoptRequest) -> dict[str, str]:
+    """The marks an adoption writes: the ownership marks a create writes, and the guard marks."""
+    marks = {
+        TAG_OWNER: request.owner,
+        TAG_KEY: request.key,
+        TAG_SPEC_HASH: request.spec_hash,
+        TAG_GENERATION: str(request.generation),
+        TAG_TOKEN: request.token,
+        TAG_CLUSTER: request.cluster,
+        TAG_MEMBER: request.member,
+    }
+    marks.update(guard_marks(request.protect, request.backup_policy))
+    return marks
+
+
+def adoption_conflict(marks: Mapping[str, str], request: AdoptRequest) -> str | None:
+    """Why a server carrying ``marks`` cannot be adopted by ``request`` (None: it can).
+
+    Unowned, or already adopted by this very request (a retry): fine. Owned by anyone else,
+    or by this owner under another key or token: refused."""
+    owner = marks.get(TAG_OWNER, "")
+    if not owner:
+        return None
+    if owner != request.owner:
+        return f"it is owned by {owner!r}"
+    if (marks.get(TAG_KEY), marks.get(TAG_TOKEN)) != (request.key, request.token):
+        return f"this deployment owns it already, as {marks.get(TAG_KEY) or 'another key'}"
+    return None
+
+
+def released_tags(current: Mapping[str, str]) -> dict[str, str]:
+    """A resource's tags after ``release``: everything but the marks of ours (``reconciler:``)."""
+    return {k: v for k, v in current.items() if not k.startswith(TAG_PREFIX)}
 
 
 def updated_tags(current: Mapping[str, str], request: UpdateRequest) -> dict[str, str]:

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
     COMMIT = "commit"  # the daemon adopted a new commit of the desired state
     WINDOW_OVERRIDE = "window.override"  # apply --override-window passed a Policy's change window
+    ADOPT = "adopt"  # a server that already ran was taken over: our marks written on it
+    FORGET = "forget"  # a server was let go: our marks removed, the server left running
 
 
 class Outcome(StrEnum):

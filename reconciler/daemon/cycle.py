@@ -66,7 +66,7 @@ from reconciler.run.apply import apply_in_session, check_delete_budget
 from reconciler.run.audit import RunContext, last_decisions, scaled_counts
 from reconciler.run.executor import ChangeResult, ChangeStatus
 from reconciler.run.leases import acquire_leases
-from reconciler.run.planning import make_plan
+from reconciler.run.planning import describe_adoptions, make_plan
 from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
 
@@ -205,6 +205,7 @@ def _plan(
         clock=session.ws.clock,
         commit=commit,
         last_generation=lambda key: store.max_generation(state.deployment, key),
+        described=describe_adoptions(state, observed, session),
     )
     return dataclasses.replace(plan, source_path=label)
 

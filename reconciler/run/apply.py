@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from reconciler.core.audit_detail import ApplyEnded, ApplyStarted, WindowOverrid
 from reconciler.core.diff import diff
 from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
 from reconciler.core.model import Action, Capabilities, ObservedServer
-from reconciler.core.plan import Plan, stale_keys
+from reconciler.core.plan import Plan, basis_fingerprint, stale_keys
 from reconciler.core.records import Outcome
 from reconciler.run import backups
 from reconciler.run.audit import AuditWriter, RunContext
@@ -59,15 +60,29 @@ def check_delete_budget(
         )
 
 
-def check_against_observed(plan: Plan, observed: Sequence[ObservedServer]) -> None:
+def check_against_observed(
+    plan: Plan, observed: Sequence[ObservedServer], described: Sequence[ObservedServer] = ()
+) -> None:
     """Every server a change acts on is one we observe now, owned by the plan's deployment
     and carrying the change's key, and none it deletes or replaces carries the protect mark
-    now — whatever the plan file says (nothing is applied otherwise)."""
+    now — whatever the plan file says (nothing is applied otherwise). A server an adopt takes
+    over (``described`` now) must still be unowned and as it was when the plan was made; the
+    changes that follow an adopt act on the server it adopts."""
     seen = {(s.provider, s.resource_id): s for s in observed}
     wrong: list[str] = []
     protected: list[str] = []
+    adopting = {c.key for c in plan.changes if c.action is Action.ADOPT}
+    now_described = {(s.provider, s.resource_id): s for s in described}
     for change in plan.changes:
         if change.before is None:
+            continue
+        if change.action is Action.ADOPT:
+            ident = (change.before.provider, change.before.resource_id)
+            found = now_described.get(ident)
+            if found is None or basis_fingerprint(found) != basis_fingerprint(change.before):
+                wrong.append(f"{change.id} ({ident[0]}/{ident[1]}: gone, taken or changed since)")
+            continue
+        if change.key in adopting:
             continue
         now = seen.get((change.before.provider, change.before.resource_id))
         expected = (plan.deployment, change.key, change.provider)
@@ -85,6 +100,15 @@ def check_against_observed(plan: Plan, observed: Sequence[ObservedServer]) -> No
             "the plan deletes or replaces servers that carry the protect mark: " + ", ".join(protected)
             + "; nothing was applied — apply protect: false for them first, then make a new plan"
         )
+
+
+def _adopt_targets(plan: Plan, session: ProviderSession) -> list[ObservedServer]:
+    """The servers the plan's adopts take over, as their providers describe them now."""
+    wanted: dict[str, list[str]] = {}
+    for change in plan.changes:
+        if change.action is Action.ADOPT and change.before is not None:
+            wanted.setdefault(change.before.provider, []).append(change.before.resource_id)
+    return session.describe(wanted) if wanted else []
 
 
 # --- apply --------------------------------------------------------------------------------
@@ -126,7 +150,12 @@ def verify(
             gone.add(ident)
             if ident in ids:
                 problems.append(f"{change.key}: {change.before.resource_id} still exists")
-    wanted = [c.after for c in plan.changes if c.after is not None and c.action is not Action.DELETE]
+    # one desired server per key (an adopt and the update after it share one), adopt: done now
+    wanted = list({
+        c.after.key: dataclasses.replace(c.after, adopt_id="")
+        for c in plan.changes
+        if c.after is not None and c.action is not Action.DELETE
+    }.values())
     keys = {server.key for server in wanted}
     current = [s for s in observed if s.key in keys and (s.provider, s.resource_id) not in gone]
     remaining = diff(
@@ -202,8 +231,8 @@ def apply_in_session(
                 + ", ".join(stale)
                 + "; make a new plan and apply that"
             )
-    recovered = session.settle(plan.deployment, run, observed)
-    check_against_observed(plan, observed)
+    recovered = session.settle(plan.deployment, run, observed, price_list_for=plan.price_list_for)
+    check_against_observed(plan, observed, _adopt_targets(plan, session))
     check_delete_budget(plan, max_deletes, allow_mass_delete, observed)
     sync_usage(store, plan, observed, run, ws.clock, providers)
     sample_usage(providers, observed, store, plan.deployment, ws.retry)  # counters before changes

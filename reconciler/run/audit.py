@@ -273,6 +273,22 @@ def scaled_counts(store: Store, deployment: str) -> dict[str, int]:
     return {member: decision.count for member, decision in last_decisions(store, deployment).items()}
 
 
+def adopted(store: Store, deployment: str) -> dict[str, str]:
+    """Key → the resource id the newest adopt of that key took over, for keys whose newest
+    adopt or forget is a succeeded (or recovered) adopt: what ``validate`` says is done."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    actions = [AuditAction.ADOPT, AuditAction.FORGET]
+    for entry in store.recent_audit(deployment, actions, limit=1_000_000):
+        record = entry.record
+        if record.outcome not in (Outcome.SUCCEEDED, Outcome.RECOVERED) or record.key in seen:
+            continue
+        seen.add(record.key)
+        if record.action is AuditAction.ADOPT:
+            found[record.key] = record.resource_id
+    return found
+
+
 def backup_server_size(store: Store, deployment: str, key: str, snapshot_id: str) -> Size | None:
     """The size the backed-up server had, from the snapshot's audit entry (None if unknown)."""
     for entry in store.recent_audit(deployment, [AuditAction.SNAPSHOT], key=key, limit=100_000):

@@ -27,7 +27,8 @@ from typing import TypeVar
 import structlog
 
 from reconciler.config import render_user_data, resolve_secret
-from reconciler.core.audit_detail import AuditDetail, CreateIntent, Resize
+from reconciler.core.adoption import MISMATCH, spec_matches
+from reconciler.core.audit_detail import AdoptDetail, AuditDetail, CreateIntent, Resize
 from reconciler.core.changes import Change
 from reconciler.core.clock import Clock
 from reconciler.core.dag import walk
@@ -42,7 +43,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import usage_interval
-from reconciler.core.provider import Provider
+from reconciler.core.provider import AdoptRequest, Provider
 from reconciler.core.records import AuditAction, AuditEntry, Outcome, UsageInterval
 from reconciler.core.retry import RetryPolicy
 from reconciler.run.audit import AuditWriter, RunContext
@@ -119,6 +120,7 @@ class Executor:
         resource_id: str = "",
         token: str = "",
         detail: AuditDetail | str = "",
+        success_detail: AuditDetail | str = "",
         ledger: Callable[[T], object] | None = None,
     ) -> T:
         return self.audit.mutate(
@@ -129,6 +131,7 @@ class Executor:
             resource_id=resource_id,
             token=token,
             detail=detail,
+            success_detail=success_detail,
             ledger=ledger,
         )
 
@@ -162,6 +165,38 @@ class Executor:
             token=change.token,
             detail=detail,
             ledger=lambda created: self.store.open_interval(self._interval(created)),
+        )
+
+    def _adopt(self, change: Change) -> ObservedServer:
+        """Write our marks on the server the change takes over (nothing else); its usage starts now."""
+        server, want = change.before, change.after
+        assert server is not None and want is not None and change.token is not None
+        provider = self.providers[change.provider]
+        spec_hash = want.spec_hash if spec_matches(want, server) else MISMATCH  # as diff decided
+        request = AdoptRequest(
+            owner=self.plan.deployment,
+            key=want.key,
+            token=change.token,
+            generation=change.generation,
+            spec_hash=spec_hash,
+            cluster=want.cluster,
+            member=want.member,
+            protect=want.protect,
+            backup_policy=want.backup_policy or "",
+        )
+        detail = AdoptDetail(
+            server=server.resource_id, generation=change.generation, spec_hash=spec_hash, size=server.size
+        )
+        return self._mutate(
+            change,
+            AuditAction.ADOPT,
+            provider,
+            lambda: provider.adopt(server, request),
+            resource_id=server.resource_id,
+            token=change.token,
+            detail=detail,
+            success_detail=detail,
+            ledger=lambda adopted: self.store.open_interval(self._interval(adopted)),
         )
 
     def _delete(self, change: Change, server: ObservedServer) -> None:
@@ -232,6 +267,8 @@ class Executor:
             resource_id = ""
             if change.action is Action.CREATE:
                 resource_id = self._create(change).resource_id
+            elif change.action is Action.ADOPT:
+                resource_id = self._adopt(change).resource_id
             elif change.action is Action.UPDATE:
                 resource_id = self._update(change).resource_id
             elif change.action is Action.REPLACE:
@@ -341,4 +378,5 @@ def _audit_action(change: Change) -> AuditAction:
         Action.REPLACE: AuditAction.CREATE,
         Action.UPDATE: AuditAction.UPDATE,
         Action.DELETE: AuditAction.DELETE,
+        Action.ADOPT: AuditAction.ADOPT,
     }.get(change.action, AuditAction.UPDATE)

@@ -15,6 +15,7 @@ from reconciler.core.backups import plan_backups
 from reconciler.core.budgets import check_budgets
 from reconciler.core.clock import Clock
 from reconciler.core.diff import diff
+from reconciler.core.errors import ProviderError
 from reconciler.core.graph import order_changes
 from reconciler.core.keys import format_member
 from reconciler.core.model import DesiredServer, DesiredState, ObservedServer, Snapshot
@@ -22,6 +23,14 @@ from reconciler.core.plan import Plan
 from reconciler.core.policy import PlanFacts, check_policies
 from reconciler.core.pricing import plan_cost
 from reconciler.core.provider import Provider
+from reconciler.core.targeting import (
+    check_selectors,
+    parse_selectors,
+    select_changes,
+    targeted_backups,
+    targeted_cost,
+    targeted_notes,
+)
 from reconciler.run.audit import scaled_counts
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
@@ -50,6 +59,8 @@ def make_plan(
     destroy: bool = False,
     snapshots: Sequence[Snapshot] | None = None,
     skip_final_backup: bool = False,
+    described: Sequence[ObservedServer] = (),
+    targets: Sequence[str] = (),
 ) -> Plan:
     """desired × observed → ordered changes, cost and diagnostics, as one Plan.
 
@@ -67,9 +78,15 @@ def make_plan(
         capabilities={name: type(p).capabilities for name, p in providers.items()},
         last_generation=last_generation,
         protected_members=protected,
+        described=described,
     )
     changes = order_changes(result.changes, servers)
     cost = plan_cost(desired, observed, state.price_list_for)
+    selectors = parse_selectors(targets)
+    if selectors:
+        check_selectors(selectors, [*(s.key for s in servers), *(s.key for s in observed)])
+        changes = select_changes(changes, selectors)
+        cost = targeted_cost(desired, observed, changes, result.changes, state.price_list_for)
     budgets, budget_notes = check_budgets(state.budgets, cost, changes, state.price_list_for)
     violations = check_policies(state.policies, desired, PlanFacts(changes, cost))
     backups = plan_backups(
@@ -94,14 +111,45 @@ def make_plan(
         basis=tuple(sorted(observed, key=lambda s: (s.provider, s.key, s.resource_id))),
         noop_count=result.noop_count,
         cost=dataclasses.replace(cost, budgets=budgets),
-        diagnostics=(*state.warnings, *result.diagnostics, *budget_notes, *backups.notes),
+        diagnostics=(
+            *state.warnings,
+            *(targeted_notes(result.diagnostics, selectors) if selectors else result.diagnostics),
+            *budget_notes,
+            *backups.notes,
+        ),
         source_path=state.source_path,
         commit=commit,
-        backups=backups.actions,
+        backups=targeted_backups(backups.actions, changes) if selectors else backups.actions,
         skip_final_backup=skip_final_backup,
         violations=violations,
         windows=tuple(window for policy in state.policies for window in policy.windows),
+        targets=tuple(str(t) for t in selectors),
     )
+
+
+def describe_adoptions(
+    state: DesiredState, observed: Sequence[ObservedServer], session: ProviderSession
+) -> list[ObservedServer]:
+    """The servers ``adopt:`` entries name for keys no owned server carries yet, as described by
+    the member's provider — and, for ids it does not hold, by the state's other providers (so
+    the error can say where the server is)."""
+    owned = {s.key for s in observed if s.owner == state.deployment}
+    wanted: dict[str, set[str]] = {}
+    for server in state.servers:
+        if server.adopt_id and server.key not in owned:
+            wanted.setdefault(server.provider, set()).add(server.adopt_id)
+    if not wanted:
+        return []
+    found = session.describe({name: sorted(ids) for name, ids in wanted.items()})
+    seen = {(s.provider, s.resource_id) for s in found}
+    missing = {i for name, ids in wanted.items() for i in ids if (name, i) not in seen}
+    for config in state.providers if missing else ():
+        try:  # only to say where the server is: a provider that cannot tell is no error here
+            elsewhere = session.describe({config.name: sorted(missing)})
+        except ProviderError:
+            continue
+        found.extend(s for s in elsewhere if (s.provider, s.resource_id) not in seen)
+    return found
 
 
 def load_for_plan(path: Path, ws: Workspace, *, deployment: str | None = None) -> DesiredState:
@@ -123,8 +171,10 @@ def plan_in_session(
     destroy: bool = False,
     skip_final_backup: bool = False,
     observed: Sequence[ObservedServer] | None = None,
+    targets: Sequence[str] = (),
 ) -> Plan:
-    """Observe (unless ``observed`` was listed in this session already), list backups, and plan."""
+    """Observe (unless ``observed`` was listed in this session already), describe what ``adopt:``
+    entries name, list backups, and plan."""
     store = session.ws.existing_store()
     if observed is None:
         observed = session.observe(state.deployment)
@@ -143,6 +193,8 @@ def plan_in_session(
         destroy=destroy,
         snapshots=snapshots,
         skip_final_backup=skip_final_backup,
+        described=() if destroy else describe_adoptions(state, observed, session),
+        targets=targets,
     )
 
 
@@ -154,10 +206,12 @@ def plan_path(
     commit: str | None = None,
     destroy: bool = False,
     skip_final_backup: bool = False,
+    targets: Sequence[str] = (),
 ) -> Plan:
     """The whole read-only pipeline: load, validate, resolve, observe, diff, graph, cost, backups."""
     state = load_for_plan(path, ws, deployment=deployment)
     with ProviderSession(ws, state.providers) as session:
         return plan_in_session(
-            state, session, commit=commit, destroy=destroy, skip_final_backup=skip_final_backup
+            state, session, commit=commit, destroy=destroy, skip_final_backup=skip_final_backup,
+            targets=targets,
         )

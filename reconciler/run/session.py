@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 import structlog
 
 from reconciler.core.errors import NoSpaceError, UserError
 from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
+from reconciler.core.pricing import PriceListFor
 from reconciler.core.provider import Provider, create_provider
 from reconciler.core.records import Lease
 from reconciler.core.retry import call_with_retry
@@ -83,6 +84,21 @@ class ProviderSession:
         for name in sorted(chosen):
             observed.extend(call_with_retry(functools.partial(chosen[name].observe, owner), self.ws.retry))
         return observed
+
+    def describe(self, wanted: Mapping[str, Sequence[str]]) -> list[ObservedServer]:
+        """The servers of these ids, per provider name, owned or not (``Provider.describe``): one
+        call per provider that has ids to look up, retried on transient errors."""
+        described: list[ObservedServer] = []
+        for name in sorted(wanted):
+            provider = self.providers.get(name)
+            if provider is not None and wanted[name]:
+                ids = sorted(set(wanted[name]))
+                described.extend(call_with_retry(functools.partial(provider.describe, ids), self.ws.retry))
+        return described
+
+    def list_unowned(self, name: str) -> list[ObservedServer]:
+        """Every server of provider ``name`` carrying no owner mark (paged, retried)."""
+        return call_with_retry(self.providers[name].list_unowned, self.ws.retry)
 
     def list_snapshots(
         self, owner: str, providers: Iterable[str] | None = None
@@ -142,16 +158,23 @@ class ProviderSession:
         return frozenset(lease.scope.split("/", 1)[1] for lease in self.leases)
 
     def settle(
-        self, deployment: str, run: RunContext, observed: Sequence[ObservedServer] | None = None
+        self,
+        deployment: str,
+        run: RunContext,
+        observed: Sequence[ObservedServer] | None = None,
+        *,
+        price_list_for: PriceListFor | None = None,
     ) -> list[str]:
         """Resolve the intents a killed run left open, once per session; the messages saying how.
 
-        ``observed``: the servers as listed in this session, to judge stops, starts and deletes by.
+        ``observed``: the servers as listed in this session, to judge stops, starts and deletes by;
+        ``price_list_for``: prices the usage interval of an adoption that is recovered.
         """
         if deployment not in self._settled:
             providers = self.only(self.held_providers()) if self.leases else self.providers
             self._settled[deployment] = settle_intents(
-                self.ws.store(), providers, set(self.providers), deployment, run, self.ws.clock, observed
+                self.ws.store(), providers, set(self.providers), deployment, run, self.ws.clock, observed,
+                price_list_for,
             )
         return self._settled[deployment]
 

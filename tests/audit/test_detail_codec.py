@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from reconciler.core.audit_detail import (
+    AdoptDetail,
     AlertDetail,
     ApplyEnded,
     ApplyStarted,
@@ -20,6 +21,7 @@ from reconciler.core.audit_detail import (
     DaemonStopped,
     FailoverDetail,
     FailureSighting,
+    ForgetDetail,
     IntentSettled,
     PlanRefused,
     PruneDetail,
@@ -252,6 +254,17 @@ STORED: list[tuple[AuditDetail, AuditAction, Outcome, str]] = [
         '{"errors": [], "kept": null, "message": "caf\\u00e9"}',
     ),
     (PlanRefused(), AuditAction.REJECTED, Outcome.INFO, "plan refused"),
+    (
+        AdoptDetail(server="i-0abc", generation=0, spec_hash="f159332ef45c8376", size=SMALL),
+        AuditAction.ADOPT,
+        Outcome.INTENT,
+        '{"adopt": "i-0abc", "generation": 0, "spec_hash": "f159332ef45c8376", '
+        '"server_size": "1 vCPU, 1024 MB, 40 GB"}',
+    ),
+    (ForgetDetail(server="i-0abc", name="web-a"), AuditAction.FORGET, Outcome.INTENT,
+     '{"forget": "i-0abc", "name": "web-a"}'),
+    (IntentSettled(found=False, effect="released"), AuditAction.FORGET, Outcome.RECOVERED,
+     "it took effect: observed released after an interrupted run"),
 ]
 
 KINDS = sorted({type(detail) for detail, *_ in STORED}, key=lambda kind: kind.__name__)
@@ -269,7 +282,7 @@ def test_encodes_to_the_stored_text_and_decodes_back(
 
 
 def test_every_kind_has_a_stored_format() -> None:
-    assert len(KINDS) == 20
+    assert len(KINDS) == 22
 
 
 GARBAGE = [

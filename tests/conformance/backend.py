@@ -54,6 +54,7 @@ class Backend(Protocol):
     listing_operation: str  # the ``provider.calls`` key counted once per listing page
     observe_overhead_calls: int  # fixed extra API calls per observe besides listing pages
     observe_calls_per_server: int  # API calls per owned server in an observe (libvirt reads each one's XML)
+    describe_calls: int  # at most this many API calls for one ``describe`` of two servers
     pagination_skip: str | None  # reason to skip the many-servers pagination test, or None
     supports_snapshots: bool
     supports_start_stop: bool
@@ -99,6 +100,7 @@ class BaseBackend:
     listing_operation: str = "list_servers"
     observe_overhead_calls: int = 0
     observe_calls_per_server: int = 0
+    describe_calls: int = 1
     pagination_skip: str | None = None
     supports_snapshots: bool = True
     supports_start_stop: bool = True

@@ -106,5 +106,6 @@ BACKENDS = [
         large=Shape(Size(cpus=2, memory_mb=2048, disk_gb=10), flavor="t3.small"),
         page_size=5,
         listing_operation="DescribeInstances",
+        describe_calls=2,
     )
 ]

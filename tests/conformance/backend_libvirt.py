@@ -64,7 +64,7 @@ class TestDriverBackend(BaseBackend):
 
     def create_unowned(self, provider: Provider, name: str) -> None:
         with TestDriverWorld() as world:
-            world.define_plain(name)
+            world.define_plain(name, memory_mib=64)  # the least memory a template can say
 
     def inject_transient(self, provider: Provider, count: int) -> None:
         Faults(_libvirt(provider)).timeout(count)
@@ -93,7 +93,7 @@ class QemuBackend(BaseBackend):
         return provider
 
     def create_unowned(self, provider: Provider, name: str) -> None:
-        self._host().define_plain(name)
+        self._host().define_plain(name, memory_mib=64)
 
     def inject_transient(self, provider: Provider, count: int) -> None:
         Faults(_libvirt(provider)).timeout(count)
@@ -117,6 +117,7 @@ BACKENDS = [
         listing_operation="virConnectListAllDomains",
         observe_overhead_calls=1,
         observe_calls_per_server=2,
+        describe_calls=8,  # per domain: lookup, XML, state, its disk's volume and its size
         pagination_skip=PAGINATION,
         restore_methods=RESTORE_METHODS,
     ),
@@ -128,6 +129,7 @@ BACKENDS = [
         large=Shape(Size(cpus=2, memory_mb=96, disk_gb=1)),
         listing_operation="virConnectListAllDomains",
         observe_calls_per_server=2,
+        describe_calls=8,  # per domain: lookup, XML, state, its disk's volume and its size
         pagination_skip=PAGINATION,
         restore_methods=RESTORE_METHODS,
     ),

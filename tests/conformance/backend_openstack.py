@@ -78,6 +78,7 @@ def make_backend(cloud: Any = None) -> OpenStackBackend:
         large=Shape(Size(cpus=1, memory_mb=2048, disk_gb=1), flavor="m1.small"),
         page_size=5,
         listing_operation="servers.list",
+        describe_calls=2,  # one GET /servers/{id} each: the listing cannot filter on ids
     )
 
 

@@ -65,6 +65,7 @@ BACKENDS = [
         small=Shape(Size(cpus=1, memory_mb=1024, disk_gb=10)),
         large=Shape(Size(cpus=2, memory_mb=2048, disk_gb=10)),
         listing_operation="VM.get_all_records",
+        describe_calls=3,  # the pool's VM, VBD and VDI records
         pagination_skip="XAPI does not page: VM.get_all_records lists the whole pool in one call",
     )
 ]

@@ -107,7 +107,7 @@ def empty_plan(**overrides: object) -> Plan:
 # --- golden files ---------------------------------------------------------------------------
 def test_representative_plan_has_every_kind_of_change() -> None:
     plan = representative_plan()
-    assert plan.summary() == {"create": 2, "update": 1, "replace": 1, "delete": 1, "no-op": 3}
+    assert plan.summary() == {"create": 2, "update": 1, "replace": 1, "delete": 1, "adopt": 0, "no-op": 3}
     assert len(plan.diagnostics) == 2
 
 

@@ -37,8 +37,8 @@ def _image_xml(name: str, capacity_mb: int) -> str:
             "<allocation>0</allocation><target><format type='qcow2'/></target></volume>")
 
 
-def _plain_domain_xml(name: str, domain_type: str) -> str:
-    return (f"<domain type='{domain_type}'><name>{name}</name><memory unit='MiB'>32</memory>"
+def _plain_domain_xml(name: str, domain_type: str, memory_mib: int = 32) -> str:
+    return (f"<domain type='{domain_type}'><name>{name}</name><memory unit='MiB'>{memory_mib}</memory>"
             "<vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>")
 
 
@@ -93,9 +93,9 @@ class TestDriverWorld:
     def volumes(self) -> list[str]:
         return sorted(vol.name() for vol in self.pool().listAllVolumes(0))
 
-    def define_plain(self, name: str) -> None:
+    def define_plain(self, name: str, memory_mib: int = 32) -> None:
         """A running domain made by hand: no reconciler metadata."""
-        self.conn.defineXML(_plain_domain_xml(name, "test")).create()
+        self.conn.defineXML(_plain_domain_xml(name, "test", memory_mib)).create()
 
     def domain(self, name: str) -> Any:
         return self.conn.lookupByName(name)
@@ -154,8 +154,8 @@ class QemuHost:
         self.pool().refresh(0)
         return sorted(vol.name() for vol in self.pool().listAllVolumes(0))
 
-    def define_plain(self, name: str) -> None:
-        self.conn.defineXML(_plain_domain_xml(name, "qemu")).create()
+    def define_plain(self, name: str, memory_mib: int = 32) -> None:
+        self.conn.defineXML(_plain_domain_xml(name, "qemu", memory_mib)).create()
         self.handmade.append(name)
 
     def foreign_domain_count(self) -> int:

@@ -1,0 +1,72 @@
+"""Taking over EC2 instances made by hand, end to end through the real command on moto_server:
+three instances made with boto3 directly (web-a and web-b t3.micro, db-1 t3.medium) →
+``generate`` → ``validate`` → ``plan`` adopts exactly three and creates and deletes nothing →
+``apply`` → the same instance ids, now carrying the ownership tags → ``plan
+--detailed-exitcode`` exits 0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.model import TAG_KEY, TAG_OWNER
+from tests.aws.factory import tags_of
+from tests.aws.motoserver import AMI, REGION, MotoServer
+from tests.aws.test_cli import run
+
+FLEET = [("web-a", "t3.micro"), ("web-b", "t3.micro"), ("db-1", "t3.medium")]
+
+
+def _instances(ec2: Any) -> dict[str, dict[str, Any]]:
+    found = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] != "terminated":
+                found[tags_of(instance)["Name"]] = instance
+    return found
+
+
+def test_adopt_three_instances_made_by_hand(tmp_path: Path, moto: MotoServer, ec2: Any,
+                                            aws_env: dict[str, str]) -> None:
+    for name, instance_type in FLEET:
+        ec2.run_instances(
+            ImageId=AMI, MinCount=1, MaxCount=1, InstanceType=instance_type,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        )
+    before = {name: i["InstanceId"] for name, i in _instances(ec2).items()}
+    folder = tmp_path / "fleet"
+    folder.mkdir()
+    provider = {
+        "apiVersion": "reconciler/v1", "kind": "Provider", "metadata": {"name": "aws"},
+        "spec": {"type": "aws", "region": REGION, "endpoint_url": moto.url, "poll_interval": 0.05,
+                 "wait_timeout": 30},
+    }
+    (folder / "providers.yaml").write_text(json.dumps(provider), encoding="utf-8")
+
+    generated = run(tmp_path, aws_env, "generate", str(folder), "--provider", "aws",
+                    "--out", str(folder / "adopted.yaml"))
+    assert generated.returncode == 0, generated.stderr
+    text = (folder / "adopted.yaml").read_text(encoding="utf-8")
+    assert '"t3.micro"' in text and '"t3.medium"' in text and "count: 2" in text
+    validated = run(tmp_path, aws_env, "validate", str(folder))
+    assert validated.returncode == 0, validated.stderr
+
+    plan = run(tmp_path, aws_env, "plan", str(folder), "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    changes = json.loads(plan.stdout)["changes"]
+    assert sorted((c["action"], c["key"]) for c in changes) == [
+        ("adopt", "aws/db/0"), ("adopt", "aws/web/0"), ("adopt", "aws/web/1"),
+    ]  # exactly three adopts: nothing created, nothing deleted, nothing else
+
+    applied = run(tmp_path, aws_env, "apply", str(folder), "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    after = _instances(ec2)
+    assert {name: i["InstanceId"] for name, i in after.items()} == before
+    keys = {name: tags_of(i).get(TAG_KEY) for name, i in after.items()}
+    assert keys == {"web-a": "aws/web/0", "web-b": "aws/web/1", "db-1": "aws/db/0"}
+    assert all(tags_of(i).get(TAG_OWNER) == "fleet" for i in after.values())
+    assert all(i["State"]["Name"] == "running" for i in after.values())
+
+    again = run(tmp_path, aws_env, "plan", str(folder), "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
