@@ -419,10 +419,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "created_at": isoformat(plan.created_at),
         "source_path": plan.source_path,
         "commit": plan.commit,
-        "targets": list(plan.targets),
         "summary": plan.summary(),
         "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
         "windows": [window_to_dict(w) for w in plan.windows],
+        "targets": list(plan.targets),
         "cost": cost_to_dict(plan.cost),
         "changes": [
             {
