@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from reconciler.core.console_model import ConsoleSpec, Role
@@ -80,7 +80,7 @@ class Verifier:
         self.spec = spec
         self._resolve = resolve
         self._hasher = PasswordHasher()
-        self._dummy = self._hasher.hash(secrets.token_hex(16))  # what an unknown user name is checked against
+        self._dummy: str | None = None  # what an unknown user name is checked against
         self._tokens: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
@@ -97,9 +97,24 @@ class Verifier:
             return None
         return text
 
+    def _dummy_hash(self) -> str:
+        """A hash of nothing, as costly as the declared ones (the first readable one's parameters)."""
+        if self._dummy is None:
+            hasher = self._hasher
+            for user in self.spec.users if self.spec is not None else ():
+                hashed = self._hash(user.password_hash, f"user {user.name}")
+                if hashed is not None:
+                    try:
+                        hasher = PasswordHasher.from_parameters(extract_parameters(hashed))
+                    except InvalidHashError:
+                        continue
+                    break
+            self._dummy = hasher.hash(secrets.token_hex(16))
+        return self._dummy
+
     def _matches(self, hashed: str | None, offered: str) -> bool:
         try:
-            return self._hasher.verify(hashed or self._dummy, offered) and hashed is not None
+            return self._hasher.verify(hashed or self._dummy_hash(), offered) and hashed is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -29,6 +29,7 @@ detail (action: outcome → kind):
 * ``rejected``: failed → ``CommitRejected`` (an invalid commit) or ``PolicyDenied`` (a commit a
   deny Policy refuses), info → ``PlanRefused``
 * ``window.override`` → ``WindowOverride`` (``apply --override-window``)
+* ``console`` → ``ConsoleRequest`` (a request made in the web console; ``audit_detail_console``)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from reconciler.core.audit_detail_base import (
     size_from_text,
     text_field,
 )
+from reconciler.core.audit_detail_console import ConsoleRequest
 from reconciler.core.audit_detail_daemon import (
     AlertDetail,
     CommitAdopted,
@@ -76,6 +78,7 @@ __all__ = [
     "AuditDetail",
     "CommitAdopted",
     "CommitRejected",
+    "ConsoleRequest",
     "CreateIntent",
     "DaemonStarted",
     "DaemonStopped",
@@ -382,6 +385,7 @@ AuditDetail = (
     | PlanRefused
     | PolicyDenied
     | WindowOverride
+    | ConsoleRequest
 )
 
 _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
@@ -402,6 +406,7 @@ _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
     AuditAction.FAILURE_SEEN: (FailureSighting,),
     AuditAction.COMMIT: (CommitAdopted,),
     AuditAction.WINDOW_OVERRIDE: (WindowOverride,),
+    AuditAction.CONSOLE: (ConsoleRequest,),
 }
 
 

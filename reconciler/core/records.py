@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     FAILURE_SEEN = "failure.seen"  # the daemon first saw a server failed: its failover grace starts
     COMMIT = "commit"  # the daemon adopted a new commit of the desired state
     WINDOW_OVERRIDE = "window.override"  # apply --override-window passed a Policy's change window
+    CONSOLE = "console"  # a request made in the web console (sync now, retry, backups, acknowledge)
 
 
 class Outcome(StrEnum):

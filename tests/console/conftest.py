@@ -78,3 +78,17 @@ def write_state(tmp_path: Path, hashes: dict[str, str]) -> WriteState:
         return folder
 
     return write
+
+
+@pytest.fixture
+def console_app(write_state: WriteState, hash_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A console beside a fake loop, over the ``infra`` desired state: (console, loop, client)."""
+    from starlette.testclient import TestClient
+
+    from tests.console.support import FakeLoop, console_for
+
+    folder = write_state()
+    loop = FakeLoop(folder)
+    console = console_for(folder, tmp_path / "state", loop)
+    with TestClient(console.app) as client:
+        yield console, loop, client

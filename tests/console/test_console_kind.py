@@ -77,8 +77,10 @@ def test_oidc_settings(write_state: WriteState) -> None:
             "console.yaml:10: token 'alice' has the name of a user",
         ),
         (
-            console_yaml("  oidc: {issuer: 'http://idp.example.com', client_id: r, "
-                         "client_secret: {secret: env:S}, roles: {ops: operator}}\n"),
+            console_yaml(
+                "  oidc: {issuer: 'http://idp.example.com', client_id: r, "
+                "client_secret: {secret: env:S}, roles: {ops: operator}}\n"
+            ),
             "console.yaml:12: spec.oidc.issuer 'http://idp.example.com' is not https://",
         ),
         (
@@ -126,7 +128,9 @@ def test_passwords_and_tokens_are_checked(write_state: WriteState, hash_env: dic
 
 
 def test_an_unreadable_or_foreign_hash_refuses_the_login_and_names_no_value(
-    write_state: WriteState, hash_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    write_state: WriteState,
+    hash_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, console = load_with_console(write_state())
