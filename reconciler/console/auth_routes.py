@@ -77,6 +77,7 @@ def _form_page(
         oidc=spec.oidc if spec else None,
         no_console=spec is None,
         open_access=rt.open_access,
+        closed=rt.closed,
     )
     response.set_cookie(
         LOGIN_COOKIE, value, **cookie_options(secure=secure(request), max_age=LOGIN_FORM_SECONDS)

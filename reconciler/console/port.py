@@ -52,6 +52,7 @@ class Desired:
     path: Path
     commit: CommitInfo | None = None
     deployment: str | None = None
+    shown_root: Path | None = None  # file names in problems are shown relative to it (a checkout)
 
 
 class DaemonPort(Protocol):

@@ -89,6 +89,11 @@ class Runtime:
         return self.ws.store()
 
     @property
+    def closed(self) -> bool:
+        """Not on a loopback address, and no Console document: nobody may use the console."""
+        return self.spec is None and not self.loopback
+
+    @property
     def open_access(self) -> bool:
         """No Console document, on a loopback address: everyone local is a viewer."""
         return self.spec is None and self.loopback

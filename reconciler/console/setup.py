@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from reconciler.config.console import is_loopback
 from reconciler.console.app import build_app, check_exposure
 from reconciler.console.oidc import oidc_routes
 from reconciler.console.port import DaemonPort, Desired
 from reconciler.console.render import environment
 from reconciler.console.runtime import Runtime, UsageRenderer
+from reconciler.console.serve import parse_listen
 from reconciler.console.session import Signer, session_key
 from reconciler.console.snapshot import ConsoleSnapshot, SnapshotCache, build_snapshot
 from reconciler.core.console_model import ConsoleSpec
@@ -63,8 +65,13 @@ def make_console(
     usage_html: UsageRenderer | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     max_age: float = 30.0,
+    strict: bool = True,
 ) -> Console:
-    loopback = check_exposure(listen, known_access)
+    """The console's app and runtime. ``strict``: refuse (``UserError``) a non-loopback ``listen``
+    without a Console document; otherwise the console stays closed there until one is declared."""
+    if strict:
+        check_exposure(listen, known_access)
+    loopback = is_loopback(parse_listen(listen)[0])
     cache = SnapshotCache(lambda: _reader(port, ws), max_age=max_age)
     cache.access, cache.access_loaded = known_access, True
     runtime = Runtime(

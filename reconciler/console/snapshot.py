@@ -305,7 +305,7 @@ def build_snapshot(desired: Desired, ws: Workspace) -> ConsoleSnapshot:
     started = time.monotonic()
     now = ws.clock.now()
     deployment = desired.deployment or deployment_name(desired.path)
-    shown = desired.path.name if desired.commit else str(desired.path)
+    shown = f"commit {desired.commit.short}" if desired.commit else str(desired.path)
     base = ConsoleSnapshot(
         taken_at=now, seconds=0.0, deployment=deployment, source=shown, commit=desired.commit
     )
@@ -314,7 +314,7 @@ def build_snapshot(desired: Desired, ws: Workspace) -> ConsoleSnapshot:
         counts = scaled_counts(store, deployment) if store is not None else None
         state, console = load_with_console(desired.path, deployment=desired.deployment, counts=counts)
     except UserError as exc:
-        problems = tuple(f"the desired state is invalid: {d}" for d in exc.diagnostics)
+        problems = tuple(f"the desired state is invalid: {_shown(desired, str(d))}" for d in exc.diagnostics)
         return _done(base, started, problems=problems)
     base = _done(base, started, state=state, console=console, loaded=True, deployment=state.deployment)
     try:
@@ -336,7 +336,7 @@ def build_snapshot(desired: Desired, ws: Workspace) -> ConsoleSnapshot:
             )
             capabilities = session.capabilities
     except (ProviderError, UserError) as exc:
-        return _done(base, started, problems=(f"the clouds could not be read: {exc}",))
+        return _done(base, started, problems=(f"the clouds could not be read: {_shown(desired, str(exc))}",))
     last: dict[str, tuple[datetime, str]] = {}
     if store is not None:
         for entry in store.recent_audit(state.deployment, _CHANGE_ACTIONS, limit=_LAST_CHANGES_READ):
@@ -351,6 +351,13 @@ def build_snapshot(desired: Desired, ws: Workspace) -> ConsoleSnapshot:
         groups=tuple(_groups(state, rows)),
         backups=tuple(_backups(state, plan, snapshots, capabilities, now)),
     )
+
+
+def _shown(desired: Desired, text: str) -> str:
+    """A message with the checkout's folder left out of its file names."""
+    if desired.shown_root is None:
+        return text
+    return text.replace(str(desired.shown_root) + "/", "")
 
 
 def _done(base: ConsoleSnapshot, started: float, **changes: Any) -> ConsoleSnapshot:
