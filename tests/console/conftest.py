@@ -92,3 +92,29 @@ def console_app(write_state: WriteState, hash_env: dict[str, str], tmp_path: Pat
     console = console_for(folder, tmp_path / "state", loop)
     with TestClient(console.app) as client:
         yield console, loop, client
+
+
+# --- the console beside a real daemon (``reconciler run`` as a subprocess) -------------------------------
+from tests.daemon.conftest import (  # noqa: E402 - the daemon tests' fixtures, shared
+    DaemonProcess,
+    GitRepo,
+    StartDaemon,
+    repo,
+    start_daemon,
+    state_dir,
+)
+
+__all__ = ["repo", "start_daemon", "state_dir"]
+
+
+@pytest.fixture
+def console_daemon(
+    repo: GitRepo, start_daemon: StartDaemon, hash_env: dict[str, str], hashes: dict[str, str]
+) -> DaemonProcess:
+    """``reconciler run`` on simcloud with a Console document in its repository, converged once;
+    cycles then run only when asked (sync now) or on a new commit."""
+    repo.commit(
+        {"console.yaml": console_yaml(), "secrets/victor.hash": hashes["victor"] + "\n"},
+        "who may use the console",
+    )
+    return start_daemon(repo, interval=600)
