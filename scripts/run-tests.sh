@@ -17,7 +17,7 @@ VENV=${VENV:-.venv}
 STRICT=${CI:-false}
 SYSTEM_PACKAGES=(
   libvirt-dev pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  qemu-system-x86 qemu-utils postgresql chromium
+  qemu-system-x86 qemu-utils postgresql chromium chromium-driver nodejs npm
 )
 
 step() { echo "== $*"; }
