@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reconciler.config.console import is_loopback
-from reconciler.console import api, auth_routes, events, pages
+from reconciler.console import api, auth_routes, events, oidc, pages
 from reconciler.console.guard import Guard
 from reconciler.console.render import page
 from reconciler.console.runtime import Forbidden, Runtime, TooMany, Unauthorized
@@ -138,21 +138,21 @@ def console_routes() -> list[BaseRoute]:
         Route("/api/v1/backups", api.run_backups, methods=["POST"]),
         Route("/api/v1/servers/{key:path}/retry", api.retry, methods=["POST"]),
         Route("/api/v1/alerts/{seq:int}/ack", api.acknowledge, methods=["POST"]),
+        *oidc.oidc_routes(),
         Mount("/static", StaticFiles(packages=[("reconciler.console", "static")]), name="static"),
     ]
 
 
-def build_app(
-    rt: Runtime, extra_routes: Sequence[BaseRoute] = (), *, oidc_routes: Sequence[BaseRoute] = ()
-) -> Starlette:
+def build_app(rt: Runtime, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     app = Starlette(
-        routes=[*extra_routes, *console_routes(), *oidc_routes],
+        routes=[*extra_routes, *console_routes()],
         middleware=[Middleware(Guard)],
         exception_handlers={
             Unauthorized: _unauthorized,
             Forbidden: _forbidden,
             TooMany: _too_many,
             BadRequest: _bad,
+            **oidc.EXCEPTION_HANDLERS,
             HTTPException: _http,
             Exception: _crash,
         },

@@ -133,9 +133,18 @@ async def login(request: Request) -> Response:
 
 
 def start_session(
-    request: Request, rt: Runtime, name: str, role: Role, via: AuthMethod, hours: float, target: str
+    request: Request,
+    rt: Runtime,
+    name: str,
+    role: Role,
+    via: AuthMethod,
+    hours: float,
+    target: str,
+    *,
+    claims: list[str] | None = None,
 ) -> Response:
-    session = new_session(Principal(name, role, via), hours, rt.clock())
+    """Set a fresh session cookie (a new CSRF token with it) and redirect to ``target``."""
+    session = new_session(Principal(name, role, via), hours, rt.clock(), tuple(claims or ()))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -122,7 +122,10 @@ def session_of(request: Request, rt: Runtime) -> Session | None:
             return None
         return Session(session.name, user.role, session.via, session.csrf, session.expires)
     if session.via is AuthMethod.OIDC and spec.oidc is not None:
-        return session
+        role = spec.oidc.role_for(list(session.groups))
+        if role is None:
+            return None
+        return Session(session.name, role, session.via, session.csrf, session.expires, session.groups)
     return None
 
 

@@ -113,13 +113,23 @@ class Session:
     via: AuthMethod
     csrf: str
     expires: int
+    groups: tuple[str, ...] = ()  # an OpenID login's roles-claim values (its role follows them)
 
     @property
     def principal(self) -> Principal:
         return Principal(self.name, self.role, self.via)
 
     def payload(self) -> dict[str, Any]:
-        return {"u": self.name, "r": self.role.value, "m": self.via.value, "c": self.csrf, "e": self.expires}
+        data: dict[str, Any] = {
+            "u": self.name,
+            "r": self.role.value,
+            "m": self.via.value,
+            "c": self.csrf,
+            "e": self.expires,
+        }
+        if self.groups:
+            data["g"] = list(self.groups)
+        return data
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Session | None:
@@ -130,18 +140,20 @@ class Session:
                 via=AuthMethod(data["m"]),
                 csrf=str(data["c"]),
                 expires=int(data["e"]),
+                groups=tuple(str(g) for g in data.get("g", ())),
             )
         except (KeyError, ValueError, TypeError):
             return None
 
 
-def new_session(principal: Principal, hours: float, now: float) -> Session:
+def new_session(principal: Principal, hours: float, now: float, groups: tuple[str, ...] = ()) -> Session:
     return Session(
         name=principal.name,
         role=principal.role,
         via=principal.via,
         csrf=secrets.token_urlsafe(32),
         expires=int(now + hours * 3600),
+        groups=groups,
     )
 
 

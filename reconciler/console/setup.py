@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute
 
 from reconciler.config.console import is_loopback
 from reconciler.console.app import build_app, check_exposure
-from reconciler.console.oidc import oidc_routes
 from reconciler.console.port import DaemonPort, Desired
 from reconciler.console.render import environment
 from reconciler.console.runtime import Runtime, UsageRenderer
@@ -85,4 +84,4 @@ def make_console(
         usage_html=usage_html,
     )
     runtime.extra["stopping"] = threading.Event()
-    return Console(build_app(runtime, extra_routes, oidc_routes=oidc_routes()), runtime)
+    return Console(build_app(runtime, extra_routes), runtime)

@@ -40,8 +40,15 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1100", "--no-first-run", "--disable-extensions"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1100",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
@@ -79,8 +86,11 @@ def _screenshot(driver: Any, name: str) -> Path:
 
 
 def _csp_complaints(driver: Any) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser")
-            if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]]
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]
+    ]
 
 
 def _live(driver: Any) -> str:
@@ -102,12 +112,21 @@ def test_an_operator_syncs_and_sees_the_cycle_live(console_daemon: DaemonProcess
 
     admin_delete(daemon.state_dir, "shop/web/1")  # behind the daemon's back
     browser.find_element(By.ID, "sync-now").click()
-    wait_until(lambda: "sync requested" in browser.find_element(By.ID, "action-result").text, timeout=10,
-               what="the sync request to be accepted")
-    wait_until(lambda: "create shop/web/1: succeeded" in _live(browser), timeout=20,
-               what=f"the create to show in the live panel: {_live(browser)!r}")
-    wait_until(lambda: "cycle finished: converged" in _live(browser), timeout=20,
-               what=f"the cycle to finish in the live panel: {_live(browser)!r}")
+    wait_until(
+        lambda: "sync requested" in browser.find_element(By.ID, "action-result").text,
+        timeout=10,
+        what="the sync request to be accepted",
+    )
+    wait_until(
+        lambda: "create shop/web/1: succeeded" in _live(browser),
+        timeout=20,
+        what=f"the create to show in the live panel: {_live(browser)!r}",
+    )
+    wait_until(
+        lambda: "cycle finished: converged" in _live(browser),
+        timeout=20,
+        what=f"the cycle to finish in the live panel: {_live(browser)!r}",
+    )
     assert "console:alice" in _live(browser)
     _screenshot(browser, "overview-after-sync")
     browser.get(daemon.base + "/audit?action=console")
@@ -119,8 +138,9 @@ def test_an_operator_syncs_and_sees_the_cycle_live(console_daemon: DaemonProcess
     assert _csp_complaints(browser) == []
 
 
-def test_a_viewer_has_no_button_and_a_forged_request_is_refused(console_daemon: DaemonProcess,
-                                                                  browser: Any) -> None:
+def test_a_viewer_has_no_button_and_a_forged_request_is_refused(
+    console_daemon: DaemonProcess, browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
 
     daemon = console_daemon
