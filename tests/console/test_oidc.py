@@ -21,9 +21,9 @@ import pytest
 
 from reconciler.console import serve
 from reconciler.core.console_model import Role
-from tests.console.conftest import WriteState, console_yaml
+from tests.console.conftest import console_yaml
 from tests.console.support import CSRF_META, FakeLoop, console_for
-from tests.daemon.conftest import free_port
+from tests.daemon.conftest import PROVIDERS, TEMPLATES, cluster, free_port
 
 NODE = shutil.which("node")
 PACKAGE_DIR = Path(
@@ -54,10 +54,10 @@ class Setup:
     console: object
 
 
-@pytest.fixture
-def oidc_console(
-    write_state: WriteState, hash_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Setup]:
+@pytest.fixture(scope="module")
+def oidc_console(tmp_path_factory: pytest.TempPathFactory, hashes: dict[str, str]) -> Iterator[Setup]:
+    """One provider and one console for the module (Node starts slowly): the tests sign in afresh."""
+    tmp_path = tmp_path_factory.mktemp("oidc")
     sock = serve.bind("127.0.0.1:0")
     console_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     port = free_port()
@@ -69,18 +69,28 @@ def oidc_console(
         text=True,
         stdin=subprocess.DEVNULL,
     )
+    saved = {name: os.environ.get(name) for name in ("OIDC_SECRET", "ALICE_HASH", "ADA_HASH")}
     try:
         assert node.stdout is not None
         first = node.stdout.readline()  # "ready ISSUER", or "" when node exits
         assert first.startswith("ready "), (tmp_path / "oidc-provider.log").read_text()
         issuer = first.split()[1]
-        monkeypatch.setenv("OIDC_SECRET", SECRET)
+        os.environ.update(OIDC_SECRET=SECRET, ALICE_HASH=hashes["alice"], ADA_HASH=hashes["ada"])
         extra = (
             f"  oidc: {{issuer: '{issuer}', client_id: reconciler, "
             "client_secret: {secret: env:OIDC_SECRET}, roles_claim: groups, "
             "roles: {ops: operator, finance: viewer}}\n"
         )
-        folder = write_state(console=console_yaml(extra))
+        folder = tmp_path / "infra"
+        folder.mkdir()
+        texts = {
+            "providers.yaml": PROVIDERS,
+            "templates.yaml": TEMPLATES,
+            "shop.yaml": cluster(2),
+            "console.yaml": console_yaml(extra).replace("file:secrets/victor.hash", "env:ALICE_HASH"),
+        }
+        for name, text in texts.items():
+            (folder / name).write_text(text, encoding="utf-8")
         console = console_for(folder, tmp_path / "state", FakeLoop(folder), listen=console_url[7:])
         server = serve.WebServer(console.app, sock).start()
         try:
@@ -93,6 +103,11 @@ def oidc_console(
         node.terminate()
         node.wait(timeout=10)
         log.close()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _sign_in(setup: Setup, who: str, next_path: str = "/") -> tuple[httpx.Client, httpx.Response]:
@@ -119,7 +134,7 @@ def test_an_operator_signs_in_through_the_provider(oidc_console: Setup) -> None:
     store = oidc_console.console.runtime.ws.existing_store()  # type: ignore[attr-defined]
     from reconciler.core.records import AuditAction
 
-    (entry,) = store.recent_audit("infra", [AuditAction.CONSOLE], limit=5)
+    entry = store.recent_audit("infra", [AuditAction.CONSOLE], limit=5)[0]
     assert entry.record.actor == "console:alice@example.com" and '"via": "oidc"' in entry.record.detail
 
 
