@@ -75,6 +75,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         help=f"HOST:PORT for the web console at / and /healthz, /readyz, /metrics, POST /hooks/git "
         f"(default {DEFAULT_LISTEN}; 'off' for none)",
     )
+    p.add_argument("--tls-cert", type=Path, help="serve --listen over https with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="… and this private key (PEM)")
     p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
     p.add_argument("--allow-mass-delete", action="store_true")
     p.add_argument(
@@ -129,11 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     tip = daemon.source.fetch()  # a wrong URL or branch fails now, not in a log line every cycle
     server = console = None
     if options.listen:
-        from reconciler.cli.console import usage_fragment
+        from reconciler.cli.console import tls_files, usage_fragment
         from reconciler.daemon.console_port import daemon_console
 
+        tls = tls_files(args)
         console = daemon_console(daemon, tip, options.listen, usage_html=usage_fragment)
-        server = start_server(options.listen, daemon.metrics, daemon.probes(), app=console.app)
+        server = start_server(options.listen, daemon.metrics, daemon.probes(), app=console.app, tls=tls)
         log.info("listening", url=server.url, console=f"{server.url}/")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -187,8 +187,14 @@ def status_app(metrics: DaemonMetrics, probes: Probes) -> Starlette:
 
 
 def start_server(
-    listen: str, metrics: DaemonMetrics, probes: Probes, *, app: ASGIApp | None = None
+    listen: str,
+    metrics: DaemonMetrics,
+    probes: Probes,
+    *,
+    app: ASGIApp | None = None,
+    tls: tuple[str | None, str | None] = (None, None),
 ) -> StatusServer:
     """Bind and serve in a background thread (``server.shutdown()`` stops it): ``app`` (the console
-    with these routes mounted), or the endpoints alone."""
-    return serve.start(app if app is not None else status_app(metrics, probes), listen)
+    with these routes mounted), or the endpoints alone; https with ``tls`` (certificate, key)."""
+    chosen = app if app is not None else status_app(metrics, probes)
+    return serve.start(chosen, listen, tls_cert=tls[0], tls_key=tls[1])

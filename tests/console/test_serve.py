@@ -105,3 +105,55 @@ def test_htmx_is_vendored_with_its_license() -> None:
     assert hashlib.sha256((STATIC / "htmx.min.js").read_bytes()).hexdigest() == HTMX_SHA256
     assert "Zero-Clause BSD" in (STATIC / "htmx.LICENSE").read_text()
     assert HTMX_SHA256 in (STATIC / "VENDORED.md").read_text()
+
+
+def _self_signed(folder: Path) -> tuple[str, str]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_served_over_https_cookies_are_secure(
+    write_state: WriteState, hash_env: dict[str, str], tmp_path: Path
+) -> None:
+    import httpx
+
+    folder = write_state()
+    console = console_for(folder, tmp_path / "state", FakeLoop(folder))
+    cert, key = _self_signed(tmp_path)
+    server = serve.start(console.app, "127.0.0.1:0", tls_cert=cert, tls_key=key)
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        answer = httpx.get(server.url + "/login", verify=False)
+        assert answer.status_code == 200
+        assert answer.headers["strict-transport-security"].startswith("max-age=")
+        assert "Secure" in answer.headers["set-cookie"] and "HttpOnly" in answer.headers["set-cookie"]
+    finally:
+        console.stop()
+        server.shutdown()
+        server.server_close()
