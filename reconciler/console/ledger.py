@@ -23,6 +23,7 @@ from reconciler.console.views import Page, within
 from reconciler.core.audit_detail import AlertDetail, ConsoleRequest
 from reconciler.core.audit_detail_console import ConsoleRequestKind
 from reconciler.core.clock import Clock
+from reconciler.core.errors import UserError
 from reconciler.core.keys import cluster_of
 from reconciler.core.records import AuditAction, AuditEntry, Outcome
 from reconciler.run import anchor
@@ -200,7 +201,10 @@ def verify(store: Store | None, location: str, now: datetime) -> Verified:
         return Verified(
             False, result.entries, f"BROKEN at entry {result.first_bad_seq}: {result.problem}", now
         )
-    anchored = anchor.verify(store, location)
+    try:
+        anchored = anchor.verify(store, location)
+    except UserError as exc:
+        return Verified(False, result.entries, f"the signed checkpoints cannot be checked: {exc}", now)
     if not anchored.ok:
         return Verified(False, result.entries, f"BROKEN: {anchored.problem}", now)
     text = f"intact: {result.entries} entries, hash chain verified"

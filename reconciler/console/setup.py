@@ -71,7 +71,7 @@ def make_console(
     if strict:
         check_exposure(listen, known_access)
     loopback = is_loopback(parse_listen(listen)[0])
-    cache = SnapshotCache(lambda: _reader(port, ws), max_age=max_age)
+    cache = SnapshotCache(lambda: _reader(port, ws), max_age=max_age, epoch=lambda: port.status().cycles)
     cache.access, cache.access_loaded = known_access, True
     runtime = Runtime(
         port=port,

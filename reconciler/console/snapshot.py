@@ -365,20 +365,36 @@ def _done(base: ConsoleSnapshot, started: float, **changes: Any) -> ConsoleSnaps
 
 
 class SnapshotCache:
-    """The newest snapshot, remade in the background when it is older than ``max_age`` or asked to."""
+    """The newest snapshot, remade in the background when it is older than ``max_age``.
 
-    def __init__(self, make: Callable[[], ConsoleSnapshot], *, max_age: float = 30.0) -> None:
+    ``epoch`` (the loop's count of finished cycles) says when the clouds changed for sure: a
+    snapshot made before the newest cycle finished is remade before it is shown again (waiting
+    up to ``wait_seconds`` for it), as it is after ``invalidate``; a merely old one is shown
+    while the next is made.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], ConsoleSnapshot],
+        *,
+        max_age: float = 30.0,
+        epoch: Callable[[], int] = lambda: 0,
+        wait_seconds: float = 2.0,
+    ) -> None:
         self._make = make
+        self._epoch = epoch
         self.max_age = max_age
+        self.wait_seconds = wait_seconds
         self._current: ConsoleSnapshot | None = None
         self._made_at = 0.0
+        self._made_epoch = -1
         self._lock = threading.Lock()
         self._building: threading.Thread | None = None
         self._stale = False
         self.access: ConsoleSpec | None = None  # the Console document of the newest valid desired state
         self.access_loaded = False
 
-    def _build(self) -> None:
+    def _build(self, epoch: int) -> None:
         try:
             snapshot = self._make()
         except Exception:  # the console must survive whatever one read meets
@@ -388,21 +404,26 @@ class SnapshotCache:
             return
         with self._lock:
             self._current, self._made_at, self._building = snapshot, time.monotonic(), None
+            self._made_epoch = epoch
             if snapshot.loaded:
                 self.access, self.access_loaded = snapshot.console, True
 
     def get(self, *, wait: bool = False) -> ConsoleSnapshot:
-        """The newest snapshot (made now, the first time); a stale one starts the next in the background."""
+        """The newest snapshot: made now the first time and after a cycle; an old one starts the next."""
+        epoch = self._epoch()
         with self._lock:
             current = self._current
-            old = current is None or self._stale or time.monotonic() - self._made_at > self.max_age
+            outdated = self._stale or epoch != self._made_epoch
+            old = current is None or outdated or time.monotonic() - self._made_at > self.max_age
             if old and self._building is None:
                 self._stale = False
-                self._building = threading.Thread(target=self._build, name="console-snapshot", daemon=True)
+                self._building = threading.Thread(
+                    target=self._build, args=(epoch,), name="console-snapshot", daemon=True
+                )
                 self._building.start()
             building = self._building
-        if (current is None or wait) and building is not None:
-            building.join()
+        if (current is None or wait or outdated) and building is not None:
+            building.join(None if current is None else self.wait_seconds)
             with self._lock:
                 current = self._current
         if current is None:
@@ -416,7 +437,7 @@ class SnapshotCache:
         return current
 
     def invalidate(self) -> None:
-        """The next ``get`` starts a new snapshot (after a cycle finished, say)."""
+        """The next ``get`` makes a new snapshot first (a cycle finished, say)."""
         with self._lock:
             self._stale = True
 
