@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,39 @@ def test_sync_states_costs_and_problems(
     broken = build_snapshot(Desired(folder), Workspace(state_dir=state, clock=Clock()))
     assert not broken.loaded and broken.problems
     assert broken.problems[0].startswith(f"the desired state is invalid: {folder}/shop.yaml:")
+
+
+def test_the_usage_page_shows_the_report_with_its_charts_and_csv(
+    write_state: WriteState, hash_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from reconciler.cli.console import usage_fragment
+    from reconciler.config import load_with_console
+    from reconciler.console.setup import make_console
+    from tests.console.support import FakeLoop, login
+
+    monkeypatch.delenv("RECONCILER_NOW", raising=False)
+    folder = write_state(web=2)
+    state = tmp_path / "state"
+    _run(state, "--now", "2026-11-02T10:00:00Z", "apply", str(folder), "--yes")
+    _, spec = load_with_console(folder)
+    ws = Workspace(state_dir=state, clock=Clock(fixed=datetime(2026, 11, 3, 10, tzinfo=UTC)))
+    console = make_console(
+        FakeLoop(folder), ws, "127.0.0.1:0", known_access=spec, writable=True, usage_html=usage_fragment
+    )
+    with TestClient(console.app) as client:
+        login(client, "victor")
+        page = client.get("/usage?period=custom&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z&by=server")
+        assert page.status_code == 200, page.text[:1000]
+        assert "<svg" in page.text and "shop/web/1" in page.text
+        assert "<style" not in page.text and " style=" not in page.text  # the CSP allows no inline style
+        csv = client.get(
+            "/usage.csv?period=custom&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z&by=server"
+        )
+        lines = csv.text.splitlines()
+        assert lines[0].startswith("group,") and any(line.startswith("shop/web/1,") for line in lines)
+        data = client.get(
+            "/api/v1/usage?period=custom&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z"
+        ).json()
+        assert data["by"] == "cluster" and data["rows"][0]["group"] == "shop"
