@@ -279,3 +279,39 @@ def test_passwords_and_tokens_are_never_logged(console_app: App, capsys: pytest.
     out = capsys.readouterr()
     for secret in ("Sekrit-Typo-1", PASSWORDS["alice"], "Bogus-Token-77", TOKENS["ci"]):
         assert secret not in out.out + out.err
+
+
+def test_the_audit_page_filters_and_verifies(console_app: App) -> None:
+    from reconciler.core.records import AuditRecord, Outcome
+
+    console, _, client = console_app
+    store = console.runtime.ws.store()
+    from datetime import UTC, datetime
+
+    for i, (actor, key, commit) in enumerate(
+        [("ada", "shop/web/0", "aaa111"), ("bob", "shop/web/1", "bbb222"), ("ada", "shop/db/0", "bbb222")]
+    ):
+        record = AuditRecord(
+            "infra", f"r{i}", actor, AuditAction.UPDATE, Outcome.SUCCEEDED, key=key, commit=commit
+        )
+        store.append(record, at=datetime(2026, 11, 1 + i, tzinfo=UTC))
+    csrf = login(client, "victor")
+
+    def keys(query: str) -> list[str]:
+        answer = client.get(f"/api/v1/audit?{query}")
+        assert answer.status_code == 200, answer.text
+        return [e["key"] for e in answer.json()["entries"]]
+
+    assert keys("") == ["shop/db/0", "shop/web/1", "shop/web/0"]
+    assert keys("actor=ada") == ["shop/db/0", "shop/web/0"]
+    assert keys("commit=bbb") == ["shop/db/0", "shop/web/1"]
+    assert keys("key=shop/web/1") == ["shop/web/1"]
+    assert keys("action=update&since=2026-11-02T00:00:00Z&until=2026-11-03T00:00:00Z") == ["shop/web/1"]
+    assert keys("per_page=1&page=2") == ["shop/web/1"]
+    page = client.get("/audit?actor=bob")
+    assert page.status_code == 200 and "shop/web/1" in page.text and "shop/db/0" not in page.text
+    assert client.post("/audit/verify", data={}).status_code == 403
+    verified = client.post("/audit/verify", data={"csrf": csrf})
+    assert (
+        verified.status_code == 200 and "Audit ledger intact: 3 entries, hash chain verified" in verified.text
+    )

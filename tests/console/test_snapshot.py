@@ -97,3 +97,61 @@ def test_the_usage_page_shows_the_report_with_its_charts_and_csv(
             "/api/v1/usage?period=custom&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z"
         ).json()
         assert data["by"] == "cluster" and data["rows"][0]["group"] == "shop"
+
+
+BACKED_UP = """\
+apiVersion: reconciler/v1
+kind: Cluster
+metadata:
+  name: shop
+spec:
+  provider: sim
+  members:
+    db: {template: web, count: 1, backup_policy: nightly}
+    web: {template: web, count: 2}
+---
+apiVersion: reconciler/v1
+kind: BackupPolicy
+metadata:
+  name: nightly
+spec:
+  schedule: "0 2 * * *"
+  retention: {keep_last: 3}
+  max_age_hours: 26
+"""
+
+
+def test_backups_per_server_restore_points_next_due_and_overdue(
+    write_state: WriteState, hash_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from reconciler.config import load_with_console
+    from reconciler.console.setup import make_console
+    from tests.console.support import FakeLoop, login
+
+    monkeypatch.delenv("RECONCILER_NOW", raising=False)
+    folder = write_state(files={"shop.yaml": BACKED_UP})
+    state = tmp_path / "state"
+    _run(state, "--now", "2026-11-02T10:00:00Z", "apply", str(folder), "--yes")
+    _run(state, "--now", "2026-11-02T10:05:00Z", "backup", "run", str(folder), "--force")
+    on_time = build_snapshot(
+        Desired(folder), Workspace(state_dir=state, clock=Clock(fixed=datetime(2026, 11, 2, 12, tzinfo=UTC)))
+    )
+    (row,) = on_time.backups
+    assert (row.key, row.policy, len(row.points)) == ("shop/db/0", "nightly", 1)
+    assert row.status is not None and not row.status.overdue
+    assert row.status.next_due == datetime(2026, 11, 3, 2, tzinfo=UTC)
+    late = build_snapshot(
+        Desired(folder), Workspace(state_dir=state, clock=Clock(fixed=datetime(2026, 11, 4, 12, tzinfo=UTC)))
+    )
+    assert late.backups[0].status is not None and late.backups[0].status.overdue
+
+    _, spec = load_with_console(folder)
+    ws = Workspace(state_dir=state, clock=Clock(fixed=datetime(2026, 11, 4, 12, tzinfo=UTC)))
+    console = make_console(FakeLoop(folder), ws, "127.0.0.1:0", known_access=spec, writable=True)
+    with TestClient(console.app) as client:
+        login(client, "victor")
+        page = client.get("/backups?show=overdue")
+        assert page.status_code == 200 and "shop/db/0" in page.text and "overdue" in page.text
+        assert "shop/db/0" in client.get("/clusters/shop").text
