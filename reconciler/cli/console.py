@@ -29,6 +29,8 @@ from reconciler.core.errors import UserError
 
 log = structlog.get_logger("reconciler.console")
 DEFAULT_CONSOLE_LISTEN = "127.0.0.1:9110"
+MAX_FRAGMENT = 150_000  # characters of the usage report in a console page (pages stay under 200 KB)
+_DETAIL_HEADINGS = ("<h2>Breakdown by ", "<h2>Instance-hours and measured</h2>", "<h2>Line items</h2>")
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -53,12 +55,24 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 
 def usage_fragment(ledger: Ledger, by: str, mode: str) -> str:
-    """The usage report's HTML (charts, totals, line items), without its page around it."""
+    """The usage report's HTML (charts, totals, line items), without its page around it.
+
+    A report too long for one page (thousands of servers' line items) keeps its totals and
+    charts, and says that the line items are in the CSV."""
     from reconciler.cli.report_html import build_page
 
     html = build_page(ledger, by=by, mode=mode, title="Usage report")
     start, end = html.find("<body>"), html.rfind("</body>")
-    return html[start + len("<body>") : end] if start >= 0 and end > start else html
+    body = html[start + len("<body>") : end] if start >= 0 and end > start else html
+    if len(body) <= MAX_FRAGMENT:
+        return body
+    cuts = sorted(i for i in (body.find(m) for m in _DETAIL_HEADINGS) if i > 0)
+    fitting = [i for i in cuts if i <= MAX_FRAGMENT]
+    cut = fitting[-1] if fitting else cuts[0] if cuts else MAX_FRAGMENT
+    return body[:cut] + (
+        '<p class="note" id="report-cut">The groups are too many to show here: '
+        "download the CSV for every one of them.</p>"
+    )
 
 
 def tls_files(args: argparse.Namespace) -> tuple[str | None, str | None]:

@@ -90,3 +90,33 @@ def test_ten_thousand_servers_page_fast_and_small(write_state, hash_env, tmp_pat
         last = client.get("/?page=200")
         assert "shop/web/9999" in last.text and "10000 servers" in last.text
         assert 'id="next-page"' not in last.text and 'id="next-page"' in first.text
+
+
+def test_a_usage_report_of_thousands_of_servers_fits_a_page() -> None:
+    from reconciler.billing.modes import Ledger
+    from reconciler.cli.console import MAX_FRAGMENT, usage_fragment
+    from reconciler.core.model import Size
+    from reconciler.core.records import UsageInterval
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    intervals = [
+        UsageInterval(
+            "infra",
+            "sim",
+            f"sim-{i:05d}",
+            f"shop/web/{i}",
+            "sim.small",
+            Size(1, 1024, 10),
+            start,
+            None,
+            Decimal("0.0104"),
+            "USD",
+            "standard",
+        )
+        for i in range(3000)
+    ]
+    ledger = Ledger(start, start + timedelta(days=2), start + timedelta(days=2), intervals)
+    small = usage_fragment(ledger.only(intervals[:5]), "server", "instance-hours")
+    assert "<h2>Line items</h2>" in small and "shop/web/4" in small
+    big = usage_fragment(ledger, "server", "instance-hours")
+    assert len(big) <= MAX_FRAGMENT + 200 and 'id="report-cut"' in big and "<svg" in big
