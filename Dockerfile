@@ -23,7 +23,8 @@ USER reconciler
 ENV RECONCILER_STATE_DIR=/state \
     PYTHONUNBUFFERED=1
 VOLUME ["/state"]
-# /healthz, /readyz, /metrics and POST /hooks/git when the daemon runs with --listen 0.0.0.0:9108
+# The web console at / (closed unless the desired state declares a Console document), /healthz,
+# /readyz, /metrics and POST /hooks/git when the daemon runs with --listen 0.0.0.0:9108
 EXPOSE 9108
 # Healthy while the daemon's reconcile loop makes progress (one-off commands exit long before it matters).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian machine (as root) it installs everything the tests
-# need — system packages, a libvirtd with QEMU, a PostgreSQL server, headless Chromium, the
-# Python packages in a fresh virtual environment (.venv) — then runs the type checker, the
+# need — system packages, a libvirtd with QEMU, a PostgreSQL server, headless Chromium and its
+# WebDriver, Node.js with the npm package oidc-provider (an OpenID provider for the console's
+# login test), the Python packages in a fresh virtual environment (.venv) — then runs the type checker, the
 # linter, the layer contracts (import-linter) and the test suite. CI runs exactly this.
 #
 #   bash scripts/run-tests.sh            # everything
@@ -17,7 +18,7 @@ VENV=${VENV:-.venv}
 STRICT=${CI:-false}
 SYSTEM_PACKAGES=(
   libvirt-dev pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  qemu-system-x86 qemu-utils postgresql chromium
+  qemu-system-x86 qemu-utils postgresql chromium chromium-driver
 )
 
 step() { echo "== $*"; }
@@ -48,6 +49,14 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # Node and npm run a real OpenID provider for the console's login test; a node already on
+  # PATH (from any source) is used as it is.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    step "system packages: nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
 fi
 
 step "python packages (.venv)"
@@ -64,6 +73,13 @@ if setup libvirt; then
 fi
 step "chromium"
 setup chromium || true
+step "oidc-provider (npm)"
+if oidc_dir=$(bash scripts/setup/oidc-provider.sh); then
+  export RECONCILER_OIDC_PROVIDER_DIR="$oidc_dir"
+elif [ "$STRICT" = true ]; then
+  echo "== oidc-provider: setup failed, and CI needs it" >&2
+  exit 1
+fi
 step "postgresql"
 # A server of this run's own, stopped when the run ends.
 export RECONCILER_PG_DIR="${TMPDIR:-/tmp}/reconciler-test-postgres-$$"

@@ -72,9 +72,11 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
-        help=f"HOST:PORT for /healthz, /readyz, /metrics, POST /hooks/git (default {DEFAULT_LISTEN}; "
-        "'off' for none)",
+        help=f"HOST:PORT for the web console at / and /healthz, /readyz, /metrics, POST /hooks/git "
+        f"(default {DEFAULT_LISTEN}; 'off' for none)",
     )
+    p.add_argument("--tls-cert", type=Path, help="serve --listen over https with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="… and this private key (PEM)")
     p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
     p.add_argument("--allow-mass-delete", action="store_true")
     p.add_argument(
@@ -126,10 +128,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     ws = workspace(args)
     daemon = Daemon(options, ws)
-    daemon.source.fetch()  # a wrong URL or branch fails now, not in a log line every cycle
-    server = start_server(options.listen, daemon.metrics, daemon.probes()) if options.listen else None
-    if server is not None:
-        log.info("listening", url=server.url)
+    tip = daemon.source.fetch()  # a wrong URL or branch fails now, not in a log line every cycle
+    server = console = None
+    if options.listen:
+        from reconciler.cli.console import tls_files, usage_fragment
+        from reconciler.daemon.console_port import daemon_console
+
+        tls = tls_files(args)
+        console = daemon_console(daemon, tip, options.listen, usage_html=usage_fragment)
+        server = start_server(options.listen, daemon.metrics, daemon.probes(), app=console.app, tls=tls)
+        log.info("listening", url=server.url, console=f"{server.url}/")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         daemon.request_stop()
@@ -150,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         daemon.finish(clean=clean)
     finally:
+        if console is not None:
+            console.stop()
         if server is not None:
             server.shutdown()
             server.server_close()

@@ -33,6 +33,7 @@ EXTENSIONS: tuple[str, ...] = (
     "reconciler.cli.backup",
     "reconciler.cli.usage",
     "reconciler.cli.adopt",
+    "reconciler.cli.console",
 )
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 

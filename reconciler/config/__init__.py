@@ -6,6 +6,7 @@ The public face of the config layer; the work is split by step:
 * ``schema``    — JSON Schema validation (``reconciler/schemas``) with actionable messages;
 * ``documents`` — typed specs per kind and the checks a schema cannot express;
 * ``policy``    — Policy documents: quotas, allowed lists, required tags, rules, windows;
+* ``console``   — the Console document: who may use the web console, with which role;
 * ``cel``       — their CEL rules, compiled and checked at load, evaluated bounded;
 * ``resolve``   — references, input precedence, expansion into servers, dependency cycles;
 * ``sandbox``   — the bounded, immutable Jinja2 sandbox scripts render in;
@@ -14,7 +15,7 @@ The public face of the config layer; the work is split by step:
 * ``loader``    — the orchestration: ``load_desired_state`` and ``explain_inputs``.
 """
 
-from reconciler.config.loader import deployment_name, explain_inputs, load_desired_state
+from reconciler.config.loader import deployment_name, explain_inputs, load_desired_state, load_with_console
 from reconciler.config.schema import KINDS, kind_schema
 from reconciler.config.scripts import render_phase, render_user_data
 from reconciler.config.secrets import check_secrets, resolve_secret
@@ -26,6 +27,7 @@ __all__ = [
     "explain_inputs",
     "kind_schema",
     "load_desired_state",
+    "load_with_console",
     "render_phase",
     "render_user_data",
     "resolve_secret",

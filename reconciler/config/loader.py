@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.config.console import build_console, single_console
 from reconciler.config.documents import build_cluster, build_inputs, build_provider, build_template
 from reconciler.config.money import money_problems
 from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
@@ -33,6 +34,7 @@ from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_serve
 from reconciler.config.schema import check_envelope, kind_validator, validate
 from reconciler.config.scripts import render_problems
 from reconciler.config.yamlsafe import Document, control_character, file_kind, read_file
+from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import ServerKey, cluster_of, parse_member
 from reconciler.core.model import DesiredState, ResolvedInput
@@ -47,6 +49,7 @@ class _Loaded:
     state: DesiredState
     resolution: Resolution
     members: tuple[str, ...]  # every cluster/member declared by a valid Cluster
+    console: ConsoleSpec | None = None  # the Console document, if any
 
 
 def _files(path: Path) -> tuple[list[tuple[Path, str, str]], list[Diagnostic]]:
@@ -187,6 +190,7 @@ _BUILDERS: dict[str, Callable[[Document], tuple[Any, list[Diagnostic]]]] = {
     "Budget": build_budget,
     "AlertSink": build_alert_sink,
     "Policy": build_policy,
+    "Console": build_console,
 }
 
 
@@ -215,6 +219,8 @@ def _add(catalog: Catalog, kind: str, spec: Any) -> None:
         catalog.alert_sinks[spec.name] = spec
     elif kind == "Policy":
         catalog.guards[spec.policy.name] = spec
+    elif kind == "Console":
+        catalog.consoles[spec.name] = spec
     else:
         catalog.price_lists[spec.name] = spec
 
@@ -286,6 +292,8 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
     resolution = resolve(catalog, counts)
     diagnostics += resolution.diagnostics
     diagnostics += money_problems(catalog, resolution.servers)
+    console, problems = single_console(list(catalog.consoles.values()))
+    diagnostics += problems
     if not diagnostics:
         diagnostics += render_problems(resolution.servers)
     if diagnostics:
@@ -308,7 +316,7 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
         policies=tuple(catalog.guards[name].policy for name in sorted(catalog.guards)),
     )
     members = tuple(sorted(m.ident for c in catalog.clusters.values() for m in c.members.values()))
-    return _Loaded(state, resolution, members)
+    return _Loaded(state, resolution, members, console)
 
 
 def load_desired_state(
@@ -321,6 +329,14 @@ def load_desired_state(
     ``counts`` are autoscaled members' server counts (``cluster/member`` → n), see ``resolve``.
     """
     return _load(Path(path), deployment, counts).state
+
+
+def load_with_console(
+    path: Path, *, deployment: str | None = None, counts: Mapping[str, int] | None = None
+) -> tuple[DesiredState, ConsoleSpec | None]:
+    """``load_desired_state``, and the folder's Console document (who may use the web console)."""
+    loaded = _load(Path(path), deployment, counts)
+    return loaded.state, loaded.console
 
 
 def explain_inputs(path: Path, target: str) -> list[ResolvedInput]:

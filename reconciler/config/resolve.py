@@ -36,6 +36,7 @@ from reconciler.config.operations import BudgetSpec
 from reconciler.config.policy import PolicySpec
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
+from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import Diagnostic
 from reconciler.core.keys import ServerKey, format_member, parse_member
 from reconciler.core.model import (
@@ -65,6 +66,7 @@ class Catalog:
     budgets: dict[str, BudgetSpec] = field(default_factory=dict)
     alert_sinks: dict[str, AlertSink] = field(default_factory=dict)
     guards: dict[str, PolicySpec] = field(default_factory=dict)  # Policy (``policies``: BackupPolicy)
+    consoles: dict[str, ConsoleSpec] = field(default_factory=dict)  # at most one is valid
     declared: dict[str, set[str]] = field(default_factory=dict)
     complete: bool = True  # every file was read to its end
 

@@ -41,6 +41,7 @@ KIND_SCHEMAS: dict[str, str] = {
     "AlertSink": "alert-sink.json",
     "Budget": "budget.json",
     "Policy": "policy.json",
+    "Console": "console.json",
 }
 KINDS: tuple[str, ...] = tuple(sorted(KIND_SCHEMAS))
 API_VERSION = "reconciler/v1"

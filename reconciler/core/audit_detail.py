@@ -31,6 +31,7 @@ detail (action: outcome → kind):
 * ``window.override`` → ``WindowOverride`` (``apply --override-window``)
 * ``adopt``: intent and success → ``AdoptDetail``; ``forget``: intent → ``ForgetDetail``
   (both in ``audit_detail_adopt``, re-exported here)
+* ``console`` → ``ConsoleRequest`` (a request made in the web console; ``audit_detail_console``)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from reconciler.core.audit_detail_base import (
     size_from_text,
     text_field,
 )
+from reconciler.core.audit_detail_console import ConsoleRequest
 from reconciler.core.audit_detail_daemon import (
     AlertDetail,
     CommitAdopted,
@@ -80,6 +82,7 @@ __all__ = [
     "AuditDetail",
     "CommitAdopted",
     "CommitRejected",
+    "ConsoleRequest",
     "CreateIntent",
     "DaemonStarted",
     "DaemonStopped",
@@ -390,6 +393,7 @@ AuditDetail = (
     | WindowOverride
     | AdoptDetail
     | ForgetDetail
+    | ConsoleRequest
 )
 
 _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
@@ -412,6 +416,7 @@ _KINDS: dict[AuditAction, tuple[type[AuditDetail], ...]] = {
     AuditAction.WINDOW_OVERRIDE: (WindowOverride,),
     AuditAction.ADOPT: (AdoptDetail,),
     AuditAction.FORGET: (ForgetDetail,),
+    AuditAction.CONSOLE: (ConsoleRequest,),
 }
 
 

@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     WINDOW_OVERRIDE = "window.override"  # apply --override-window passed a Policy's change window
     ADOPT = "adopt"  # a server that already ran was taken over: our marks written on it
     FORGET = "forget"  # a server was let go: our marks removed, the server left running
+    CONSOLE = "console"  # a request made in the web console (sync now, retry, backups, acknowledge)
 
 
 class Outcome(StrEnum):

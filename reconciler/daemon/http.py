@@ -1,4 +1,4 @@
-"""daemon.http: the daemon's one HTTP listener — health, readiness, Prometheus metrics, git webhook.
+"""daemon.http: the daemon's HTTP endpoints — health, readiness, Prometheus metrics, git webhook.
 
 * ``GET /healthz`` — 200 while the reconcile loop is alive and making progress, else 503;
 * ``GET /readyz`` — 200 once a valid desired state is loaded and the clouds were observed,
@@ -8,16 +8,17 @@
   webhooks). The body is read and ignored: the daemon trusts only what it fetches, so the
   endpoint needs no secret — the worst a caller can do is make it fetch early.
 
-The listener binds ``127.0.0.1:9108`` by default; put a proxy in front of it before
-exposing it further. Requests are served from a small thread pool, never from the loop.
+They are Starlette routes (``status_routes``), served on uvicorn in a background thread
+(``console.serve``) beside the web console, which ``reconciler run`` mounts at ``/`` on the
+same listener; ``start_server`` without an app serves them alone. The listener binds
+``127.0.0.1:9108`` by default; put a proxy in front of it before exposing it further.
+Requests are served by the listener's own event loop, never by the reconcile loop.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import structlog
 from prometheus_client import (
@@ -28,13 +29,23 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
-from reconciler.core.errors import UserError
+from reconciler.console import serve
+from reconciler.console.guard import Guard
+from reconciler.console.serve import WebServer
 
 log = structlog.get_logger("reconciler.daemon.http")
 
-DEFAULT_LISTEN = "127.0.0.1:9108"
+DEFAULT_LISTEN = serve.DEFAULT_LISTEN
 _MAX_BODY = 1 << 20
+StatusServer = WebServer
+parse_listen = serve.parse_listen
 
 
 class DaemonMetrics:
@@ -129,82 +140,61 @@ class Probes:
     hook: Callable[[], None]
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9108`` for IPv6) → (host, port)."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UserError(f"--listen {text!r} is not HOST:PORT; write it like {DEFAULT_LISTEN}")
-    return host, int(port)
+def _text(status: int, text: str) -> Response:
+    return PlainTextResponse(text, status_code=status)
 
 
-class StatusServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def status_routes(metrics: DaemonMetrics, probes: Probes) -> list[BaseRoute]:
+    """``/healthz``, ``/readyz``, ``/metrics`` and ``/hooks/git``, as Starlette routes."""
 
-    def __init__(self, address: tuple[str, int], metrics: DaemonMetrics, probes: Probes) -> None:
-        self.metrics = metrics
-        self.probes = probes
-        super().__init__(address, _Handler)
+    def probe(check: Callable[[], tuple[bool, str]]) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            ok, reason = check()
+            return _text(200 if ok else 503, reason + "\n")
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return answer
 
+    def scrape(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-class _Handler(BaseHTTPRequestHandler):
-    server: StatusServer
-    protocol_version = "HTTP/1.1"
+    async def hook(request: Request) -> Response:
+        if request.method != "POST":
+            return _text(404, "not found; POST /hooks/git triggers a fetch\n")
+        async for _ in request.stream():  # read and ignored (Guard bounds its size)
+            pass
+        probes.hook()
+        return _text(202, "fetch scheduled\n")
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _probe(self, probe: Callable[[], tuple[bool, str]]) -> None:
-        ok, reason = probe()
-        self._send(200 if ok else 503, (reason + "\n").encode())
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self._probe(self.server.probes.health)
-        elif path == "/readyz":
-            self._probe(self.server.probes.ready)
-        elif path == "/metrics":
-            self._send(200, self.server.metrics.render(), CONTENT_TYPE_LATEST)
-        else:
-            self._send(404, b"not found; try /healthz, /readyz, /metrics or POST /hooks/git\n")
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._send(413, b"body too large\n")
-            return
-        if length:
-            self.rfile.read(length)
-        if self.path.split("?", 1)[0] != "/hooks/git":
-            self._send(404, b"not found; POST /hooks/git triggers a fetch\n")
-            return
-        self.server.probes.hook()
-        self._send(202, b"fetch scheduled\n")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        log.debug("http", client=self.client_address[0], request=format % args)
+    return [
+        Route("/healthz", probe(probes.health), methods=["GET"]),
+        Route("/readyz", probe(probes.ready), methods=["GET"]),
+        Route("/metrics", scrape, methods=["GET"]),
+        Route("/hooks/git", hook, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
+    ]
 
 
-def start_server(listen: str, metrics: DaemonMetrics, probes: Probes) -> StatusServer:
-    """Bind and serve in a background thread (``server.shutdown()`` stops it)."""
-    host, port = parse_listen(listen)
-    try:
-        server = StatusServer((host, port), metrics, probes)
-    except OSError as exc:
-        raise UserError(f"--listen {listen}: cannot listen there ({exc.strerror or exc})") from None
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server
+def status_app(metrics: DaemonMetrics, probes: Probes) -> Starlette:
+    """The endpoints alone (no console): anything else is 404."""
+
+    async def missing(request: Request, exc: Exception) -> Response:
+        return _text(404, "not found; try /healthz, /readyz, /metrics or POST /hooks/git\n")
+
+    return Starlette(
+        routes=status_routes(metrics, probes),
+        middleware=[Middleware(Guard, max_body=_MAX_BODY)],
+        exception_handlers={404: missing, 405: missing},
+    )
+
+
+def start_server(
+    listen: str,
+    metrics: DaemonMetrics,
+    probes: Probes,
+    *,
+    app: ASGIApp | None = None,
+    tls: tuple[str | None, str | None] = (None, None),
+) -> StatusServer:
+    """Bind and serve in a background thread (``server.shutdown()`` stops it): ``app`` (the console
+    with these routes mounted), or the endpoints alone; https with ``tls`` (certificate, key)."""
+    chosen = app if app is not None else status_app(metrics, probes)
+    return serve.start(chosen, listen, tls_cert=tls[0], tls_key=tls[1])

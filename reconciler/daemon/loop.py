@@ -36,6 +36,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -108,6 +109,9 @@ class Daemon:
         self._announced = False
         self.last_report: CycleReport | None = None
         self.loop_alive = False
+        self.cycling = False  # a cycle runs now (the console shows it live)
+        self.cycles_done = 0
+        self.last_cycle_at: datetime | None = None
 
     # --- probes and triggers ----------------------------------------------------------------
     def _beat(self) -> None:
@@ -260,6 +264,15 @@ class Daemon:
 
     # --- the loop ------------------------------------------------------------------------------
     def cycle(self, tip: Commit | None) -> CycleReport:
+        self.cycling = True
+        try:
+            return self._cycle(tip)
+        finally:
+            self.cycling = False
+            self.cycles_done += 1
+            self.last_cycle_at = self.ws.clock.now()
+
+    def _cycle(self, tip: Commit | None) -> CycleReport:
         started = time.monotonic()
         if tip is not None:
             self._handled_tip = tip.sha

@@ -170,7 +170,7 @@ READING_CASES: list[BadCase] = [
         {"a.yaml": "apiVersion: reconciler/v1\nkind: Clustr\nmetadata:\n  name: shop\nspec: {}\n"},
         (
             "a.yaml:2: unknown kind 'Clustr'; did you mean 'Cluster'? kinds are: AlertSink, BackupPolicy, "
-            "Budget, Cluster, Inputs, Policy, PriceList, Provider, ServerTemplate",
+            "Budget, Cluster, Console, Inputs, Policy, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
@@ -178,7 +178,7 @@ READING_CASES: list[BadCase] = [
         {"a.yaml": "apiVersion: reconciler/v1\nmetadata:\n  name: shop\nspec: {}\n"},
         (
             "a.yaml:1: document 1 has no kind; add kind: one of AlertSink, BackupPolicy, Budget, Cluster, "
-            "Inputs, Policy, PriceList, Provider, ServerTemplate",
+            "Console, Inputs, Policy, PriceList, Provider, ServerTemplate",
         ),
     ),
     BadCase(
