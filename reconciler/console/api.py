@@ -41,6 +41,7 @@ from reconciler.console.views import ServerFilter, destructive_first, filter_row
 from reconciler.core.audit_detail_console import ConsoleRequestKind
 from reconciler.core.changes import Change
 from reconciler.core.clock import isoformat
+from reconciler.core.plan_codec import cost_to_dict
 from reconciler.core.records import AuditEntry
 
 
@@ -180,17 +181,11 @@ async def plan(request: Request) -> Response:
     found = snapshot.plan
     body: dict[str, Any] = {"snapshot": _snapshot_dict(snapshot), "plan": None}
     if found is not None:
-        cost = found.cost
         body["plan"] = {
             "deployment": found.deployment,
             "commit": found.commit,
             "summary": found.summary(),
-            "cost": {
-                "currency": cost.currency,
-                "before_hourly": str(cost.before_hourly),
-                "after_hourly": str(cost.after_hourly),
-                "delta_monthly": str(cost.delta_monthly),
-            },
+            "cost": cost_to_dict(found.cost),  # per currency, as in the plan file
             "violations": [
                 {"policy": v.policy, "message": v.message, "denies": v.denies} for v in found.violations
             ],
