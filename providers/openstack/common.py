@@ -91,6 +91,16 @@ def task_state(server: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def busy(server: Mapping[str, Any]) -> bool:
+    """Whether Nova is still working on the server: a task runs, or it is still being built.
+
+    Between two build steps (a reschedule to another host) Nova clears the task while the
+    server stays in vm_state ``building``; a call refused then is worth waiting out too.
+    """
+    return task_state(server) is not None or server.get("OS-EXT-STS:vm_state") == "building" \
+        or server.get("status") == "BUILD"
+
+
 def fault_message(server: Mapping[str, Any]) -> str:
     fault = server.get("fault") or {}
     return str(fault.get("message") or "no fault recorded").strip()

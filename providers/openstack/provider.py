@@ -50,6 +50,7 @@ from providers.openstack.common import (
     MARK_SNAPSHOT_OF,
     USER_DATA_MAX,
     Flavor,
+    busy,
     fault_message,
     find_flavor,
     observed_from_server,
@@ -218,16 +219,16 @@ class OpenStackProvider(Provider):
                     raise
                 conflict = exc
             server = self._get(server_id)
-            if task_state(server) is None:
+            if not busy(server):
                 idle_conflicts += 1
                 if idle_conflicts > 1:  # no task to wait for: the server's state forbids the call
                     raise PermanentError(str(conflict), code="Conflict") from None
                 continue
-            while task_state(server) is not None:
+            while busy(server):
                 if self.context.clock.monotonic() >= deadline:
-                    raise TransientError(f"{operation}: server {server_id} is still busy "
-                                         f"({task_state(server)}) after {self.settings.wait_timeout:g}s",
-                                         code="Conflict")
+                    doing = task_state(server) or server.get("status")
+                    raise TransientError(f"{operation}: server {server_id} is still busy ({doing}) "
+                                         f"after {self.settings.wait_timeout:g}s", code="Conflict")
                 time.sleep(self.settings.poll_interval)
                 server = self._get(server_id)
 
