@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.cli import render
+from reconciler.cli import render, review
 from reconciler.cli.common import (
     EXIT_BUDGET,
     EXIT_CHANGES,
@@ -91,7 +91,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     rendered = {
         "text": lambda: render.render_text(plan, color=tty()),
         "json": lambda: render.render_json(plan, plan_key(ws.state_dir)),
-        "markdown": lambda: render.render_markdown(plan),
+        "markdown": lambda: review.render_markdown(plan, where=args.full_plan or review.DEFAULT_WHERE),
     }[args.format]()
     if args.out is not None:
         write_out(args.out, rendered if args.format != "text" else render.render_text(plan))

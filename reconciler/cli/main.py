@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 no changes, 2 changes, 3 changes that break a budget, 1 error",
     )
     p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
+    p.add_argument(
+        "--full-plan",
+        metavar="WHERE",
+        help="markdown: where reviewers find the full plan when the comment leaves some out "
+        "(e.g. the URL of the CI run that uploaded plan.json)",
+    )
 
     for name, help_text in (
         ("apply", "make the clouds match the desired state"),

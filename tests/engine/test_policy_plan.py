@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.cli.render import render_markdown, render_text
+from reconciler.cli.render import render_text
+from reconciler.cli.review import render_markdown
 from reconciler.config.cel import Compiled, compile_rule
 from reconciler.core.audit_detail import WindowOverride
 from reconciler.core.changes import ChangeCause
