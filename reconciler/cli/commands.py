@@ -7,6 +7,7 @@ stderr. Colour and the live progress display appear only on a terminal.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.policy import check_policies
 from reconciler.core.provider import provider_class
-from reconciler.run import anchor
+from reconciler.run import anchor, provenance
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
@@ -67,7 +68,7 @@ def _count(n: int, noun: str) -> str:
 
 def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> Plan:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return plan_path(
+    plan = plan_path(
         args.path,
         ws,
         deployment=args.deployment,
@@ -75,6 +76,20 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
         destroy=destroy,
         skip_final_backup=getattr(args, "skip_final_backup", False),
     )
+    return _with_tree(args, plan)
+
+
+def _with_tree(args: argparse.Namespace, plan: Plan) -> Plan:
+    """The plan with the git tree of its folder, when the folder is exactly a commit's (``provenance``)."""
+    tree, tree_path = getattr(args, "source_tree", None) or (None, "")
+    if tree is None:
+        found = provenance.of_folder(args.path)
+        if found is None or found.commit != plan.commit:
+            return plan
+        if found.tree is None:
+            print(f"Warning: the plan records no git tree: {found.problem}", file=sys.stderr)
+        tree, tree_path = found.tree, found.tree_path
+    return dataclasses.replace(plan, tree=tree, tree_path=tree_path)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -192,12 +207,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
+    if args.expect_tree is not None:
+        if args.plan_file is None:
+            raise UserError("--expect-tree checks a saved plan: give it with --plan FILE")
+        provenance.check_expected(args.expect_tree)
     ws = workspace(args)
     try:
         if args.plan_file is not None:
             plan = load_signed_plan(
                 _read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
             )
+            if args.expect_tree is not None:  # refused before anything is shown or applied
+                provenance.check_plan_tree(plan, args.expect_tree, source=str(args.plan_file), cwd=Path.cwd())
             args.yes = True  # a saved plan was reviewed already
             return _execute(args, ws, plan, "apply")
         return _execute(args, ws, _plan(args, ws), "apply")

@@ -252,8 +252,11 @@ def from_source(args: argparse.Namespace) -> Iterator[None]:
     with temporary_checkout(source, branch=args.branch, rev=args.rev, path=str(args.path)) as (
         folder,
         commit,
+        tree,
+        tree_path,
     ):
         args.path = folder
         args.actor = getattr(args, "actor", None) or commit.author
         args.source_commit = commit.sha
+        args.source_tree = (tree, tree_path)  # recorded in the plan (apply --plan --expect-tree)
         yield

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("path", type=Path, nargs="?")
             saved = p.add_mutually_exclusive_group()  # a saved plan already says whether it skips them
             saved.add_argument("--plan", type=Path, dest="plan_file", help="apply this saved plan exactly")
+            p.add_argument(
+                "--expect-tree",
+                metavar="auto|SHA",
+                help="with --plan: refuse the plan unless it was made from this git tree of its folder "
+                "(auto: the folder's tree at HEAD of the repository apply runs in)",
+            )
             saved.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
         else:
             p.add_argument("path", type=Path)

@@ -89,6 +89,10 @@ class StalePlanError(UserError):
     """The clouds changed since the plan was made: make a new plan (a daemon simply plans again)."""
 
 
+class PlanTreeError(UserError):
+    """A saved plan was reviewed for another desired state (git tree) than the one being applied."""
+
+
 class PolicyDeniedError(UserError):
     """A deny Policy refuses the desired state or the plan: one diagnostic per violation, at its policy."""
 
