@@ -215,7 +215,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     try:
         if args.plan_file is not None:
             plan = load_signed_plan(
-                _read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
+                read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
             )
             if args.expect_tree is not None:  # refused before anything is shown or applied
                 provenance.check_plan_tree(plan, args.expect_tree, source=str(args.plan_file), cwd=Path.cwd())
@@ -229,7 +229,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 PLAN_FILE_BYTES = 256 * 1024 * 1024  # a plan of 10,000 servers is a few tens of MB
 
 
-def _read_plan_file(path: Path) -> str:
+def read_plan_file(path: Path) -> str:
     """A saved plan's text: a regular file (a FIFO is refused, never waited on), bounded, UTF-8."""
     try:
         raw = read_bytes(

@@ -32,6 +32,7 @@ EXTENSIONS: tuple[str, ...] = (
     "reconciler.cli.daemon",
     "reconciler.cli.backup",
     "reconciler.cli.usage",
+    "reconciler.cli.show",
 )
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 

@@ -133,3 +133,18 @@ def test_plan_from_a_source_repository_records_the_tree(cli: Cli, workdir: Path,
     assert made.code == 0, made.err
     data = json.loads(out.read_text())
     assert (data["tree"], data["tree_path"]) == (_git(repo, "rev-parse", "HEAD:clusters"), "clusters")
+
+
+def test_show_renders_the_saved_plan_the_comment_is_made_of(cli: Cli, workdir: Path, tmp_path: Path) -> None:
+    plan_file, comment = tmp_path / "plan.json", tmp_path / "comment.md"
+    _plan(cli, workdir, plan_file)
+    shown = cli("show", str(plan_file), "--format", "markdown", "--out", str(comment), "--full-plan", "run 7")
+    assert shown.code == 0 and shown.out == ""
+    text = comment.read_text()
+    assert text.startswith("<!-- reconciler-plan: clusters -->\n**Plan: 6 to create")
+    assert cli("show", str(plan_file)).out.startswith("The reconciler will perform the following actions:")
+    data = json.loads(plan_file.read_text())
+    data["changes"] = data["changes"][1:]
+    plan_file.write_text(json.dumps(data))
+    edited = cli("show", str(plan_file))
+    assert edited.code == 1 and "edited after it was made" in edited.err
