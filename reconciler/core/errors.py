@@ -3,7 +3,8 @@
 Three branches, each telling the caller what to do next:
 
 * ``UserError`` — the input is wrong (bad YAML, a dangling reference, a stale plan:
-  ``StalePlanError``, a deny Policy's violation: ``PolicyDeniedError``).
+  ``StalePlanError``, a plan made from another git tree: ``PlanTreeError``, a deny Policy's
+  violation: ``PolicyDeniedError``).
   Never retried; reported as ``file:line: message`` with exit code 1, no traceback.
 * ``TransientError`` — the cloud hiccupped (throttling, timeout, connection reset).
   Retried with exponential backoff and jitter.
