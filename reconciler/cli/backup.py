@@ -94,7 +94,7 @@ def add_commands(
 
 def _run(args: argparse.Namespace) -> RunContext:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return new_run(identity.actor, identity.commit)
+    return new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
 
 
 def _hours(value: float | None) -> str:

@@ -80,16 +80,18 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
 
 
 def _with_tree(args: argparse.Namespace, plan: Plan) -> Plan:
-    """The plan with the git tree of its folder, when the folder is exactly a commit's (``provenance``)."""
+    """The plan with its commit's author and committer, and the git tree of its folder when the
+    folder is exactly that commit's (``run.provenance``)."""
     tree, tree_path = getattr(args, "source_tree", None) or (None, "")
-    if tree is None:
+    author, committer = getattr(args, "source_people", None) or ("", "")
+    if getattr(args, "source_commit", None) is None:
         found = provenance.of_folder(args.path)
         if found is None or found.commit != plan.commit:
             return plan
         if found.tree is None:
             print(f"Warning: the plan records no git tree: {found.problem}", file=sys.stderr)
-        tree, tree_path = found.tree, found.tree_path
-    return dataclasses.replace(plan, tree=tree, tree_path=tree_path)
+        tree, tree_path, author, committer = found.tree, found.tree_path, found.author, found.committer
+    return dataclasses.replace(plan, tree=tree, tree_path=tree_path, author=author, committer=committer)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -163,12 +165,11 @@ def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> 
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
         return EXIT_ERROR
-    identity = (
-        detect_identity(args.path, getattr(args, "actor", None))
-        if args.path
-        else detect_identity(None, getattr(args, "actor", None))
-    )
-    run = new_run(identity.actor, plan.commit or identity.commit)
+    identity = detect_identity(args.path, getattr(args, "actor", None))
+    if plan.commit:  # the change is the plan's commit, by its author, whoever applies it
+        run = new_run(identity.actor, plan.commit, author=plan.author, committer=plan.committer)
+    else:
+        run = new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
     on_result, stop = _reporter()
     try:
         report = apply_plan(
@@ -283,7 +284,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 return EXIT_OK
             store.check_integrity()  # a damaged page or index: UserError, exit 1
             return _verify_audit(store, ws)
-        entries = list(store.audit_log(deployment=args.deployment)) if store is not None else []
+        query = auditlog.query_of(args)  # a bad filter is refused before anything is read
+        entries = list(store.audit_search(query)) if store is not None else []
         if args.format == "json":
             sys.stdout.write(auditlog.format_json(entries))
         else:

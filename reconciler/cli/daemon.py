@@ -234,8 +234,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def from_source(args: argparse.Namespace) -> Iterator[None]:
     """With ``--source``: check the commit out into a temporary folder and point ``args.path`` into it.
 
-    The commit's sha and author then stand for the plan's commit and the actor (unless
-    ``--actor`` was given); diagnostics name files relative to the repository.
+    The commit's sha, author and committer then stand for the plan's commit and the change's
+    people (the operator stays who ran it); diagnostics name files relative to the repository.
     """
     source = getattr(args, "source", None)
     if source is None:
@@ -256,7 +256,7 @@ def from_source(args: argparse.Namespace) -> Iterator[None]:
         tree_path,
     ):
         args.path = folder
-        args.actor = getattr(args, "actor", None) or commit.author
         args.source_commit = commit.sha
+        args.source_people = (commit.author, commit.committer)  # of the change; the operator stays
         args.source_tree = (tree, tree_path)  # recorded in the plan (apply --plan --expect-tree)
         yield

@@ -37,8 +37,8 @@ EXTENSIONS: tuple[str, ...] = (
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 
 
-def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Options accepted before or after the subcommand."""
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool, actor: bool = True) -> None:
+    """Options accepted before or after the subcommand (``actor=False``: all but ``--actor``)."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--state-dir",
@@ -53,11 +53,13 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--now", default=default, help="fix the clock to this ISO 8601 time (env RECONCILER_NOW)"
     )
-    parser.add_argument(
-        "--actor",
-        default=default,
-        help="who is acting, for the audit ledger (default: git author of HEAD, else the OS user)",
-    )
+    if actor:
+        parser.add_argument(
+            "--actor",
+            default=default,
+            help="who runs this (the operator), for the audit ledger; default: the CI job ($GITHUB_ACTOR "
+            "and its run, GitLab CI, Jenkins), else the OS user. The change's author is recorded apart",
+        )
     parser.add_argument("--log-format", choices=["console", "json"], default=default)
     parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
 
@@ -142,9 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("audit", "read and verify the audit ledger")
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
-    q = audit_sub.add_parser("log", parents=[common], help="list audit entries")
+    q = audit_sub.add_parser("log", help="list audit entries")
+    _global_options(q, suppress=True, actor=False)  # its --actor is a filter, not the operator
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.add_argument("--deployment")
+    from reconciler.cli.auditlog import add_filters
+
+    add_filters(q)
     audit_sub.add_parser("verify", parents=[common], help="check the hash chain")
 
     p = add("simcloud", "inspect and break the built-in simulated cloud on purpose")

@@ -417,6 +417,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "commit": plan.commit,
         "tree": plan.tree,
         "tree_path": plan.tree_path,
+        "author": plan.author,
+        "committer": plan.committer,
         "summary": plan.summary(),
         "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
         "windows": [window_to_dict(w) for w in plan.windows],
@@ -466,6 +468,8 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             commit=_opt_s(data.get("commit")),
             tree=_opt_s(data.get("tree")),
             tree_path=_s(data.get("tree_path", "")),
+            author=_s(data.get("author", "")),
+            committer=_s(data.get("committer", "")),
             noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
             cost=cost_from_dict(cost),
             changes=tuple(

@@ -44,6 +44,7 @@ class Commit:
     author: str  # "Name <email>"
     message: str  # the summary line
     when: datetime
+    committer: str = ""  # "Name <email>"
 
     @property
     def short(self) -> str:
@@ -116,6 +117,7 @@ def commit_of(repo: git.Repo, rev: str) -> Commit:
         author=author,
         message=summary.strip().splitlines()[0] if summary.strip() else "",
         when=datetime.fromtimestamp(found.committed_date, UTC),
+        committer=f"{found.committer.name} <{found.committer.email}>",
     )
 
 
