@@ -1,7 +1,7 @@
 """cli.commands: one handler per CLI command — gathers arguments, calls the engine, prints results.
 
 Handlers return the process exit code. Output goes to stdout; diagnostics and logs to
-stderr. Colour and the live progress display appear only on a terminal.
+stderr. Colour and the live progress bar (``cli.progress``) appear only on a terminal.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.cli import render, review
+from reconciler.cli import progress, render, review
 from reconciler.cli.common import (
     EXIT_BUDGET,
     EXIT_CHANGES,
@@ -36,7 +36,7 @@ from reconciler.run import anchor, provenance
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.backups import describe as describe_backup
-from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.executor import ChangeStatus
 from reconciler.run.gate import check_policy
 from reconciler.run.identity import detect_identity
 from reconciler.run.keys import plan_key
@@ -131,34 +131,6 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
     return answer.strip() == "yes"
 
 
-def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
-    """Progress: a rich bar on a terminal, plain lines otherwise."""
-    if not tty():
-
-        def line(result: ChangeResult) -> None:
-            change = result.change
-            suffix = f" ({result.resource_id})" if result.resource_id else ""
-            message = f": {result.message}" if result.message else ""
-            print(f"{change.action.symbol} {change.key} {result.status.value}{suffix}{message}", flush=True)
-
-        return line, lambda: None
-    from rich.progress import Progress
-
-    progress = Progress()
-    task = progress.add_task("applying", total=None)
-    progress.start()
-
-    def advance(result: ChangeResult) -> None:
-        change = result.change
-        if result.status is not ChangeStatus.SUCCEEDED:
-            progress.console.print(
-                f"{change.action.symbol} {change.key} {result.status.value}: {result.message}"
-            )
-        progress.advance(task)
-
-    return advance, progress.stop
-
-
 def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
     sys.stdout.write(render.render_text(plan, color=tty()))
     check_policy(plan, ws.clock.now(), args.override_window)  # refused before asking (apply checks again)
@@ -170,7 +142,8 @@ def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> 
         run = new_run(identity.actor, plan.commit, author=plan.author, committer=plan.committer)
     else:
         run = new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
-    on_result, stop = _reporter()
+    live = tty() and getattr(args, "log_format", None) != "json"  # a bar on a terminal, else lines
+    on_result, stop = progress.reporter(plan.changes, live=live)
     try:
         report = apply_plan(
             plan,
