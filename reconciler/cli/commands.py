@@ -19,10 +19,11 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    color,
+    emit,
     state_dir,
     tty,
     workspace,
-    write_out,
 )
 from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
@@ -106,13 +107,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     rendered = {
-        "text": lambda: render.render_text(plan, color=tty()),
+        "text": lambda: render.render_text(plan, color=args.out is None and color(args)),
         "json": lambda: render.render_json(plan, plan_key(ws.state_dir)),
         "markdown": lambda: review.render_markdown(plan, where=args.full_plan or review.DEFAULT_WHERE),
     }[args.format]()
-    if args.out is not None:
-        write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
-    sys.stdout.write(rendered)
+    emit(args, rendered)  # --out: the file instead of stdout
     if plan.denied:  # listed first in the plan too; a deny policy's violation is an error
         for violation in plan.denied:
             print(f"Error: {violation}", file=sys.stderr)
@@ -132,7 +131,7 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
 
 
 def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
-    sys.stdout.write(render.render_text(plan, color=tty()))
+    sys.stdout.write(render.render_text(plan, color=color(args)))
     check_policy(plan, ws.clock.now(), args.override_window)  # refused before asking (apply checks again)
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
@@ -143,7 +142,7 @@ def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> 
     else:
         run = new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
     live = tty() and getattr(args, "log_format", None) != "json"  # a bar on a terminal, else lines
-    on_result, stop = progress.reporter(plan.changes, live=live)
+    on_result, stop = progress.reporter(plan.changes, live=live, color=color(args))
     try:
         report = apply_plan(
             plan,
@@ -262,7 +261,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(auditlog.format_json(entries))
         else:
-            sys.stdout.write(auditlog.format_table(entries, color=tty()))
+            sys.stdout.write(auditlog.format_table(entries, color=color(args)))
         return EXIT_OK
     finally:
         ws.close()

@@ -106,13 +106,14 @@ class LiveProgress:
 
 
 def reporter(
-    changes: Sequence[Change], *, live: bool, console: Console | None = None
+    changes: Sequence[Change], *, live: bool, color: bool = True, console: Console | None = None
 ) -> tuple[OnResult, Callable[[], None]]:
     """(what to call as each change finishes, what to call when the apply is over).
 
     ``live``: a terminal that may show a bar (not ``--log-format json``); else plain lines.
+    ``color``: false for a bar without colour (``--no-color``, ``NO_COLOR``).
     """
     if not live or not changes:
         return _print_plain, lambda: None
-    bar = LiveProgress(changes, console or Console(file=sys.stdout))
+    bar = LiveProgress(changes, console or Console(file=sys.stdout, no_color=not color))
     return bar.on_result, bar.stop

@@ -9,12 +9,11 @@ what is uploaded and what ``apply --plan`` applies are one plan. The file is rea
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from reconciler.cli import render, review
 from reconciler.cli.commands import read_plan_file
-from reconciler.cli.common import EXIT_OK, tty, workspace, write_out
+from reconciler.cli.common import EXIT_OK, color, emit, format_option, out_option, workspace
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.run.keys import plan_key
 
@@ -25,10 +24,8 @@ def add_commands(
     help_text = "render a saved plan file (its signature checked) as text or pull-request markdown"
     p = sub.add_parser("show", help=help_text, parents=[common], description=help_text)
     p.add_argument("plan_file", type=Path, metavar="PLAN", help="a plan file written by plan --format json")
-    p.add_argument(
-        "--format", choices=["text", "markdown"], default="text", help="text (default) or markdown"
-    )
-    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    format_option(p, ["text", "markdown"], "text, or the pull-request comment (markdown)")
+    out_option(p, "the rendering")
     p.add_argument(
         "--full-plan",
         metavar="WHERE",
@@ -48,9 +45,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         text = review.render_markdown(plan, where=args.full_plan or review.DEFAULT_WHERE)
     else:
-        text = render.render_text(plan, color=args.out is None and tty())
-    if args.out is not None:
-        write_out(args.out, text)
-    else:
-        sys.stdout.write(text)
+        text = render.render_text(plan, color=args.out is None and color(args))
+    emit(args, text)
     return EXIT_OK
