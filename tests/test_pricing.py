@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.cli.render import cost_notes, render_markdown, render_text
+from reconciler.cli.render import cost_notes, render_text
+from reconciler.cli.review import render_markdown
 from reconciler.core.model import (
     BillingMode,
     DesiredServer,

@@ -29,7 +29,7 @@ from rich.table import Table
 from reconciler.backup.cycle import BackupListing, backup_cycle, check_keys, delete_backups, inspect_backups
 from reconciler.backup.restore import restore
 from reconciler.billing import backup_storage, usage
-from reconciler.cli.common import EXIT_ERROR, EXIT_OK, month_start, tty, workspace
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, PATH_HELP, color, format_option, month_start, workspace
 from reconciler.config import load_desired_state
 from reconciler.core.backups import BackupKind, KeyStatus
 from reconciler.core.clock import isoformat, parse_timestamp
@@ -50,14 +50,14 @@ def add_commands(
     q = backup_sub.add_parser(
         "list", parents=[common], help="list backups (live from the clouds with PATH, else from the ledger)"
     )
-    q.add_argument("path", type=Path, nargs="?")
+    q.add_argument("path", type=Path, nargs="?", help=PATH_HELP + " (default: the ledger's record)")
     q.add_argument("--deployment", help="owner mark (default: the folder's name)")
     q.add_argument("--key", action="append", help="only this server key (repeatable)")
-    q.add_argument("--format", choices=["table", "json"], default="table")
+    format_option(q, ["text", "json"], "a table (text) or JSON")
     q.set_defaults(handler=cmd_list)
 
     q = backup_sub.add_parser("run", parents=[common], help="take the due backups now and prune old ones")
-    q.add_argument("path", type=Path)
+    q.add_argument("path", type=Path, help=PATH_HELP)
     q.add_argument("--deployment", help="owner mark (default: the folder's name)")
     q.add_argument("--key", action="append", help="only this server key (repeatable)")
     q.add_argument("--force", action="store_true", help="take a backup even when none is due")
@@ -67,7 +67,7 @@ def add_commands(
     q.add_argument("--from", dest="start", help="start (ISO 8601, default: first of this month)")
     q.add_argument("--to", dest="end", help="end, exclusive (ISO 8601, default: now)")
     q.add_argument("--deployment", help="only this deployment")
-    q.add_argument("--format", choices=["table", "json"], default="table")
+    format_option(q, ["text", "json"], "a table (text) or JSON")
     q.set_defaults(handler=cmd_usage)
 
     q = backup_sub.add_parser(
@@ -94,7 +94,7 @@ def add_commands(
 
 def _run(args: argparse.Namespace) -> RunContext:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return new_run(identity.actor, identity.commit)
+    return new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
 
 
 def _hours(value: float | None) -> str:
@@ -197,7 +197,7 @@ def _live(listing: BackupListing, args: argparse.Namespace) -> str:
          _retention(listing, s)]
         for s in listing.snapshots
     ]
-    text = _table(columns, rows, tty()) if rows else "No backups.\n"
+    text = _table(columns, rows, color(args)) if rows else "No backups.\n"
     lines = [_status_line(st) for st in listing.statuses if args.key is None or st.key in args.key]
     if any(_retention(listing, s) == "unmanaged" for s in listing.snapshots):
         lines.append("Unmanaged backups belong to no declared server under a policy: nothing prunes them; "
@@ -231,7 +231,7 @@ def _ledger(args: argparse.Namespace) -> str:
     cells = [
         [r["key"], r["backup_id"], r["provider"], r["policy"], f"{r['size_gb']:g}", r["since"]] for r in rows
     ]
-    text = _table(columns, cells, tty()) if cells else "No backups recorded.\n"
+    text = _table(columns, cells, color(args)) if cells else "No backups recorded.\n"
     return text + "(as last recorded in the ledger; pass PATH to list what the clouds hold now)\n"
 
 

@@ -1,27 +1,29 @@
 """cli.commands: one handler per CLI command — gathers arguments, calls the engine, prints results.
 
 Handlers return the process exit code. Output goes to stdout; diagnostics and logs to
-stderr. Colour and the live progress display appear only on a terminal.
+stderr. Colour and the live progress bar (``cli.progress``) appear only on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.cli import render
+from reconciler.cli import progress, render, review
 from reconciler.cli.common import (
     EXIT_BUDGET,
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    color,
+    emit,
     state_dir,
     tty,
     workspace,
-    write_out,
 )
 from reconciler.cli.daemon import from_source
 from reconciler.config import explain_inputs, load_desired_state
@@ -32,11 +34,11 @@ from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from reconciler.core.policy import check_policies
 from reconciler.core.provider import provider_class
-from reconciler.run import anchor
+from reconciler.run import anchor, provenance
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import adopted, new_run
 from reconciler.run.backups import describe as describe_backup
-from reconciler.run.executor import ChangeResult, ChangeStatus
+from reconciler.run.executor import ChangeStatus
 from reconciler.run.gate import check_policy
 from reconciler.run.identity import detect_identity
 from reconciler.run.keys import plan_key
@@ -86,7 +88,7 @@ def _count(n: int, noun: str) -> str:
 
 def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> Plan:
     identity = detect_identity(args.path, getattr(args, "actor", None))
-    return plan_path(
+    plan = plan_path(
         args.path,
         ws,
         deployment=args.deployment,
@@ -95,6 +97,22 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
         skip_final_backup=getattr(args, "skip_final_backup", False),
         targets=getattr(args, "target", ()) or (),
     )
+    return _with_tree(args, plan)
+
+
+def _with_tree(args: argparse.Namespace, plan: Plan) -> Plan:
+    """The plan with its commit's author and committer, and the git tree of its folder when the
+    folder is exactly that commit's (``run.provenance``)."""
+    tree, tree_path = getattr(args, "source_tree", None) or (None, "")
+    author, committer = getattr(args, "source_people", None) or ("", "")
+    if getattr(args, "source_commit", None) is None:
+        found = provenance.of_folder(args.path)
+        if found is None or found.commit != plan.commit:
+            return plan
+        if found.tree is None:
+            print(f"Warning: the plan records no git tree: {found.problem}", file=sys.stderr)
+        tree, tree_path, author, committer = found.tree, found.tree_path, found.author, found.committer
+    return dataclasses.replace(plan, tree=tree, tree_path=tree_path, author=author, committer=committer)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -109,13 +127,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     rendered = {
-        "text": lambda: render.render_text(plan, color=tty()),
+        "text": lambda: render.render_text(plan, color=args.out is None and color(args)),
         "json": lambda: render.render_json(plan, plan_key(ws.state_dir)),
-        "markdown": lambda: render.render_markdown(plan),
+        "markdown": lambda: review.render_markdown(plan, where=args.full_plan or review.DEFAULT_WHERE),
     }[args.format]()
-    if args.out is not None:
-        write_out(args.out, rendered if args.format != "text" else render.render_text(plan))
-    sys.stdout.write(rendered)
+    emit(args, rendered)  # --out: the file instead of stdout
     if plan.denied:  # listed first in the plan too; a deny policy's violation is an error
         for violation in plan.denied:
             print(f"Error: {violation}", file=sys.stderr)
@@ -134,47 +150,19 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
     return answer.strip() == "yes"
 
 
-def _reporter() -> tuple[Callable[[ChangeResult], None], Callable[[], None]]:
-    """Progress: a rich bar on a terminal, plain lines otherwise."""
-    if not tty():
-
-        def line(result: ChangeResult) -> None:
-            change = result.change
-            suffix = f" ({result.resource_id})" if result.resource_id else ""
-            message = f": {result.message}" if result.message else ""
-            print(f"{change.action.symbol} {change.key} {result.status.value}{suffix}{message}", flush=True)
-
-        return line, lambda: None
-    from rich.progress import Progress
-
-    progress = Progress()
-    task = progress.add_task("applying", total=None)
-    progress.start()
-
-    def advance(result: ChangeResult) -> None:
-        change = result.change
-        if result.status is not ChangeStatus.SUCCEEDED:
-            progress.console.print(
-                f"{change.action.symbol} {change.key} {result.status.value}: {result.message}"
-            )
-        progress.advance(task)
-
-    return advance, progress.stop
-
-
 def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
-    sys.stdout.write(render.render_text(plan, color=tty()))
+    sys.stdout.write(render.render_text(plan, color=color(args)))
     check_policy(plan, ws.clock.now(), args.override_window)  # refused before asking (apply checks again)
     if plan.has_changes and not _confirm(plan, args.yes, verb):
         print("Cancelled; nothing was changed.")
         return EXIT_ERROR
-    identity = (
-        detect_identity(args.path, getattr(args, "actor", None))
-        if args.path
-        else detect_identity(None, getattr(args, "actor", None))
-    )
-    run = new_run(identity.actor, plan.commit or identity.commit)
-    on_result, stop = _reporter()
+    identity = detect_identity(args.path, getattr(args, "actor", None))
+    if plan.commit:  # the change is the plan's commit, by its author, whoever applies it
+        run = new_run(identity.actor, plan.commit, author=plan.author, committer=plan.committer)
+    else:
+        run = new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
+    live = tty() and getattr(args, "log_format", None) != "json"  # a bar on a terminal, else lines
+    on_result, stop = progress.reporter(plan.changes, live=live, color=color(args))
     try:
         report = apply_plan(
             plan,
@@ -214,12 +202,18 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
     if args.plan_file is not None and args.target:
         raise UserError("--target limits planning; a saved plan carries the targets it was made with")
+    if args.expect_tree is not None:
+        if args.plan_file is None:
+            raise UserError("--expect-tree checks a saved plan: give it with --plan FILE")
+        provenance.check_expected(args.expect_tree)
     ws = workspace(args)
     try:
         if args.plan_file is not None:
             plan = load_signed_plan(
-                _read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
+                read_plan_file(args.plan_file), plan_key(ws.state_dir), source=str(args.plan_file)
             )
+            if args.expect_tree is not None:  # refused before anything is shown or applied
+                provenance.check_plan_tree(plan, args.expect_tree, source=str(args.plan_file), cwd=Path.cwd())
             args.yes = True  # a saved plan was reviewed already
             return _execute(args, ws, plan, "apply")
         return _execute(args, ws, _plan(args, ws), "apply")
@@ -230,7 +224,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 PLAN_FILE_BYTES = 256 * 1024 * 1024  # a plan of 10,000 servers is a few tens of MB
 
 
-def _read_plan_file(path: Path) -> str:
+def read_plan_file(path: Path) -> str:
     """A saved plan's text: a regular file (a FIFO is refused, never waited on), bounded, UTF-8."""
     try:
         raw = read_bytes(
@@ -284,11 +278,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 return EXIT_OK
             store.check_integrity()  # a damaged page or index: UserError, exit 1
             return _verify_audit(store, ws)
-        entries = list(store.audit_log(deployment=args.deployment)) if store is not None else []
+        query = auditlog.query_of(args)  # a bad filter is refused before anything is read
+        entries = list(store.audit_search(query)) if store is not None else []
         if args.format == "json":
             sys.stdout.write(auditlog.format_json(entries))
         else:
-            sys.stdout.write(auditlog.format_table(entries, color=tty()))
+            sys.stdout.write(auditlog.format_table(entries, color=color(args)))
         return EXIT_OK
     finally:
         ws.close()

@@ -1,10 +1,18 @@
-"""cli.common: what every command handler shares — exit codes, where state lives, output helpers."""
+"""cli.common: what every command handler shares — exit codes, where state lives, output helpers,
+and the options every command spells the same way.
+
+One language across commands: the human format is ``text`` everywhere (``table``, its old name
+in some commands, is still accepted: ``format_option``); ``--out FILE`` always writes the file
+*instead of* stdout; colour appears only on a terminal, and never with ``--no-color`` or
+``NO_COLOR`` set (``color``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,8 +38,48 @@ def workspace(args: argparse.Namespace) -> Workspace:
     )
 
 
+PATH_HELP = "the desired state: a folder of YAML files (or one YAML file)"
+FORMAT_ALIASES = {"table": "text"}  # old names still accepted
+OUT_HELP = "write the output to this file instead of stdout"
+
+
+def format_option(
+    parser: argparse.ArgumentParser, choices: Sequence[str], help_text: str, *, default: str = "text"
+) -> None:
+    """``--format``: ``choices`` (the human one named ``text``), ``table`` accepted for ``text``."""
+    aliases = " (table: the same as text)" if "text" in choices else ""
+    parser.add_argument(
+        "--format",
+        type=lambda value: FORMAT_ALIASES.get(value, value) if "text" in choices else value,
+        choices=list(choices),
+        default=default,
+        help=f"{help_text}; default {default}{aliases}",
+    )
+
+
+def out_option(parser: argparse.ArgumentParser, what: str = "the output") -> None:
+    """``--out FILE``: the one meaning everywhere — the file instead of stdout."""
+    help_text = f"write {what} to this file instead of stdout"
+    parser.add_argument("--out", type=Path, metavar="FILE", help=help_text)
+
+
 def tty() -> bool:
     return sys.stdout.isatty()
+
+
+def color(args: argparse.Namespace | None = None) -> bool:
+    """Colour on stdout: only on a terminal, and not with ``--no-color`` or ``NO_COLOR`` set."""
+    if os.environ.get("NO_COLOR") or getattr(args, "no_color", False):
+        return False
+    return tty()
+
+
+def emit(args: argparse.Namespace, text: str) -> None:
+    """``text`` to ``--out`` when given, else to stdout."""
+    if getattr(args, "out", None) is not None:
+        write_out(args.out, text)
+    else:
+        sys.stdout.write(text)
 
 
 def write_out(path: Path, text: str) -> None:

@@ -14,7 +14,6 @@ import argparse
 import math
 import os
 import signal
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,7 +24,15 @@ from types import FrameType
 import structlog
 
 from reconciler.cli import logs
-from reconciler.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, workspace, write_out
+from reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    emit,
+    format_option,
+    out_option,
+    workspace,
+)
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.limits import MAX_INTERVAL_SECONDS
 from reconciler.core.model import DesiredState
@@ -78,7 +85,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.add_argument("--tls-cert", type=Path, help="serve --listen over https with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="… and this private key (PEM)")
     p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
-    p.add_argument("--allow-mass-delete", action="store_true")
+    p.add_argument("--allow-mass-delete", action="store_true", help="lift the --max-deletes limit")
     p.add_argument(
         "--lease-ttl", type=_seconds, help="provider lease time-to-live (default 3 intervals, ≥ 30 s)"
     )
@@ -97,8 +104,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.add_argument("--base", required=True, help="the commit to compare from (a sha, branch or tag)")
     p.add_argument("--head", help="the commit to compare to (default: the files in PATH as they are)")
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    p.add_argument("--out", type=Path, help="also write the result to this file")
+    format_option(p, ["text", "json", "markdown"], "text, JSON or the pull-request comment (markdown)")
+    out_option(p, "the comparison")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no differences, 2 differences")
     p.set_defaults(handler=cmd_diff)
 
@@ -233,9 +240,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         "json": statediff.render_json,
         "markdown": statediff.render_markdown,
     }[args.format](result)
-    if args.out is not None:
-        write_out(args.out, rendered)
-    sys.stdout.write(rendered)
+    emit(args, rendered)
     return EXIT_CHANGES if args.detailed_exitcode and result.has_changes else EXIT_OK
 
 
@@ -244,8 +249,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def from_source(args: argparse.Namespace) -> Iterator[None]:
     """With ``--source``: check the commit out into a temporary folder and point ``args.path`` into it.
 
-    The commit's sha and author then stand for the plan's commit and the actor (unless
-    ``--actor`` was given); diagnostics name files relative to the repository.
+    The commit's sha, author and committer then stand for the plan's commit and the change's
+    people (the operator stays who ran it); diagnostics name files relative to the repository.
     """
     source = getattr(args, "source", None)
     if source is None:
@@ -262,8 +267,11 @@ def from_source(args: argparse.Namespace) -> Iterator[None]:
     with temporary_checkout(source, branch=args.branch, rev=args.rev, path=str(args.path)) as (
         folder,
         commit,
+        tree,
+        tree_path,
     ):
         args.path = folder
-        args.actor = getattr(args, "actor", None) or commit.author
         args.source_commit = commit.sha
+        args.source_people = (commit.author, commit.committer)  # of the change; the operator stays
+        args.source_tree = (tree, tree_path)  # recorded in the plan (apply --plan --expect-tree)
         yield

@@ -10,6 +10,7 @@ text under ``exception``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -28,14 +29,15 @@ def _stderr_logger(*_args: object) -> _StderrLogger:
     return _StderrLogger()
 
 
-def configure(*, fmt: str = "console", verbosity: int = 0) -> None:
-    """Set up structlog: ``fmt`` is ``json`` or ``console``; -v shows info, -vv debug."""
+def configure(*, fmt: str = "console", verbosity: int = 0, color: bool = True) -> None:
+    """Set up structlog: ``fmt`` is ``json`` or ``console``; -v shows info, -vv debug. Console logs
+    are coloured only on a terminal, and not when ``color`` is false or ``NO_COLOR`` is set."""
     level = logging.WARNING - 10 * min(verbosity, 2)
     renderers: list[structlog.types.Processor]
     if fmt == "json":
         renderers = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        colors = sys.stderr.isatty()
+        colors = color and sys.stderr.isatty() and not os.environ.get("NO_COLOR")
         traceback = structlog.dev.RichTracebackFormatter(
             show_locals=False, color_system="truecolor" if colors else None
         )

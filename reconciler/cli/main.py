@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from reconciler import __version__
-from reconciler.cli.common import EXIT_ERROR
+from reconciler.cli.common import EXIT_ERROR, PATH_HELP, format_option, out_option
 from reconciler.core.errors import LeaseLostError, ProviderError, UserError
 
 log = structlog.get_logger("reconciler.cli")
@@ -34,12 +34,13 @@ EXTENSIONS: tuple[str, ...] = (
     "reconciler.cli.usage",
     "reconciler.cli.adopt",
     "reconciler.cli.console",
+    "reconciler.cli.show",
 )
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 
 
-def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Options accepted before or after the subcommand."""
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool, actor: bool = True) -> None:
+    """Options accepted before or after the subcommand (``actor=False``: all but ``--actor``)."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--state-dir",
@@ -54,13 +55,25 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--now", default=default, help="fix the clock to this ISO 8601 time (env RECONCILER_NOW)"
     )
+    if actor:
+        parser.add_argument(
+            "--actor",
+            default=default,
+            help="who runs this (the operator), for the audit ledger; default: the CI job ($GITHUB_ACTOR "
+            "and its run, GitLab CI, Jenkins), else the OS user. The change's author is recorded apart",
+        )
     parser.add_argument(
-        "--actor",
-        default=default,
-        help="who is acting, for the audit ledger (default: git author of HEAD, else the OS user)",
+        "--log-format", choices=["console", "json"], default=default,
+        help="logs on stderr: console (default) or JSON lines (no progress bar either)",
     )
-    parser.add_argument("--log-format", choices=["console", "json"], default=default)
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0)
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
+        help="more logs: -v info, -vv debug",
+    )
+    parser.add_argument(
+        "--no-color", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="no colour in the output, even on a terminal (as NO_COLOR=1 does)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,20 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, parents=[common], description=help_text)
 
     p = add("validate", "check the desired state (YAML) without touching any cloud")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
 
     p = add("plan", "show what apply would change")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    p.add_argument("--out", type=Path, help="also write the plan to this file (JSON for --format json)")
+    format_option(p, ["text", "json", "markdown"], "text, the signed plan file (json) or the PR comment")
+    out_option(p, "the plan")
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 0 no changes, 2 changes, 3 changes that break a budget, 1 error",
     )
     p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
+    p.add_argument(
+        "--full-plan",
+        metavar="WHERE",
+        help="markdown: where reviewers find the full plan when the comment leaves some out "
+        "(e.g. the URL of the CI run that uploaded plan.json)",
+    )
 
     for name, help_text in (
         ("apply", "make the clouds match the desired state"),
@@ -96,17 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, help_text)
         if name == "apply":
-            p.add_argument("path", type=Path, nargs="?")
+            p.add_argument("path", type=Path, nargs="?", help=PATH_HELP + "; or give --plan FILE instead")
             saved = p.add_mutually_exclusive_group()  # a saved plan already says whether it skips them
             saved.add_argument("--plan", type=Path, dest="plan_file", help="apply this saved plan exactly")
+            p.add_argument(
+                "--expect-tree",
+                metavar="auto|SHA",
+                help="with --plan: refuse the plan unless it was made from this git tree of its folder "
+                "(auto: the folder's tree at HEAD of the repository apply runs in)",
+            )
             saved.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
         else:
-            p.add_argument("path", type=Path)
+            p.add_argument("path", type=Path, help=PATH_HELP)
             p.add_argument("--skip-final-backup", action="store_true", help=_SKIP_FINAL_BACKUP)
         p.add_argument("--deployment", help="owner mark (default: the folder's name)")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--max-deletes", default="10", help="refuse plans deleting more servers (N or N%%)")
-        p.add_argument("--allow-mass-delete", action="store_true")
+        p.add_argument("--allow-mass-delete", action="store_true", help="lift the --max-deletes limit")
         p.add_argument(
             "--override-window",
             metavar="REASON",
@@ -123,34 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--rev", help="with --source: this commit, tag or branch instead of the branch tip")
 
     p = add("graph", "print the action graph")
-    p.add_argument("path", type=Path)
-    p.add_argument("--deployment")
-    p.add_argument("--format", choices=["text", "dot"], default="text")
+    p.add_argument("path", type=Path, help=PATH_HELP)
+    p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    format_option(p, ["text", "dot"], "text (levels) or Graphviz dot")
 
     p = add("inputs", "explain where each input value comes from")
     inputs_sub = p.add_subparsers(dest="inputs_command", required=True, metavar="SUBCOMMAND")
     q = inputs_sub.add_parser("explain", parents=[common], help="each input's value and its source level")
-    q.add_argument("path", type=Path)
+    q.add_argument("path", type=Path, help=PATH_HELP)
     q.add_argument("target", help="CLUSTER/MEMBER")
 
     p = add("audit", "read and verify the audit ledger")
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
-    q = audit_sub.add_parser("log", parents=[common], help="list audit entries")
-    q.add_argument("--format", choices=["table", "json"], default="table")
-    q.add_argument("--deployment")
+    q = audit_sub.add_parser("log", help="list audit entries")
+    _global_options(q, suppress=True, actor=False)  # its --actor is a filter, not the operator
+    format_option(q, ["text", "json"], "a table as wide as the terminal (text) or JSON lines")
+    q.add_argument("--deployment", help="only this deployment's entries")
+    from reconciler.cli.auditlog import add_filters
+
+    add_filters(q)
     audit_sub.add_parser("verify", parents=[common], help="check the hash chain")
 
     p = add("simcloud", "inspect and break the built-in simulated cloud on purpose")
     sim_sub = p.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")
     q = sim_sub.add_parser("list", parents=[common], help="list simulated servers")
-    q.add_argument("--format", choices=["table", "json"], default="table")
+    format_option(q, ["text", "json"], "one line a server (text) or JSON")
     for name, help_text in (
         ("fail", "put a server into error state"),
         ("stop", "stop a server"),
         ("delete", "delete a server behind the reconciler's back"),
     ):
         q = sim_sub.add_parser(name, parents=[common], help=help_text)
-        q.add_argument("key")
+        q.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
     q = sim_sub.add_parser(
         "create", parents=[common], help="make a server by hand, owned by nobody (as if made in a console)"
     )
@@ -164,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sim_sub.add_parser(
         "edit", parents=[common], help="change a server behind the reconciler's back (drift)"
     )
-    q.add_argument("key")
-    q.add_argument("--cpus", type=int)
-    q.add_argument("--memory-mb", type=int)
+    q.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
+    q.add_argument("--cpus", type=int, help="give it this many vCPUs")
+    q.add_argument("--memory-mb", type=int, help="give it this much memory (MB)")
     for module in EXTENSIONS:
         importlib.import_module(module).add_commands(sub, common)
     return parser
@@ -177,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from reconciler.cli import logs
 
-    logs.configure(fmt=args.log_format or "console", verbosity=args.verbose or 0)
+    logs.configure(fmt=args.log_format or "console", verbosity=args.verbose or 0, color=not args.no_color)
     try:
         from reconciler.cli.commands import COMMANDS
 

@@ -1,19 +1,17 @@
-"""cli.render: a Plan for people — Terraform-like text for terminals, markdown for pull requests — and JSON.
+"""cli.render: a Plan for people — Terraform-like text for terminals — and JSON; the pieces
+``cli.review`` builds the pull-request markdown from.
 
 Rendering reads only the Plan. It never shows an input's value except through
 ``ResolvedInput.display()``, so a sensitive input is always ``(sensitive)``; as a second
 line of defence, literal values of sensitive inputs are scrubbed from every piece of text
 before it is emitted. Money is a ``Decimal`` throughout: hourly figures keep up to four
-decimals (small rates stay visible), monthly figures two. Markdown output has a hard size
-cap, because a pull-request comment has one: past it, change blocks are left out and a
-note says how many.
+decimals (small rates stay visible), monthly figures two.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
 from reconciler.core.backups import BackupAction, BackupKind, monthly_totals
@@ -26,7 +24,6 @@ from reconciler.core.policy import WindowHold, window_holds
 
 NO_CHANGES = "No changes. Your infrastructure matches the configuration."
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
-MARKDOWN_LIMIT = 60_000
 _MIN_SECRET_LENGTH = 4  # shorter literals would scrub ordinary words; display() still hides them
 _ANSI = {
     Action.CREATE: "32",
@@ -341,159 +338,6 @@ def _text_backups(actions: Sequence[BackupAction], color: bool) -> list[str]:
             f"  {symbol} {action.key}  {_backup_what(action)}  ({action.reason})  {_backup_size(action)}"
         )
     return [*lines, "", backup_summary(actions)]
-
-
-def _md_backups(actions: Sequence[BackupAction]) -> str:
-    rows = [
-        f"| <code>{action.kind.symbol}</code> {action.kind.value} | {_code(action.key)} "
-        f"| {_esc(_backup_what(action))} | {_esc(action.reason)} | {_esc(_backup_size(action))} |"
-        for action in actions
-    ]
-    head = ["### Backups", "", f"**{_esc(backup_summary(actions))}**", ""]
-    table = ["| | key | backup | why | size, storage |", "|:--|:--|:--|:--|--:|", *rows]
-    return "\n".join([*head, *table]) + "\n"
-
-
-# --- markdown -------------------------------------------------------------------------------
-def _esc(text: str) -> str:
-    """Text safe inside HTML and inside a markdown table cell."""
-    return html.escape(text, quote=False).replace("|", "&#124;").replace("\n", " ")
-
-
-def _code(text: str) -> str:
-    return f"<code>{_esc(text)}</code>" if text else ""
-
-
-def _md_summary(plan: Plan) -> str:
-    line = f"**{plan_summary(plan)}**"
-    figures = [
-        f"{format_money(total.delta_monthly, total.currency, signed=True)} per 30-day month "
-        f"({format_money(total.before_monthly, total.currency)} → "
-        f"{format_money(total.after_monthly, total.currency)})"
-        for total in plan.cost.totals
-    ]
-    if figures:
-        line += f" Cost: {'; '.join(figures)}."
-    return line
-
-
-def _md_policy(plan: Plan) -> list[str]:
-    head = policy_head(plan)
-    parts: list[str] = []
-    if head is not None:
-        parts += [f"> **{_esc(head)}**" if plan.denied else _esc(head), ""]
-        parts += [f"- **{'deny' if v.denies else 'warn'}**: {_esc(str(v))}" for v in plan.violations]
-        parts.append("")
-    for hold in open_holds(plan):
-        parts += [f"> {_esc(window_line(hold))}", ""]
-    return parts
-
-
-def _md_head(plan: Plan) -> list[str]:
-    parts = [_md_summary(plan), "", *_md_policy(plan)]
-    meta = f"Deployment {_code(plan.deployment)}"
-    if plan.commit:
-        meta += f" · commit {_code(plan.commit)}"
-    meta += f" · planned {plan.created_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
-    parts += [meta, ""]
-    if not plan.changes:
-        parts += [NO_CHANGES, ""]
-    counts = plan.summary()
-    parts += ["| action | count |", "|:--|--:|"]
-    parts += [f"| <code>{a.symbol}</code> {a.value} | {counts[a.value]} |" for a in _counted(plan)]
-    parts += [f"| unchanged | {counts[Action.NOOP.value]} |", ""]
-    cost = plan.cost
-    if cost.by_cluster:
-        several = len(cost.currencies) > 1
-        parts += [
-            "| cluster | before /month | after /month | change /hour | change /month |",
-            "|:--|--:|--:|--:|--:|",
-        ]
-        for total in cost.totals:
-            for line in cost.lines_in(total.currency):
-                parts.append(f"| {_code(line.scope)} | {_md_figures(line)} |")
-            label = f"total {total.currency}" if several else "total"
-            parts.append(f"| **{label}** | " + " | ".join(f"**{cell}**" for cell in _md_cells(total)) + " |")
-        parts.append("")
-    for check in cost.budgets:
-        text = _esc(budget_line(check, uncounted(cost, check)))
-        parts += [f"> **{text}**" if check.broken else text, ""]
-    for note in cost_notes(cost):
-        parts += [_esc(note), ""]
-    return parts
-
-
-def _md_cells(line: CostLine) -> tuple[str, str, str, str]:
-    cur = line.currency
-    return (
-        format_money(line.before_monthly, cur),
-        format_money(line.after_monthly, cur),
-        format_hourly(line.delta_hourly, cur, signed=True),
-        format_money(line.delta_monthly, cur, signed=True),
-    )
-
-
-def _md_figures(line: CostLine) -> str:
-    return " | ".join(_md_cells(line))
-
-
-def _md_change(change: Change, mark: str = "") -> str:
-    summary = (
-        f"<code>{_esc(change.action.symbol)}</code> {change.action.value} {_code(change.key)}"
-        f"{_esc(_duplicate_suffix(change))}: {_esc(change.reason)}"
-        + (f" <b>{_esc(mark.strip())}</b>" if mark else "")
-    )
-    rows = [
-        f"| {_esc(f.name)} | {_code(_field_value(change, f, f.before))} "
-        f"| {_code(_field_value(change, f, f.after))} |"
-        for f in change.fields
-    ]
-    rows += [f"| input.{_esc(i.name)} |  | {_code(i.display())} |" for i in _input_rows(change)]
-    body = ["| field | before | after |", "|:--|:--|:--|", *rows] if rows else ["_no field changes_"]
-    return "\n".join([f"<details><summary>{summary}</summary>", "", *body, "", "</details>", ""]) + "\n"
-
-
-def _fit(pieces: Sequence[str], budget: int) -> tuple[list[str], int]:
-    """As many leading pieces as fit in ``budget`` characters, and how much they use."""
-    taken: list[str] = []
-    used = 0
-    for piece in pieces:
-        if used + len(piece) > budget:
-            break
-        taken.append(piece)
-        used += len(piece)
-    return taken, used
-
-
-def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """The plan as a pull-request comment: summary first, changes folded, never over ``limit`` chars."""
-    secrets = _secrets(c.after for c in plan.changes)
-    head = _scrub("\n".join(_md_head(plan)) + "\n", secrets)
-    total = len(plan.changes)
-    reserve = len(f"\n… {total} more changes not shown (see plan.json)\n") + 128
-
-    warnings = [_scrub(f"> **Warning:** {_esc(d)}\n>\n", secrets) for d in plan.diagnostics]
-    kept_warnings, used = _fit(warnings, max(0, limit - len(head) - reserve))
-    if len(kept_warnings) < len(warnings):
-        kept_warnings.append(f"> … {len(warnings) - len(kept_warnings)} more warnings (see plan.json)\n")
-        used += len(kept_warnings[-1])
-    out = head + "".join(kept_warnings) + ("\n" if kept_warnings else "")
-
-    if plan.changes:
-        out += "### Changes\n\n"
-        blocks = [_scrub(_md_change(c, _over_budget(plan, c)), secrets) for c in plan.changes]
-        budget = limit - len(out) - (0 if sum(map(len, blocks)) <= limit - len(out) else reserve)
-        shown, _ = _fit(blocks, max(0, budget))
-        out += "".join(shown)
-        if len(shown) < total:
-            out += f"\n… {total - len(shown)} more changes not shown (see plan.json)\n"
-    if plan.backups:
-        block = "\n" + _md_backups(plan.backups)
-        fits = len(out) + len(block) <= limit
-        out += block if fits else f"\n… {len(plan.backups)} backup actions not shown (see plan.json)\n"
-    if len(out) > limit:  # only when the head alone is over the cap: cut, never exceed it
-        out = out[: limit - 1] + "…" if limit > 0 else ""
-    return out
 
 
 # --- JSON -----------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.cli.render import cost_notes, format_hourly, format_money
+from reconciler.cli.review import MARKDOWN_LIMIT, marker
 from reconciler.core.changes import FieldChange
+from reconciler.core.keys import natural_key
 from reconciler.core.model import DesiredServer, DesiredState
 from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.pricing import plan_cost
@@ -103,7 +105,7 @@ def compare(base: DesiredState, head: DesiredState, *, base_name: str, head_name
     new = {s.key: s for s in head.servers}
     deltas: list[ServerDelta] = []
     unchanged = 0
-    for key in sorted(old.keys() | new.keys()):
+    for key in sorted(old.keys() | new.keys(), key=natural_key):
         if key not in old:
             deltas.append(ServerDelta(key, DeltaKind.ADDED, new[key].provider))
         elif key not in new:
@@ -169,23 +171,39 @@ def render_text(result: StateDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(result: StateDiff) -> str:
-    lines = [
+def render_markdown(result: StateDiff, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The diff as a pull-request comment: the plan's marker first, removed servers before changed
+    and added ones, never over ``limit`` characters (rows that do not fit are counted, not shown)."""
+    head = [
+        marker(result.deployment),
         f"### Desired state: `{result.base}` → `{result.head}`",
         "",
         f"**{_summary(result)}** · cost {_cost(result)}",
         "",
     ]
-    if result.deltas:
-        lines += ["| | server | provider | what changes |", "|---|---|---|---|"]
-        for delta in result.deltas:
-            what = "<br>".join(_field_text(f).replace("|", "\\|") for f in delta.fields) or delta.kind.value
-            lines.append(f"| `{delta.kind.symbol}` | `{delta.key}` | {delta.provider} | {what} |")
-    else:
-        lines.append("No servers added, changed or removed.")
-    for note in cost_notes(result.cost):
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
+    tail = [line for note in cost_notes(result.cost) for line in ("", note)]
+    if not result.deltas:
+        return "\n".join([*head, "No servers added, changed or removed.", *tail]) + "\n"
+    order = {DeltaKind.REMOVED: 0, DeltaKind.CHANGED: 1, DeltaKind.ADDED: 2}
+    rows = []
+    for delta in sorted(result.deltas, key=lambda d: order[d.kind]):  # stable: keys stay in order
+        what = "<br>".join(_field_text(f).replace("|", "\\|") for f in delta.fields) or delta.kind.value
+        rows.append(f"| `{delta.kind.symbol}` | `{delta.key}` | {delta.provider} | {what} |")
+    room = limit - len("\n".join([*head, *tail])) - 300
+    shown: list[str] = []
+    for row in rows:
+        room -= len(row) + 1
+        if room < 0:
+            break
+        shown.append(row)
+    if len(shown) < len(rows):
+        left = len(rows) - len(shown)
+        tail = ["", f"… {left} more servers not shown (`reconciler diff --format json`)", *tail]
+    table = ["| | server | provider | what changes |", "|---|---|---|---|", *shown]
+    text = "\n".join([*head, *table, *tail]) + "\n"
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…" if limit > 0 else ""
 
 
 def to_dict(result: StateDiff) -> dict[str, Any]:

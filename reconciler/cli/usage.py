@@ -22,11 +22,21 @@ from reconciler.billing.export import EXPORT_MODES, export_rows, format_export_c
 from reconciler.billing.measured import PriceListFor
 from reconciler.billing.modes import BILLED, BOTH, MEASURED, REPORT_MODES, Ledger, main_report
 from reconciler.billing.usage import GROUPINGS, UsageReport
-from reconciler.cli.common import EXIT_ERROR, EXIT_OK, month_start, tty, workspace, write_out
+from reconciler.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    PATH_HELP,
+    color,
+    format_option,
+    month_start,
+    out_option,
+    workspace,
+    write_out,
+)
 from reconciler.core.clock import parse_timestamp
 from reconciler.core.errors import UserError
 
-FORMATS = ("table", "csv", "json", "html")
+FORMATS = ("text", "csv", "json", "html")
 
 
 def add_commands(
@@ -40,17 +50,17 @@ def add_commands(
                              help="cost per group: instance-hours, measured or both",
                              description="Price the usage ledger for a window, grouped.")
     _window(q)
-    q.add_argument("--by", choices=GROUPINGS, default="cluster")
+    q.add_argument("--by", choices=GROUPINGS, default="cluster", help="one row per this (default cluster)")
     q.add_argument("--mode", choices=REPORT_MODES, default=BILLED,
                    help="billed (default: as each PriceList bills), instance-hours (time × rate), measured "
                         "(use × unit rates), or both side by side with the saving")
-    q.add_argument("--format", choices=FORMATS, default="table")
-    q.add_argument("--out", type=Path, help="write the report to this file instead of stdout")
+    format_option(q, FORMATS, "a table (text), CSV, JSON or one HTML page with charts")
+    out_option(q, "the report")
     q.set_defaults(handler=cmd_report)
 
     q = usage_sub.add_parser("collect", parents=[common], help="sample every provider's usage counters once",
                              description="Observe every provider of the desired state and store its metrics.")
-    q.add_argument("path", type=Path)
+    q.add_argument("path", type=Path, help=PATH_HELP)
     q.add_argument("--deployment", help="owner mark (default: the folder's name)")
     q.set_defaults(handler=cmd_collect)
 
@@ -59,8 +69,8 @@ def add_commands(
     _window(q)
     q.add_argument("--mode", choices=EXPORT_MODES, default="instance-hours",
                    help="which rows: instance-hours, measured, or both (a 'mode' column tells them apart)")
-    q.add_argument("--format", choices=["csv"], default="csv")
-    q.add_argument("--out", type=Path, help="write the CSV to this file instead of stdout")
+    format_option(q, ["csv"], "CSV (the only one)", default="csv")
+    out_option(q, "the CSV")
     q.set_defaults(handler=cmd_export)
 
 
@@ -132,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.mode == BOTH:
         assert measured is not None
         comparison = compare.compare(report, measured)
-        text = {"table": lambda: compare.format_comparison_table(comparison, color=_color(args)),
+        text = {"text": lambda: compare.format_comparison_table(comparison, color=_color(args)),
                 "csv": lambda: compare.format_comparison_csv(comparison),
                 "json": lambda: compare.format_comparison_json(comparison)}[args.format]()
         _emit(args, text)
@@ -142,7 +152,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "json" and measured is not None:
         text = compare.format_measured_json(replace(measured, report=report))
     else:
-        text = {"table": lambda: usage.format_table(report, color=_color(args)),
+        text = {"text": lambda: usage.format_table(report, color=_color(args)),
                 "csv": lambda: usage.format_csv(report),
                 "json": lambda: usage.format_json(report)}[args.format]()
     _emit(args, text)
@@ -150,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _color(args: argparse.Namespace) -> bool:
-    return args.out is None and tty()
+    return args.out is None and color(args)
 
 
 def _with_note(report: UsageReport, note: str) -> UsageReport:

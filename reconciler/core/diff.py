@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from reconciler.core.adoption import done_note, plan_adoption
 from reconciler.core.changes import Change, ChangeCause, FieldChange
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.keys import member_of
+from reconciler.core.keys import member_of, natural_key
 from reconciler.core.model import (
     Action,
     Capabilities,
@@ -80,7 +80,7 @@ def diff(
     protected_members: frozenset[str] = frozenset(),
     described: Sequence[ObservedServer] = (),
 ) -> DiffResult:
-    """Compare desired with observed servers; return the changes sorted by key.
+    """Compare desired with observed servers; return the changes sorted by key (natural order).
 
     ``capabilities`` is keyed by provider name (a provider not listed gets the defaults);
     ``protected_members`` holds ``cluster/member`` names with ``protect: true`` that may no
@@ -109,7 +109,7 @@ def diff(
     problems: list[Diagnostic] = []
     changes: list[Change] = []
     noop_count = 0
-    for key in sorted(want_by_key.keys() | groups.keys()):
+    for key in sorted(want_by_key.keys() | groups.keys(), key=natural_key):
         want = want_by_key.get(key)
         found = groups.get(key, [])
         if not found:
@@ -185,7 +185,7 @@ def diff(
 
     if problems:
         raise UserError(problems)
-    changes.sort(key=lambda c: (c.key, c.id))
+    changes.sort(key=lambda c: (natural_key(c.key), c.id))
     return DiffResult(changes=tuple(changes), noop_count=noop_count, diagnostics=tuple(diagnostics))
 
 

@@ -3,7 +3,8 @@
 Three branches, each telling the caller what to do next:
 
 * ``UserError`` — the input is wrong (bad YAML, a dangling reference, a stale plan:
-  ``StalePlanError``, a deny Policy's violation: ``PolicyDeniedError``).
+  ``StalePlanError``, a plan made from another git tree: ``PlanTreeError``, a deny Policy's
+  violation: ``PolicyDeniedError``).
   Never retried; reported as ``file:line: message`` with exit code 1, no traceback.
 * ``TransientError`` — the cloud hiccupped (throttling, timeout, connection reset).
   Retried with exponential backoff and jitter.
@@ -87,6 +88,10 @@ def write_refused(path: object, exc: OSError, what: str = "") -> UserError:
 
 class StalePlanError(UserError):
     """The clouds changed since the plan was made: make a new plan (a daemon simply plans again)."""
+
+
+class PlanTreeError(UserError):
+    """A saved plan was reviewed for another desired state (git tree) than the one being applied."""
 
 
 class PolicyDeniedError(UserError):

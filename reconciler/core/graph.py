@@ -34,7 +34,7 @@ import networkx as nx
 
 from reconciler.core.changes import Change
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.keys import member_of
+from reconciler.core.keys import member_of, natural_key
 from reconciler.core.model import Action, DesiredServer
 
 _BUILD = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ADOPT)
@@ -116,8 +116,9 @@ def _refuse_cycles(graph: nx.DiGraph, want_by_key: dict[str, DesiredServer]) -> 
 def order_changes(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> tuple[Change, ...]:
     """The changes with ``depends_on`` filled, in a deterministic topological order.
 
-    Among changes that are ready at the same time, the one with the smallest key comes
-    first (then the smallest id), so a plan reads in key order wherever dependencies allow.
+    Among changes that are ready at the same time, the one with the smallest key in natural
+    order comes first (``web/2`` before ``web/10``; then the smallest id), so a plan reads in
+    key order wherever dependencies allow.
     (Kahn's algorithm over the graph's adjacency, with a heap of ready changes: the same
     order as networkx's ``lexicographical_topological_sort``, without its overhead.)
     """
@@ -125,7 +126,7 @@ def order_changes(changes: Sequence[Change], desired: Sequence[DesiredServer]) -
     change_of: dict[str, Change] = {node: data["change"] for node, data in graph.nodes(data=True)}
     pred, succ = graph.pred, graph.succ
     waiting = {node: len(pred[node]) for node in change_of}
-    ready = [(c.key, c.id) for node, c in change_of.items() if not waiting[node]]
+    ready = [(natural_key(c.key), c.id) for node, c in change_of.items() if not waiting[node]]
     heapq.heapify(ready)
     ordered: list[Change] = []
     while ready:
@@ -136,7 +137,7 @@ def order_changes(changes: Sequence[Change], desired: Sequence[DesiredServer]) -
         for after in succ[node]:
             waiting[after] -= 1
             if not waiting[after]:
-                heapq.heappush(ready, (change_of[after].key, after))
+                heapq.heappush(ready, (natural_key(change_of[after].key), after))
     return tuple(ordered)
 
 

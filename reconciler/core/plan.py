@@ -135,6 +135,12 @@ class Plan:
     price_lists: tuple[PriceList, ...] = ()
     source_path: str = ""
     commit: str | None = None
+    # The git tree of the desired-state folder (``tree_path`` inside its repository) at ``commit``,
+    # recorded only when the folder planned was exactly that tree: ``apply --expect-tree`` checks it.
+    tree: str | None = None
+    tree_path: str = ""
+    author: str = ""  # of ``commit`` ("Name <email>"): recorded in the audit ledger by whoever applies it
+    committer: str = ""
     # Backups to take and prune (see ``reconciler.core.backups``); not counted in ``has_changes``:
     # they follow a policy's schedule, not a change to the configuration.
     backups: tuple[BackupAction, ...] = ()

@@ -419,6 +419,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "created_at": isoformat(plan.created_at),
         "source_path": plan.source_path,
         "commit": plan.commit,
+        "tree": plan.tree,
+        "tree_path": plan.tree_path,
+        "author": plan.author,
+        "committer": plan.committer,
         "summary": plan.summary(),
         "violations": [violation_to_dict(v) for v in plan.violations],  # listed first, for people and engines
         "windows": [window_to_dict(w) for w in plan.windows],
@@ -468,6 +472,10 @@ def plan_from_dict(data: Mapping[str, Any], *, source: str = "plan") -> Plan:
             source_path=_s(data.get("source_path", "")),
             commit=_opt_s(data.get("commit")),
             targets=_texts(data.get("targets", [])),
+            tree=_opt_s(data.get("tree")),
+            tree_path=_s(data.get("tree_path", "")),
+            author=_s(data.get("author", "")),
+            committer=_s(data.get("committer", "")),
             noop_count=_int(_obj(data.get("summary") or {}).get(Action.NOOP.value, 0)),
             cost=cost_from_dict(cost),
             changes=tuple(

@@ -51,7 +51,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """What a caller appends; the store adds seq, time and the hash chain."""
+    """What a caller appends; the store adds seq, time and the hash chain.
+
+    ``actor`` is the operator — who ran it: ``--actor``, else the CI job, else the daemon's or
+    the OS user's identity. ``author`` and ``committer`` are of the change — the commit behind
+    it ("" when there is none); None in entries written before they were recorded (state schema
+    version 2 and older): unknown.
+    """
 
     deployment: str
     run_id: str
@@ -66,6 +72,27 @@ class AuditRecord:
     detail: str = ""  # human text or JSON; never a secret value
     error: str = ""
     intent_seq: int | None = None  # for an outcome: the intent it settles
+    author: str | None = None  # "Name <email>" of the commit's author
+    committer: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries to list (``audit log``'s filters); None or () leaves a field unfiltered.
+
+    ``key`` matches that key and every key below it (``shop/web`` → ``shop/web/0``…); ``actor``
+    matches, ignoring case, part of the operator or of the author; ``commit`` is a sha prefix;
+    ``since`` inclusive, ``until`` exclusive; ``limit`` keeps the newest N, still in seq order.
+    """
+
+    deployment: str | None = None
+    key: str | None = None
+    actions: tuple[AuditAction, ...] = ()
+    actor: str | None = None
+    commit: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)

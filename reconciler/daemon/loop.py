@@ -18,7 +18,8 @@ when the first plan made from it does (change and plan rules, ``monthly_cost``) 
 last good commit is reconciled in the same cycle. When the good commit's own plan is denied
 later (the clouds changed), that plan is refused, recorded once and alerted. After a
 restart onto an invalid tip, the last good commit is found again through the ledger.
-Every audit entry of a cycle carries the commit's sha (``commit``) and author (``actor``);
+Every audit entry of a cycle carries the daemon's identity as its operator (``actor``) and the
+commit's sha, author and committer (``commit``, ``author``, ``committer``);
 its message is in the ``commit`` entry and in the run's ``run.start`` entry.
 
 **Stopping.** SIGTERM or SIGINT sets ``stopping``: the loop takes no new cycle, the
@@ -164,8 +165,9 @@ class Daemon:
         return self.options.deployment or deployment_name(self.source.root(commit) / self.source.subpath)
 
     def _run_for(self, commit: Commit) -> RunContext:
-        return RunContext(
-            run_id=uuid.uuid4().hex[:12], actor=commit.author, commit=commit.sha, message=commit.message
+        return RunContext(  # the daemon is the operator; the commit's author made the change
+            run_id=uuid.uuid4().hex[:12], actor=self.identity, commit=commit.sha, message=commit.message,
+            author=commit.author, committer=commit.committer,
         )
 
     def _validate(self, commit: Commit) -> UserError | None:

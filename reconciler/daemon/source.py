@@ -44,6 +44,7 @@ class Commit:
     author: str  # "Name <email>"
     message: str  # the summary line
     when: datetime
+    committer: str = ""  # "Name <email>"
 
     @property
     def short(self) -> str:
@@ -116,6 +117,7 @@ def commit_of(repo: git.Repo, rev: str) -> Commit:
         author=author,
         message=summary.strip().splitlines()[0] if summary.strip() else "",
         when=datetime.fromtimestamp(found.committed_date, UTC),
+        committer=f"{found.committer.name} <{found.committer.email}>",
     )
 
 
@@ -194,6 +196,14 @@ class GitSource:
     def commit(self, sha: str) -> Commit:
         return commit_of(self._open(), sha)
 
+    def folder_tree(self, commit: Commit) -> str | None:
+        """The git tree of the desired-state folder (``--path``) at the commit; None if it has none."""
+        tree = self._open().commit(commit.sha).tree
+        try:
+            return (tree / self.subpath).hexsha if self.subpath else str(tree.hexsha)
+        except KeyError:
+            return None
+
     def root(self, commit: Commit) -> Path:
         """The folder the commit's tree is exported to (named after the repository)."""
         return self.home / CHECKOUTS_DIR / commit.sha / self.name
@@ -244,15 +254,18 @@ def _is_local_path(url: str) -> bool:
 
 
 @contextmanager
-def temporary_checkout(url: str, *, branch: str, rev: str | None, path: str) -> Iterator[tuple[Path, Commit]]:
+def temporary_checkout(
+    url: str, *, branch: str, rev: str | None, path: str
+) -> Iterator[tuple[Path, Commit, str | None, str]]:
     """Check a commit (``rev``, else the tip of ``branch``) out into a temporary folder.
 
-    Yields (the desired-state folder in it, the commit); the folder is deleted afterwards.
+    Yields (the desired-state folder in it, the commit, the folder's git tree, the folder inside
+    the repository); the folder is deleted afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="reconciler-source-") as tmp:
         source = GitSource(url, Path(tmp), branch=branch, path=path)
         commit = source.resolve(rev) if rev else source.fetch()
         try:
-            yield source.checkout(commit), commit
+            yield source.checkout(commit), commit, source.folder_tree(commit), source.subpath
         except UserError as exc:
             raise source.relative(exc, commit) from None

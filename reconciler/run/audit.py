@@ -49,12 +49,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RunContext:
-    """Who is applying, from which commit, in which run: stamped on every audit entry."""
+    """Who is applying (``actor``, the operator), which change (the commit, its author and
+    committer) and in which run: stamped on every audit entry."""
 
     run_id: str
     actor: str
     commit: str = ""
     message: str = ""  # the commit's message, written into the run's run.start entry
+    author: str = ""
+    committer: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class AuditWriter:
             run_id=self.run.run_id,
             actor=self.run.actor,
             commit=self.run.commit,
+            author=self.run.author,
+            committer=self.run.committer,
             action=action,
             outcome=outcome,
             key=key,
@@ -239,8 +244,11 @@ class AuditWriter:
         return result
 
 
-def new_run(actor: str, commit: str | None) -> RunContext:
-    return RunContext(run_id=uuid.uuid4().hex[:12], actor=actor, commit=commit or "")
+def new_run(actor: str, commit: str | None, *, author: str = "", committer: str = "") -> RunContext:
+    """A new run by the operator ``actor`` of ``commit`` (by ``author``, committed by ``committer``)."""
+    return RunContext(
+        run_id=uuid.uuid4().hex[:12], actor=actor, commit=commit or "", author=author, committer=committer
+    )
 
 
 _DECISIONS_READ = 1000

@@ -31,6 +31,7 @@ from reconciler.core.model import MetricSample
 from reconciler.core.records import (
     AuditAction,
     AuditEntry,
+    AuditQuery,
     AuditRecord,
     AuditVerification,
     BackupInterval,
@@ -82,6 +83,10 @@ class Store(ABC):
     @abstractmethod
     def audit_log(self, *, deployment: str | None = None, since_seq: int = 0) -> Iterator[AuditEntry]:
         """Entries in sequence order."""
+
+    @abstractmethod
+    def audit_search(self, query: AuditQuery) -> Iterator[AuditEntry]:
+        """The entries ``query`` selects (``audit log``'s filters), in sequence order."""
 
     @abstractmethod
     def verify(self) -> AuditVerification:

@@ -36,7 +36,7 @@ GENESIS_HASH = "0" * 64
 
 def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> str:
     """The chain hash of one entry: sha256(prev_hash + canonical JSON of seq, time and record)."""
-    material = {
+    material: dict[str, Any] = {
         "seq": seq,
         "at": isoformat(at),
         "deployment": record.deployment,
@@ -53,6 +53,11 @@ def audit_hash(prev_hash: str, seq: int, at: datetime, record: AuditRecord) -> s
         "error": record.error,
         "intent_seq": record.intent_seq,
     }
+    # recorded since schema 3; an entry without them (written before) hashes as it always did
+    if record.author is not None:
+        material["author"] = record.author
+    if record.committer is not None:
+        material["committer"] = record.committer
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
 

@@ -71,6 +71,7 @@ from reconciler.store.common import (
 )
 from reconciler.store.postgres_schema import SCHEMA_VERSION, TABLES
 from reconciler.store.sqlstore import (
+    AUDIT_COLUMN_COUNT,
     AUDIT_COLUMNS,
     BACKUP_FIELDS,
     INTERVAL_COLUMNS,
@@ -292,11 +293,13 @@ class PostgresStore(SQLStore):
             prev_hash = prev_hash or GENESIS_HASH
             digest = audit_hash(prev_hash, seq, at, record)
             self._conn.execute(
-                f"INSERT INTO audit ({AUDIT_COLUMNS}, generation) VALUES ({_placeholders(18)})",
+                f"INSERT INTO audit ({AUDIT_COLUMNS}, generation) "
+                f"VALUES ({_placeholders(AUDIT_COLUMN_COUNT + 1)})",
                 (
                     seq, at, record.deployment, record.run_id, record.actor, record.action.value,
                     record.outcome.value, record.key, record.provider, record.resource_id, record.token,
                     record.commit, record.detail, record.error, record.intent_seq, prev_hash, digest,
+                    record.author, record.committer,
                     detail_generation(record.detail) if record.outcome is Outcome.INTENT else None,
                 ),
             )

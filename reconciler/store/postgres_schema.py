@@ -1,4 +1,4 @@
-"""store.postgres_schema: the PostgreSQL store's tables (schema version 2).
+"""store.postgres_schema: the PostgreSQL store's tables (schema version 3).
 
 The same tables and column names as the SQLite store, in PostgreSQL types: ``TIMESTAMPTZ``
 for every time, ``NUMERIC`` for money (exact, never a float), identity columns for ids.
@@ -9,7 +9,9 @@ from older schema versions (``MIGRATIONS``), run when the store is opened.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: usage intervals record the billing terms with the rate (sqlstore.MIGRATIONS)
+# 2: usage intervals record the billing terms with the rate; 3: audit entries their change's
+# author and committer (sqlstore.MIGRATIONS)
+SCHEMA_VERSION = 3
 
 TABLES = (
     """CREATE TABLE audit (
@@ -30,7 +32,9 @@ TABLES = (
         intent_seq BIGINT,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL,
-        generation BIGINT
+        generation BIGINT,
+        author TEXT,
+        committer TEXT
     )""",
     "CREATE INDEX audit_intent_seq ON audit (intent_seq)",
     "CREATE INDEX audit_deployment_outcome ON audit (deployment, outcome)",

@@ -84,6 +84,7 @@ from reconciler.store.sqlite_open import (
     use_wal,
 )
 from reconciler.store.sqlstore import (
+    AUDIT_COLUMN_COUNT,
     AUDIT_COLUMNS,
     BACKUP_COLUMNS,
     INTERVAL_COLUMNS,
@@ -94,7 +95,7 @@ from reconciler.store.sqlstore import (
 
 __all__ = ["GENESIS_HASH", "SCHEMA_VERSION", "SQLiteStore", "audit_hash"]
 
-SCHEMA_VERSION = 2  # 2: usage intervals record the billing terms with the rate
+SCHEMA_VERSION = 3  # 2: usage intervals record the billing terms with the rate; 3: audit authors
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -115,7 +116,9 @@ CREATE TABLE audit (
     error TEXT NOT NULL,
     intent_seq INTEGER,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    author TEXT,
+    committer TEXT
 );
 CREATE INDEX audit_intent_seq ON audit (intent_seq);
 CREATE INDEX audit_deployment_outcome ON audit (deployment, outcome);
@@ -408,11 +411,12 @@ class SQLiteStore(SQLStore):
             seq = head_seq + 1
             digest = audit_hash(prev_hash, seq, at, record)
             self._conn.execute(
-                f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * AUDIT_COLUMN_COUNT)})",
                 (
                     seq, _ts(at), record.deployment, record.run_id, record.actor, record.action.value,
                     record.outcome.value, record.key, record.provider, record.resource_id, record.token,
                     record.commit, record.detail, record.error, record.intent_seq, prev_hash, digest,
+                    record.author, record.committer,
                 ),
             )
             self._set_meta("audit_head_seq", str(seq))

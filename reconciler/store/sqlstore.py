@@ -40,19 +40,22 @@ from reconciler.core.model import BillingMode, Granularity, MetricSample, Size
 from reconciler.core.records import (
     AuditAction,
     AuditEntry,
+    AuditQuery,
     AuditRecord,
     BackupInterval,
     Lease,
     Outcome,
     UsageInterval,
 )
+from reconciler.store.audit_query import audit_filter
 from reconciler.store.base import Store
 from reconciler.store.common import fence_problem, meta_value, utc
 
 AUDIT_COLUMNS = (
     "seq, at, deployment, run_id, actor, action, outcome, key, provider, resource_id, token, "
-    "commit_id, detail, error, intent_seq, prev_hash, hash"
+    "commit_id, detail, error, intent_seq, prev_hash, hash, author, committer"
 )
+AUDIT_COLUMN_COUNT = AUDIT_COLUMNS.count(",") + 1
 INTERVAL_FIELDS = (
     "deployment, provider, resource_id, key, flavor, cpus, memory_mb, disk_gb, start_at, end_at, "
     "hourly_rate, currency, price_list, granularity, billing"
@@ -77,6 +80,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE usage_interval ADD COLUMN granularity TEXT",
         "ALTER TABLE usage_interval ADD COLUMN billing TEXT",
+    ),
+    # 3: every audit entry records the author and committer of the change beside its operator
+    # (``actor``). Entries written under version 2 keep NULL there: author unknown.
+    2: (
+        "ALTER TABLE audit ADD COLUMN author TEXT",
+        "ALTER TABLE audit ADD COLUMN committer TEXT",
     ),
 }
 
@@ -277,6 +286,8 @@ class SQLStore(Store):
                 outcome=Outcome(row[6]), key=row[7], provider=row[8], resource_id=row[9], token=row[10],
                 commit=row[11], detail=row[12], error=row[13],
                 intent_seq=None if row[14] is None else int(row[14]),
+                author=None if row[17] is None else str(row[17]),
+                committer=None if row[18] is None else str(row[18]),
             )
             return AuditEntry(seq=int(row[0]), at=self._from_db(row[1]), record=record, prev_hash=row[15],
                               hash=row[16])
@@ -294,6 +305,25 @@ class SQLStore(Store):
             )
             for row in rows:
                 yield self._entry(row)
+            if len(rows) < PAGE:
+                return
+            last = int(rows[-1][0])
+
+    def audit_search(self, query: AuditQuery) -> Iterator[AuditEntry]:
+        clause, params = audit_filter(query, self._to_db, self._in)
+        if query.limit is not None:  # the newest N, handed back oldest first
+            sql = f"SELECT {AUDIT_COLUMNS} FROM audit {clause} ORDER BY seq DESC LIMIT ?"
+            rows = self._query(sql, [*params, query.limit])
+            yield from (self._entry(row) for row in reversed(rows))
+            return
+        last = 0
+        joiner = " AND " if clause else "WHERE "
+        while True:
+            rows = self._query(
+                f"SELECT {AUDIT_COLUMNS} FROM audit {clause}{joiner}seq > ? ORDER BY seq LIMIT {PAGE}",
+                [*params, last],
+            )
+            yield from (self._entry(row) for row in rows)
             if len(rows) < PAGE:
                 return
             last = int(rows[-1][0])

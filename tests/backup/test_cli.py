@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from providers.simcloud.admin import admin_list
-from reconciler.cli import render
+from reconciler.cli import render, review
 from reconciler.core.clock import isoformat
 from reconciler.core.plan import Plan
 from reconciler.core.records import AuditAction, Outcome
@@ -59,7 +59,7 @@ def test_plan_shows_due_and_prunable_backups_with_cost_and_apply_takes_them(
     assert plan.out.count("  - vault/db/0  prune snap-") == 2  # the new backup will be the one kept
     assert "Backups: 1 to take, 0 final, 2 to prune; storage " in plan.out
     assert "+$" in plan.out and "-$" in plan.out and "/month" in plan.out
-    markdown = render.render_markdown(_plan(desired, state_dir, NIGHT_3))
+    markdown = review.render_markdown(_plan(desired, state_dir, NIGHT_3))
     assert "### Backups" in markdown and "prune snap-" in markdown
 
     plan_file = tmp_path / "plan.json"

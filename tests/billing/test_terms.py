@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from reconciler.core.clock import isoformat, parse_timestamp
+from reconciler.store.sqlite import SCHEMA_VERSION
 from tests.billing.conftest import InProcess, write_state
 from tests.store.schema_v1 import interval_row_v1, statements_v1
 
@@ -130,7 +131,7 @@ def test_a_schema_1_state_database_is_upgraded_and_its_intervals_billed_as_befor
     version = sqlite3.connect(state / "state.db").execute(
         "SELECT value FROM meta WHERE name = 'schema_version'"
     ).fetchone()
-    assert version == ("2",)
+    assert version == (str(SCHEMA_VERSION),)
     # intervals opened from now on carry their terms
     assert cli("apply", str(infra), "--yes", now=LATER).code == 0
     later = cli("usage", "report", "--from", "2026-11-01", "--to", "2026-11-02", "--by", "server",

@@ -108,7 +108,8 @@ def test_daemon_follows_the_branch_heals_and_stops_cleanly(
         entries = list(store.audit_log())
     commits = [e for e in entries if e.record.action is AuditAction.COMMIT]
     assert [e.record.commit for e in commits][-1] == second
-    assert commits[-1].record.actor == "Bob Builder <bob@example.com>"
+    assert commits[-1].record.author == "Bob Builder <bob@example.com>"
+    assert commits[-1].record.actor.startswith("daemon-")  # the daemon is the operator
     assert json.loads(commits[-1].record.detail)["message"] == "three web servers"
     rejected = [e for e in entries if e.record.action is AuditAction.REJECTED]
     assert len(rejected) == 1 and rejected[0].record.commit == bad
@@ -123,7 +124,8 @@ def test_daemon_follows_the_branch_heals_and_stops_cleanly(
     applied = [
         e for e in entries if e.record.action is AuditAction.CREATE and e.record.outcome is Outcome.SUCCEEDED
     ]
-    assert len(applied) >= 6 and all(e.record.commit in shas and "<" in e.record.actor for e in applied)
+    assert len(applied) >= 6 and all(e.record.commit in shas for e in applied)
+    assert all("<" in str(e.record.author) and e.record.actor.startswith("daemon-") for e in applied)
     assert entries[-1].record.action is AuditAction.RUN_END and "stopped" in entries[-1].record.detail
     assert cli("audit", "verify", now=None).code == 0
 

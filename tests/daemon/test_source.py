@@ -72,7 +72,7 @@ def test_source_problems_are_user_errors(repo: GitRepo, tmp_path: Path) -> None:
 def test_temporary_checkout_names_files_relative_to_the_repository(repo: GitRepo) -> None:
     bad = repo.commit({"shop.yaml": cluster("many")}, "bad count")
     with pytest.raises(UserError) as caught:
-        with temporary_checkout(repo.url, branch="main", rev=bad, path="clusters") as (folder, commit):
+        with temporary_checkout(repo.url, branch="main", rev=bad, path="clusters") as (folder, commit, _, _):
             assert commit.sha == bad
             load_desired_state(folder)
     assert [str(d) for d in caught.value.diagnostics] == [
@@ -89,13 +89,15 @@ def test_plan_and_apply_a_commit_of_a_repository(repo: GitRepo, cli: Cli, tmp_pa
     assert plan["commit"] == first and len(plan["changes"]) == 3
 
     result = cli("plan", "--source", repo.url, "clusters", "--format", "markdown", "--detailed-exitcode")
-    assert result.code == 2 and "shop/web/4" in result.out  # the branch tip: five web servers
+    assert result.code == 2 and "<code>shop/web</code> (ordinals 0–4)" in result.out  # the tip: five web
 
-    result = cli("apply", "--source", str(repo.path), "--branch", "main", "clusters", "--yes")
+    source = ("--source", str(repo.path), "--branch", "main", "clusters")
+    result = cli("--actor", "ci-bot", "apply", *source, "--yes")
     assert result.code == 0, result.err
     log = [json.loads(line) for line in cli("audit", "log", "--format", "json").out.splitlines()]
     created = [e for e in log if e["action"] == "create" and e["outcome"] == "succeeded"]
-    assert len(created) == 6 and {e["actor"] for e in created} == {"Bob Builder <bob@example.com>"}
+    assert len(created) == 6 and {e["author"] for e in created} == {"Bob Builder <bob@example.com>"}
+    assert {e["actor"] for e in created} == {"ci-bot"}  # the operator, not the commit's author
     assert {e["commit"] for e in created} == {repo.git("rev-parse", "HEAD")}
 
     assert cli("plan", "--rev", first, "clusters").code == 1  # --rev alone names no repository

@@ -126,7 +126,7 @@ def test_plan_prices_each_server_in_its_currency_in_text_json_and_markdown(cli: 
     assert cost["unpriced"] == ["shop/box/0"]
 
     markdown = cli("plan", str(infra), "--format", "markdown", now=T0).out
-    assert markdown.startswith(
+    assert markdown.split("\n", 1)[1].startswith(  # after the marker line
         "**Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged.** Cost: +€144.00 per "
         "30-day month (€0.00 → €144.00); +$144.00 per 30-day month ($0.00 → $144.00).\n"
     )

@@ -60,7 +60,7 @@ PATHS = sorted({p for p in _leaves(DATA) if p[0] != "basis"}, key=repr)
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
 def test_any_wrong_value_anywhere_is_a_plan_file_error_or_a_plan_that_renders(garbage: Any) -> None:
-    from reconciler.cli import render
+    from reconciler.cli import render, review
 
     for path in PATHS:
         data = copy.deepcopy(DATA)
@@ -75,7 +75,7 @@ def test_any_wrong_value_anywhere_is_a_plan_file_error_or_a_plan_that_renders(ga
             continue
         # Accepted: then everything a plan is used for works on it.
         render.render_text(plan)
-        render.render_markdown(plan)
+        review.render_markdown(plan)
         dump_plan(plan)
         assert isinstance(plan.has_changes, bool) and isinstance(plan.breaks_budget, bool)
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.cli.render import render_markdown, render_text
+from reconciler.cli.render import render_text
+from reconciler.cli.review import render_markdown
 from reconciler.config.cel import Compiled, compile_rule
 from reconciler.core.audit_detail import WindowOverride
 from reconciler.core.changes import ChangeCause
@@ -285,7 +286,9 @@ def test_the_plan_file_carries_violations_and_windows_signed() -> None:
     plan = _mixed()
     text = dump_signed_plan(plan, KEY)
     data = json.loads(text)
-    assert list(data)[5:8] == ["summary", "violations", "windows"]
+    names = list(data)
+    at = names.index("summary")
+    assert names[at : at + 3] == ["summary", "violations", "windows"]
     assert data["violations"][0] == {
         "policy": "limits",
         "rule": "small",

@@ -21,9 +21,9 @@ from reconciler.cli.render import (
     format_hourly,
     format_money,
     render_json,
-    render_markdown,
     render_text,
 )
+from reconciler.cli.review import render_markdown
 from reconciler.core.backups import BackupAction, BackupKind
 from reconciler.core.graph import order_changes
 from reconciler.core.model import DriftMode, ResolvedInput, SecretRef
@@ -146,12 +146,12 @@ def test_no_changes() -> None:
     assert warned == f"{NO_CHANGES}\n\nWarning: drift on a/b/0: cpus 1 → 2 (drift: warn)\n"
     markdown = render_markdown(empty_plan())
     summary = "**Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 4 unchanged.**"
-    assert markdown.splitlines()[0] == summary
+    assert markdown.splitlines()[:2] == ["<!-- reconciler-plan: acme -->", summary]
     assert NO_CHANGES in markdown and "<details>" not in markdown
 
 
 def test_markdown_opens_with_counts_and_monthly_cost_delta() -> None:
-    first = render_markdown(representative_plan()).splitlines()[0]
+    first = render_markdown(representative_plan()).splitlines()[1]
     assert first.startswith("**Plan: 2 to create, 1 to update, 1 to replace, 1 to delete, 3 unchanged.**")
     assert "+$194.40 per 30-day month ($885.60 → $1,080.00)" in first
 
@@ -202,30 +202,29 @@ def big_plan(count: int) -> Plan:
 
 
 @pytest.mark.parametrize("limit", [60_000, 10_000, 2_000])
-def test_markdown_of_2000_changes_stays_under_the_limit_and_says_what_it_left_out(limit: int) -> None:
+def test_markdown_of_2000_creates_is_one_group_under_the_limit(limit: int) -> None:
     plan = big_plan(2000)
     markdown = render_markdown(plan, limit=limit)
     assert len(markdown) <= limit
-    shown = markdown.count("<details>")
-    assert shown == markdown.count("</details>")
-    assert shown < 2000
-    if limit >= 10_000:
-        assert shown > 0
-    assert f"… {2000 - shown} more changes not shown (see plan.json)" in markdown
-    assert markdown.startswith("**Plan: 2000 to create")
+    assert markdown.count("<details>") == markdown.count("</details>") == 1  # one folded example
+    assert "**2000 ×** <code>big/web</code> (ordinals 0–1999)" in markdown
+    assert markdown.splitlines()[1].startswith("**Plan: 2000 to create")
+    assert "not shown" not in markdown
 
 
 def test_markdown_cap_holds_even_when_the_head_alone_is_too_long() -> None:
     plan = empty_plan(diagnostics=tuple(f"warning number {i}" for i in range(500)))
     for limit in (0, 1, 80, 500, 3000):
         assert len(render_markdown(plan, limit=limit)) <= limit
-    assert "more warnings (see plan.json)" in render_markdown(plan, limit=3000)
+    markdown = render_markdown(plan, limit=3000)
+    assert "more warnings not shown (the full plan: the plan.json of this run" in markdown
+    assert markdown.splitlines()[3].startswith("> Not everything fits in this comment: left out are ")
 
 
 def test_markdown_that_fits_has_no_truncation_note() -> None:
     markdown = render_markdown(big_plan(20))
-    assert markdown.count("<details>") == 20
-    assert "not shown" not in markdown
+    assert markdown.count("<details>") == 1
+    assert "not shown" not in markdown and "fits" not in markdown
 
 
 # --- money ----------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def _version(backend: Backend) -> str:
 
 
 def test_both_stores_are_at_the_same_schema_version() -> None:
-    assert SCHEMA_VERSION == PG_VERSION == 2
+    assert SCHEMA_VERSION == PG_VERSION == 3
 
 
 @pytest.mark.parametrize(
@@ -103,8 +103,8 @@ def test_a_version_1_database_is_upgraded_and_its_intervals_say_their_terms_are_
         assert (new.granularity, new.billing) == (Granularity.HOUR, BillingMode.INSTANCE_HOURS)
     finally:
         store.close()
-    assert _version(backend) == "2"
-    assert _version(backend) == "2"  # opening again changes nothing
+    assert _version(backend) == str(SCHEMA_VERSION)
+    assert _version(backend) == str(SCHEMA_VERSION)  # opening again changes nothing
 
 
 def test_terms_this_reconciler_does_not_know_are_an_error(store: Store, tamper: Callable[..., None]) -> None:
