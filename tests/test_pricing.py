@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.cli.render import cost_notes, render_text
 from reconciler.cli.review import render_markdown
+from reconciler.core.cost_codec import cost_from_dict, cost_to_dict
 from reconciler.core.model import (
     BillingMode,
     DesiredServer,
@@ -20,7 +21,7 @@ from reconciler.core.model import (
     Size,
 )
 from reconciler.core.plan import CostLine, Plan
-from reconciler.core.plan_codec import cost_from_dict, cost_to_dict, dump_plan, load_plan
+from reconciler.core.plan_codec import dump_plan, load_plan
 from reconciler.core.pricing import (
     billed_seconds,
     hourly_rate,

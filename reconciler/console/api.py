@@ -41,7 +41,7 @@ from reconciler.console.views import ServerFilter, destructive_first, filter_row
 from reconciler.core.audit_detail_console import ConsoleRequestKind
 from reconciler.core.changes import Change
 from reconciler.core.clock import isoformat
-from reconciler.core.plan_codec import cost_to_dict
+from reconciler.core.cost_codec import cost_to_dict
 from reconciler.core.records import AuditEntry
 
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from reconciler.config import load_desired_state
+from reconciler.core.cost_codec import price_list_from_dict, price_list_to_dict
 from reconciler.core.model import Granularity, PriceList, Size
-from reconciler.core.plan_codec import price_list_from_dict, price_list_to_dict
 from reconciler.core.pricing import hourly_rate, network_in_rate, network_out_rate, prices
 from tests.billing.conftest import write_state
 
