@@ -8,7 +8,8 @@ What a reviewer must not miss comes first, and is never dropped to make room:
    out and where the full plan is;
 3. policy violations and open change windows, then the budgets the plan breaks;
 4. every delete and replace, one line each with its key, provider, resource id and reason;
-5. warnings, then updates (each folded in ``<details>``), then creates grouped by member
+5. warnings, then updates (each folded in ``<details>``), then adoptions (servers taken over
+   in place: marks written, nothing else), then creates grouped by member
    (``+ 500 × shop/web (ordinals 3–502)`` with one folded example of the full spec), then
    the counts and cost tables, then backups.
 
@@ -308,9 +309,8 @@ def _sections(plan: Plan, secrets: set[str]) -> list[_Section]:
     changes = plan.changes
     destructive = sorted((c for c in changes if c.action in _DESTRUCTIVE), key=lambda c: natural_key(c.key))
     updates = sorted((c for c in changes if c.action is Action.UPDATE), key=lambda c: natural_key(c.key))
+    adoptions = sorted((c for c in changes if c.action is Action.ADOPT), key=lambda c: natural_key(c.key))
     creates = [c for c in changes if c.action is Action.CREATE]
-    known = (*_DESTRUCTIVE, Action.UPDATE, Action.CREATE)
-    others = sorted((c for c in changes if c.action not in known), key=lambda c: natural_key(c.key))
     warnings = [f"> **Warning:** {_esc(d)}\n>\n" for d in plan.diagnostics]
     backups = [_backups(plan.backups)] if plan.backups else []
     sections = [
@@ -334,18 +334,18 @@ def _sections(plan: Plan, secrets: set[str]) -> list[_Section]:
             "update",
         ),
         _Section(
+            "adoptions",
+            f"### Adoptions ({len(adoptions)})\n\n",
+            clean([md_change(c, _over_budget(plan, c)) for c in adoptions]),
+            "adoptions",
+            "adoption",
+        ),
+        _Section(
             "creates",
             f"### Creates ({len(creates)})\n\n",
             clean([_group_item(plan, g) for g in create_groups(creates)]),
             "groups of creates",
             "group of creates",
-        ),
-        _Section(
-            "others",
-            f"### Other changes ({len(others)})\n\n",
-            clean([md_change(c, _over_budget(plan, c)) for c in others]),
-            "other changes",
-            "other change",
         ),
         _Section("backups", "", clean(backups), "backup tables", "backup table"),
     ]
@@ -353,7 +353,7 @@ def _sections(plan: Plan, secrets: set[str]) -> list[_Section]:
 
 
 _DISPLAY = (  # the order people read the sections in
-    "policy", "budgets", "destructive", "warnings", "updates", "creates", "others", "overview", "backups",
+    "policy", "budgets", "destructive", "warnings", "updates", "adoptions", "creates", "overview", "backups",
 )
 
 

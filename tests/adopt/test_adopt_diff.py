@@ -7,12 +7,14 @@ import dataclasses
 
 import pytest
 
+from reconciler.cli.review import render_markdown
 from reconciler.core.adoption import MISMATCH
 from reconciler.core.diff import diff
 from reconciler.core.errors import UserError
 from reconciler.core.graph import order_changes
 from reconciler.core.model import Action, DesiredServer, ObservedServer, ServerStatus, SourceLocation
-from tests.engine.factories import OWNER, desired, observed
+from reconciler.core.plan import Plan
+from tests.engine.factories import NOW, OWNER, desired, observed, provider_config
 
 WHERE = SourceLocation("shop.yaml", 12)
 
@@ -110,3 +112,17 @@ def test_an_unknown_disk_is_not_a_difference() -> None:
     server = _unowned(want, size=dataclasses.replace(want.size, disk_gb=0))
     [adopt] = _diff(want, [server]).changes
     assert adopt.action is Action.ADOPT
+
+
+def test_the_review_markdown_lists_adoptions_in_their_own_section() -> None:
+    wants = [desired(f"shop/web/{i}", adopt_id=f"sim-{i:04d}", adopt_location=WHERE) for i in (10, 2)]
+    unowned = [_unowned(want, resource_id=want.adopt_id) for want in wants]
+    result = diff(wants, [], owner=OWNER, capabilities={}, last_generation=lambda key: None,
+                  described=unowned)
+    plan = Plan(deployment=OWNER, created_at=NOW, changes=order_changes(result.changes, wants),
+                providers=(provider_config(),), basis=(), noop_count=0)
+    markdown = render_markdown(plan)
+    assert "### Adoptions (2)" in markdown and "Other changes" not in markdown
+    section = markdown.split("### Adoptions (2)")[1]
+    assert section.index("shop/web/2") < section.index("shop/web/10")  # natural key order
+    assert "sim-0002" in section
