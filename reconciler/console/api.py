@@ -215,9 +215,8 @@ async def audit(request: Request) -> Response:
         {
             "page": number,
             "per_page": per_page,
-            "more": found.page.more,
-            "truncated": found.truncated,
-            "entries": [entry_dict(e) for e in found.page.items],
+            "more": found.more,
+            "entries": [entry_dict(e) for e in found.items],
         }
     )
 

@@ -1,8 +1,8 @@
 """console.ledger: what the console reads from and writes to the audit ledger.
 
-* the Audit page: entries of the deployment, newest first, filtered by key, action, actor,
-  commit and time (key, action and start time in the store's query; the rest here, over
-  at most ``MAX_SCAN`` entries — a wider search says so);
+* the Audit page: entries of the deployment, newest first, filtered by key (and the keys
+  below it), action, actor (operator or author), commit and time — the store's
+  ``audit_search``, the query ``audit log`` runs;
 * open alerts: ``alert`` entries of the last ``ALERT_DAYS`` days that no ``console``
   acknowledgement names;
 * the failover state of a cluster: its recent failures seen and failovers;
@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reconciler.console.access import Principal
-from reconciler.console.views import Page, within
+from reconciler.console.views import Page
 from reconciler.core.audit_detail import AlertDetail, ConsoleRequest
 from reconciler.core.audit_detail_console import ConsoleRequestKind
 from reconciler.core.clock import Clock
 from reconciler.core.errors import UserError
 from reconciler.core.keys import cluster_of
-from reconciler.core.records import AuditAction, AuditEntry, Outcome
+from reconciler.core.records import AuditAction, AuditEntry, AuditQuery, Outcome
 from reconciler.run import anchor
 from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.store.base import Store
 
-MAX_SCAN = 50_000
 ALERT_DAYS = 7
 _ALERTS_READ = 500
 ALL_ACTIONS = tuple(AuditAction)
@@ -38,6 +37,8 @@ ALL_ACTIONS = tuple(AuditAction)
 
 @dataclass(frozen=True)
 class AuditFilter:
+    """The Audit page's filter, as its form shows it ("" or None: not filtered)."""
+
     key: str = ""
     action: AuditAction | None = None
     actor: str = ""
@@ -45,42 +46,31 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def keep(self, entry: AuditEntry) -> bool:
-        record = entry.record
-        return (
-            (not self.actor or self.actor in record.actor)
-            and (not self.commit or record.commit.startswith(self.commit))
-            and within(entry.at, None, self.until)
+    def query(self, deployment: str, limit: int) -> AuditQuery:
+        """The store's query for the newest ``limit`` entries this filter selects (``audit log``'s)."""
+        return AuditQuery(
+            deployment=deployment,
+            key=self.key or None,
+            actions=(self.action,) if self.action else (),
+            actor=self.actor or None,
+            commit=self.commit or None,
+            since=self.since,
+            until=self.until,
+            limit=limit,
         )
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    page: Page[AuditEntry]
-    truncated: bool  # the search stopped after MAX_SCAN entries
 
 
 def audit_page(
     store: Store | None, deployment: str, wanted: AuditFilter, number: int, per_page: int
-) -> AuditPage:
+) -> Page[AuditEntry]:
+    """Page ``number`` of the entries ``wanted`` selects, newest first; the store does the filtering."""
     if store is None:
-        return AuditPage(Page((), number, per_page, 0, False), False)
-    needed = number * per_page + 1
-    narrow = bool(wanted.actor or wanted.commit or wanted.until)
-    limit = MAX_SCAN if narrow else min(needed, MAX_SCAN)
-    found = store.recent_audit(
-        deployment,
-        [wanted.action] if wanted.action else ALL_ACTIONS,
-        key=wanted.key or None,
-        since=wanted.since,
-        limit=limit,
-    )
-    kept = [e for e in found if wanted.keep(e)] if narrow else found
+        return Page((), number, per_page, 0, False)
+    newest = list(store.audit_search(wanted.query(deployment, number * per_page + 1)))
+    newest.reverse()
     start = (number - 1) * per_page
-    items = tuple(kept[start : start + per_page])
-    return AuditPage(
-        Page(items, number, per_page, None, len(kept) > start + per_page), truncated=len(found) >= MAX_SCAN
-    )
+    shown = tuple(newest[start : start + per_page])
+    return Page(shown, number, per_page, None, len(newest) > start + per_page)
 
 
 @dataclass(frozen=True)

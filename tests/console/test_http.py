@@ -292,7 +292,8 @@ def test_the_audit_page_filters_and_verifies(console_app: App) -> None:
         [("ada", "shop/web/0", "aaa111"), ("bob", "shop/web/1", "bbb222"), ("ada", "shop/db/0", "bbb222")]
     ):
         record = AuditRecord(
-            "infra", f"r{i}", actor, AuditAction.UPDATE, Outcome.SUCCEEDED, key=key, commit=commit
+            "infra", f"r{i}", actor, AuditAction.UPDATE, Outcome.SUCCEEDED, key=key, commit=commit,
+            author="Carol <carol@example.com>" if key == "shop/db/0" else "",
         )
         store.append(record, at=datetime(2026, 11, 1 + i, tzinfo=UTC))
     csrf = login(client, "victor")
@@ -306,6 +307,8 @@ def test_the_audit_page_filters_and_verifies(console_app: App) -> None:
     assert keys("actor=ada") == ["shop/db/0", "shop/web/0"]
     assert keys("commit=bbb") == ["shop/db/0", "shop/web/1"]
     assert keys("key=shop/web/1") == ["shop/web/1"]
+    assert keys("key=shop/web") == ["shop/web/1", "shop/web/0"]  # a key and the keys below it
+    assert keys("actor=CAROL") == ["shop/db/0"]  # the change's author too, ignoring case
     assert keys("action=update&since=2026-11-02T00:00:00Z&until=2026-11-03T00:00:00Z") == ["shop/web/1"]
     assert keys("per_page=1&page=2") == ["shop/web/1"]
     page = client.get("/audit?actor=bob")
