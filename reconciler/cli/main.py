@@ -183,13 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sim_sub.add_parser(
         "create", parents=[common], help="make a server by hand, owned by nobody (as if made in a console)"
     )
-    q.add_argument("name")
+    q.add_argument("name", help="the server's name on the cloud (web-a)")
     q.add_argument("--provider", default="sim", help="the Provider document it belongs to (default: sim)")
-    q.add_argument("--image", required=True)
-    q.add_argument("--cpus", type=int, required=True)
-    q.add_argument("--memory-mb", type=int, required=True)
-    q.add_argument("--disk-gb", type=int, required=True)
-    q.add_argument("--flavor")
+    q.add_argument("--image", required=True, help="the image it boots (debian-12)")
+    q.add_argument("--cpus", type=int, required=True, help="its vCPUs")
+    q.add_argument("--memory-mb", type=int, required=True, help="its memory (MB)")
+    q.add_argument("--disk-gb", type=int, required=True, help="its disk (GB)")
+    q.add_argument("--flavor", help="the flavor it is sold as (sim.small); none by default")
     q = sim_sub.add_parser(
         "edit", parents=[common], help="change a server behind the reconciler's back (drift)"
     )
