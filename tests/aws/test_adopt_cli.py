@@ -90,7 +90,7 @@ def test_adopt_three_instances_made_by_hand(tmp_path: Path, moto: MotoServer, ec
 
     for name, instance in after.items():
         volumes = _volumes(ec2, instance["InstanceId"])
-        key = keys[name]
+        key = str(keys[name])
         ours = {d: t for d, t in volumes.items() if t.get(TAG_OWNER) == "fleet"}
         assert len(ours) == (2 if name == "db-1" else 1), (name, volumes)  # the root volume, db-1's data
         for tags in ours.values():

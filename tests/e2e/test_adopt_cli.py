@@ -61,7 +61,7 @@ def test_generate_adopt_forget_round_trip(cli: Cli, fleet: Path) -> None:
 
     plan = cli("plan", str(fleet), "--format", "json", "--out", str(fleet.parent / "plan.json"))
     assert plan.code == 0, plan.err
-    summary = json.loads(plan.out)["summary"]
+    summary = json.loads((fleet.parent / "plan.json").read_text(encoding="utf-8"))["summary"]
     assert summary["adopt"] == 3
     assert {k: v for k, v in summary.items() if k not in ("adopt", "no-op")} == dict.fromkeys(
         ("create", "update", "replace", "delete"), 0
