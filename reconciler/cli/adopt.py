@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.common import EXIT_ERROR, EXIT_OK, workspace, write_out
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, PATH_HELP, format_option, workspace, write_out
 from reconciler.cli.render import format_hourly
 from reconciler.config.generate import clean_name, generate_yaml
 from reconciler.core.errors import Diagnostic, UserError
@@ -50,23 +50,23 @@ def add_commands(
     p = sub.add_parser("generate", help=help_text, parents=[common], description=help_text)
     p.add_argument("path", type=Path, help="the desired state holding the Provider document")
     p.add_argument("--provider", required=True, metavar="NAME", help="the Provider document's name")
-    p.add_argument("--out", type=Path, help="write the YAML to this file (default: stdout)")
+    p.add_argument("--out", type=Path, help="write the YAML to this file instead of stdout")
     p.add_argument("--match", metavar="PATTERN", help="only servers whose name matches this glob (web-*)")
     p.add_argument("--cluster", metavar="NAME", help="the Cluster's name (default: the provider's)")
     p.set_defaults(handler=cmd_generate)
 
     help_text = "stop managing one server: drop its ownership marks, leave it running"
     p = sub.add_parser("forget", help=help_text, parents=[common], description=help_text)
-    p.add_argument("path", type=Path)
-    p.add_argument("key", help="CLUSTER/MEMBER/ORDINAL")
+    p.add_argument("path", type=Path, help=PATH_HELP)
+    p.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
     p.set_defaults(handler=cmd_forget)
 
     help_text = "every server's power and sync state, last change and cost, from one observation"
     p = sub.add_parser("status", help=help_text, parents=[common], description=help_text)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    format_option(p, ["text", "json"], "a table (text) or JSON")
     add_target(p)
     p.set_defaults(handler=cmd_status)
 

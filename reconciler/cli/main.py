@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
     format_option(p, ["text", "dot"], "text (levels) or Graphviz dot")
+    add_target(p)  # the graph of the plan `plan --target` makes
 
     p = add("inputs", "explain where each input value comes from")
     inputs_sub = p.add_subparsers(dest="inputs_command", required=True, metavar="SUBCOMMAND")
@@ -183,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sim_sub.add_parser(
         "create", parents=[common], help="make a server by hand, owned by nobody (as if made in a console)"
     )
-    q.add_argument("name")
+    q.add_argument("name", help="the server's name (web-a)")
     q.add_argument("--provider", default="sim", help="the Provider document it belongs to (default: sim)")
-    q.add_argument("--image", required=True)
-    q.add_argument("--cpus", type=int, required=True)
-    q.add_argument("--memory-mb", type=int, required=True)
-    q.add_argument("--disk-gb", type=int, required=True)
-    q.add_argument("--flavor")
+    q.add_argument("--image", required=True, help="its image (debian-12)")
+    q.add_argument("--cpus", type=int, required=True, help="its vCPUs")
+    q.add_argument("--memory-mb", type=int, required=True, help="its memory (MB)")
+    q.add_argument("--disk-gb", type=int, required=True, help="its disk (GB)")
+    q.add_argument("--flavor", help="its flavor, if it has one")
     q = sim_sub.add_parser(
         "edit", parents=[common], help="change a server behind the reconciler's back (drift)"
     )
