@@ -6,8 +6,8 @@ engine (the workspace, its ledger, the provider made from the Provider YAML) and
 with SIGKILL right before the provider's ``adopt`` call (the intent is written, nothing
 else) or right after it (the marks are on the server, no outcome is written). The next apply,
 in this process, settles what was left open — abandoned before the call, found done by the
-adoption's token after it — and converges: the same server, adopted once, under its key; a plan afterwards is empty; every
-intent in the ledger has its outcome.
+adoption's token after it — and converges: the same server, adopted once, under its key; a
+plan afterwards is empty; every intent in the ledger has its outcome.
 """
 
 from __future__ import annotations
