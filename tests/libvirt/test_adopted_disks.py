@@ -3,7 +3,8 @@
 Domains defined by hand with plain libvirt XML (disks by file path and by pool volume, a
 read-only CD-ROM, a disk another domain uses too) → adopted through the engine (generate →
 plan → apply) → the count lowered → apply: the domain and its own disks are gone, the shared
-disk, the CD-ROM's image and the other servers' disks are still there. And through the
+disk, the CD-ROM's image and the other servers' disks are still there; a replacement (a new
+image) removes the adopted domain's own disk too. And through the
 provider: a disk detached after the adoption, or attached to another domain since, is kept.
 """
 
@@ -112,7 +113,16 @@ def test_deleting_an_adopted_domain_removes_its_own_disks(
         assert "web-b" not in fleet.domain_names() and "web-a" in fleet.domain_names()
         assert fleet.volumes() == ["base.qcow2", "install.iso", "shared.qcow2", "web-a.qcow2"]
 
-        (folder / "adopted.yaml").unlink()
+        text = adopted.read_text(encoding="utf-8")
+        adopted.write_text(text.replace('libvirt: "unknown"', "libvirt: base.qcow2"), encoding="utf-8")
+        replace = plan_path(folder, ws)  # a new image: web-a is replaced by a domain we make
+        assert [(c.action, c.key) for c in replace.changes] == [(Action.REPLACE, "lab/web/0")]
+        assert apply_plan(replace, ws, new_run("tester", None)).ok
+        assert "web-a" not in fleet.domain_names() and len(fleet.domain_names()) == 3
+        made = [v for v in fleet.volumes() if v.startswith("lab-web-0")]
+        assert len(made) == 1 and "web-a.qcow2" not in fleet.volumes()
+
+        adopted.unlink()
         gone = plan_path(folder, ws)
         assert [(c.action, c.key) for c in gone.changes] == [(Action.DELETE, "lab/web/0")]
         assert apply_plan(gone, ws, new_run("tester", None)).ok
