@@ -115,6 +115,7 @@ def _own(vdi_rec: Mapping[str, Any], vbd_rec: Mapping[str, Any], record: Mapping
 
 
 def _mark_disks(xapi: Xapi, record: Mapping[str, Any], request: AdoptRequest) -> None:
+    """The owner and key on each of the VM's own disks (marks another adoption left are replaced)."""
     for vdi, vdi_rec, vbd_rec in attached_disks(xapi, record):
         marks: dict[str, str] = dict(vdi_rec["other_config"])
         wanted = {**marks, TAG_OWNER: request.owner, TAG_KEY: request.key}
@@ -123,7 +124,7 @@ def _mark_disks(xapi: Xapi, record: Mapping[str, Any], request: AdoptRequest) ->
 
 
 def adopt(xapi: Xapi, server: ObservedServer, request: AdoptRequest, now: datetime) -> str:
-    """One ``VM.set_other_config`` with our marks; the VM's ref."""
+    """The VM's own disks marked, then one ``VM.set_other_config`` with our marks; the VM's ref."""
     ref, record = _vm(xapi, server.resource_id)
     if not _server(record):
         raise PermanentError(
