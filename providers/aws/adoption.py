@@ -6,11 +6,18 @@
 * ``list_unowned``: the ``DescribeInstances`` paginator over every live instance, 1000 a page,
   keeping those without our owner tag, and their root volumes (``DescribeVolumes``, 200
   instances a call);
-* ``adopt``: one ``CreateTags`` with the ownership and guard marks — plus the provider's own
-  bookkeeping marks an instance we launched carries: the root disk size, the launch time and,
-  when the instance has a ``Name``, that the name counts as the server's (``TAG_AUTO_NAME``),
-  so it stays as it is and is never a user tag to remove;
-* ``release``: one ``DeleteTags`` of every ``reconciler:`` tag.
+* ``adopt``: first the instance's EBS volumes get the marks the volumes of an instance we
+  launch get (owner, key, cluster, member: one ``DescribeVolumes`` and one ``CreateTags``) —
+  each volume attached to this instance alone and tagged by no other owner; a multi-attached
+  volume, or one another deployment marked, is left as it is. Then one ``CreateTags`` on the
+  instance, the adoption's commit point: the ownership and guard marks — plus the provider's
+  own bookkeeping marks an instance we launched carries: the root disk size, the launch time
+  and, when the instance has a ``Name``, that the name counts as the server's
+  (``TAG_AUTO_NAME``), so it stays as it is and is never a user tag to remove. A kill between
+  the two leaves tagged volumes on an instance nobody owns; the retried adoption tags them
+  again;
+* ``release``: one ``DeleteTags`` of every ``reconciler:`` tag on the instance, then on its
+  volumes that carry the same owner.
 
 An unowned instance's ``Name`` is its server name, not one of its user tags (as for the
 instances we launch), and its image is its ``ImageId``.
@@ -36,8 +43,10 @@ from providers.aws.common import (
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError
 from reconciler.core.model import (
+    TAG_CLUSTER,
     TAG_GENERATION,
     TAG_KEY,
+    TAG_MEMBER,
     TAG_OWNER,
     TAG_PREFIX,
     TAG_SPEC_HASH,
@@ -129,6 +138,28 @@ def describe_instances(api: AwsApi, resource_ids: Iterable[str]) -> list[dict[st
     return found
 
 
+def _attached_volumes(api: AwsApi, instance_id: str) -> list[dict[str, Any]]:
+    """The EBS volumes attached to an instance (one ``DescribeVolumes``, paged)."""
+    filters = [{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    return [v for page in api.pages("DescribeVolumes", Filters=filters) for v in page.get("Volumes", ())]
+
+
+def _tag_volumes(api: AwsApi, instance_id: str, request: AdoptRequest) -> None:
+    """The volume marks of a launched instance on each volume that is this instance's alone."""
+    marks = {TAG_OWNER: request.owner, TAG_KEY: request.key, TAG_CLUSTER: request.cluster,
+             TAG_MEMBER: request.member}
+    wanted = []
+    for volume in _attached_volumes(api, instance_id):
+        attached = {str(a.get("InstanceId", "")) for a in volume.get("Attachments", ())}
+        tags = tags_of(volume)
+        if attached != {instance_id} or tags.get(TAG_OWNER, request.owner) != request.owner:
+            continue  # multi-attached, or another deployment's
+        if any(tags.get(k) != v for k, v in marks.items()):
+            wanted.append(str(volume["VolumeId"]))
+    if wanted:
+        api.call("CreateTags", Resources=sorted(wanted), Tags=tag_list(marks))
+
+
 def adopt(
     api: AwsApi, server: ObservedServer, request: AdoptRequest, observe: Observe
 ) -> ObservedServer:
@@ -142,6 +173,7 @@ def adopt(
         raise PermanentError(
             f"instance {server.resource_id} cannot be adopted as {request.key}: {conflict}", code="NotOwned"
         )
+    _tag_volumes(api, server.resource_id, request)
     marks = adoption_marks(request)
     if "Name" in tags:
         marks[TAG_AUTO_NAME] = "true"
@@ -167,3 +199,8 @@ def release(api: AwsApi, server: ObservedServer) -> None:
         return
     ours = sorted(k for k in tags if k.startswith(TAG_PREFIX))
     api.call("DeleteTags", Resources=[server.resource_id], Tags=[{"Key": k} for k in ours])
+    for volume in _attached_volumes(api, server.resource_id):
+        marks = tags_of(volume)
+        if marks.get(TAG_OWNER) == server.owner:
+            keys = sorted(k for k in marks if k.startswith(TAG_PREFIX))
+            api.call("DeleteTags", Resources=[str(volume["VolumeId"])], Tags=[{"Key": k} for k in keys])

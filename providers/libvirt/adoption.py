@@ -9,9 +9,11 @@ libvirt they live in our metadata.
 ``adopt`` writes our metadata element (``virDomainSetMetadata``, on the definition and, when
 it runs, on the live domain): the ownership and guard marks, and the bookkeeping a domain we
 define carries — the image and disk size as described, and ``created-at`` (the adoption's
-time, without which ``observe`` takes a domain for one still being made). It names no disk
-volume of ours, so deleting an adopted server removes the domain and leaves its volumes.
-``release`` removes the element.
+time, without which ``observe`` takes a domain for one still being made) — and the disks that
+are the domain's own (``providers.libvirt.disks``: writable, in a pool, used by no other
+domain), so that deleting the adopted server removes them with it, as it removes a disk we
+made; a disk shared with another domain, or not attached to it, is never one of them. All of
+it in one ``virDomainSetMetadata``. ``release`` removes the element.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import PurePosixPath
 
 import libvirt
 
+from providers.libvirt.disks import own_disks
 from providers.libvirt.domain import Domain, Domains
 from providers.libvirt.wire import Wire, status_of
 from providers.libvirt.xml import GIB, NS, Marks, domain_size
@@ -99,6 +102,7 @@ def adopt(
         token=request.token, cluster=request.cluster, member=request.member, image=server.image,
         disk_gb=server.size.disk_gb, created_at=isoformat(now),
         guards=tuple(sorted(guard_marks(request.protect, request.backup_policy).items())),
+        adopted_disks=own_disks(domains, dom),
     )
     active = bool(domains.wire.call("virDomainIsActive", lambda: dom.handle.isActive()))
     return domains.write_marks(dom, marks, live=active)

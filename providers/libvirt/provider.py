@@ -27,7 +27,9 @@ Design decisions, each forced by libvirt:
   ``destroy`` after ``shutdown_timeout_seconds``), only when the update allows a restart;
   if the new size does not start, the old definition is restored and started again.
 * **Deleting** destroys the domain, removes its volumes, then undefines it with its snapshot
-  metadata. A domain that still holds snapshots we took is *retired* instead (shut off,
+  metadata. An adopted domain's volumes are the disks recorded as its own at adoption that are
+  still its own then (``providers.libvirt.disks``): attached to it, used by no other domain.
+  A domain that still holds snapshots we took is *retired* instead (shut off,
   renamed ``<name>.retired-<uuid8>``, marked ``retired-at``, invisible to ``observe``):
   internal snapshots live inside its disk, and backups must outlive their server. Deleting
   its last snapshot removes it for good.
@@ -55,6 +57,7 @@ import libvirt
 
 from providers.libvirt import adoption
 from providers.libvirt.backup import ImageBackups, is_image_backup
+from providers.libvirt.disks import still_own
 from providers.libvirt.domain import Domain, Domains, State
 from providers.libvirt.seed import build_seed, seed_files
 from providers.libvirt.storage import Storage
@@ -424,7 +427,7 @@ class LibvirtProvider(Provider):
 
     def _purge(self, dom: Domain) -> None:
         """Volumes first, then the definition: a crash in between leaves an owned, visible domain."""
-        for ref in (dom.owned.disk, dom.owned.seed):
+        for ref in (dom.owned.disk, dom.owned.seed, *still_own(self.domains, dom, dom.owned.adopted_disks)):
             if ref is not None:
                 self.storage.delete_volume(ref)
         try:

@@ -7,7 +7,8 @@ checked by libvirt itself against its schema (``VIR_DOMAIN_DEFINE_VALIDATE``).
 Ownership lives in the domain's ``<metadata>`` under our own namespace (``NS``, prefix
 ``reconciler``): one ``<reconciler:server>`` element holding the marks every provider
 keeps (owner, key, spec-hash, generation, token, cluster, member) plus what only we need
-(image, disk-gb, flavor, the volumes we made, created-at, retired-at) and the user tags:
+(image, disk-gb, flavor, the volumes we made — or, for an adopted domain, the disks that are its
+own —, created-at, retired-at) and the user tags:
 
     <reconciler:server xmlns:reconciler="urn:gitops-reconciler:libvirt:1">
       <reconciler:owner>shop-deploy</reconciler:owner>
@@ -89,6 +90,8 @@ class Marks:
     tags: tuple[tuple[str, str], ...] = field(default=())
     restored_from: VolumeRef | None = None  # the backup image a restored server's disk is copied from
     guards: tuple[tuple[str, str], ...] = field(default=())  # the guard marks (GUARD_TAGS) it carries
+    # An adopted domain's own disks (``providers.libvirt.disks``): deleted with it, like ``disk``.
+    adopted_disks: tuple[VolumeRef, ...] = field(default=())
 
     def with_(self, **changes: Any) -> Marks:
         return replace(self, **changes)
@@ -102,6 +105,7 @@ class Marks:
                   ("flavor", self.flavor), ("created-at", self.created_at), ("retired-at", self.retired_at)]
         values += [(_local(name), value) for name, value in self.guards]
         refs = [("disk", self.disk), ("seed", self.seed), ("restored-from", self.restored_from)]
+        refs += [("adopted-disk", ref) for ref in self.adopted_disks]
         return _marks_element("server", values, refs, self.tags, namespaced=namespaced)
 
     def metadata_xml(self) -> str:
@@ -132,6 +136,8 @@ class Marks:
             image=text("image") or "", disk_gb=_int(text("disk-gb")), flavor=text("flavor"),
             disk=ref("disk"), seed=ref("seed"), created_at=text("created-at"), retired_at=text("retired-at"),
             tags=tags, restored_from=ref("restored-from"),
+            adopted_disks=tuple(VolumeRef(e.get("pool", ""), e.get("volume", ""))
+                                for e in element.findall(f"{{{NS}}}adopted-disk")),
             guards=tuple((name, value) for name in GUARD_TAGS if (value := text(_local(name))) is not None),
         )
 

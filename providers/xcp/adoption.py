@@ -7,11 +7,17 @@ memory, power state, its ``key=value`` tags as user tags, the template it was ma
 device-0 disk. ``describe`` and ``list_unowned`` read the pool's VM, VBD and VDI records
 (three calls, however many VMs).
 
-``adopt`` is one ``VM.set_other_config``: the ownership and guard marks, plus what a VM we
-create carries for us — the image and disk size as described (the disk only when known) and
-``reconciler:created-at`` (the adoption's time; without it ``observe`` takes the VM for one
-still being made). Its disks are not marked, so deleting an adopted server leaves them.
-``release`` removes every ``reconciler:`` key.
+``adopt`` marks the VM's own disks first — the VDIs behind its read-write ``Disk`` VBDs that are
+no snapshot, not sharable, not read-only and attached to no other VM — with the owner and key
+(``VDI.set_other_config``, as a VM we create has its disks marked), so that deleting the
+adopted server destroys them like a disk we made; a disk shared with another VM, or not
+attached to it, is never marked. Then one ``VM.set_other_config``, the adoption's commit
+point: the ownership and guard marks, plus what a VM we create carries for us — the image and
+disk size as described (the disk only when known) and ``reconciler:created-at`` (the
+adoption's time; without it ``observe`` takes the VM for one still being made). A kill between
+the two leaves marked disks on a VM nobody owns: the retried adoption marks them again, and
+nothing deletes a disk but the delete of the VM it is attached to. ``release`` removes every
+``reconciler:`` key from the VM, then from its disks.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from providers.xcp.records import MARK_CREATED, MARK_DISK_GB, MARK_IMAGE, is_bac
 from providers.xcp.wire import GIB, MIB, split_tags, xint
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError
-from reconciler.core.model import GUARD_TAGS, TAG_OWNER, ObservedServer, ServerStatus, Size
+from reconciler.core.model import GUARD_TAGS, TAG_KEY, TAG_OWNER, ObservedServer, ServerStatus, Size
 from reconciler.core.provider import AdoptRequest, adoption_conflict, adoption_marks, released_tags, user_tags
 
 Xapi = Callable[..., Any]
+NULL_REF = "OpaqueRef:NULL"
 _STATUS = {"Running": ServerStatus.RUNNING, "Halted": ServerStatus.STOPPED,
            "Paused": ServerStatus.STOPPED, "Suspended": ServerStatus.STOPPED}
 
@@ -85,8 +92,39 @@ def _vm(xapi: Xapi, uuid: str) -> tuple[str, dict[str, Any]]:
     return ref, record
 
 
+def attached_disks(xapi: Xapi, record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(VDI ref, VDI record, VBD record) of each disk attached to a VM (CD drives and empty ones skipped)."""
+    found = []
+    for vbd in record["VBDs"]:
+        vbd_rec: dict[str, Any] = xapi("VBD.get_record", vbd)
+        if vbd_rec["type"] == "Disk" and vbd_rec["VDI"] != NULL_REF:
+            found.append((str(vbd_rec["VDI"]), xapi("VDI.get_record", vbd_rec["VDI"]), vbd_rec))
+    return found
+
+
+def only_attached_to(vdi_rec: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether every VBD of the disk is one of this VM's (no other VM uses it)."""
+    return set(vdi_rec.get("VBDs", ())) <= set(record["VBDs"])
+
+
+def _own(vdi_rec: Mapping[str, Any], vbd_rec: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """A disk that is the VM's alone: read-write, no snapshot, not sharable, on no other VM."""
+    return (str(vbd_rec.get("mode", "RW")) == "RW" and not vdi_rec.get("is_a_snapshot")
+            and not vdi_rec.get("sharable") and not vdi_rec.get("read_only")
+            and only_attached_to(vdi_rec, record))
+
+
+def _mark_disks(xapi: Xapi, record: Mapping[str, Any], request: AdoptRequest) -> None:
+    """The owner and key on each of the VM's own disks (marks another adoption left are replaced)."""
+    for vdi, vdi_rec, vbd_rec in attached_disks(xapi, record):
+        marks: dict[str, str] = dict(vdi_rec["other_config"])
+        wanted = {**marks, TAG_OWNER: request.owner, TAG_KEY: request.key}
+        if _own(vdi_rec, vbd_rec, record) and wanted != marks:
+            xapi("VDI.set_other_config", vdi, wanted)
+
+
 def adopt(xapi: Xapi, server: ObservedServer, request: AdoptRequest, now: datetime) -> str:
-    """One ``VM.set_other_config`` with our marks; the VM's ref."""
+    """The VM's own disks marked, then one ``VM.set_other_config`` with our marks; the VM's ref."""
     ref, record = _vm(xapi, server.resource_id)
     if not _server(record):
         raise PermanentError(
@@ -99,6 +137,7 @@ def adopt(xapi: Xapi, server: ObservedServer, request: AdoptRequest, now: dateti
                              code="NOT_OWNED")
     if marks.get(TAG_OWNER):
         return ref  # adopted already by this very request
+    _mark_disks(xapi, record, request)
     marks = {k: v for k, v in marks.items() if k not in GUARD_TAGS}
     marks.update(adoption_marks(request))
     marks[MARK_IMAGE] = server.image
@@ -116,5 +155,9 @@ def release(xapi: Xapi, server: ObservedServer) -> None:
     except NotFoundError:
         return
     marks: dict[str, str] = record["other_config"]
-    if server.owner and marks.get(TAG_OWNER) == server.owner:
-        xapi("VM.set_other_config", ref, released_tags(marks))
+    if not server.owner or marks.get(TAG_OWNER) != server.owner:
+        return
+    xapi("VM.set_other_config", ref, released_tags(marks))
+    for vdi, vdi_rec, _ in attached_disks(xapi, record):
+        if vdi_rec["other_config"].get(TAG_OWNER) == server.owner:
+            xapi("VDI.set_other_config", vdi, released_tags(vdi_rec["other_config"]))

@@ -12,6 +12,9 @@ Design decisions, each forced by XAPI:
   stopped. Until that last mark is written, ``lookup`` says "not created" (the retry
   finishes the job) and ``observe`` reports the VM as ``error`` (so it is replaced or
   deleted if the retry never comes).
+* **Deleting** hard-shuts the VM, destroys the disks marked with its owner that no other VM
+  uses (a VM we made has its disks marked at create, an adopted one at adoption:
+  ``providers.xcp.adoption``), then destroys the VM.
 * **One listing call**: ``observe`` is a single ``VM.get_all_records``; templates,
   snapshots and the control domain are skipped; the disk size reported is the one asked
   for (``reconciler:disk-gb``), so a template with a bigger disk never looks like drift.
@@ -450,7 +453,8 @@ class XcpProvider(Provider):
         # Disks first: a crash after this leaves the VM (still owned, still observed), never
         # an unowned orphan disk.
         for _, vdi, vdi_rec in self._disks(record):
-            if vdi_rec["other_config"].get(TAG_OWNER) == server.owner and not vdi_rec["is_a_snapshot"]:
+            if (vdi_rec["other_config"].get(TAG_OWNER) == server.owner and not vdi_rec["is_a_snapshot"]
+                    and adoption.only_attached_to(vdi_rec, record)):  # never a disk another VM uses
                 self._destroy_vdi(vdi)
         try:
             self.xapi("VM.destroy", vm)

@@ -58,7 +58,7 @@ def add_commands(
     help_text = "stop managing one server: drop its ownership marks, leave it running"
     p = sub.add_parser("forget", help=help_text, parents=[common], description=help_text)
     p.add_argument("path", type=Path, help=PATH_HELP)
-    p.add_argument("key", help="CLUSTER/MEMBER/ORDINAL")
+    p.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
     p.set_defaults(handler=cmd_forget)
 
@@ -137,12 +137,20 @@ def _money(row: KeyStatus) -> str:
     return format_hourly(row.hourly, row.currency) + "/h" if row.hourly is not None else "-"
 
 
+def _drift(row: KeyStatus) -> str:
+    """What drifted, and the policy that leaves it alone (``drift: warn`` or ``ignore``)."""
+    if not row.drift:
+        return ""
+    policy = f"; drift: {row.drift_policy.value}" if row.drift_policy is not None else ""
+    return f" ({row.drift}{policy})"
+
+
 def render_status_text(report: Status) -> str:
     headers = ["KEY", "PROVIDER", "RESOURCE", "POWER", "SYNC", "LAST CHANGE", "COST"]
     rows = [
         [
             r.key, r.provider, r.resource_id or "-", r.power.value,
-            r.sync.value + (f" ({r.drift})" if r.drift else ""),
+            r.sync.value + _drift(r),
             str(r.last_change) if r.last_change else "-", _money(r),
         ]
         for r in report.servers
@@ -155,7 +163,7 @@ def render_status_text(report: Status) -> str:
         lines.insert(0, f"Targeted: {', '.join(report.targets)}")
     lines.append("")
     for c in report.clusters:
-        power = ", ".join(f"{c.power[p]} {p.value}" for p in Power)
+        power = ", ".join(f"{c.power[p]} {p.value}" for p in Power if c.power[p] or p is not Power.PENDING)
         sync = ", ".join(f"{c.sync[s]} {s.value}" for s in Sync if c.sync[s] or s is Sync.SYNCED)
         currency = next((r.currency for r in report.servers if r.cluster == c.cluster and r.currency), "")
         cost = f"; {format_hourly(c.hourly, currency)}/h" if currency else ""
@@ -175,6 +183,7 @@ def status_json(report: Status) -> dict[str, Any]:
             {
                 "key": r.key, "provider": r.provider, "resource_id": r.resource_id, "power": r.power.value,
                 "sync": r.sync.value, "drift": r.drift,
+                "drift_policy": r.drift_policy.value if r.drift_policy is not None else None,
                 "last_change": None if r.last_change is None else {
                     "action": r.last_change.action, "outcome": r.last_change.outcome,
                     "at": r.last_change.at.isoformat().replace("+00:00", "Z"), "actor": r.last_change.actor,

@@ -253,9 +253,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     try:
-        plan = plan_path(args.path, ws, deployment=args.deployment)
+        plan = plan_path(args.path, ws, deployment=args.deployment, targets=args.target)
     finally:
         ws.close()
+    if plan.targets:  # on stderr: the graph itself stays valid dot
+        print(f"Targeted: {', '.join(plan.targets)} (other keys were not planned).", file=sys.stderr)
     sys.stdout.write(to_dot(plan.changes) if args.format == "dot" else to_text(plan.changes))
     return EXIT_OK
 

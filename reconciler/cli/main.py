@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
     format_option(p, ["text", "dot"], "text (levels) or Graphviz dot")
+    add_target(p)  # the graph of the plan `plan --target` makes
 
     p = add("inputs", "explain where each input value comes from")
     inputs_sub = p.add_subparsers(dest="inputs_command", required=True, metavar="SUBCOMMAND")

@@ -18,6 +18,7 @@ decides, per key, one of create / update in place / replace / delete / no-op:
 * user tags are updated in place when the provider can, and the guard marks (protect,
   backup policy) always are, also when a refused replace leaves the server as it is;
 * size and stopped-status drift follow the member's drift mode (heal / warn / ignore);
+  ``held_drift`` says what warn and ignore leave alone (``core.status`` shows it as drift);
 * a key not observed whose member names a running server for it (``adopt:``) adopts that
   server instead of creating one (``core.adoption``), among the ``described`` servers.
 
@@ -343,6 +344,22 @@ def _tag_fields(want: DesiredServer, have: ObservedServer) -> list[FieldChange]:
     ]
 
 
+def drift_fields(want: DesiredServer, have: ObservedServer, caps: Capabilities) -> list[FieldChange]:
+    """What a member's ``drift:`` policy governs: the size (``_size_fields``) and a stopped server."""
+    fields = _size_fields(want, have, caps)
+    if have.status is ServerStatus.STOPPED:
+        fields.append(FieldChange("status", have.status.value, ServerStatus.RUNNING.value))
+    return fields
+
+
+def held_drift(want: DesiredServer, have: ObservedServer, caps: Capabilities) -> tuple[FieldChange, ...]:
+    """The drift a plan leaves alone because the member says ``drift: warn`` or ``drift: ignore``
+    (nothing under ``heal``, nor when the spec changed: then the server is replaced anyway)."""
+    if want.drift is DriftMode.HEAL or have.spec_hash != desired_spec_hash(want):
+        return ()
+    return tuple(drift_fields(want, have, caps))
+
+
 def _resize_blocker(want: DesiredServer, caps: Capabilities) -> str | None:
     """Why a size change cannot happen in place, or None when it can."""
     if want.update_strategy is UpdateStrategy.REPLACE:
@@ -401,9 +418,7 @@ def _compare(
             notes.append(f"{key} is in error state (failover: none); left alone")
 
     stopped = have.status is ServerStatus.STOPPED
-    drifted = list(size_fields)
-    if stopped:
-        drifted.append(FieldChange("status", have.status.value, ServerStatus.RUNNING.value))
+    drifted = drift_fields(want, have, caps)
     if drifted and want.drift is DriftMode.WARN:
         notes.append(f"drift on {key}: {_describe(drifted)} (drift: warn)")
     elif drifted and want.drift is DriftMode.HEAL:

@@ -1,8 +1,11 @@
 """core.status: one line per server key — where it runs, its power and sync state, its last
 change and what it costs — and counts per cluster, for ``reconciler status``.
 
-Built from one observation and the plan made from it (so "drifted" means exactly what a plan
-would change, in the plan's words), plus the newest audit entry of each key. Pure.
+Built from one observation and the plan made from it (so "drifted" means what a plan would
+change, in the plan's words — plus the drift a member's ``drift: warn`` or ``drift: ignore``
+keeps the plan from healing, ``core.diff.held_drift``, with the policy named), plus the newest
+audit entry of each key. A server the provider reports as still being built or changing state
+is ``pending``, never ``running``; a key no server carries yet is ``missing``. Pure.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from reconciler.core.changes import Change, ChangeCause
+from reconciler.core.changes import Change, ChangeCause, FieldChange
+from reconciler.core.diff import held_drift
 from reconciler.core.keys import cluster_of, natural_key
-from reconciler.core.model import Action, DesiredServer, ObservedServer, PriceList, ServerStatus, Size
+from reconciler.core.model import (
+    Action,
+    Capabilities,
+    DesiredServer,
+    DriftMode,
+    ObservedServer,
+    PriceList,
+    ServerStatus,
+    Size,
+)
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import hourly_rate, price_list_of, prices
 from reconciler.core.records import AuditEntry
@@ -23,9 +36,10 @@ from reconciler.core.records import AuditEntry
 
 class Power(StrEnum):
     RUNNING = "running"
+    PENDING = "pending"  # being built, started or changed by the provider: not running yet
     STOPPED = "stopped"
     ERROR = "error"
-    MISSING = "missing"  # no server carries the key
+    MISSING = "missing"  # no server carries the key (a pending create, say)
 
 
 class Sync(StrEnum):
@@ -38,7 +52,7 @@ class Sync(StrEnum):
 
 _POWER = {
     ServerStatus.RUNNING: Power.RUNNING,
-    ServerStatus.PENDING: Power.RUNNING,  # starting
+    ServerStatus.PENDING: Power.PENDING,
     ServerStatus.STOPPED: Power.STOPPED,
     ServerStatus.ERROR: Power.ERROR,
 }
@@ -66,6 +80,7 @@ class KeyStatus:
     last_change: LastChange | None
     hourly: Decimal | None  # None: nothing prices it
     currency: str = ""
+    drift_policy: DriftMode | None = None  # set when the drift shown is held back by warn or ignore
 
     @property
     def cluster(self) -> str:
@@ -91,17 +106,24 @@ def last_changes(entries: Iterable[AuditEntry]) -> dict[str, LastChange]:
     return found
 
 
-def _sync(changes: Sequence[Change]) -> tuple[Sync, str]:
+def _names(fields: Sequence[FieldChange]) -> list[str]:
+    return [f.name for f in fields if f.name != "spec_hash"]
+
+
+def _sync(changes: Sequence[Change], held: Sequence[FieldChange]) -> tuple[Sync, str]:
+    """The sync state of a key from its planned changes and the drift its policy holds back."""
     actions = {c.action for c in changes}
-    if not changes:
-        return Sync.SYNCED, ""
     if Action.ADOPT in actions:
         return Sync.PENDING_ADOPT, ""
-    if actions == {Action.CREATE} and all(c.cause is ChangeCause.NOT_PRESENT for c in changes):
+    if changes and actions == {Action.CREATE} and all(c.cause is ChangeCause.NOT_PRESENT for c in changes):
         return Sync.PENDING_CREATE, ""
-    if actions == {Action.DELETE} and all(c.cause is ChangeCause.NO_LONGER_DECLARED for c in changes):
+    if changes and actions == {Action.DELETE} and all(
+        c.cause is ChangeCause.NO_LONGER_DECLARED for c in changes
+    ):
         return Sync.PENDING_DELETE, ""
-    what = [f.name for c in changes for f in c.fields if f.name != "spec_hash"]
+    if not changes and not held:
+        return Sync.SYNCED, ""
+    what = _names([f for c in changes for f in c.fields]) + _names(held)
     return Sync.DRIFTED, ", ".join(dict.fromkeys(what)) or "; ".join(c.reason for c in changes)
 
 
@@ -120,9 +142,12 @@ def key_statuses(
     last: Mapping[str, LastChange],
     price_list_for: Callable[[str], PriceList | None],
     described: Sequence[ObservedServer] = (),
+    capabilities: Mapping[str, Capabilities] | None = None,
 ) -> list[KeyStatus]:
     """One status per key desired or owned, in key order. A key still to be adopted shows the
-    server its ``adopt:`` entry names (``described``), as it runs now."""
+    server its ``adopt:`` entry names (``described``), as it runs now. ``capabilities`` (per
+    provider name) lets the drift that ``drift: warn``/``ignore`` holds back be told."""
+    caps = capabilities or {}
     want = {s.key: s for s in desired}
     seen: dict[str, ObservedServer] = {}
     for server in sorted(observed, key=lambda s: (s.status is not ServerStatus.RUNNING, -s.generation)):
@@ -136,7 +161,11 @@ def key_statuses(
         have, wanted = seen.get(key), want.get(key)
         if have is None and wanted is not None and wanted.adopt_id:
             have = targets.get((wanted.provider, wanted.adopt_id))
-        sync, drift = _sync(by_key.get(key, []))
+        held: tuple[FieldChange, ...] = ()
+        if have is not None and wanted is not None and have.owner and have.provider == wanted.provider \
+                and wanted.provider in caps:
+            held = held_drift(wanted, have, caps[wanted.provider])
+        sync, drift = _sync(by_key.get(key, []), held)
         rate, currency = (None, "") if have is None else _rate(
             price_list_for, have.provider, have.size, have.flavor
         )
@@ -151,6 +180,7 @@ def key_statuses(
             last_change=last.get(key),
             hourly=rate,
             currency=currency,
+            drift_policy=wanted.drift if held and sync is Sync.DRIFTED and wanted is not None else None,
         ))
     return rows
 

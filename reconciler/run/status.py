@@ -44,13 +44,15 @@ def status(
     store = ws.existing_store()
     with ProviderSession(ws, state.providers) as session:
         observed = session.observe(state.deployment)
+        capabilities = session.capabilities
         described = describe_adoptions(state, observed, session)
         plan = make_plan(
             state, observed, session.providers, clock=ws.clock, described=described,
             last_generation=lambda key: store.max_generation(state.deployment, key) if store else None,
         )
     entries = store.recent_audit(state.deployment, CHANGES, limit=_LEDGER_READ) if store is not None else []
-    rows = key_statuses(state.servers, observed, plan, last_changes(entries), state.price_list_for, described)
+    rows = key_statuses(state.servers, observed, plan, last_changes(entries), state.price_list_for, described,
+                        capabilities)
     if selectors:
         check_selectors(selectors, [r.key for r in rows])
         rows = [r for r in rows if any(s.matches(r.key) for s in selectors)]

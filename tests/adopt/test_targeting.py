@@ -1,12 +1,15 @@
 """``--target``: selectors, the changes they keep (dependencies that must change first come
-along, dependents stay), the cost after only those changes, and the signed plan saying so."""
+along, dependents stay), the cost after only those changes, the signed plan saying so, and
+``graph --target`` drawing that same plan."""
 
 from __future__ import annotations
 
 import pytest
 
+from reconciler.cli.main import main
 from reconciler.cli.render import plan_summary
 from reconciler.core.errors import UserError
+from reconciler.core.graph import to_text
 from reconciler.core.model import Action
 from reconciler.core.plan_codec import dump_signed_plan, load_signed_plan
 from reconciler.core.targeting import Selector, parse_selector, parse_selectors
@@ -101,3 +104,25 @@ def test_a_selector_that_matches_nothing_is_refused(folder: Write, ws: Workspace
     with pytest.raises(UserError, match="shop/wbe matches no server"):
         plan_path(folder(SHOP), ws, targets=["shop/wbe"])
     assert parse_selectors(["shop", "shop"]) == (Selector("shop"),)
+
+
+def test_graph_takes_the_targets_plan_takes(
+    folder: Write, ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = folder(SHOP)
+    argv = ["--state-dir", str(ws.state_dir), "graph", str(path), "--target", "shop/app"]
+    assert main(argv) == 0
+    shown = capsys.readouterr()
+    planned = plan_path(path, ws, targets=["shop/app"])
+    assert shown.out == to_text(planned.changes)  # the very plan `plan --target shop/app` makes
+    assert shown.out.splitlines() == [
+        "1. + create shop/db/0",
+        "2. + create shop/app/0  (after create:shop/db/0)",
+        "2. + create shop/app/1  (after create:shop/db/0)",
+    ]
+    assert "Targeted: shop/app (other keys were not planned)." in shown.err
+    assert main([*argv, "--target", "blog", "--format", "dot"]) == 0
+    dot = capsys.readouterr().out
+    assert '"create:blog/web/0"' in dot and '"create:shop/web/0"' not in dot
+    assert main(["--state-dir", str(ws.state_dir), "graph", str(path), "--target", "shop/wbe"]) == 1
+    assert "shop/wbe matches no server" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """Taking over EC2 instances made by hand, end to end through the real command on moto_server:
 three instances made with boto3 directly (web-a and web-b t3.micro, db-1 t3.medium) →
 ``generate`` → ``validate`` → ``plan`` adopts exactly three and creates and deletes nothing →
-``apply`` → the same instance ids, now carrying the ownership tags → ``plan
---detailed-exitcode`` exits 0."""
+``apply`` → the same instance ids, now carrying the ownership tags, and their EBS volumes the
+marks a launched instance's volumes carry (but not a volume another deployment marked) →
+``plan --detailed-exitcode`` exits 0 → ``forget`` takes the marks off the instance and its
+volumes."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.model import TAG_KEY, TAG_OWNER
+from reconciler.core.model import TAG_CLUSTER, TAG_KEY, TAG_MEMBER, TAG_OWNER
 from tests.aws.factory import tags_of
 from tests.aws.motoserver import AMI, REGION, MotoServer
 from tests.aws.test_cli import run
@@ -27,6 +29,21 @@ def _instances(ec2: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _volumes(ec2: Any, instance_id: str) -> dict[str, dict[str, str]]:
+    """Device → tags of the EBS volumes attached to an instance."""
+    filters = [{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    volumes = ec2.describe_volumes(Filters=filters)["Volumes"]
+    return {v["Attachments"][0]["Device"]: tags_of(v) for v in volumes}
+
+
+def _attach(ec2: Any, instance: dict[str, Any], device: str, tags: dict[str, str]) -> None:
+    marks = [{"Key": k, "Value": v} for k, v in tags.items()]
+    spec = [{"ResourceType": "volume", "Tags": marks}] if marks else []
+    volume = ec2.create_volume(AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=5,
+                               TagSpecifications=spec)
+    ec2.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance["InstanceId"], Device=device)
+
+
 def test_adopt_three_instances_made_by_hand(tmp_path: Path, moto: MotoServer, ec2: Any,
                                             aws_env: dict[str, str]) -> None:
     for name, instance_type in FLEET:
@@ -34,7 +51,10 @@ def test_adopt_three_instances_made_by_hand(tmp_path: Path, moto: MotoServer, ec
             ImageId=AMI, MinCount=1, MaxCount=1, InstanceType=instance_type,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
         )
-    before = {name: i["InstanceId"] for name, i in _instances(ec2).items()}
+    made = _instances(ec2)
+    before = {name: i["InstanceId"] for name, i in made.items()}
+    _attach(ec2, made["db-1"], "/dev/sdf", {"purpose": "data"})
+    _attach(ec2, made["web-a"], "/dev/sdg", {TAG_OWNER: "another-deployment", TAG_KEY: "x/y/0"})
     folder = tmp_path / "fleet"
     folder.mkdir()
     provider = {
@@ -68,5 +88,21 @@ def test_adopt_three_instances_made_by_hand(tmp_path: Path, moto: MotoServer, ec
     assert all(tags_of(i).get(TAG_OWNER) == "fleet" for i in after.values())
     assert all(i["State"]["Name"] == "running" for i in after.values())
 
+    for name, instance in after.items():
+        volumes = _volumes(ec2, instance["InstanceId"])
+        key = str(keys[name])
+        ours = {d: t for d, t in volumes.items() if t.get(TAG_OWNER) == "fleet"}
+        assert len(ours) == (2 if name == "db-1" else 1), (name, volumes)  # the root volume, db-1's data
+        for tags in ours.values():
+            assert (tags[TAG_KEY], tags[TAG_CLUSTER], tags[TAG_MEMBER]) == (key, "aws", key.split("/")[1])
+    assert _volumes(ec2, before["db-1"])["/dev/sdf"]["purpose"] == "data"
+    assert _volumes(ec2, before["web-a"])["/dev/sdg"] == {TAG_OWNER: "another-deployment", TAG_KEY: "x/y/0"}
+
     again = run(tmp_path, aws_env, "plan", str(folder), "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
+
+    forgot = run(tmp_path, aws_env, "forget", str(folder), "aws/db/0")
+    assert forgot.returncode == 0, forgot.stderr
+    assert not any(k.startswith("reconciler:") for k in tags_of(_instances(ec2)["db-1"]))
+    for tags in _volumes(ec2, before["db-1"]).values():
+        assert not any(k.startswith("reconciler:") for k in tags)

@@ -61,6 +61,9 @@ class Backend(Protocol):
     # The backup methods whose snapshots ``create_from_snapshot`` restores; for any other
     # method the provider must refuse the restore with a PermanentError.
     restore_methods: tuple[BackupMethod, ...]
+    # Why a second process cannot work on what this backend holds (its state lives in the test
+    # process), so the kill -9 tests cannot run; None when it can.
+    kill_skip: str | None
 
     def make_provider(self, tmp_path: Path) -> Provider:
         """A new provider on a fresh, empty scope (state under ``tmp_path`` where it keeps any)."""
@@ -72,6 +75,10 @@ class Backend(Protocol):
 
     def make_many(self, provider: Provider, requests: Sequence[CreateRequest]) -> None:
         """Create these owned servers by the fastest path the backend offers (for pagination)."""
+        ...
+
+    def engine_environment(self, tmp_path: Path) -> dict[str, str]:
+        """Environment variables the engine's own providers (made from the Provider YAML) need."""
         ...
 
     def inject_transient(self, provider: Provider, count: int) -> None:
@@ -105,6 +112,7 @@ class BaseBackend:
     supports_snapshots: bool = True
     supports_start_stop: bool = True
     restore_methods: tuple[BackupMethod, ...] = (BackupMethod.SNAPSHOT, BackupMethod.IMAGE)
+    kill_skip: str | None = None
 
     def make_provider(self, tmp_path: Path) -> Provider:
         raise NotImplementedError(f"backend {self.name} must implement make_provider")
@@ -115,6 +123,9 @@ class BaseBackend:
     def make_many(self, provider: Provider, requests: Sequence[CreateRequest]) -> None:
         for request in requests:
             provider.create(request)
+
+    def engine_environment(self, tmp_path: Path) -> dict[str, str]:
+        return {}
 
     def inject_transient(self, provider: Provider, count: int) -> None:
         pytest.skip(f"backend {self.name} cannot inject transient faults")

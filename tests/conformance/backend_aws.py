@@ -75,6 +75,9 @@ class AwsBackend(BaseBackend):
             provider.api.client  # noqa: B018 - binds the dummy credentials now
         return provider
 
+    def engine_environment(self, tmp_path: Path) -> dict[str, str]:
+        return isolated_aws_env(tmp_path)  # dummy credentials, no real AWS profile
+
     def create_unowned(self, provider: Provider, name: str) -> None:
         tags = [{"Key": "Name", "Value": name}, {"Key": "made-by", "Value": "hand"}]
         _aws(provider).api.client.run_instances(

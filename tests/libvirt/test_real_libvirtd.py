@@ -28,7 +28,7 @@ from providers.libvirt.provider import LibvirtProvider
 from providers.libvirt.xml import NS
 from reconciler.core.clock import Clock
 from reconciler.core.model import BackupMethod, ProviderConfig, Size, SnapshotRequest
-from reconciler.core.provider import ProviderContext
+from reconciler.core.provider import AdoptRequest, ProviderContext
 from tests.libvirt.fixtures import NOW, make_request
 from tests.libvirt.world import IMAGE, QEMU_URI, QemuHost, qemu_skip_reason
 
@@ -267,5 +267,49 @@ def test_image_backup_and_restore_on_qemu(host: QemuHost, tmp_path: Path) -> Non
         assert virsh("domstate", restored.name).strip() == "running"
         provider.delete(restored)
         assert host.volumes() == [IMAGE]
+    finally:
+        provider.close()
+
+
+def _qcow2(host: QemuHost, name: str) -> None:
+    host.pool().createXML(f"<volume><name>{name}</name><capacity unit='MiB'>16</capacity>"
+                          "<target><format type='qcow2'/></target></volume>", 0)
+
+
+def _disk(source: str, dev: str) -> str:
+    return (f"<disk type='{'volume' if 'pool=' in source else 'file'}' device='disk'>"
+            f"<driver name='qemu' type='qcow2'/><source {source}/><target dev='{dev}' bus='virtio'/></disk>")
+
+
+def test_an_adopted_domain_is_deleted_with_its_own_disks_on_qemu(host: QemuHost, tmp_path: Path) -> None:
+    """Plain libvirt XML domains on the real daemon: one adopted with a disk by path, one by pool
+    volume and one shared with a shut-off domain; deleting it removes its own two, not the shared."""
+    config = ProviderConfig(name="kvm-e2e", type="libvirt", spec=host.provider_spec())
+    provider = LibvirtProvider(config, ProviderContext(state_dir=tmp_path, clock=Clock(fixed=NOW)))
+    owner, tag = f"e2e-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    for name in ("own.qcow2", "data.qcow2", "shared.qcow2"):
+        _qcow2(host, name)
+    hand, legacy = f"hand-{tag}", f"legacy-{tag}"
+    shared = f"file='{host.directory}/shared.qcow2'"
+    disks = [_disk(f"file='{host.directory}/own.qcow2'", "vda"),
+             _disk(f"pool='{host.pool_name}' volume='data.qcow2'", "vdb"), _disk(shared, "vdc")]
+    for name, devices, start in ((hand, disks, True), (legacy, [_disk(shared, "vda")], False)):
+        dom = host.conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+                                  f"<vcpu>1</vcpu><os><type>hvm</type></os><devices>{''.join(devices)}"
+                                  "</devices></domain>")
+        host.handmade.append(name)
+        if start:
+            dom.create()
+    try:
+        [server] = [s for s in provider.list_unowned() if s.name == hand]
+        request = AdoptRequest(owner=owner, key="lab/hand/0", token="t" * 32, generation=0, spec_hash="x",
+                               cluster="lab", member="hand")
+        adopted = provider.adopt(server, request)
+        assert virsh("domstate", hand).strip() == "running" and adopted.resource_id == server.resource_id
+        marks = ET.fromstring(virsh("dumpxml", hand)).findall(f"metadata/{{{NS}}}server/{{{NS}}}adopted-disk")
+        assert sorted(m.get("volume") for m in marks) == ["data.qcow2", "own.qcow2"]
+        provider.delete(adopted)
+        assert hand not in virsh("list", "--all", "--name").split()
+        assert host.volumes() == [IMAGE, "shared.qcow2"]  # the shut-off legacy domain still uses it
     finally:
         provider.close()
