@@ -68,6 +68,17 @@ def is_image_backup(snapshot_id: str) -> bool:
     return "/" not in snapshot_id
 
 
+
+def boot_disk(dom: Domain) -> VolumeRef | None:
+    """The disk an image backup copies: the one we made, or an adopted domain's first own disk.
+
+    An adopted domain with several own disks is backed up by its first (in device order): a
+    server has one disk in our model, and a restore makes a one-disk domain.
+    """
+    if dom.owned.disk is not None:
+        return dom.owned.disk
+    return dom.owned.adopted_disks[0] if dom.owned.adopted_disks else None
+
 class ImageBackups:
     """Image backups over one connection (see the module docstring)."""
 
@@ -125,7 +136,7 @@ class ImageBackups:
         return self.snapshot_of(self.domains.write_backup_marks(record, done))
 
     def _source_disk(self, dom: Domain) -> tuple[Any, VolumeInfo]:
-        ref = dom.owned.disk
+        ref = boot_disk(dom)
         found = self.storage.lookup(ref) if ref is not None else None
         if ref is None or found is None:
             raise PermanentError(f"{dom.owned.key}: the disk volume of domain {dom.name} is gone; "
@@ -152,7 +163,8 @@ class ImageBackups:
         disk = source[1]
         if state[0] != SHUTOFF and self._live_copy is not False:
             _, made = self.storage.create_empty(pool, image.volume, disk.capacity, disk.format)
-            target = (disk_target(dom.root, dom.owned.disk) if dom.owned.disk else None) or "vda"
+            ref = boot_disk(dom)
+            target = (disk_target(dom.root, ref) if ref else None) or "vda"
             try:
                 self.domains.live_copy(dom, target, copy_target_xml(made.path, made.format, made.kind))
             except PermanentError as exc:

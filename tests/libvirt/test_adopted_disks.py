@@ -21,7 +21,7 @@ from providers.libvirt.provider import LibvirtProvider
 from providers.libvirt.xml import Marks, VolumeRef
 from reconciler.config.generate import generate_yaml
 from reconciler.core.clock import Clock
-from reconciler.core.model import Action
+from reconciler.core.model import Action, BackupMethod, SnapshotRequest
 from reconciler.core.provider import AdoptRequest
 from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
@@ -178,3 +178,21 @@ def test_a_base_image_is_never_an_adopted_disk(world: TestDriverWorld, provider:
     [server] = provider.observe("acme-infra")
     provider.delete(server)
     assert {"golden.qcow2", "clone.qcow2"} <= set(world.volumes())
+
+
+def test_an_adopted_domain_is_backed_up_from_its_first_own_disk(
+    world: TestDriverWorld, provider: LibvirtProvider
+) -> None:
+    _volume(world, "shared.qcow2")
+    _volume(world, "own.qcow2", mib=32)
+    _define(world, "legacy", _file_disk("shared.qcow2", "vda"), start=False)
+    _define(world, "db", _file_disk("shared.qcow2", "vda"), _pool_disk("own.qcow2", "vdb"))
+    _adopt(provider, "db", "lab/db/0")
+    [server] = provider.observe("acme-infra")
+    request = SnapshotRequest(name="lab-db-0-nightly-1", policy="nightly", method=BackupMethod.IMAGE)
+    snap = provider.snapshot(server, request)
+    assert (snap.key, snap.policy, snap.status) == ("lab/db/0", "nightly", "available")
+    copies = [v for v in world.volumes() if v.endswith(".backup.qcow2")]
+    assert len(copies) == 1  # a copy of own.qcow2 (vdb); the shared vda is not the domain's own
+    assert world.pool().storageVolLookupByName(copies[0]).info()[1] == 32 * 1024 * 1024
+    assert provider.snapshot(server, request) == snap  # a retried backup finds the first one
