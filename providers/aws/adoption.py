@@ -17,7 +17,14 @@
   the two leaves tagged volumes on an instance nobody owns; the retried adoption tags them
   again;
 * ``release``: one ``DeleteTags`` of every ``reconciler:`` tag on the instance, then on its
-  volumes that carry the same owner.
+  volumes that carry the same owner;
+* ``volumes_go_along``: before an adopted instance is terminated, its own volumes (tagged at
+  adoption with its owner and key, attached to it alone) that EC2 would keep
+  (``DeleteOnTermination`` false, as set by whoever launched it) are switched to go with it —
+  one ``DescribeVolumes`` and one ``ModifyInstanceAttribute``, only when there are such volumes.
+  Done before the terminate, so a kill between the two leaves nothing behind: the retried
+  delete terminates the instance and EC2 deletes its volumes. A volume of another owner, or
+  attached elsewhere too, stays as its launcher set it.
 
 An unowned instance's ``Name`` is its server name, not one of its user tags (as for the
 instances we launch), and its image is its ``ImageId``.
@@ -204,3 +211,26 @@ def release(api: AwsApi, server: ObservedServer) -> None:
         if marks.get(TAG_OWNER) == server.owner:
             keys = sorted(k for k in marks if k.startswith(TAG_PREFIX))
             api.call("DeleteTags", Resources=[str(volume["VolumeId"])], Tags=[{"Key": k} for k in keys])
+
+
+def volumes_go_along(api: AwsApi, instance: Mapping[str, Any], owner: str, key: str) -> None:
+    """Make the instance's own volumes that EC2 would keep go with it (see the module docstring)."""
+    kept = {
+        str(m["Ebs"]["VolumeId"]): str(m["DeviceName"])
+        for m in instance.get("BlockDeviceMappings", ())
+        if "Ebs" in m and m["Ebs"].get("DeleteOnTermination") is False and m["Ebs"].get("VolumeId")
+    }
+    if not kept:
+        return
+    instance_id = str(instance["InstanceId"])
+    reply = api.call("DescribeVolumes", VolumeIds=sorted(kept))
+    ours = []
+    for volume in reply.get("Volumes", ()):
+        tags = tags_of(volume)
+        attached = {str(a.get("InstanceId", "")) for a in volume.get("Attachments", ())}
+        if tags.get(TAG_OWNER) == owner and tags.get(TAG_KEY) == key and attached == {instance_id}:
+            ours.append(kept[str(volume["VolumeId"])])
+    if ours:
+        api.call("ModifyInstanceAttribute", InstanceId=instance_id, BlockDeviceMappings=[
+            {"DeviceName": device, "Ebs": {"DeleteOnTermination": True}} for device in sorted(ours)
+        ])

@@ -424,6 +424,7 @@ class AwsProvider(Provider):
         except NotFoundError:
             return
         if instance["State"]["Name"] != "shutting-down":
+            adoption.volumes_go_along(self.api, instance, server.owner, server.key)
             try:
                 self.api.call("TerminateInstances", not_found=True, InstanceIds=[server.resource_id])
             except NotFoundError:
