@@ -80,7 +80,8 @@ class KeyStatus:
     last_change: LastChange | None
     hourly: Decimal | None  # None: nothing prices it
     currency: str = ""
-    drift_policy: DriftMode | None = None  # set when the drift shown is held back by warn or ignore
+    drift_policy: DriftMode | None = None  # set when some drift is held back by warn or ignore
+    held: str = ""  # the part of ``drift`` the policy holds back (no plan heals it)
 
     @property
     def cluster(self) -> str:
@@ -111,7 +112,8 @@ def _names(fields: Sequence[FieldChange]) -> list[str]:
 
 
 def _sync(changes: Sequence[Change], held: Sequence[FieldChange]) -> tuple[Sync, str]:
-    """The sync state of a key from its planned changes and the drift its policy holds back."""
+    """The sync state of a key from its planned changes and the drift its policy holds back,
+    with what differs (planned first, then held)."""
     actions = {c.action for c in changes}
     if Action.ADOPT in actions:
         return Sync.PENDING_ADOPT, ""
@@ -181,6 +183,7 @@ def key_statuses(
             hourly=rate,
             currency=currency,
             drift_policy=wanted.drift if held and sync is Sync.DRIFTED and wanted is not None else None,
+            held=", ".join(dict.fromkeys(_names(held))) if sync is Sync.DRIFTED else "",
         ))
     return rows
 

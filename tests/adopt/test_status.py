@@ -97,13 +97,28 @@ def test_drift_held_back_by_warn_or_ignore_shows_as_drifted(folder: Write, ws: W
         ("shop/web/2", Power.RUNNING, Sync.DRIFTED, "cpus", DriftMode.WARN),
     ]
     text = render_status_text(report)
-    assert "drifted (cpus; drift: ignore)" in text and "drifted (status; drift: warn)" in text
+    assert "drifted (cpus, held by drift: ignore)" in text and "drifted (status, held by drift: warn)" in text
     assert "1 synced, 3 drifted" in text
     shown = {s["key"]: s for s in status_json(report)["servers"]}
     assert (shown["shop/db/0"]["sync"], shown["shop/db/0"]["drift"], shown["shop/db/0"]["drift_policy"]) == (
         "drifted", "cpus", "ignore")
     assert (shown["shop/web/1"]["power"], shown["shop/web/1"]["drift_policy"]) == ("stopped", "warn")
     assert (shown["shop/web/0"]["sync"], shown["shop/web/0"]["drift_policy"]) == ("synced", None)
+    assert shown["shop/db/0"]["held"] == ["cpus"] and shown["shop/web/0"]["held"] == []
+
+
+def test_a_planned_change_and_held_drift_are_told_apart(folder: Write, ws: Workspace) -> None:
+    path = folder(DRIFT)
+    assert apply_plan(plan_path(path, ws), ws, new_run("alice", None)).ok
+    admin_edit(ws.state_dir, "shop/web/2", cpus=4)  # held back by drift: warn
+    base = path / "base.yaml"  # a reviewed change the plan makes: a new tag on web's template
+    text = base.read_text(encoding="utf-8")
+    base.write_text(text.replace("tags: {role: web}", "tags: {role: web, tier: front}"), encoding="utf-8")
+    report = status(path, ws)
+    [row] = [r for r in report.servers if r.key == "shop/web/2"]
+    assert (row.sync, row.drift, row.held, row.drift_policy) == (Sync.DRIFTED, "tags.tier, cpus", "cpus",
+                                                                 DriftMode.WARN)
+    assert "drifted (tags.tier; cpus, held by drift: warn)" in render_status_text(report)
 
 
 def test_pending_create_and_delete_in_text_and_json(folder: Write, ws: Workspace) -> None:
