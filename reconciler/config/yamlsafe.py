@@ -18,6 +18,13 @@ values by our own code, which is what makes it safe and lets every value keep it
   value may hold newlines and tabs: scripts and multi-line strings need them; a key may not).
 * Duplicate keys are errors naming both lines; ``<<`` merge keys work as usual.
 
+Where PyYAML has libyaml, a file is first scanned, parsed and composed by libyaml's C parser
+(``CParser``, twenty-odd times faster), with the same resolver, the same nodes and marks, and
+the nesting bounded as the nodes are composed; the conversion above is the same code. A file
+the C parser refuses for any reason (a syntax error, a control character, nesting too deep) is
+read again by the pure-Python loader, so every message about a broken file is the one it
+always was. Without libyaml, the pure-Python loader reads everything.
+
 The result of reading one file is a list of ``Document``s (value plus ``path -> line`` maps)
 and the diagnostics found, ``complete=False`` when the file could not be read to its end.
 """
@@ -102,6 +109,80 @@ class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
 
 
 _TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep"
+
+
+# The implicit resolvers by first character ('' for the empty scalar), as BaseResolver.resolve
+# looks them up (``_CoreResolver`` registers none for None, the wildcard).
+_IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = _CoreResolver.yaml_implicit_resolvers
+
+
+class _TooDeep(Exception):
+    """libyaml composed a node nested more than ``MAX_DEPTH`` deep: the file is read by ``_Loader``."""
+
+
+try:
+    from yaml._yaml import CParser
+
+    LIBYAML = True
+except ImportError:  # PyYAML built without libyaml
+    LIBYAML = False
+
+
+if LIBYAML:
+
+    class _CLoader(CParser, _CoreResolver):
+        """libyaml scans, parses and composes; the resolver is ``_Loader``'s. The composer is
+        recursive in C: it is stopped past ``MAX_DEPTH`` as it descends into a node (libyaml's
+        scanner and parser keep explicit stacks and stop there with it)."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _CoreResolver.__init__(self)
+            self.depth = 0
+
+        # No path resolvers are registered, so the base class's descend, ascend and resolve
+        # reduce to what is written here, kept short: libyaml calls them for every node.
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            self.depth += 1
+            if self.depth > MAX_DEPTH + 1:
+                raise _TooDeep
+
+        def ascend_resolver(self) -> None:
+            self.depth -= 1
+
+        def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+            if kind is ScalarNode:
+                if implicit[0]:  # a plain scalar: the core schema's implicit types
+                    for tag, regexp in _IMPLICIT.get(value[:1], ()):
+                        if regexp.match(value):
+                            return tag
+                elif not implicit[1]:
+                    raise _Differs  # the non-specific tag '!': libyaml and PyYAML resolve it apart
+                return STR_TAG
+            return SEQ_TAG if kind is SequenceNode else MAP_TAG
+
+
+class _Differs(Exception):
+    """A construct libyaml reads otherwise than PyYAML: the file is read by ``_Loader``."""
+
+
+# What libyaml's scanner reads otherwise than PyYAML's (found by running both over the corpus
+# and over random texts, ``tests/config/test_yamlsafe_libyaml.py``): a file holding any of these
+# is read by the pure-Python loader alone. Tabs (libyaml takes them as separating white space
+# where PyYAML refuses them), line breaks other than LF (CR, NEL, LS, PS) and a byte-order mark
+# past the start change lines or values; a block scalar's header followed by ``#`` with no
+# space, and tags (``!`` where a token starts: always an error here, but the two word malformed
+# ones differently); ``?`` as an explicit key (the line of an empty value differs) and any
+# ``?`` in a file with flow collections (libyaml 0.2.5 lets their plain scalars hold it).
+_LIBYAML_DIFFERS = re.compile(
+    "[\\t\\r\\x85\\u2028\\u2029]|(?<!^)\\ufeff|[|>][-+0-9]*#|(?:^|[\\s\\[{,\\ufeff])[!?]"
+)
+
+
+def _libyaml_reads_alike(text: str) -> bool:
+    if _LIBYAML_DIFFERS.search(text) is not None:
+        return False
+    return "?" not in text or ("[" not in text and "{" not in text)
 
 
 @dataclass
@@ -493,6 +574,59 @@ def read_file(path: Path, display: str, rel: str) -> FileResult:
 
 
 def read_text(text: str, display: str, rel: str) -> FileResult:
+    """Every document of one file's text, converted: composed by libyaml when it can, else (and
+    for every file libyaml refuses) by the pure-Python loader."""
+    if LIBYAML and _libyaml_reads_alike(text):
+        found = _read_with_libyaml(text, display, rel)
+        if found is not None:
+            return found
+    return _read_text(text, display, rel)
+
+
+def _read_with_libyaml(text: str, display: str, rel: str) -> FileResult | None:
+    """The file as ``_read_text`` reads it, or None when libyaml raised anything at all (the file
+    is then read by the pure-Python loader, whose messages are the ones users see)."""
+    nodes: list[Node] = []
+    try:
+        loader = _CLoader(text)
+    except Exception:  # noqa: BLE001 - text libyaml cannot take (a lone surrogate): read it in Python
+        return None
+    try:
+        while loader.check_node():
+            if len(nodes) == MAX_DOCUMENTS:
+                return None  # the pure loader names the line of the document too many
+            node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node said there is one
+                break
+            nodes.append(node)
+    except Exception:  # noqa: BLE001 - any refusal: the pure-Python loader reads it and says why
+        return None
+    finally:
+        loader.dispose()
+    documents: list[Document] = []
+    diagnostics: list[Diagnostic] = []
+    for index, node in enumerate(nodes, start=1):
+        _convert(node, Document(file=display, rel=rel, index=index, line=_line(node)), documents, diagnostics)
+    return FileResult(documents, diagnostics, True)
+
+
+def _convert(
+    node: Node, document: Document, documents: list[Document], diagnostics: list[Diagnostic]
+) -> None:
+    """One composed document into plain values, appended to ``documents`` unless it is empty."""
+    converter = _Converter(document)
+    document.key_lines[()] = document.line
+    try:
+        document.data = converter.convert(node, ())
+    except _Abort as abort:
+        converter.error(abort.line, abort.message)
+    diagnostics.extend(converter.diagnostics)
+    if document.data is None and not document.broken:
+        return  # an empty document is fine
+    documents.append(document)
+
+
+def _read_text(text: str, display: str, rel: str) -> FileResult:
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     index = 0
@@ -515,16 +649,7 @@ def read_text(text: str, display: str, rel: str) -> FileResult:
             if node is None:  # pragma: no cover - check_node said there is one
                 break
             document = Document(file=display, rel=rel, index=index, line=_line(node))
-            converter = _Converter(document)
-            document.key_lines[()] = document.line
-            try:
-                document.data = converter.convert(node, ())
-            except _Abort as abort:
-                converter.error(abort.line, abort.message)
-            diagnostics.extend(converter.diagnostics)
-            if document.data is None and not document.broken:
-                continue  # an empty document is fine
-            documents.append(document)
+            _convert(node, document, documents, diagnostics)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = int(mark.line) + 1 if mark is not None else None
