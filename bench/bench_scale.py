@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +133,7 @@ def child(argv: list[str]) -> int:
     else:
         from reconciler.cli import common
 
-        made = []
+        made: list[Any] = []
         workspace = common.workspace
 
         def counted(args: argparse.Namespace) -> object:
@@ -150,12 +151,12 @@ def child(argv: list[str]) -> int:
             finally:
                 sys.stdout = stdout
         for ws in made:
-            calls.update(ws.calls)  # type: ignore[attr-defined]
+            calls.update(ws.calls)
     print(json.dumps({"code": code, "calls": dict(calls)}), file=sys.stderr)
     return 0
 
 
-def _daemon_cycle(desired: Path, state: Path, calls: object) -> int:
+def _daemon_cycle(desired: Path, state: Path, calls: Any) -> int:
     from reconciler.config import resolve_secret
     from reconciler.core.clock import Clock
     from reconciler.daemon.alerts import Alerter
@@ -178,7 +179,7 @@ def _daemon_cycle(desired: Path, state: Path, calls: object) -> int:
     finally:
         alerter.close(1.0)
         ws.close()
-    calls.update(ws.calls)  # type: ignore[attr-defined]
+    calls.update(ws.calls)
     if report.outcome.value != "converged" or report.changes:
         print(f"the daemon cycle did not converge: {report.outcome.value} {report.message}", file=sys.stderr)
         return 1
@@ -231,8 +232,8 @@ def run(argv: list[str], *, counted: bool = True, cwd: Path = ROOT) -> Row:
     return Row(wall, cpu, usage.ru_maxrss / 1024, calls)
 
 
-def best(argv: list[str], repeat: int, **kw: object) -> Row:
-    rows = [run(argv, **kw) for _ in range(repeat)]  # type: ignore[arg-type]
+def best(argv: list[str], repeat: int, *, counted: bool = True) -> Row:
+    rows = [run(argv, counted=counted) for _ in range(repeat)]
     return min(rows, key=lambda r: r.wall)
 
 
@@ -297,7 +298,9 @@ def parse_scale(text: str) -> list[int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=parse_scale, help="sizes to run the N rows at, e.g. 1k,10k,100k")
     parser.add_argument("--servers", type=int, default=10_000, help="N without --scale (default 10,000)")
     parser.add_argument("--parallel", type=int, default=10, help="max_parallel of the N rows (default 10)")

@@ -128,22 +128,8 @@ class _ThenApply:
         return getattr(self.inner, name)
 
 
-class _LazyLogger:
-    """A structlog logger made on first use, so that importing the module that holds it does not
-    import structlog."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._logger: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._logger is None:
-            import structlog
-
-            self._logger = structlog.get_logger(self._name)
-        return getattr(self._logger, name)
-
-
 def logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """``structlog.get_logger(name)``, imported and made when first used."""
-    return _LazyLogger(name)
+    """``structlog.get_logger(name)``, imported and made when first used (``run.logger``)."""
+    from reconciler.run.logger import get_logger
+
+    return get_logger(name)

@@ -18,12 +18,8 @@ values by our own code, which is what makes it safe and lets every value keep it
   value may hold newlines and tabs: scripts and multi-line strings need them; a key may not).
 * Duplicate keys are errors naming both lines; ``<<`` merge keys work as usual.
 
-Where PyYAML has libyaml, a file is first scanned, parsed and composed by libyaml's C parser
-(``CParser``, twenty-odd times faster), with the same resolver, the same nodes and marks, and
-the nesting bounded as the nodes are composed; the conversion above is the same code. A file
-the C parser refuses for any reason (a syntax error, a control character, nesting too deep) is
-read again by the pure-Python loader, so every message about a broken file is the one it
-always was. Without libyaml, the pure-Python loader reads everything.
+Files are composed by libyaml's C parser where it reads them exactly as the pure-Python loader
+would, else by that loader (``config.yamlnodes``); the conversion below is the same for both.
 
 The result of reading one file is a list of ``Document``s (value plus ``path -> line`` maps)
 and the diagnostics found, ``complete=False`` when the file could not be read to its end.
@@ -40,149 +36,31 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner, ScannerError
 
+from reconciler.config import yamlnodes
+from reconciler.config.yamlnodes import (
+    BOOL_TAG,
+    CORE,
+    FLOAT_TAG,
+    INT_TAG,
+    MAP_TAG,
+    MERGE_TAG,
+    NULL_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    TOO_DEEP,
+    PureLoader,
+)
+from reconciler.config.yamlnodes import MAX_DEPTH as MAX_DEPTH
+from reconciler.config.yamlnodes import MAX_DOCUMENTS as MAX_DOCUMENTS
 from reconciler.core.errors import Diagnostic
 from reconciler.core.limits import INT64_MAX
 
 MAX_FILE_BYTES = 1024 * 1024
-MAX_DOCUMENTS = 200
-MAX_DEPTH = 64
 MAX_ALIAS_NODES = 10_000
 
 YamlPath = tuple[str | int, ...]
-
-_CORE = "tag:yaml.org,2002:"
-STR_TAG, INT_TAG, FLOAT_TAG = _CORE + "str", _CORE + "int", _CORE + "float"
-BOOL_TAG, NULL_TAG, MERGE_TAG = _CORE + "bool", _CORE + "null", _CORE + "merge"
-SEQ_TAG, MAP_TAG = _CORE + "seq", _CORE + "map"
-
-
-class _CoreResolver(BaseResolver):
-    """Implicit typing of plain scalars per the YAML 1.2 core schema (plus ``<<``)."""
-
-
-_CoreResolver.add_implicit_resolver(
-    BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreResolver.add_implicit_resolver(
-    INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_CoreResolver.add_implicit_resolver(
-    FLOAT_TAG,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_CoreResolver.add_implicit_resolver(NULL_TAG, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_CoreResolver.add_implicit_resolver(MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
-
-
-class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
-    """Scanner, parser and composer only: no constructor, so no object is ever built."""
-
-    def __init__(self, stream: str) -> None:
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        _CoreResolver.__init__(self)
-
-    # Nesting is bounded while scanning: deep flow nesting makes PyYAML's scanner quadratic
-    # and its composer recursive, so a file of '[' must fail at once, not after seconds.
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        if self.flow_level >= MAX_DEPTH:
-            raise ScannerError(None, None, _TOO_DEEP, self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)
-
-    def add_indent(self, column: int) -> bool:
-        if len(self.indents) >= MAX_DEPTH:
-            raise ScannerError(None, None, _TOO_DEEP, self.get_mark())
-        return bool(super().add_indent(column))
-
-
-_TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep"
-
-
-# The implicit resolvers by first character ('' for the empty scalar), as BaseResolver.resolve
-# looks them up (``_CoreResolver`` registers none for None, the wildcard).
-_IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = _CoreResolver.yaml_implicit_resolvers
-
-
-class _TooDeep(Exception):
-    """libyaml composed a node nested more than ``MAX_DEPTH`` deep: the file is read by ``_Loader``."""
-
-
-try:
-    from yaml._yaml import CParser
-
-    LIBYAML = True
-except ImportError:  # PyYAML built without libyaml
-    LIBYAML = False
-
-
-if LIBYAML:
-
-    class _CLoader(CParser, _CoreResolver):
-        """libyaml scans, parses and composes; the resolver is ``_Loader``'s. The composer is
-        recursive in C: it is stopped past ``MAX_DEPTH`` as it descends into a node (libyaml's
-        scanner and parser keep explicit stacks and stop there with it)."""
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            _CoreResolver.__init__(self)
-            self.depth = 0
-
-        # No path resolvers are registered, so the base class's descend, ascend and resolve
-        # reduce to what is written here, kept short: libyaml calls them for every node.
-        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-            self.depth += 1
-            if self.depth > MAX_DEPTH + 1:
-                raise _TooDeep
-
-        def ascend_resolver(self) -> None:
-            self.depth -= 1
-
-        def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
-            if kind is ScalarNode:
-                if implicit[0]:  # a plain scalar: the core schema's implicit types
-                    for tag, regexp in _IMPLICIT.get(value[:1], ()):
-                        if regexp.match(value):
-                            return tag
-                elif not implicit[1]:
-                    raise _Differs  # the non-specific tag '!': libyaml and PyYAML resolve it apart
-                return STR_TAG
-            return SEQ_TAG if kind is SequenceNode else MAP_TAG
-
-
-class _Differs(Exception):
-    """A construct libyaml reads otherwise than PyYAML: the file is read by ``_Loader``."""
-
-
-# What libyaml's scanner reads otherwise than PyYAML's (found by running both over the corpus
-# and over random texts, ``tests/config/test_yamlsafe_libyaml.py``): a file holding any of these
-# is read by the pure-Python loader alone. Tabs (libyaml takes them as separating white space
-# where PyYAML refuses them), line breaks other than LF (CR, NEL, LS, PS) and a byte-order mark
-# past the start change lines or values; a block scalar's header followed by ``#`` with no
-# space, and tags (``!`` where a token starts: always an error here, but the two word malformed
-# ones differently); ``?`` as an explicit key (the line of an empty value differs) and any
-# ``?`` in a file with flow collections (libyaml 0.2.5 lets their plain scalars hold it).
-_LIBYAML_DIFFERS = re.compile(
-    "[\\t\\r\\x85\\u2028\\u2029]|(?<!^)\\ufeff|[|>][-+0-9]*#|(?:^|[\\s\\[{,\\ufeff])[!?]"
-)
-
-
-def _libyaml_reads_alike(text: str) -> bool:
-    if _LIBYAML_DIFFERS.search(text) is not None:
-        return False
-    return "?" not in text or ("[" not in text and "{" not in text)
 
 
 @dataclass
@@ -235,7 +113,7 @@ def _tag_message(tag: str) -> str:
 
 
 def show_tag(tag: str) -> str:
-    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+    return "!!" + tag[len(CORE) :] if tag.startswith(CORE) else tag
 
 
 def dotted(path: YamlPath) -> str:
@@ -474,7 +352,7 @@ class _Converter:
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = str(exc.problem or "invalid YAML")
-    if problem == _TOO_DEEP:
+    if problem == TOO_DEEP:
         return f"{problem}; flatten them"
     if "'\\t'" in problem:
         return "a tab character is used for indentation; YAML needs spaces: replace the tab with spaces"
@@ -576,33 +454,16 @@ def read_file(path: Path, display: str, rel: str) -> FileResult:
 def read_text(text: str, display: str, rel: str) -> FileResult:
     """Every document of one file's text, converted: composed by libyaml when it can, else (and
     for every file libyaml refuses) by the pure-Python loader."""
-    if LIBYAML and _libyaml_reads_alike(text):
-        found = _read_with_libyaml(text, display, rel)
-        if found is not None:
-            return found
-    return _read_text(text, display, rel)
+    found = _read_with_libyaml(text, display, rel)
+    return found if found is not None else _read_text(text, display, rel)
 
 
 def _read_with_libyaml(text: str, display: str, rel: str) -> FileResult | None:
-    """The file as ``_read_text`` reads it, or None when libyaml raised anything at all (the file
-    is then read by the pure-Python loader, whose messages are the ones users see)."""
-    nodes: list[Node] = []
-    try:
-        loader = _CLoader(text)
-    except Exception:  # noqa: BLE001 - text libyaml cannot take (a lone surrogate): read it in Python
+    """The file as ``_read_text`` reads it, composed by libyaml; None when libyaml is absent, might
+    read the text otherwise, or refused it (then the pure-Python loader reads it and says why)."""
+    nodes = yamlnodes.libyaml_nodes(text)
+    if nodes is None:
         return None
-    try:
-        while loader.check_node():
-            if len(nodes) == MAX_DOCUMENTS:
-                return None  # the pure loader names the line of the document too many
-            node = loader.get_node()
-            if node is None:  # pragma: no cover - check_node said there is one
-                break
-            nodes.append(node)
-    except Exception:  # noqa: BLE001 - any refusal: the pure-Python loader reads it and says why
-        return None
-    finally:
-        loader.dispose()
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     for index, node in enumerate(nodes, start=1):
@@ -630,9 +491,9 @@ def _read_text(text: str, display: str, rel: str) -> FileResult:
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     index = 0
-    loader: _Loader | None = None
+    loader: PureLoader | None = None
     try:
-        loader = _Loader(text)
+        loader = PureLoader(text)
         while loader.check_node():
             index += 1
             if index > MAX_DOCUMENTS:
