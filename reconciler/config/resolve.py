@@ -76,6 +76,16 @@ class Resolution:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
+def _sibling(first: DesiredServer, key: str, ordinal: int) -> DesiredServer:
+    """``dataclasses.replace(first, key=…, name=…, ordinal=…)`` for one more server of a member,
+    without replace's cost of building every field again through ``__init__`` (a tenth of a
+    second per 10,000 servers). ``DesiredServer`` is a plain frozen dataclass, no
+    ``__post_init__`` and no slots (``tests/config/test_resolve.py`` holds it to that)."""
+    server = object.__new__(DesiredServer)
+    server.__dict__.update(first.__dict__, key=key, name=server_name(key, 0), ordinal=ordinal)
+    return server
+
+
 class _Resolver:
     def __init__(self, catalog: Catalog, counts: Mapping[str, int] | None = None) -> None:
         self.catalog = catalog
@@ -485,9 +495,7 @@ class _Resolver:
         first = dataclasses.replace(first, inputs=inputs, spec_hash=compute_spec_hash(first))
         for ordinal in range(count):
             key = str(ServerKey(member.cluster, member.name, ordinal))
-            server = first if ordinal == 0 else dataclasses.replace(
-                first, key=key, name=server_name(key, 0), ordinal=ordinal
-            )
+            server = first if ordinal == 0 else _sibling(first, key, ordinal)
             entry = member.adopt.get(ordinal)
             if entry is not None:
                 self.check_adopted(provider, key, entry, member.doc)
