@@ -21,7 +21,6 @@ or not (see each). ``natural_key`` sorts keys as people read them (``web/2`` bef
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -134,7 +133,6 @@ def member_of(text: str) -> str:
     return SEPARATOR.join(text.split(SEPARATOR)[:2])
 
 
-@functools.lru_cache(maxsize=1 << 18)  # a plan sorts each key several times; 256k keys at most kept
 def natural_key(text: str) -> tuple[tuple[tuple[str | int, ...], ...], str]:
     """A sort key that orders keys part by part, runs of digits as numbers.
 
