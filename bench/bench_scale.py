@@ -1,24 +1,40 @@
-"""bench_scale: plan and apply 10,000 servers across 100 clusters on simcloud, and print the figures.
+"""bench_scale: every row of the speed targets, measured as a user meets them, on simcloud.
 
-Four phases, each in its own process so peak memory is per phase:
-  1. plan from empty   2. apply   3. no-change plan   4. one daemon cycle, converged
-For each: wall time, CPU time, peak RSS, provider API calls (listing calls shown apart).
-A converged daemon cycle lists each cloud once: N/1000 listing calls on simcloud's pages.
+Each row is one whole process (interpreter start and imports included), timed from outside:
+wall time, CPU time (user + system) and peak memory of that process, and the provider API calls
+it made (listing calls shown apart). The plans and applies run the ``reconciler`` command line
+itself (its output to /dev/null); the daemon cycle runs one converged ``reconcile`` as
+``reconciler run`` would.
 
-    python bench/bench_scale.py                 # 100 clusters x 100 servers
-    python bench/bench_scale.py --clusters 10 --per-cluster 50
+  startup           ``reconciler --help``, ``reconciler validate examples/clusters`` (best of 5)
+  plan (empty)      N servers, 100 a cluster, one file a cluster, simcloud at latency 0
+  apply             the same N, from empty
+  plan (no-op)      the same N, converged: one listing per simcloud page (1,000 servers)
+  daemon cycle      the same N, converged: one listing per provider per cycle
+  apply, latency    600 servers in 3 dependency levels (200 a level), 200 ms a call,
+                    max_parallel 10: against the ideal Σ over levels ⌈n / parallelism⌉ × latency
+                    plus one listing before and one after
+
+    python bench/bench_scale.py                      # N = 10,000 (a few minutes on 2 cores)
+    python bench/bench_scale.py --scale 1k,10k       # the N rows at each size, and per 1,000 servers
+    python bench/bench_scale.py --scale 100k --skip-latency   # 100,000: bench only, long
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import math
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = """\
 apiVersion: reconciler/v1
@@ -28,6 +44,7 @@ spec:
   type: simcloud
   max_parallel: {parallel}
   price_list: bench
+  latency_ms: {latency_ms}
 ---
 apiVersion: reconciler/v1
 kind: PriceList
@@ -50,10 +67,9 @@ spec:
 """
 
 CLUSTER = """\
----
 apiVersion: reconciler/v1
 kind: Cluster
-metadata: {{name: c{index:03d}}}
+metadata: {{name: c{index:04d}}}
 spec:
   provider: sim
   members:
@@ -62,54 +78,87 @@ spec:
       count: {count}
 """
 
+LEVELS = """\
+apiVersion: reconciler/v1
+kind: Cluster
+metadata: {{name: tiers}}
+spec:
+  provider: sim
+  members:
+    db:
+      template: node
+      count: {count}
+    app:
+      template: node
+      count: {count}
+      depends_on: [db]
+    web:
+      template: node
+      count: {count}
+      depends_on: [app]
+"""
 
-def write_desired_state(folder: Path, clusters: int, per_cluster: int, parallel: int) -> None:
+PER_CLUSTER = 100
+LATENCY = dict(servers=600, levels=3, latency_ms=200, parallel=10)
+
+
+def write_fleet(folder: Path, servers: int, parallel: int) -> int:
+    """One file a cluster of ``PER_CLUSTER`` servers (the last one smaller); the number of clusters."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = HEADER.format(parallel=parallel)
-    text += "".join(CLUSTER.format(index=i, count=per_cluster) for i in range(clusters))
-    (folder / "bench.yaml").write_text(text)
+    (folder / "common.yaml").write_text(HEADER.format(parallel=parallel, latency_ms=0))
+    clusters = math.ceil(servers / PER_CLUSTER)
+    for index in range(clusters):
+        count = min(PER_CLUSTER, servers - index * PER_CLUSTER)
+        (folder / f"c{index:04d}.yaml").write_text(CLUSTER.format(index=index, count=count))
+    return clusters
 
 
-def run_phase(phase: str, desired: Path, state: Path) -> dict[str, object]:
-    """Run inside a child process: one phase, timed, with the provider call counts."""
-    from reconciler.core.clock import Clock
-    from reconciler.core.retry import RetryPolicy
-    from reconciler.run.apply import apply_plan
-    from reconciler.run.audit import new_run
-    from reconciler.run.planning import plan_path
-    from reconciler.run.workspace import Workspace
+def write_levels(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    header = HEADER.format(parallel=LATENCY["parallel"], latency_ms=LATENCY["latency_ms"])
+    (folder / "common.yaml").write_text(header)
+    per_level = LATENCY["servers"] // LATENCY["levels"]
+    (folder / "tiers.yaml").write_text(LEVELS.format(count=per_level))
 
-    ws = Workspace(state_dir=state, clock=Clock(), retry=RetryPolicy(base_delay=0.01))
-    started, cpu = time.perf_counter(), time.process_time()
-    if phase == "cycle":
-        changes, failed = _daemon_cycle(desired, ws)
+
+# --- inside a child process -------------------------------------------------------------------
+def child(argv: list[str]) -> int:
+    """``cli ARGS…``: the reconciler command line, counting calls; ``cycle DESIRED STATE``: one
+    converged daemon cycle. Prints the call tally as the last line of stderr."""
+    from collections import Counter
+
+    calls: Counter[str] = Counter()
+    if argv[0] == "cycle":
+        code = _daemon_cycle(Path(argv[1]), Path(argv[2]), calls)
     else:
-        plan = plan_path(desired, ws)
-        changes = len(plan.changes)
-        failed = 0
-    if phase == "apply":
-        run = new_run("bench", None)
-        report = apply_plan(plan, ws, run, allow_mass_delete=True)
-        failed = len(report.results) - sum(1 for r in report.results if r.status.value == "succeeded")
-    ws.close()
-    elapsed = time.perf_counter() - started
-    return {
-        "phase": phase,
-        "seconds": round(elapsed, 3),
-        "cpu_seconds": round(time.process_time() - cpu, 3),
-        "changes": changes,
-        "failed": failed,
-        "calls": dict(ws.calls),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+        from reconciler.cli import common
+
+        made: list[Any] = []
+        workspace = common.workspace
+
+        def counted(args: argparse.Namespace) -> object:
+            ws = workspace(args)
+            made.append(ws)
+            return ws
+
+        common.workspace = counted  # type: ignore[assignment]
+        from reconciler.cli.main import main
+
+        with open(os.devnull, "w") as sink:
+            stdout, sys.stdout = sys.stdout, sink
+            try:
+                code = main(argv[1:])
+            finally:
+                sys.stdout = stdout
+        for ws in made:
+            calls.update(ws.calls)
+    print(json.dumps({"code": code, "calls": dict(calls)}), file=sys.stderr)
+    return 0
 
 
-PHASES = (("plan", "plan (empty)"), ("apply", "apply"), ("plan", "plan (no-op)"), ("cycle", "daemon cycle"))
-
-
-def _daemon_cycle(desired: Path, ws: object) -> tuple[int, int]:
-    """One daemon cycle over the applied state: (changes planned, changes failed)."""
+def _daemon_cycle(desired: Path, state: Path, calls: Any) -> int:
     from reconciler.config import resolve_secret
+    from reconciler.core.clock import Clock
     from reconciler.daemon.alerts import Alerter
     from reconciler.daemon.backoff import KeyBackoff
     from reconciler.daemon.context import CycleContext, DaemonOptions
@@ -118,65 +167,158 @@ def _daemon_cycle(desired: Path, ws: object) -> tuple[int, int]:
     from reconciler.run.audit import new_run
     from reconciler.run.workspace import Workspace
 
-    assert isinstance(ws, Workspace)
+    ws = Workspace(state_dir=state, clock=Clock())
     alerter = Alerter(resolve_secret=resolve_secret)
     ctx = CycleContext(
-        ws=ws,
-        options=DaemonOptions(source="bench"),
-        backoff=KeyBackoff(),
-        metrics=DaemonMetrics(),
-        alerter=alerter,
-        identity="bench-daemon@localhost:1",
-        cancel=lambda: False,
-        heartbeat=lambda: None,
+        ws=ws, options=DaemonOptions(source="bench"), backoff=KeyBackoff(), metrics=DaemonMetrics(),
+        alerter=alerter, identity="bench-daemon@localhost:1", cancel=lambda: False, heartbeat=lambda: None,
     )
     try:
         report = reconcile(ctx, desired, new_run("bench-daemon", None))
         release_leases(ctx)
     finally:
         alerter.close(1.0)
-    if report.outcome.value != "converged":
-        raise SystemExit(f"the daemon cycle did not converge: {report.outcome.value} {report.message}")
-    return report.changes, report.failed
+        ws.close()
+    calls.update(ws.calls)
+    if report.outcome.value != "converged" or report.changes:
+        print(f"the daemon cycle did not converge: {report.outcome.value} {report.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- in the parent: one row a whole process ----------------------------------------------------
+@dataclass
+class Row:
+    wall: float
+    cpu: float
+    peak_mb: float
+    calls: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def listing(self) -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith("list"))
+
+
+def run(argv: list[str], *, counted: bool = True, cwd: Path = ROOT) -> Row:
+    """One process, timed from outside: wall, CPU and peak memory of that very process (wait4)."""
+    command = [sys.executable, __file__, "--child", *argv] if counted else [sys.executable, "-m", *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = err.decode(errors="replace")
+    calls: dict[str, int] = {}
+    if counted:
+        last = text.strip().splitlines()[-1] if text.strip() else "{}"
+        try:
+            report = json.loads(last)
+        except ValueError:
+            report = {"code": proc.returncode}
+        if proc.returncode != 0 or report.get("code") not in (0, None):
+            raise SystemExit(f"{' '.join(argv)} failed:\n{text}")
+        calls = report.get("calls", {})
+    elif proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{text}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Row(wall, cpu, usage.ru_maxrss / 1024, calls)
+
+
+def best(argv: list[str], repeat: int, *, counted: bool = True) -> Row:
+    rows = [run(argv, counted=counted) for _ in range(repeat)]
+    return min(rows, key=lambda r: r.wall)
+
+
+COLUMNS = f"{'phase':<30}{'servers':>8}{'wall s':>9}{'cpu s':>8}{'calls':>7}{'listing':>8}{'peak MB':>9}"
+
+
+def line(label: str, servers: int | str, row: Row, note: str = "") -> None:
+    print(
+        f"{label:<30}{servers!s:>8}{row.wall:>9.2f}{row.cpu:>8.2f}{row.total:>7}{row.listing:>8}"
+        f"{row.peak_mb:>9.1f}" + (f"  {note}" if note else ""),
+        flush=True,
+    )
+
+
+def startup_rows() -> None:
+    line("reconciler --help", "-", best(["reconciler", "--help"], 5, counted=False))
+    with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
+        argv = ["reconciler", "--state-dir", tmp, "validate", "examples/clusters"]
+        line("validate examples/clusters", 6, best(argv, 5, counted=False))
+
+
+def fleet_rows(servers: int, parallel: int, per_1k: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
+        desired, state = Path(tmp) / "desired", Path(tmp) / "state"
+        write_fleet(desired, servers, parallel)
+        common = ["--state-dir", str(state)]
+        phases = (
+            ("plan (empty)", ["cli", *common, "plan", str(desired)]),
+            ("apply (latency 0)", ["cli", *common, "apply", str(desired), "--yes"]),
+            ("plan (no-op)", ["cli", *common, "plan", str(desired), "--detailed-exitcode"]),
+            ("daemon cycle (converged)", ["cycle", str(desired), str(state)]),
+        )
+        for label, argv in phases:
+            row = run(argv)
+            note = f"{row.wall / servers * 1000:.3f} s per 1k" if per_1k else ""
+            line(label, servers, row, note)
+
+
+def latency_row() -> None:
+    with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
+        desired, state = Path(tmp) / "desired", Path(tmp) / "state"
+        write_levels(desired)
+        row = run(["cli", "--state-dir", str(state), "apply", str(desired), "--yes"])
+        seconds = LATENCY["latency_ms"] / 1000
+        per_level = LATENCY["servers"] // LATENCY["levels"]
+        ideal = LATENCY["levels"] * math.ceil(per_level / LATENCY["parallel"]) * seconds
+        listings = 2 * seconds  # one listing before, one after
+        note = (
+            f"ideal {ideal:.2f} s + {listings:.2f} s listing = {ideal + listings:.2f} s; "
+            f"ratio {row.wall / (ideal + listings):.2f}"
+        )
+        line(f"apply, {LATENCY['latency_ms']} ms a call", LATENCY["servers"], row, note)
+
+
+def parse_scale(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        factor = 1000 if part.endswith("k") else 1
+        sizes.append(int(float(part.rstrip("k")) * factor))
+    return sizes
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clusters", type=int, default=100)
-    parser.add_argument("--per-cluster", type=int, default=100)
-    parser.add_argument("--parallel", type=int, default=10)
-    parser.add_argument("--phase", help=argparse.SUPPRESS)
-    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=parse_scale, help="sizes to run the N rows at, e.g. 1k,10k,100k")
+    parser.add_argument("--servers", type=int, default=10_000, help="N without --scale (default 10,000)")
+    parser.add_argument("--parallel", type=int, default=10, help="max_parallel of the N rows (default 10)")
+    parser.add_argument("--skip-startup", action="store_true", help="leave out the startup rows")
+    parser.add_argument("--skip-latency", action="store_true", help="leave out the apply-with-latency row")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.phase:
-        print(json.dumps(run_phase(args.phase, args.dir / "desired", args.dir / "state")))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
-        root = Path(tmp)
-        write_desired_state(root / "desired", args.clusters, args.per_cluster, args.parallel)
-        total = args.clusters * args.per_cluster
-        print(f"bench_scale: {total} servers in {args.clusters} clusters on simcloud (latency 0)")
-        columns = f"{'seconds':>9}{'cpu s':>8}{'changes':>9}{'failed':>8}{'peak MB':>9}"
-        print(f"{'phase':<16}{columns}  provider calls")
-        for phase, label in PHASES:
-            out = subprocess.run(
-                [sys.executable, __file__, "--phase", phase, "--dir", str(root)],
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode != 0:
-                print(out.stderr, file=sys.stderr)
-                return 1
-            figures = json.loads(out.stdout.strip().splitlines()[-1])
-            calls = figures["calls"]
-            listing = sum(n for op, n in calls.items() if op.startswith("list"))
-            print(
-                f"{label:<16}{figures['seconds']:>9.2f}{figures['cpu_seconds']:>8.2f}"
-                f"{figures['changes']:>9}{figures['failed']:>8}"
-                f"{figures['peak_rss_mb']:>9}  {sum(calls.values())} total, {listing} listing"
-            )
+    if args.child:
+        return child(args.child)
+    sizes = args.scale or [args.servers]
+    print(f"bench_scale: simcloud, {os.cpu_count()} cores; each row one whole process", flush=True)
+    print(COLUMNS, flush=True)
+    if not args.skip_startup:
+        startup_rows()
+    for servers in sizes:
+        fleet_rows(servers, args.parallel, per_1k=args.scale is not None)
+    if not args.skip_latency:
+        latency_row()
     return 0
 
 

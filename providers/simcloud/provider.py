@@ -559,8 +559,10 @@ class SimCloud(Provider):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
+                # ``+provider``: looked up by the unique resource_id, not by scanning every row of
+                # the provider for each chunk (SQLite otherwise picks the provider index: quadratic)
                 for found in conn.execute(
-                    f"SELECT {SERVER_COLUMNS} FROM servers WHERE provider = ? AND resource_id IN ({marks})",
+                    f"SELECT {SERVER_COLUMNS} FROM servers WHERE +provider = ? AND resource_id IN ({marks})",
                     (self.name, *chunk),
                 ):
                     row = ServerRow.of(found)

@@ -38,10 +38,6 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import UserError
 from reconciler.core.model import PriceList
@@ -433,6 +429,10 @@ def report_notes(report: UsageReport) -> list[str]:
 
 def format_table(report: UsageReport, *, color: bool = False, width: int = 150) -> str:
     """A usage estimate as text: one line per item and rate; ANSI colour only when ``color``."""
+    from rich import box  # imported here: rich is for tables only, and the CLI starts without it
+    from rich.console import Console
+    from rich.table import Table
+
     measured = not hours_only(report.rows)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column(report.by.capitalize(), style="bold" if color else None, no_wrap=True)

@@ -20,17 +20,14 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.common import EXIT_ERROR, EXIT_OK, PATH_HELP, format_option, workspace, write_out
-from reconciler.cli.render import format_hourly
-from reconciler.config.generate import clean_name, generate_yaml
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.status import KeyStatus, Power, Sync
-from reconciler.run.adoption import forget, unowned
-from reconciler.run.audit import new_run
-from reconciler.run.identity import detect_identity
-from reconciler.run.status import Status, status
+
+if TYPE_CHECKING:  # the handlers import what they run: building the parser must not import the engine
+    from reconciler.core.status import KeyStatus
+    from reconciler.run.status import Status
 
 TARGET_HELP = (
     "only this cluster, cluster/member or cluster/member/ordinal (repeatable); what they must "
@@ -73,6 +70,9 @@ def add_commands(
 
 # --- generate -----------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    from reconciler.config.generate import clean_name, generate_yaml
+    from reconciler.run.adoption import unowned
+
     ws = workspace(args)
     try:
         found = unowned(args.path, args.provider, ws)
@@ -111,6 +111,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # --- forget -------------------------------------------------------------------------------------
 def cmd_forget(args: argparse.Namespace) -> int:
+    from reconciler.run.adoption import forget
+    from reconciler.run.audit import new_run
+    from reconciler.run.identity import detect_identity
+
     identity = detect_identity(args.path, getattr(args, "actor", None))
     ws = workspace(args)
     try:
@@ -134,6 +138,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 # --- status -------------------------------------------------------------------------------------
 def _money(row: KeyStatus) -> str:
+    from reconciler.cli.render import format_hourly
+
     return format_hourly(row.hourly, row.currency) + "/h" if row.hourly is not None else "-"
 
 
@@ -150,6 +156,9 @@ def _drift(row: KeyStatus) -> str:
 
 
 def render_status_text(report: Status) -> str:
+    from reconciler.cli.render import format_hourly
+    from reconciler.core.status import Power, Sync
+
     headers = ["KEY", "PROVIDER", "RESOURCE", "POWER", "SYNC", "LAST CHANGE", "COST"]
     rows = [
         [
@@ -211,6 +220,8 @@ def status_json(report: Status) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from reconciler.run.status import status
+
     ws = workspace(args)
     try:
         report = status(args.path, ws, deployment=args.deployment, targets=args.target)

@@ -15,17 +15,24 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
+from reconciler.cli.common import LazyChoices
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
-from reconciler.core.records import AuditAction, AuditEntry, AuditQuery
+
+if TYPE_CHECKING:  # ``add_filters`` builds part of every command's parser: it must not import the records
+    from reconciler.core.records import AuditEntry, AuditQuery
 
 UNKNOWN = "unknown"
 DEFAULT_WIDTH = 100  # when the width cannot be told (not a terminal, no $COLUMNS)
 MIN_WIDTH = 60
+
+
+def _actions() -> list[str]:
+    from reconciler.core.records import AuditAction
+
+    return [a.value for a in AuditAction]
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +43,9 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--action",
         action="append",
-        choices=[a.value for a in AuditAction],
+        choices=LazyChoices(_actions),
         metavar="ACTION",
-        help="entries of this action (repeat for several): " + ", ".join(a.value for a in AuditAction),
+        help="entries of this action (repeat for several): %(choices)s",
     )
     parser.add_argument(  # here a filter: the log parser takes no operator --actor
         "--actor", dest="who", metavar="TEXT",
@@ -69,6 +76,8 @@ def _moment(text: str | None, option: str) -> datetime | None:
 
 def query_of(args: argparse.Namespace) -> AuditQuery:
     """The filters given to ``audit log`` as one query (``--until DATE`` takes in that whole day)."""
+    from reconciler.core.records import AuditAction, AuditQuery
+
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: give a number of entries, 1 or more")
     until = _moment(args.until, "--until")
@@ -119,6 +128,9 @@ def format_table(entries: Iterable[AuditEntry], *, color: bool = False, width: i
     """The entries as a table ``width`` columns wide (the terminal's), two lines an entry: when and
     which commit, the operator and the author, the action and its key, the resource and the detail.
     Long cells fold within their column; the table never grows wider than ``width``."""
+    from rich.console import Console  # here: building the parser (``add_filters``) must not import rich
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, show_lines=False)
     table.add_column("seq", no_wrap=True, justify="right")
     table.add_column("at\ncommit", no_wrap=True, min_width=19)

@@ -21,24 +21,17 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from reconciler.backup.cycle import BackupListing, backup_cycle, check_keys, delete_backups, inspect_backups
-from reconciler.backup.restore import restore
-from reconciler.billing import backup_storage, usage
 from reconciler.cli.common import EXIT_ERROR, EXIT_OK, PATH_HELP, color, format_option, month_start, workspace
-from reconciler.config import load_desired_state
-from reconciler.core.backups import BackupKind, KeyStatus
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError
-from reconciler.core.model import Snapshot
-from reconciler.run.audit import RunContext, new_run
-from reconciler.run.backups import BackupStatus, describe
-from reconciler.run.identity import detect_identity
 
+if TYPE_CHECKING:  # the handlers import what they run: building the parser must not import the engine
+    from reconciler.backup.cycle import BackupListing
+    from reconciler.core.backups import KeyStatus
+    from reconciler.core.model import Snapshot
+    from reconciler.run.audit import RunContext
 
 def add_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
@@ -93,6 +86,9 @@ def add_commands(
 
 
 def _run(args: argparse.Namespace) -> RunContext:
+    from reconciler.run.audit import new_run
+    from reconciler.run.identity import detect_identity
+
     identity = detect_identity(args.path, getattr(args, "actor", None))
     return new_run(identity.actor, identity.commit, author=identity.author, committer=identity.committer)
 
@@ -113,6 +109,11 @@ def _status_line(status: KeyStatus) -> str:
 
 # --- backup run -------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from reconciler.backup.cycle import backup_cycle, check_keys
+    from reconciler.config import load_desired_state
+    from reconciler.core.backups import BackupKind
+    from reconciler.run.backups import describe
+
     state = load_desired_state(args.path, deployment=args.deployment)
     keys = set(args.key) if args.key else None
     if keys is not None:
@@ -139,6 +140,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- backup list ------------------------------------------------------------------------------
 def _table(columns: list[str], rows: list[list[str]], color: bool) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -236,6 +240,9 @@ def _ledger(args: argparse.Namespace) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from reconciler.backup.cycle import inspect_backups
+    from reconciler.config import load_desired_state
+
     if args.path is None:
         sys.stdout.write(_ledger(args))
         return EXIT_OK
@@ -253,6 +260,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # --- backup usage -----------------------------------------------------------------------------
 def cmd_usage(args: argparse.Namespace) -> int:
+    from reconciler.billing import backup_storage, usage
+
     ws = workspace(args)
     now = ws.clock.now()
     start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
@@ -281,6 +290,10 @@ def _confirmed(args: argparse.Namespace, what: str) -> bool:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from reconciler.backup.cycle import delete_backups
+    from reconciler.config import load_desired_state
+    from reconciler.run.backups import BackupStatus, describe
+
     state = load_desired_state(args.path, deployment=args.deployment)
 
     def confirm(chosen: Sequence[Snapshot]) -> bool:
@@ -305,6 +318,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 # --- restore ----------------------------------------------------------------------------------
 def cmd_restore(args: argparse.Namespace) -> int:
+    from reconciler.backup.restore import restore
+    from reconciler.config import load_desired_state
+    from reconciler.run.backups import describe
+
     state = load_desired_state(args.path, deployment=args.deployment)
 
     def confirm(description: str) -> bool:

@@ -12,8 +12,8 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconciler.cli import progress, render, review
 from reconciler.cli.common import (
     EXIT_BUDGET,
     EXIT_CHANGES,
@@ -26,28 +26,19 @@ from reconciler.cli.common import (
     workspace,
 )
 from reconciler.cli.daemon import from_source
-from reconciler.config import explain_inputs, load_desired_state
-from reconciler.config.yamlsafe import Unreadable, read_bytes
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.model import DesiredState, Size
-from reconciler.core.plan import Plan
-from reconciler.core.plan_codec import load_signed_plan
-from reconciler.core.policy import check_policies
-from reconciler.core.provider import provider_class
-from reconciler.run import anchor, provenance
-from reconciler.run.apply import apply_plan
-from reconciler.run.audit import adopted, new_run
-from reconciler.run.backups import describe as describe_backup
-from reconciler.run.executor import ChangeStatus
-from reconciler.run.gate import check_policy
-from reconciler.run.identity import detect_identity
-from reconciler.run.keys import plan_key
-from reconciler.run.planning import plan_path
-from reconciler.run.workspace import Workspace
-from reconciler.store.base import Store
+
+if TYPE_CHECKING:  # each handler imports what it runs: ``validate`` needs no engine, no cloud, no store
+    from reconciler.core.model import DesiredState
+    from reconciler.core.plan import Plan
+    from reconciler.run.workspace import Workspace
+    from reconciler.store.base import Store
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from reconciler.config import load_desired_state
+    from reconciler.core.policy import check_policies
+
     state = load_desired_state(args.path, deployment=args.deployment)
     for warning in (*state.warnings, *_adopted_notes(args, state)):
         print(f"Warning: {warning}", file=sys.stderr)
@@ -68,6 +59,8 @@ def _adopted_notes(args: argparse.Namespace, state: DesiredState) -> list[str]:
     """``adopt:`` entries the audit ledger says were carried out (validate touches no cloud)."""
     if not any(s.adopt_id for s in state.servers):
         return []
+    from reconciler.run.audit import adopted
+
     ws = workspace(args)
     try:
         store = ws.existing_store()
@@ -87,6 +80,9 @@ def _count(n: int, noun: str) -> str:
 
 
 def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> Plan:
+    from reconciler.run.identity import detect_identity
+    from reconciler.run.planning import plan_path
+
     identity = detect_identity(args.path, getattr(args, "actor", None))
     plan = plan_path(
         args.path,
@@ -103,6 +99,8 @@ def _plan(args: argparse.Namespace, ws: Workspace, *, destroy: bool = False) -> 
 def _with_tree(args: argparse.Namespace, plan: Plan) -> Plan:
     """The plan with its commit's author and committer, and the git tree of its folder when the
     folder is exactly that commit's (``run.provenance``)."""
+    from reconciler.run import provenance
+
     tree, tree_path = getattr(args, "source_tree", None) or (None, "")
     author, committer = getattr(args, "source_people", None) or ("", "")
     if getattr(args, "source_commit", None) is None:
@@ -121,6 +119,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler.cli import render, review
+    from reconciler.run.keys import plan_key
+
     ws = workspace(args)
     try:
         plan = _plan(args, ws)
@@ -151,6 +152,14 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> bool:
 
 
 def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> int:
+    from reconciler.cli import progress, render
+    from reconciler.run.apply import apply_plan
+    from reconciler.run.audit import new_run
+    from reconciler.run.backups import describe as describe_backup
+    from reconciler.run.executor import ChangeStatus
+    from reconciler.run.gate import check_policy
+    from reconciler.run.identity import detect_identity
+
     sys.stdout.write(render.render_text(plan, color=color(args)))
     check_policy(plan, ws.clock.now(), args.override_window)  # refused before asking (apply checks again)
     if plan.has_changes and not _confirm(plan, args.yes, verb):
@@ -198,6 +207,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    from reconciler.core.plan_codec import load_signed_plan
+    from reconciler.run import provenance
+    from reconciler.run.keys import plan_key
+
     if (args.path is None) == (args.plan_file is None):
         raise UserError("apply needs either a PATH of desired state or --plan FILE (not both)")
     if args.plan_file is not None and args.target:
@@ -226,6 +239,8 @@ PLAN_FILE_BYTES = 256 * 1024 * 1024  # a plan of 10,000 servers is a few tens of
 
 def read_plan_file(path: Path) -> str:
     """A saved plan's text: a regular file (a FIFO is refused, never waited on), bounded, UTF-8."""
+    from reconciler.config.yamlsafe import Unreadable, read_bytes
+
     try:
         raw = read_bytes(
             path,
@@ -250,6 +265,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from reconciler.core.graph import to_dot, to_text
+    from reconciler.run.planning import plan_path
 
     ws = workspace(args)
     try:
@@ -263,6 +279,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_inputs(args: argparse.Namespace) -> int:
+    from reconciler.config import explain_inputs
+
     for item in explain_inputs(args.path, args.target):
         print(f"{item.name} = {item.display()}    # from {item.source}")
     return EXIT_OK
@@ -293,6 +311,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _verify_audit(store: Store, ws: Workspace) -> int:
     """The hash chain, then the signed checkpoints outside the store (``run.anchor``)."""
+    from reconciler.run import anchor
+
     result = store.verify()
     if not result.ok:
         print(f"audit ledger BROKEN at entry {result.first_bad_seq}: {result.problem}", file=sys.stderr)
@@ -313,6 +333,9 @@ def _verify_audit(store: Store, ws: Workspace) -> int:
 
 
 def cmd_simcloud(args: argparse.Namespace) -> int:
+    from reconciler.core.model import Size
+    from reconciler.core.provider import provider_class
+
     injector = provider_class("simcloud").fault_injector
     if injector is None:  # pragma: no cover - the built-in simcloud offers one
         raise UserError("provider type 'simcloud' offers no admin operations in this build")

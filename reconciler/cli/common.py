@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconciler.core.clock import Clock
-from reconciler.run.files import write_atomic
-from reconciler.run.workspace import Workspace
+if TYPE_CHECKING:  # imported by ``workspace``: building the parser must not import the engine
+    from reconciler.run.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -31,6 +31,9 @@ def state_dir(args: argparse.Namespace) -> Path:
 
 
 def workspace(args: argparse.Namespace) -> Workspace:
+    from reconciler.core.clock import Clock
+    from reconciler.run.workspace import Workspace
+
     return Workspace(
         state_dir=state_dir(args),
         clock=Clock.from_env(getattr(args, "now", None)),
@@ -55,6 +58,33 @@ def format_option(
         default=default,
         help=f"{help_text}; default {default}{aliases}",
     )
+
+
+class LazyChoices(Sequence[str]):
+    """An option's ``choices`` computed when first needed (a value checked, a help page shown),
+    for choices named by a module the parser must not import: every command builds the whole
+    parser, and the enums behind these (``core.records``, ``billing``) take long to import."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self._values: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = tuple(self._load())
+        return self._values
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._all()
 
 
 def out_option(parser: argparse.ArgumentParser, what: str = "the output") -> None:
@@ -84,6 +114,8 @@ def emit(args: argparse.Namespace, text: str) -> None:
 
 def write_out(path: Path, text: str) -> None:
     """Write a file whole or not at all (``run.files.write_atomic``: temp file, fsync, rename)."""
+    from reconciler.run.files import write_atomic
+
     write_atomic(path, text)
 
 

@@ -19,15 +19,16 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import structlog
-
-from reconciler.billing.modes import Ledger
 from reconciler.cli import logs
 from reconciler.cli.common import EXIT_ERROR, EXIT_OK, workspace
 from reconciler.core.errors import UserError
 
-log = structlog.get_logger("reconciler.console")
+if TYPE_CHECKING:
+    from reconciler.billing.modes import Ledger
+
+log = logs.logger("reconciler.console")
 DEFAULT_CONSOLE_LISTEN = "127.0.0.1:9110"
 MAX_FRAGMENT = 150_000  # characters of the usage report in a console page (pages stay under 200 KB)
 _DETAIL_HEADINGS = ("<h2>Breakdown by ", "<h2>Instance-hours and measured</h2>", "<h2>Line items</h2>")

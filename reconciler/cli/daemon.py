@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-
-import structlog
+from typing import TYPE_CHECKING
 
 from reconciler.cli import logs
 from reconciler.cli.common import (
@@ -34,10 +33,11 @@ from reconciler.cli.common import (
     workspace,
 )
 from reconciler.core.errors import Diagnostic, UserError
-from reconciler.core.limits import MAX_INTERVAL_SECONDS
-from reconciler.core.model import DesiredState
 
-log = structlog.get_logger("reconciler.daemon")
+if TYPE_CHECKING:
+    from reconciler.core.model import DesiredState
+
+log = logs.logger("reconciler.daemon")
 
 # daemon.http.DEFAULT_LISTEN, written out so that parsing the command line (for every
 # command) does not import the daemon and prometheus-client.
@@ -45,6 +45,8 @@ DEFAULT_LISTEN = "127.0.0.1:9108"
 
 
 def _seconds(text: str) -> float:
+    from reconciler.core.limits import MAX_INTERVAL_SECONDS  # here: parsers are built for every command
+
     try:
         value = float(text)
     except ValueError:

@@ -16,13 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import structlog
-
 from reconciler import __version__
 from reconciler.cli.common import EXIT_ERROR, PATH_HELP, format_option, out_option
 from reconciler.core.errors import LeaseLostError, ProviderError, UserError
-
-log = structlog.get_logger("reconciler.cli")
 
 # Feature modules that bring their own commands. Each defines
 #   add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None

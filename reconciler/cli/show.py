@@ -11,11 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reconciler.cli import render, review
-from reconciler.cli.commands import read_plan_file
 from reconciler.cli.common import EXIT_OK, color, emit, format_option, out_option, workspace
-from reconciler.core.plan_codec import load_signed_plan
-from reconciler.run.keys import plan_key
 
 
 def add_commands(
@@ -36,6 +32,11 @@ def add_commands(
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from reconciler.cli import render, review
+    from reconciler.cli.commands import read_plan_file
+    from reconciler.core.plan_codec import load_signed_plan
+    from reconciler.run.keys import plan_key
+
     ws = workspace(args)
     try:
         source = str(args.plan_file)

@@ -17,15 +17,13 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconciler.billing.export import EXPORT_MODES, export_rows, format_export_csv
-from reconciler.billing.measured import PriceListFor
-from reconciler.billing.modes import BILLED, BOTH, MEASURED, REPORT_MODES, Ledger, main_report
-from reconciler.billing.usage import GROUPINGS, UsageReport
 from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     PATH_HELP,
+    LazyChoices,
     color,
     format_option,
     month_start,
@@ -36,7 +34,32 @@ from reconciler.cli.common import (
 from reconciler.core.clock import parse_timestamp
 from reconciler.core.errors import UserError
 
+if TYPE_CHECKING:  # the handlers import what they run: building the parser must not import billing
+    from reconciler.billing.measured import PriceListFor
+    from reconciler.billing.modes import Ledger
+    from reconciler.billing.usage import UsageReport
+
 FORMATS = ("text", "csv", "json", "html")
+DEFAULT_MODE = "billed"  # billing.modes.BILLED (a test holds them equal)
+
+
+# ``LazyChoices`` with a metavar: argparse lists choices without one as each option is added.
+def _groupings() -> tuple[str, ...]:
+    from reconciler.billing.usage import GROUPINGS
+
+    return GROUPINGS
+
+
+def _report_modes() -> tuple[str, ...]:
+    from reconciler.billing.modes import REPORT_MODES
+
+    return REPORT_MODES
+
+
+def _export_modes() -> tuple[str, ...]:
+    from reconciler.billing.export import EXPORT_MODES
+
+    return EXPORT_MODES
 
 
 def add_commands(
@@ -50,8 +73,9 @@ def add_commands(
                              help="cost per group: instance-hours, measured or both",
                              description="Price the usage ledger for a window, grouped.")
     _window(q)
-    q.add_argument("--by", choices=GROUPINGS, default="cluster", help="one row per this (default cluster)")
-    q.add_argument("--mode", choices=REPORT_MODES, default=BILLED,
+    q.add_argument("--by", choices=LazyChoices(_groupings), default="cluster", metavar="GROUP",
+                   help="one row per this: %(choices)s (default cluster)")
+    q.add_argument("--mode", choices=LazyChoices(_report_modes), default=DEFAULT_MODE, metavar="MODE",
                    help="billed (default: as each PriceList bills), instance-hours (time × rate), measured "
                         "(use × unit rates), or both side by side with the saving")
     format_option(q, FORMATS, "a table (text), CSV, JSON or one HTML page with charts")
@@ -67,7 +91,7 @@ def add_commands(
     q = usage_sub.add_parser("export", parents=[common], help="one CSV row per server, per day, per resource",
                              description="Export usage for a spreadsheet or a billing system.")
     _window(q)
-    q.add_argument("--mode", choices=EXPORT_MODES, default="instance-hours",
+    q.add_argument("--mode", choices=LazyChoices(_export_modes), default="instance-hours", metavar="MODE",
                    help="which rows: instance-hours, measured, or both (a 'mode' column tells them apart)")
     format_option(q, ["csv"], "CSV (the only one)", default="csv")
     out_option(q, "the CSV")
@@ -90,6 +114,8 @@ def read_ledger(args: argparse.Namespace, *, samples: bool) -> Ledger:
     server, its last one before it (``Store.window_samples``) — never the whole history;
     backups are those kept during the window.
     """
+    from reconciler.billing.modes import Ledger
+
     ws = workspace(args)
     now = ws.clock.now()
     start = parse_timestamp(args.start, what="--from") if args.start else month_start(now)
@@ -126,6 +152,7 @@ def _emit(args: argparse.Namespace, text: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from reconciler.billing import compare, usage
+    from reconciler.billing.modes import BILLED, BOTH, MEASURED, main_report
 
     if args.mode == BOTH and args.prices is None:
         raise UserError("--mode both compares costs priced the same way: pass --prices PATH, the folder "
@@ -181,6 +208,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from reconciler.billing.export import export_rows, format_export_csv
+
     ledger = read_ledger(args, samples=args.mode != "instance-hours")
     rows = export_rows(ledger.intervals, ledger.samples, start=ledger.start, end=ledger.end, now=ledger.now,
                        mode=args.mode, prices=ledger.prices, backups=ledger.backups)

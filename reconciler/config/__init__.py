@@ -13,12 +13,39 @@ The public face of the config layer; the work is split by step:
 * ``scripts``   — injection-safe Jinja2 rendering of boot/operational/decommission scripts;
 * ``secrets``   — ``env:``/``file:`` secret references, read only when needed;
 * ``loader``    — the orchestration: ``load_desired_state`` and ``explain_inputs``.
+
+The names below are imported when first asked for (PEP 562), so that importing one module of
+the package (``config.generate``, ``config.yamlsafe``) does not load all of them.
 """
 
-from reconciler.config.loader import deployment_name, explain_inputs, load_desired_state, load_with_console
-from reconciler.config.schema import KINDS, kind_schema
-from reconciler.config.scripts import render_phase, render_user_data
-from reconciler.config.secrets import check_secrets, resolve_secret
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.config.loader import (
+        deployment_name,
+        explain_inputs,
+        load_desired_state,
+        load_with_console,
+    )
+    from reconciler.config.schema import KINDS, kind_schema
+    from reconciler.config.scripts import render_phase, render_user_data
+    from reconciler.config.secrets import check_secrets, resolve_secret
+
+_WHERE = {
+    "KINDS": "schema",
+    "check_secrets": "secrets",
+    "deployment_name": "loader",
+    "explain_inputs": "loader",
+    "kind_schema": "schema",
+    "load_desired_state": "loader",
+    "load_with_console": "loader",
+    "render_phase": "scripts",
+    "render_user_data": "scripts",
+    "resolve_secret": "secrets",
+}
 
 __all__ = [
     "KINDS",
@@ -32,3 +59,12 @@ __all__ = [
     "render_user_data",
     "resolve_secret",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from croniter import croniter
 
-from reconciler.config.cel import Compiled, compile_rule
 from reconciler.config.documents import Problems, Ref, ref
 from reconciler.config.operations import schedule_fires
 from reconciler.config.yamlsafe import Document, YamlPath, dotted
@@ -115,6 +114,8 @@ def _rule(
 ) -> PolicyRule | None:
     expr_path: YamlPath = (*path, "expr")
     first = doc.content_line(expr_path) if "\n" in expr.rstrip("\n") else doc.line_of(expr_path)
+    from reconciler.config.cel import Compiled, compile_rule  # here: cel-python only for a state with rules
+
     compiled = compile_rule(expr)
     if not isinstance(compiled, Compiled):
         for problem in compiled:

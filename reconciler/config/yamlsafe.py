@@ -18,6 +18,9 @@ values by our own code, which is what makes it safe and lets every value keep it
   value may hold newlines and tabs: scripts and multi-line strings need them; a key may not).
 * Duplicate keys are errors naming both lines; ``<<`` merge keys work as usual.
 
+Files are composed by libyaml's C parser where it reads them exactly as the pure-Python loader
+would, else by that loader (``config.yamlnodes``); the conversion below is the same for both.
+
 The result of reading one file is a list of ``Document``s (value plus ``path -> line`` maps)
 and the diagnostics found, ``complete=False`` when the file could not be read to its end.
 """
@@ -33,75 +36,31 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner, ScannerError
 
+from reconciler.config import yamlnodes
+from reconciler.config.yamlnodes import (
+    BOOL_TAG,
+    CORE,
+    FLOAT_TAG,
+    INT_TAG,
+    MAP_TAG,
+    MERGE_TAG,
+    NULL_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    TOO_DEEP,
+    PureLoader,
+)
+from reconciler.config.yamlnodes import MAX_DEPTH as MAX_DEPTH
+from reconciler.config.yamlnodes import MAX_DOCUMENTS as MAX_DOCUMENTS
 from reconciler.core.errors import Diagnostic
 from reconciler.core.limits import INT64_MAX
 
 MAX_FILE_BYTES = 1024 * 1024
-MAX_DOCUMENTS = 200
-MAX_DEPTH = 64
 MAX_ALIAS_NODES = 10_000
 
 YamlPath = tuple[str | int, ...]
-
-_CORE = "tag:yaml.org,2002:"
-STR_TAG, INT_TAG, FLOAT_TAG = _CORE + "str", _CORE + "int", _CORE + "float"
-BOOL_TAG, NULL_TAG, MERGE_TAG = _CORE + "bool", _CORE + "null", _CORE + "merge"
-SEQ_TAG, MAP_TAG = _CORE + "seq", _CORE + "map"
-
-
-class _CoreResolver(BaseResolver):
-    """Implicit typing of plain scalars per the YAML 1.2 core schema (plus ``<<``)."""
-
-
-_CoreResolver.add_implicit_resolver(
-    BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreResolver.add_implicit_resolver(
-    INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_CoreResolver.add_implicit_resolver(
-    FLOAT_TAG,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_CoreResolver.add_implicit_resolver(NULL_TAG, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_CoreResolver.add_implicit_resolver(MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
-
-
-class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
-    """Scanner, parser and composer only: no constructor, so no object is ever built."""
-
-    def __init__(self, stream: str) -> None:
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        _CoreResolver.__init__(self)
-
-    # Nesting is bounded while scanning: deep flow nesting makes PyYAML's scanner quadratic
-    # and its composer recursive, so a file of '[' must fail at once, not after seconds.
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        if self.flow_level >= MAX_DEPTH:
-            raise ScannerError(None, None, _TOO_DEEP, self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)
-
-    def add_indent(self, column: int) -> bool:
-        if len(self.indents) >= MAX_DEPTH:
-            raise ScannerError(None, None, _TOO_DEEP, self.get_mark())
-        return bool(super().add_indent(column))
-
-
-_TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep"
 
 
 @dataclass
@@ -154,7 +113,7 @@ def _tag_message(tag: str) -> str:
 
 
 def show_tag(tag: str) -> str:
-    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+    return "!!" + tag[len(CORE) :] if tag.startswith(CORE) else tag
 
 
 def dotted(path: YamlPath) -> str:
@@ -393,7 +352,7 @@ class _Converter:
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = str(exc.problem or "invalid YAML")
-    if problem == _TOO_DEEP:
+    if problem == TOO_DEEP:
         return f"{problem}; flatten them"
     if "'\\t'" in problem:
         return "a tab character is used for indentation; YAML needs spaces: replace the tab with spaces"
@@ -493,12 +452,48 @@ def read_file(path: Path, display: str, rel: str) -> FileResult:
 
 
 def read_text(text: str, display: str, rel: str) -> FileResult:
+    """Every document of one file's text, converted: composed by libyaml when it can, else (and
+    for every file libyaml refuses) by the pure-Python loader."""
+    found = _read_with_libyaml(text, display, rel)
+    return found if found is not None else _read_text(text, display, rel)
+
+
+def _read_with_libyaml(text: str, display: str, rel: str) -> FileResult | None:
+    """The file as ``_read_text`` reads it, composed by libyaml; None when libyaml is absent, might
+    read the text otherwise, or refused it (then the pure-Python loader reads it and says why)."""
+    nodes = yamlnodes.libyaml_nodes(text)
+    if nodes is None:
+        return None
+    documents: list[Document] = []
+    diagnostics: list[Diagnostic] = []
+    for index, node in enumerate(nodes, start=1):
+        _convert(node, Document(file=display, rel=rel, index=index, line=_line(node)), documents, diagnostics)
+    return FileResult(documents, diagnostics, True)
+
+
+def _convert(
+    node: Node, document: Document, documents: list[Document], diagnostics: list[Diagnostic]
+) -> None:
+    """One composed document into plain values, appended to ``documents`` unless it is empty."""
+    converter = _Converter(document)
+    document.key_lines[()] = document.line
+    try:
+        document.data = converter.convert(node, ())
+    except _Abort as abort:
+        converter.error(abort.line, abort.message)
+    diagnostics.extend(converter.diagnostics)
+    if document.data is None and not document.broken:
+        return  # an empty document is fine
+    documents.append(document)
+
+
+def _read_text(text: str, display: str, rel: str) -> FileResult:
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     index = 0
-    loader: _Loader | None = None
+    loader: PureLoader | None = None
     try:
-        loader = _Loader(text)
+        loader = PureLoader(text)
         while loader.check_node():
             index += 1
             if index > MAX_DOCUMENTS:
@@ -515,16 +510,7 @@ def read_text(text: str, display: str, rel: str) -> FileResult:
             if node is None:  # pragma: no cover - check_node said there is one
                 break
             document = Document(file=display, rel=rel, index=index, line=_line(node))
-            converter = _Converter(document)
-            document.key_lines[()] = document.line
-            try:
-                document.data = converter.convert(node, ())
-            except _Abort as abort:
-                converter.error(abort.line, abort.message)
-            diagnostics.extend(converter.diagnostics)
-            if document.data is None and not document.broken:
-                continue  # an empty document is fine
-            documents.append(document)
+            _convert(node, document, documents, diagnostics)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = int(mark.line) + 1 if mark is not None else None

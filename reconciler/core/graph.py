@@ -1,4 +1,4 @@
-"""core.graph: the plan's changes as a networkx DAG, so apply can walk them in a safe order.
+"""core.graph: the plan's changes as a DAG, so apply can walk them in a safe order.
 
 Nodes are change ids (the ``Change`` rides along as the ``change`` node attribute); an edge
 ``u → v`` means ``u`` must finish before ``v`` starts. The ordering rules:
@@ -29,25 +29,58 @@ import heapq
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from reconciler.core.changes import Change
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import member_of, natural_key
 from reconciler.core.model import Action, DesiredServer
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 _BUILD = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ADOPT)
 _TEARDOWN = (Action.DELETE, Action.REPLACE)
 
 
-def build_graph(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> nx.DiGraph:
-    """The action DAG; raises ``UserError`` naming the cycle when there is one."""
-    graph = nx.DiGraph()
+class _Dag:
+    """The action DAG in plain dicts: ``succ[u]`` and ``pred[v]`` keep edges in the order they
+    were added, ``edges`` that order itself (networkx, slow to import, is handed the very same
+    graph only to name a cycle, or by ``build_graph``)."""
+
+    def __init__(self) -> None:
+        self.change_of: dict[str, Change] = {}
+        self.succ: dict[str, dict[str, None]] = {}
+        self.pred: dict[str, dict[str, None]] = {}
+        self.edges: list[tuple[str, str]] = []
+
+    def add_node(self, node: str, change: Change) -> None:
+        self.change_of[node] = change
+        self.succ[node] = {}
+        self.pred[node] = {}
+
+    def add_edge(self, u: str, v: str) -> None:
+        if v not in self.succ[u]:
+            self.succ[u][v] = None
+            self.pred[v][u] = None
+            self.edges.append((u, v))
+
+    def networkx(self) -> nx.DiGraph:
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        for node, change in self.change_of.items():
+            graph.add_node(node, change=change)
+        graph.add_edges_from(self.edges)
+        return graph
+
+
+def _dag(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> _Dag:
+    graph = _Dag()
     for change in sorted(changes, key=lambda c: c.id):
-        if change.id in graph:
+        if change.id in graph.change_of:
             raise ValueError(f"two changes share the id {change.id}")
-        graph.add_node(change.id, change=change)
+        graph.add_node(change.id, change)
 
     want_by_key = {server.key: server for server in desired}
     member_deps: dict[str, set[str]] = defaultdict(set)
@@ -94,12 +127,19 @@ def build_graph(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> 
         if survivor is not None:
             for target in doomed:
                 graph.add_edge(survivor.id, target.id)
+    return graph
 
-    _refuse_cycles(graph, want_by_key)
+
+def build_graph(changes: Sequence[Change], desired: Sequence[DesiredServer]) -> nx.DiGraph:
+    """The action DAG as a networkx graph; raises ``UserError`` naming the cycle when there is one."""
+    graph = _dag(changes, desired).networkx()
+    _refuse_cycles(graph, {server.key: server for server in desired})
     return graph
 
 
 def _refuse_cycles(graph: nx.DiGraph, want_by_key: dict[str, DesiredServer]) -> None:
+    import networkx as nx
+
     if nx.is_directed_acyclic_graph(graph):
         return
     nodes = [str(u) for u, _ in nx.find_cycle(graph)]
@@ -120,11 +160,11 @@ def order_changes(changes: Sequence[Change], desired: Sequence[DesiredServer]) -
     order comes first (``web/2`` before ``web/10``; then the smallest id), so a plan reads in
     key order wherever dependencies allow.
     (Kahn's algorithm over the graph's adjacency, with a heap of ready changes: the same
-    order as networkx's ``lexicographical_topological_sort``, without its overhead.)
+    order as networkx's ``lexicographical_topological_sort``, without its overhead. Changes
+    left over mean a cycle, named as ``build_graph`` names it.)
     """
-    graph = build_graph(changes, desired)
-    change_of: dict[str, Change] = {node: data["change"] for node, data in graph.nodes(data=True)}
-    pred, succ = graph.pred, graph.succ
+    graph = _dag(changes, desired)
+    change_of, pred, succ = graph.change_of, graph.pred, graph.succ
     waiting = {node: len(pred[node]) for node in change_of}
     ready = [(natural_key(c.key), c.id) for node, c in change_of.items() if not waiting[node]]
     heapq.heapify(ready)
@@ -138,11 +178,15 @@ def order_changes(changes: Sequence[Change], desired: Sequence[DesiredServer]) -
             waiting[after] -= 1
             if not waiting[after]:
                 heapq.heappush(ready, (natural_key(change_of[after].key), after))
+    if len(ordered) < len(change_of):
+        _refuse_cycles(graph.networkx(), {server.key: server for server in desired})
     return tuple(ordered)
 
 
 def levels(changes: Sequence[Change]) -> dict[str, int]:
     """Each change's level: 1 for those depending on nothing, else 1 + its deepest predecessor."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     ids = {c.id for c in changes}
     for change in changes:

@@ -142,19 +142,32 @@ def plan_cost(
     before: dict[tuple[str, str], Decimal] = {}
     after: dict[tuple[str, str], Decimal] = {}
 
+    # Thousands of servers share a handful of (provider, size, flavor): each is priced once.
+    lists: dict[str, PriceList | None] = {}
+    rates: dict[tuple[str, Size, str | None], tuple[str, Decimal] | None] = {}
+
+    def price_list(provider: str) -> PriceList | None:
+        if provider not in lists:
+            lists[provider] = price_list_of(price_list_for, provider)
+        return lists[provider]
+
     def price(provider: str, key: str, size: Size, flavor: str | None) -> tuple[str, Decimal] | None:
-        plist = price_list_of(price_list_for, provider)
-        if plist is None or not prices(plist, flavor):
+        what = (provider, size, flavor)
+        if what not in rates:
+            plist = price_list(provider)
+            priced = plist is not None and prices(plist, flavor)
+            rates[what] = (plist.currency, hourly_rate(plist, size, flavor)) if plist and priced else None
+        found = rates[what]
+        if found is None:
             unpriced.add(key)
-            return None
-        return plist.currency, hourly_rate(plist, size, flavor)
+        return found
 
     for server in desired:
         priced = price(server.provider, server.key, server.size, server.flavor)
         if priced is not None:
             where = (priced[0], server.cluster)
             after[where] = after.get(where, Decimal(0)) + priced[1]
-            plist = price_list_of(price_list_for, server.provider)
+            plist = price_list(server.provider)
             if plist is not None and plist.billing is BillingMode.MEASURED:
                 measured.add(server.key)
     for seen in observed:

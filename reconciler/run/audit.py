@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-import structlog
-
 from reconciler.core.audit_detail import (
     AlertDetail,
     ApplyEnded,
@@ -41,9 +39,10 @@ from reconciler.core.model import ObservedServer, Size
 from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditEntry, AuditRecord, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
+from reconciler.run.logger import get_logger
 from reconciler.store.base import Store
 
-log = structlog.get_logger("reconciler.run.audit")
+log = get_logger("reconciler.run.audit")
 T = TypeVar("T")
 
 

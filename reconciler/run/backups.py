@@ -31,8 +31,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
-import structlog
-
 from reconciler.core.audit_detail import (
     AuditDetail,
     PruneDetail,
@@ -49,10 +47,11 @@ from reconciler.core.provider import Provider
 from reconciler.core.records import AuditAction, AuditEntry, BackupInterval, Outcome
 from reconciler.core.retry import RetryPolicy, call_with_retry
 from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.run.logger import get_logger
 from reconciler.run.session import ProviderSession
 from reconciler.store.base import Store
 
-log = structlog.get_logger("reconciler.run.backups")
+log = get_logger("reconciler.run.backups")
 T = TypeVar("T")
 PriceListFor = Callable[[str], PriceList | None]
 

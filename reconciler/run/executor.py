@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
-import structlog
-
 from reconciler.config import render_user_data, resolve_secret
 from reconciler.core.adoption import MISMATCH, spec_matches
 from reconciler.core.audit_detail import AdoptDetail, AuditDetail, CreateIntent, Resize
@@ -47,9 +45,10 @@ from reconciler.core.provider import AdoptRequest, Provider
 from reconciler.core.records import AuditAction, AuditEntry, Outcome, UsageInterval
 from reconciler.core.retry import RetryPolicy
 from reconciler.run.audit import AuditWriter, RunContext
+from reconciler.run.logger import get_logger
 from reconciler.store.base import Store
 
-log = structlog.get_logger("reconciler.run.executor")
+log = get_logger("reconciler.run.executor")
 T = TypeVar("T")
 
 

@@ -32,16 +32,15 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 
-import structlog
-
 from reconciler.core.clock import Clock
 from reconciler.core.errors import LeaseLostError, UserError
 from reconciler.core.model import ProviderConfig
 from reconciler.core.records import Lease
 from reconciler.run.audit import RunContext
+from reconciler.run.logger import get_logger
 from reconciler.store.base import Store
 
-log = structlog.get_logger("reconciler.run.leases")
+log = get_logger("reconciler.run.leases")
 
 HOSTNAME_ENV = "RECONCILER_HOSTNAME"
 TTL_ENV = "RECONCILER_LEASE_TTL"

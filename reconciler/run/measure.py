@@ -22,18 +22,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from reconciler.config import load_desired_state
 from reconciler.core.errors import ProviderError
 from reconciler.core.model import ObservedServer
 from reconciler.core.provider import Provider
 from reconciler.core.retry import RetryPolicy, call_with_retry
+from reconciler.run.logger import get_logger
 from reconciler.run.session import ProviderSession
 from reconciler.run.workspace import Workspace
 from reconciler.store.base import Store
 
-log = structlog.get_logger("reconciler.run.measure")
+log = get_logger("reconciler.run.measure")
 
 
 @dataclass(frozen=True)

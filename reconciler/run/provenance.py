@@ -13,6 +13,7 @@ tree of the plan's folder at HEAD of the repository apply runs in.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +44,25 @@ def _person(actor: object) -> str:
     return f"{getattr(actor, 'name', '')} <{getattr(actor, 'email', '')}>"
 
 
+def _in_repository(folder: Path) -> bool:
+    """Whether ``folder`` may be inside a git repository (a ``.git`` in it or a folder above, a
+    bare repository's layout, or ``GIT_DIR`` set): outside one, GitPython is not even imported."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    for place in (folder, *folder.parents):
+        if (place / ".git").exists() or all((place / p).exists() for p in ("HEAD", "objects", "refs")):
+            return True
+    return False
+
+
 def of_folder(path: Path) -> Provenance | None:
     """HEAD of the git work tree holding ``path``, and the folder's tree; None outside a repository."""
     try:
+        folder = (path if path.is_dir() else path.parent).resolve()
+        if not _in_repository(folder):
+            return None
         import git
 
-        folder = (path if path.is_dir() else path.parent).resolve()
         repo = git.Repo(folder, search_parent_directories=True)
         head = repo.head.commit
         root = Path(repo.working_tree_dir or folder).resolve()

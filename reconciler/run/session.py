@@ -23,8 +23,6 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
-import structlog
-
 from reconciler.core.errors import NoSpaceError, UserError
 from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
 from reconciler.core.pricing import PriceListFor
@@ -34,10 +32,11 @@ from reconciler.core.retry import call_with_retry
 from reconciler.run import anchor
 from reconciler.run.audit import RunContext
 from reconciler.run.leases import LEASE_TTL_SECONDS, LeaseKeeper, acquire_leases, lease_ttl
+from reconciler.run.logger import get_logger
 from reconciler.run.settle import settle_intents
 from reconciler.run.workspace import Workspace
 
-log = structlog.get_logger("reconciler.run.session")
+log = get_logger("reconciler.run.session")
 
 
 class ProviderSession:

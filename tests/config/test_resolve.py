@@ -436,3 +436,25 @@ def test_servers_are_values(write_files: WriteFiles) -> None:
     server = state.servers[0]
     assert replace(server, location=None) == server  # location is for messages only
     assert hash(server) == hash(replace(server))
+
+
+def test_a_members_servers_are_what_dataclasses_replace_would_make() -> None:
+    """``resolve._sibling`` copies the first server's fields: it needs DesiredServer to stay a plain
+    frozen dataclass (no ``__post_init__``, no slots) and must equal ``dataclasses.replace``."""
+    import dataclasses
+
+    from reconciler.config.resolve import _sibling
+    from reconciler.core.model import DesiredServer, server_name
+
+    assert "__post_init__" not in vars(DesiredServer) and not hasattr(DesiredServer, "__slots__")
+    first = DesiredServer(
+        key="shop/web/0", name=server_name("shop/web/0", 0), cluster="shop", member="web", ordinal=0,
+        provider="sim", provider_type="simcloud", template="web", image="debian-12",
+        size=Size(2, 2048, 20), flavor=None, tags=(("team", "a"),), depends_on=("shop/db/0",),
+    )
+    made = _sibling(first, "shop/web/7", 7)
+    assert made == dataclasses.replace(first, key="shop/web/7", name=server_name("shop/web/7", 0), ordinal=7)
+    assert made.__dict__ == dataclasses.replace(
+        first, key="shop/web/7", name=server_name("shop/web/7", 0), ordinal=7
+    ).__dict__
+    assert first.key == "shop/web/0" and made != first
