@@ -11,19 +11,18 @@ ids than the listing of one page (plus what the provider reads per server).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 
 from reconciler.config import load_desired_state
-from reconciler.config.generate import generate_yaml
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError
 from reconciler.core.model import Action, ObservedServer
 from reconciler.core.provider import AdoptRequest, Provider
 from reconciler.core.targeting import parse_selectors
 from reconciler.run.planning import make_plan
+from tests.adopt.support import generated_folder
 from tests.conformance.backend import FIXED_NOW, Backend
 from tests.conformance.helpers import make_request
 
@@ -44,18 +43,7 @@ def _hand_made(backend: Backend, provider: Provider, name: str) -> ObservedServe
 
 
 def _folder(tmp_path: Path, provider: Provider, servers: list[ObservedServer]) -> Path:
-    folder = tmp_path / "fleet"
-    folder.mkdir()
-    document = {
-        "apiVersion": "reconciler/v1",
-        "kind": "Provider",
-        "metadata": {"name": provider.name},
-        "spec": {"type": provider.type_name, **provider.config.spec},
-    }
-    (folder / "provider.yaml").write_text(json.dumps(document), encoding="utf-8")
-    generated = generate_yaml(servers, provider=provider.config, cluster="fleet", command="test")
-    (folder / "adopted.yaml").write_text(generated.text, encoding="utf-8")
-    return folder
+    return generated_folder(tmp_path / "fleet", provider, servers, "fleet")
 
 
 def _request(change_after: object, change_token: str, owner: str) -> AdoptRequest:

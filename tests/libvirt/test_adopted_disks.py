@@ -10,7 +10,6 @@ provider: a disk detached after the adoption, or attached to another domain sinc
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 
 from providers.libvirt.provider import LibvirtProvider
 from providers.libvirt.xml import Marks, VolumeRef
-from reconciler.config.generate import generate_yaml
 from reconciler.core.clock import Clock
 from reconciler.core.model import Action, BackupMethod, SnapshotRequest
 from reconciler.core.provider import AdoptRequest
@@ -27,6 +25,7 @@ from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.planning import plan_path
 from reconciler.run.workspace import Workspace
+from tests.adopt.support import generated_folder
 from tests.libvirt.fixtures import NOW
 from tests.libvirt.world import TEST_POOL, TestDriverWorld
 
@@ -76,15 +75,8 @@ def fleet(world: TestDriverWorld) -> TestDriverWorld:
 
 
 def _folder(tmp_path: Path, provider: LibvirtProvider) -> Path:
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    document = {"apiVersion": "reconciler/v1", "kind": "Provider", "metadata": {"name": provider.name},
-                "spec": {"type": "libvirt", **provider.config.spec}}
-    (folder / "provider.yaml").write_text(json.dumps(document), encoding="utf-8")
     servers = [s for s in provider.list_unowned() if s.name.startswith("web-")]
-    generated = generate_yaml(servers, provider=provider.config, cluster="lab", command="test")
-    (folder / "adopted.yaml").write_text(generated.text, encoding="utf-8")
-    return folder
+    return generated_folder(tmp_path / "lab", provider, servers, "lab")
 
 
 def test_deleting_an_adopted_domain_removes_its_own_disks(

@@ -8,7 +8,6 @@ and the other VMs' disks are still there. ``forget`` takes the marks off the dis
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 
 from providers.xcp.provider import XcpProvider
-from reconciler.config.generate import generate_yaml
 from reconciler.core.clock import Clock
 from reconciler.core.model import TAG_KEY, TAG_OWNER, Action
 from reconciler.run.adoption import forget
@@ -24,6 +22,7 @@ from reconciler.run.apply import apply_plan
 from reconciler.run.audit import new_run
 from reconciler.run.planning import plan_path
 from reconciler.run.workspace import Workspace
+from tests.adopt.support import generated_folder
 from tests.xcp.conftest import PROVIDER_NOW
 from tests.xcp.xapi_db import GIB
 from tests.xcp.xapi_sim import XapiSim
@@ -65,15 +64,8 @@ def fleet(sim: XapiSim) -> dict[str, str]:
 
 
 def _folder(tmp_path: Path, provider: XcpProvider) -> Path:
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    document = {"apiVersion": "reconciler/v1", "kind": "Provider", "metadata": {"name": provider.name},
-                "spec": {"type": "xcp", **provider.config.spec}}
-    (folder / "provider.yaml").write_text(json.dumps(document), encoding="utf-8")
     servers = [s for s in provider.list_unowned() if s.name.startswith("web-")]
-    generated = generate_yaml(servers, provider=provider.config, cluster="lab", command="test")
-    (folder / "adopted.yaml").write_text(generated.text, encoding="utf-8")
-    return folder
+    return generated_folder(tmp_path / "lab", provider, servers, "lab")
 
 
 def test_deleting_an_adopted_vm_destroys_its_own_disks(
