@@ -12,15 +12,14 @@ examples, the crash-safety tests and the benchmarks run against it unchanged:
 * faults on demand: ``latency_ms`` and a seeded ``error_rate`` in the spec, a ``faults``
   table that admin functions fill (``providers.simcloud.admin``, whose operations behind
   ``reconciler simcloud`` the class offers as its ``fault_injector``), and
-  ``RECONCILER_SIMCLOUD_KILL_AFTER=N``, which SIGKILLs the process right after its N-th
-  successful mutating call is committed — the crash-safety test's scalpel.
+  ``RECONCILER_SIMCLOUD_KILL_AFTER=N`` (``providers.simcloud.killswitch``), which SIGKILLs the
+  process right after its N-th successful mutating call is committed — the crash-safety
+  test's scalpel.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import threading
 import time
@@ -28,8 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from providers.simcloud import adoption, dbfile
+from providers.simcloud import adoption, dbfile, killswitch
 from providers.simcloud.admin import SimcloudFaults
+from providers.simcloud.killswitch import KILL_AFTER_ENV
 from providers.simcloud.spec import SPEC_SCHEMA
 from providers.simcloud.storage import (
     DEFAULT_STATE_FILE,
@@ -84,7 +84,6 @@ from reconciler.core.provider import (
 __all__ = ["KILL_AFTER_ENV", "SimCloud"]
 
 
-KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 T = TypeVar("T")
 
 # Provider method → the API operation it is counted as (and that faults may name).
@@ -109,22 +108,6 @@ _OPERATIONS = {
 
 _STATUSES = {status.value: status for status in ServerStatus}
 _SNAPSHOT_COLUMNS = "seq, snapshot_id, resource_id, key, owner, name, created_at, size_gb, policy, status"
-
-# Process-wide count of successful mutating calls, for RECONCILER_SIMCLOUD_KILL_AFTER.
-_mutations = 0
-_mutations_lock = threading.Lock()
-
-
-def _after_mutation() -> None:
-    """Count a committed mutation; die by SIGKILL if it is the N-th one asked for."""
-    global _mutations
-    limit = os.environ.get(KILL_AFTER_ENV, "").strip()
-    with _mutations_lock:
-        _mutations += 1
-        count = _mutations
-    if limit.isdigit() and count == int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
-
 
 def _fetch_all(query: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connection], list[Any]]:
     return lambda conn: conn.execute(query, params).fetchall()
@@ -223,8 +206,11 @@ class SimCloud(Provider):
                 raise TransientError(f"simcloud {operation}: injected transient fault", code="Injected")
             if fault is not None:
                 raise PermanentError(f"simcloud {operation}: injected permanent fault", code="Injected")
-            with transaction(conn, write=write):
-                result = body(conn)
+            with killswitch.serially(write):
+                with transaction(conn, write=write):
+                    result = body(conn)
+                if write:
+                    killswitch.committed()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"simcloud {operation}: database busy ({exc})") from exc
@@ -237,8 +223,6 @@ class SimCloud(Provider):
             raise dbfile.problem(self.path, exc) or PermanentError(
                 f"simcloud {operation}: database error ({exc})"
             ) from None
-        if write:
-            _after_mutation()
         return result
 
     def _now(self) -> datetime:
