@@ -145,14 +145,10 @@ def _money(row: KeyStatus) -> str:
 
 def _drift(row: KeyStatus) -> str:
     """What drifted: what the plan heals, then what the member's ``drift: warn``/``ignore`` holds back."""
-    if not row.drift:
-        return ""
-    held = set(row.held.split(", ")) if row.held else set()
-    planned = ", ".join(name for name in row.drift.split(", ") if name not in held)
-    parts = [planned] if planned else []
+    parts = [row.healed] if row.healed else []
     if row.held and row.drift_policy is not None:
-        parts.append(f"{row.held}, held by drift: {row.drift_policy.value}")
-    return f" ({'; '.join(parts)})"
+        parts.append(f"{', '.join(row.held)}, held by drift: {row.drift_policy.value}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def render_status_text(report: Status) -> str:
@@ -197,7 +193,7 @@ def status_json(report: Status) -> dict[str, Any]:
                 "key": r.key, "provider": r.provider, "resource_id": r.resource_id, "power": r.power.value,
                 "sync": r.sync.value, "drift": r.drift,
                 "drift_policy": r.drift_policy.value if r.drift_policy is not None else None,
-                "held": [name for name in r.held.split(", ") if name],
+                "held": list(r.held),
                 "last_change": None if r.last_change is None else {
                     "action": r.last_change.action, "outcome": r.last_change.outcome,
                     "at": r.last_change.at.isoformat().replace("+00:00", "Z"), "actor": r.last_change.actor,

@@ -76,16 +76,21 @@ class KeyStatus:
     resource_id: str  # "" when missing
     power: Power
     sync: Sync
-    drift: str  # what differs, for a drifted key ("" otherwise)
+    healed: str  # what the plan changes on a drifted key ("" otherwise)
     last_change: LastChange | None
     hourly: Decimal | None  # None: nothing prices it
     currency: str = ""
     drift_policy: DriftMode | None = None  # set when some drift is held back by warn or ignore
-    held: str = ""  # the part of ``drift`` the policy holds back (no plan heals it)
+    held: tuple[str, ...] = ()  # what differs that the policy holds back (no plan heals it)
 
     @property
     def cluster(self) -> str:
         return cluster_of(self.key)
+
+    @property
+    def drift(self) -> str:
+        """Everything that differs on a drifted key: what the plan heals, then what is held."""
+        return ", ".join(dict.fromkeys(part for part in (self.healed, *self.held) if part))
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def _names(fields: Sequence[FieldChange]) -> list[str]:
 
 def _sync(changes: Sequence[Change], held: Sequence[FieldChange]) -> tuple[Sync, str]:
     """The sync state of a key from its planned changes and the drift its policy holds back,
-    with what differs (planned first, then held)."""
+    with what the plan changes on it."""
     actions = {c.action for c in changes}
     if Action.ADOPT in actions:
         return Sync.PENDING_ADOPT, ""
@@ -125,8 +130,8 @@ def _sync(changes: Sequence[Change], held: Sequence[FieldChange]) -> tuple[Sync,
         return Sync.PENDING_DELETE, ""
     if not changes and not held:
         return Sync.SYNCED, ""
-    what = _names([f for c in changes for f in c.fields]) + _names(held)
-    return Sync.DRIFTED, ", ".join(dict.fromkeys(what)) or "; ".join(c.reason for c in changes)
+    planned = _names([f for c in changes for f in c.fields])
+    return Sync.DRIFTED, ", ".join(dict.fromkeys(planned)) or "; ".join(c.reason for c in changes)
 
 
 def _rate(price_list_for: Callable[[str], PriceList | None], provider: str, size: Size,
@@ -167,7 +172,7 @@ def key_statuses(
         if have is not None and wanted is not None and have.owner and have.provider == wanted.provider \
                 and wanted.provider in caps:
             held = held_drift(wanted, have, caps[wanted.provider])
-        sync, drift = _sync(by_key.get(key, []), held)
+        sync, healed = _sync(by_key.get(key, []), held)
         rate, currency = (None, "") if have is None else _rate(
             price_list_for, have.provider, have.size, have.flavor
         )
@@ -178,12 +183,12 @@ def key_statuses(
             resource_id=have.resource_id if have is not None else "",
             power=_POWER[have.status] if have is not None else Power.MISSING,
             sync=sync,
-            drift=drift,
+            healed=healed,
             last_change=last.get(key),
             hourly=rate,
             currency=currency,
             drift_policy=wanted.drift if held and sync is Sync.DRIFTED and wanted is not None else None,
-            held=", ".join(dict.fromkeys(_names(held))) if sync is Sync.DRIFTED else "",
+            held=tuple(dict.fromkeys(_names(held))) if sync is Sync.DRIFTED else (),
         ))
     return rows
 

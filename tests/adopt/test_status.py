@@ -116,8 +116,9 @@ def test_a_planned_change_and_held_drift_are_told_apart(folder: Write, ws: Works
     base.write_text(text.replace("tags: {role: web}", "tags: {role: web, tier: front}"), encoding="utf-8")
     report = status(path, ws)
     [row] = [r for r in report.servers if r.key == "shop/web/2"]
-    assert (row.sync, row.drift, row.held, row.drift_policy) == (Sync.DRIFTED, "tags.tier, cpus", "cpus",
-                                                                 DriftMode.WARN)
+    assert (row.sync, row.healed, row.held, row.drift_policy) == (Sync.DRIFTED, "tags.tier", ("cpus",),
+                                                                  DriftMode.WARN)
+    assert row.drift == "tags.tier, cpus"
     assert "drifted (tags.tier; cpus, held by drift: warn)" in render_status_text(report)
 
 
