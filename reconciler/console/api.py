@@ -198,10 +198,7 @@ async def usage_report(request: Request) -> Response:
     rt = runtime(request)
     require(request, rt)
     snapshot = rt.cache.get()
-    now = rt.ws.clock.now()
-    q = usage.parse_query(request.query_params, now)
-    prices = snapshot.state.price_list_for if snapshot.state is not None else None
-    found = usage.read_ledger(rt.store(), snapshot.deployment, q, now, prices)
+    q, found = usage.requested(request.query_params, rt.store(), snapshot, rt.ws.clock.now())
     return JSONResponse(report_dict(usage.report(found, q)))
 
 

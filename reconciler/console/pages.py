@@ -127,10 +127,7 @@ async def usage_page(request: Request) -> Response:
     rt = runtime(request)
     principal, session = require(request, rt)
     snapshot = rt.cache.get()
-    now = rt.ws.clock.now()
-    q = usage.parse_query(request.query_params, now)
-    prices = snapshot.state.price_list_for if snapshot.state is not None else None
-    found = usage.read_ledger(rt.store(), snapshot.deployment, q, now, prices)
+    q, found = usage.requested(request.query_params, rt.store(), snapshot, rt.ws.clock.now())
     report = usage.report(found, q)
     body = rt.usage_html(found, q.by, q.mode) if rt.usage_html is not None else ""
     context = {
@@ -149,10 +146,8 @@ async def usage_csv(request: Request) -> Response:
     rt = runtime(request)
     require(request, rt)
     snapshot = rt.cache.get()
-    now = rt.ws.clock.now()
-    q = usage.parse_query(request.query_params, now)
-    prices = snapshot.state.price_list_for if snapshot.state is not None else None
-    text = usage.csv_text(usage.read_ledger(rt.store(), snapshot.deployment, q, now, prices), q)
+    q, found = usage.requested(request.query_params, rt.store(), snapshot, rt.ws.clock.now())
+    text = usage.csv_text(found, q)
     name = f"usage-{snapshot.deployment or 'all'}-{q.start:%Y%m%d}-{q.end:%Y%m%d}-{q.by}.csv"
     return PlainTextResponse(
         text,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from reconciler.billing import compare, usage
 from reconciler.billing.measured import PriceListFor
@@ -21,6 +22,9 @@ from reconciler.console.views import BadRequest, text_param, time_param
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import UserError
 from reconciler.store.base import Store
+
+if TYPE_CHECKING:
+    from reconciler.console.snapshot import ConsoleSnapshot
 
 PERIODS = ("month", "7d", "30d", "custom")
 MAX_DAYS = 400
@@ -66,6 +70,16 @@ def parse_query(params: Mapping[str, str], now: datetime) -> UsageQuery:
     if start == end:
         raise BadRequest("the period is empty")
     return UsageQuery(period, start, end, by, mode)
+
+
+def requested(
+    params: Mapping[str, str], store: Store | None, snapshot: ConsoleSnapshot, now: datetime
+) -> tuple[UsageQuery, Ledger]:
+    """The usage a request asks for (its period, grouping and mode), read from the ledger and
+    priced by the desired state's price lists when there is one."""
+    q = parse_query(params, now)
+    prices = snapshot.state.price_list_for if snapshot.state is not None else None
+    return q, read_ledger(store, snapshot.deployment, q, now, prices)
 
 
 def read_ledger(
