@@ -1,9 +1,11 @@
 """providers.simcloud.killswitch: ``RECONCILER_SIMCLOUD_KILL_AFTER=N``, the crash tests' scalpel.
 
 The process SIGKILLs itself right after its N-th successful mutating call is committed,
-counted process-wide. While the variable is set, mutations run one at a time from commit to
-count (``serially``), so no other thread's commit can slip in between the N-th and the kill:
-exactly N mutations have landed when the process dies.
+counted process-wide. Mutations run one at a time from their ``BEGIN`` to this count
+(``serially``), so no other thread's commit can slip in between the N-th and the kill:
+exactly N mutations have landed when the process dies. SQLite lets one connection write at a
+time anyway; waiting here instead of in its busy handler (which sleeps and polls, up to
+25 ms a turn) hands the write lock on the moment it is free.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 KILL_AFTER_ENV = "RECONCILER_SIMCLOUD_KILL_AFTER"
 
@@ -19,11 +21,9 @@ _mutations = 0
 _lock = threading.RLock()
 
 
-def serially(write: bool) -> AbstractContextManager[object]:
-    """Around one call's transaction and its ``committed``: serial while the kill switch is set."""
-    if write and os.environ.get(KILL_AFTER_ENV, "").strip():
-        return _lock
-    return nullcontext()
+def serially() -> AbstractContextManager[object]:
+    """Around one mutating call's transaction and its ``committed``: one at a time, process-wide."""
+    return _lock
 
 
 def committed() -> None:

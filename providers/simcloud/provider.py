@@ -39,6 +39,7 @@ from providers.simcloud.storage import (
     ServerRow,
     connect,
     db_path,
+    insert_server,
     insert_servers,
     listed_tags,
     next_id,
@@ -172,11 +173,13 @@ class SimCloud(Provider):
         self.path = db_path(context.state_dir, state_file)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._call_number = 0
 
     # --- plumbing ---------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, to read."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
@@ -184,6 +187,15 @@ class SimCloud(Provider):
             with self._lock:
                 self._conns.append(conn)
         return conn
+
+    def _write_conn(self) -> sqlite3.Connection:
+        """The one connection every mutation runs on, one at a time (``killswitch.serially``): its
+        page cache stays warm, where a connection per thread re-reads what the others wrote."""
+        if self._writer is None:
+            self._writer = connect(self.path)
+            with self._lock:
+                self._conns.append(self._writer)
+        return self._writer
 
     def _call(self, method: str, body: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         """One API call: count it, simulate latency and faults, run ``body`` in one transaction."""
@@ -200,17 +212,25 @@ class SimCloud(Provider):
                     f"simcloud {operation}: simulated throttling, retry later", code="Throttled"
                 )
         try:
-            conn = self._conn()
-            fault = take_fault(conn, self.name, (operation, method))
+            if write:  # one writer at a time, as SQLite allows: the fault taken in the call's transaction
+                with killswitch.serially():
+                    conn = self._write_conn()
+                    with transaction(conn, write=True):
+                        fault = take_fault(conn, self.name, (operation, method), writing=True)
+                        if fault is None:
+                            result = body(conn)
+                    if fault is None:
+                        killswitch.committed()
+            else:
+                conn = self._conn()
+                fault = take_fault(conn, self.name, (operation, method), writing=False)
+                if fault is None:
+                    with transaction(conn, write=False):
+                        result = body(conn)
             if fault == "transient":
                 raise TransientError(f"simcloud {operation}: injected transient fault", code="Injected")
             if fault is not None:
                 raise PermanentError(f"simcloud {operation}: injected permanent fault", code="Injected")
-            with killswitch.serially(write):
-                with transaction(conn, write=write):
-                    result = body(conn)
-                if write:
-                    killswitch.committed()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"simcloud {operation}: database busy ({exc})") from exc
@@ -359,7 +379,7 @@ class SimCloud(Provider):
                         f"{self.capacity} servers; cannot create {request.key}",
                         code="CapacityExceeded",
                     )
-            return self._reread(conn, insert_servers(conn, self.name, [request], self._now()))
+            return self._observed(insert_server(conn, self.name, request, self._now()))
 
         return self._call("create", body, write=True)
 
@@ -371,9 +391,10 @@ class SimCloud(Provider):
         """
         batch = list(requests)
         if batch:
-            conn = self._conn()
-            with transaction(conn, write=True):
-                insert_servers(conn, self.name, batch, self._now())
+            with killswitch.serially():
+                conn = self._write_conn()
+                with transaction(conn, write=True):
+                    insert_servers(conn, self.name, batch, self._now())
         return len(batch)
 
     def update(self, server: ObservedServer, request: UpdateRequest) -> ObservedServer:
@@ -577,7 +598,7 @@ class SimCloud(Provider):
 
     def close(self) -> None:
         with self._lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns, self._writer = self._conns, [], None
         for conn in conns:
             conn.close()
         self._local = threading.local()

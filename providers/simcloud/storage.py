@@ -22,7 +22,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -310,6 +310,13 @@ def _server_values(
     )
 
 
+def insert_server(conn: sqlite3.Connection, provider: str, request: CreateRequest, now: datetime) -> Any:
+    """Insert one running server for ``request`` (inside a write transaction); its row as listed
+    (``OBSERVE_COLUMNS``), without reading it back."""
+    values = _server_values(next_id(conn, "server"), provider, request, ownership_tags(request), isoformat(now))
+    return conn.execute(f"{_INSERT_SERVER} RETURNING {OBSERVE_COLUMNS}", values).fetchone()
+
+
 def insert_servers(
     conn: sqlite3.Connection,
     provider: str,
@@ -374,11 +381,13 @@ def set_status(conn: sqlite3.Connection, row: ServerRow, status: ServerStatus, n
 
 
 # --- faults -----------------------------------------------------------------------------
-def take_fault(conn: sqlite3.Connection, provider: str, names: tuple[str, ...]) -> str | None:
+def take_fault(conn: sqlite3.Connection, provider: str, names: tuple[str, ...], *, writing: bool) -> str | None:
     """Consume one injected fault matching this call, returning its kind, or None.
 
-    A quick read first (the common case: no faults at all), then a tiny write transaction
-    to decrement, so two processes never consume the same fault twice.
+    ``writing``: the caller's write transaction is open, and the fault is consumed in it (the
+    caller commits it, whether or not the call goes on). Otherwise a quick read first (the
+    common case: no faults at all), then a tiny write transaction to decrement, so two
+    processes never consume the same fault twice.
     """
     placeholders = ", ".join("?" for _ in names)
     query = (
@@ -389,7 +398,7 @@ def take_fault(conn: sqlite3.Connection, provider: str, names: tuple[str, ...]) 
         found = conn.execute(query, (provider, *names)).fetchone()
         if found is None:
             return None
-        with transaction(conn, write=True):
+        with nullcontext() if writing else transaction(conn, write=True):
             taken = conn.execute(
                 "UPDATE faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0", (found[0],)
             ).rowcount

@@ -72,7 +72,9 @@ class Store(ABC):
     def durably(self, write: Callable[[], T]) -> T:
         """``write()`` (calls of this store's write methods) in one transaction, durable when
         this returns. Implementations may commit the writes of several threads at once
-        (``store.group_commit``); each write still lands whole or not at all."""
+        (``store.group_commit``); each write still lands whole or not at all. ``write`` may
+        run more than once (only its last run counts): it must do nothing but call this
+        store's write methods."""
         with self.transaction():
             return write()
 

@@ -4,11 +4,16 @@ An apply runs up to ``max_parallel`` provider calls at once, and each writes its
 before the call and its outcome after it, each durable before the thread goes on. One
 commit — one fsync — per write makes the disk the bottleneck. Here a thread that wants a
 write made durable queues it and waits for the store's lock; whichever thread gets the lock
-first (the leader) runs every queued write in one transaction, each write in its own
-savepoint (so each still lands whole or not at all, and a write that fails is rolled back
-alone and its error goes to its own thread), then commits once. Every thread whose write
-was in the batch returns after that commit: nothing returns before its write is on disk,
-so the intent-before-call rule holds exactly as with one commit per write.
+first (the leader) runs every queued write in one transaction, then commits once. Every
+thread whose write was in the batch returns after that commit: nothing returns before its
+write is on disk, so the intent-before-call rule holds exactly as with one commit per write.
+
+Each write still lands whole or not at all, and a write that fails fails alone: when any
+write of a batch raises (or the commit does), the whole transaction is rolled back and the
+batch runs again, each write in its own savepoint, so the failing one is undone alone and
+its error goes to its own thread. The common case — nothing fails — pays no savepoints.
+So a write may run more than once, and only its last run counts: it must do nothing but
+call the store's write methods (which read what they need afresh in each transaction).
 """
 
 from __future__ import annotations
@@ -80,17 +85,8 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Pending[Any]]) -> None:
         try:
-            with self._transaction():
-                for item in batch:
-                    try:
-                        with self._transaction():  # a savepoint: this write alone is undone
-                            item.value = item.write()
-                    except Exception as exc:
-                        item.error = exc
-                        if not self._alive():
-                            raise
-            self.batches += 1
-            self.writes += len(batch)
+            if not self._together(batch):
+                self._apart(batch)
         except BaseException as exc:  # the commit itself failed: no write of the batch landed
             for item in batch:
                 item.value, item.error = None, item.error or exc
@@ -98,3 +94,34 @@ class GroupCommit:
         finally:
             for item in batch:
                 item.done = True
+
+    def _together(self, batch: list[_Pending[Any]]) -> bool:
+        """The batch in one transaction, no savepoints; False when a write or the commit raised an
+        Exception (all of it rolled back). A single write's error is its own: it is set here."""
+        try:
+            with self._transaction():
+                values = [item.write() for item in batch]
+        except Exception as exc:
+            if len(batch) > 1:
+                return False
+            batch[0].error = exc
+            return True
+        for item, value in zip(batch, values, strict=True):
+            item.value = value
+        self.batches += 1
+        self.writes += len(batch)
+        return True
+
+    def _apart(self, batch: list[_Pending[Any]]) -> None:
+        """The batch again, each write in its own savepoint: the failing ones are undone alone."""
+        with self._transaction():
+            for item in batch:
+                try:
+                    with self._transaction():  # a savepoint: this write alone is undone
+                        item.value = item.write()
+                except Exception as exc:
+                    item.error = exc
+                    if not self._alive():
+                        raise
+        self.batches += 1
+        self.writes += len(batch)

@@ -42,8 +42,10 @@ Design decisions:
   in a folder this user may not write (``store.sqlite_open.connect_read_only``); an older file
   that needs upgrading is upgraded once first, which needs write access.
 * **Fencing.** Inside ``store.fenced(leases)`` every write first reads the lease rows in
-  its own ``BEGIN IMMEDIATE`` transaction and refuses (``LeaseLostError``) when one moved
+  its ``BEGIN IMMEDIATE`` transaction and refuses (``LeaseLostError``) when one moved
   on — see ``store.common.fence_problem``; the write lock makes check and write atomic.
+  One transaction reads them once (and the chain's head once, writing it to ``meta`` once,
+  before ``COMMIT``): ``store.txn_memo``.
 * **Shared SQL.** What this store has in common with ``store.postgres`` (most reads, closes,
   samples, backups, lease reads) is ``store.sqlstore.SQLStore``; this module is the SQLite
   dialect of it: connection, transactions, the schema and the inserts that differ.
@@ -73,6 +75,7 @@ from reconciler.core.records import (
 from reconciler.store import sqlite_backups
 from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
 from reconciler.store.group_commit import GroupCommit
+from reconciler.store.txn_memo import Memos
 from reconciler.store.sqlite_open import (
     SQLITE_READONLY,
     connect_read_only,
@@ -215,6 +218,7 @@ class SQLiteStore(SQLStore):
         self._lock = threading.RLock()
         self._depth = 0  # transaction nesting; only touched while holding the lock
         self._owner: int | None = None  # the thread inside the outermost transaction
+        self._memo = Memos()  # what the open transaction already read (store.txn_memo)
         self._group = GroupCommit(
             self._lock, self.transaction, lambda: self._owner == threading.get_ident(),
             lambda: self._conn.in_transaction,
@@ -337,6 +341,9 @@ class SQLiteStore(SQLStore):
             self._depth += 1
             if depth == 0:
                 self._owner = threading.get_ident()
+                self._memo.begin()
+            else:
+                self._memo.savepoint()
             try:
                 try:
                     yield
@@ -346,13 +353,33 @@ class SQLiteStore(SQLStore):
                     raise
                 self._depth -= 1
                 try:
-                    self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+                    if depth == 0:
+                        self._write_head()
+                        self._conn.execute("COMMIT")
+                        self._memo.end()
+                    else:
+                        self._conn.execute(f"RELEASE {savepoint}")
+                        self._memo.release()
                 except BaseException:
                     self._undo(depth, savepoint)
                     raise
             finally:
                 if depth == 0:
                     self._owner = None
+                    self._memo.end()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Around a write method that writes one row after its checks: inside an open transaction
+        it runs as it is (one statement lands whole or not at all, no savepoint needed), else in a
+        transaction of its own."""
+        with self._lock:
+            if self._depth:
+                with self._guard():
+                    yield
+            else:
+                with self.transaction():
+                    yield
 
     def durably(self, write: Callable[[], T]) -> T:
         """Group commit (``store.group_commit``): the writes of threads waiting at the same
@@ -360,6 +387,10 @@ class SQLiteStore(SQLStore):
         return self._group.run(write)
 
     def _undo(self, depth: int, savepoint: str) -> None:
+        if depth == 0:
+            self._memo.end()
+        else:
+            self._memo.roll_back_savepoint()
         if not self._conn.in_transaction:  # SQLite already rolled back (disk full, I/O error)
             return
         try:
@@ -401,13 +432,38 @@ class SQLiteStore(SQLStore):
         leases = (self._lease(row[0], row[1:]) for row in rows)
         return {lease.scope: (lease.holder, lease.epoch) for lease in leases}
 
+    # --- what a transaction reads once (store.txn_memo) -----------------------------------
+    def _check_fences(self) -> None:
+        memo = self._memo.current
+        if memo is not None and memo.fences is self.fences:
+            return
+        super()._check_fences()
+        if memo is not None:
+            memo.fences = self.fences
+
+    def _head(self) -> tuple[int, str]:
+        """The audit chain's head (last seq and hash): ``meta``'s, or the open transaction's."""
+        memo = self._memo.current
+        if memo is not None and memo.head is not None:
+            return memo.head
+        head = int(self._meta("audit_head_seq") or 0), self._meta("audit_head_hash") or GENESIS_HASH
+        if memo is not None:
+            memo.head = head
+        return head
+
+    def _write_head(self) -> None:
+        """Before COMMIT: ``meta`` takes the head the transaction's appends moved."""
+        memo = self._memo.current
+        if memo is not None and memo.head_moved and memo.head is not None:
+            self._set_meta("audit_head_seq", str(memo.head[0]))
+            self._set_meta("audit_head_hash", memo.head[1])
+
     # --- audit -----------------------------------------------------------------------------
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
         at = utc(at)
-        with self.transaction():
+        with self._writing():
             self._check_fences()
-            head_seq = int(self._meta("audit_head_seq") or 0)
-            prev_hash = self._meta("audit_head_hash") or GENESIS_HASH
+            head_seq, prev_hash = self._head()
             seq = head_seq + 1
             digest = audit_hash(prev_hash, seq, at, record)
             self._conn.execute(
@@ -419,8 +475,9 @@ class SQLiteStore(SQLStore):
                     record.author, record.committer,
                 ),
             )
-            self._set_meta("audit_head_seq", str(seq))
-            self._set_meta("audit_head_hash", digest)
+            memo = self._memo.current
+            assert memo is not None  # _writing: inside a transaction
+            memo.head, memo.head_moved = (seq, digest), True
         return AuditEntry(seq=seq, at=at, record=record, prev_hash=prev_hash, hash=digest)
 
     def verify(self) -> AuditVerification:
@@ -435,10 +492,11 @@ class SQLiteStore(SQLStore):
                     self._conn.execute("COMMIT")
 
     def _verify_chain(self) -> AuditVerification:
+        head_seq, head_hash = self._head()
         return verify_chain(
             self._conn.execute(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"),
-            head_seq=int(self._meta("audit_head_seq") or 0),
-            head_hash=self._meta("audit_head_hash") or GENESIS_HASH,
+            head_seq=head_seq,
+            head_hash=head_hash,
             seq_of=lambda row: int(row[0]),
             prev_hash_of=lambda row: str(row[15]),
             parse=self._entry,
@@ -446,28 +504,27 @@ class SQLiteStore(SQLStore):
 
     # --- usage -----------------------------------------------------------------------------
     def open_interval(self, interval: UsageInterval) -> UsageInterval:
-        with self.transaction():
+        with self._writing():
             self._check_fences()
             existing = self._open_row(interval.provider, interval.resource_id)
             if existing is not None:
                 return self._interval(existing)
             size = interval.size
+            values = (
+                interval.deployment, interval.provider, interval.resource_id, interval.key,
+                interval.flavor, size.cpus, size.memory_mb, size.disk_gb, _ts(interval.start),
+                None if interval.end is None else _ts(interval.end),
+                None if interval.hourly_rate is None else str(interval.hourly_rate),
+                interval.currency, interval.price_list,
+                None if interval.granularity is None else interval.granularity.value,
+                None if interval.billing is None else interval.billing.value,
+            )
             cursor = self._conn.execute(
                 f"INSERT INTO usage_interval ({INTERVAL_COLUMNS}) "
                 f"VALUES ({', '.join('?' * (INTERVAL_FIELD_COUNT + 1))})",
-                (
-                    None, interval.deployment, interval.provider, interval.resource_id, interval.key,
-                    interval.flavor, size.cpus, size.memory_mb, size.disk_gb, _ts(interval.start),
-                    None if interval.end is None else _ts(interval.end),
-                    None if interval.hourly_rate is None else str(interval.hourly_rate),
-                    interval.currency, interval.price_list,
-                    None if interval.granularity is None else interval.granularity.value,
-                    None if interval.billing is None else interval.billing.value,
-                ),
+                (None, *values),
             )
-            new_id = cursor.lastrowid
-        rows = self._query(f"SELECT {INTERVAL_COLUMNS} FROM usage_interval WHERE id = ?", (new_id,))
-        return self._interval(rows[0])
+        return self._interval((cursor.lastrowid, *values))  # the row as stored, without reading it back
 
     # --- backup storage (table in store.sqlite_backups) -----------------------------------
     def _insert_backup_interval(self, interval: BackupInterval) -> BackupInterval:
@@ -510,4 +567,6 @@ class SQLiteStore(SQLStore):
                 "expires_at = excluded.expires_at",
                 (scope, holder, epoch, _ts(expires)),
             )
+            if self._memo.current is not None:  # a lease moved: a fence check reads the rows again
+                self._memo.current.fences = None
         return Lease(scope=scope, holder=holder, epoch=epoch, expires_at=expires)
