@@ -313,7 +313,8 @@ def _server_values(
 def insert_server(conn: sqlite3.Connection, provider: str, request: CreateRequest, now: datetime) -> Any:
     """Insert one running server for ``request`` (inside a write transaction); its row as listed
     (``OBSERVE_COLUMNS``), without reading it back."""
-    values = _server_values(next_id(conn, "server"), provider, request, ownership_tags(request), isoformat(now))
+    seq = next_id(conn, "server")
+    values = _server_values(seq, provider, request, ownership_tags(request), isoformat(now))
     return conn.execute(f"{_INSERT_SERVER} RETURNING {OBSERVE_COLUMNS}", values).fetchone()
 
 
@@ -381,7 +382,9 @@ def set_status(conn: sqlite3.Connection, row: ServerRow, status: ServerStatus, n
 
 
 # --- faults -----------------------------------------------------------------------------
-def take_fault(conn: sqlite3.Connection, provider: str, names: tuple[str, ...], *, writing: bool) -> str | None:
+def take_fault(
+    conn: sqlite3.Connection, provider: str, names: tuple[str, ...], *, writing: bool
+) -> str | None:
     """Consume one injected fault matching this call, returning its kind, or None.
 
     ``writing``: the caller's write transaction is open, and the fault is consumed in it (the

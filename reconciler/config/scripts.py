@@ -465,6 +465,7 @@ def render_problems(
     failed: set[tuple[str, ScriptPhase, str]] = set()
     oversized: set[tuple[str, str]] = set()
     rendered: dict[tuple[str, str], str] = {}  # (source, inputs) → text of a script not reading server
+    limits: dict[str, int | None] = {}  # provider type → its user data limit
     for server in servers:
         context, secrets = _context(server, resolve_secret)
         inputs = repr([(item.name, item.value, item.sensitive) for item in server.inputs])
@@ -489,7 +490,9 @@ def render_problems(
                 continue
             if script.phase is ScriptPhase.BOOT:
                 boot.append(text)
-        limit = _user_data_limit(server.provider_type)
+        if server.provider_type not in limits:
+            limits[server.provider_type] = _user_data_limit(server.provider_type)
+        limit = limits[server.provider_type]
         member = (server.cluster, server.member)
         if not complete or limit is None or member in oversized:
             continue

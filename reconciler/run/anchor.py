@@ -43,7 +43,7 @@ from typing import Any
 
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import UserError, write_refused
-from reconciler.core.records import UsageInterval
+from reconciler.core.records import AuditQuery, UsageInterval
 from reconciler.run.files import write_atomic
 from reconciler.run.keys import AUDIT_KEY
 from reconciler.store.base import Store
@@ -168,9 +168,7 @@ def _checkpoint(store: Store, path: Path, at: datetime) -> dict[str, Any] | None
     text = _text(path)
     points = _read(path, text)
     last = points[-1] if points else None
-    head = None
-    for entry in store.audit_log(since_seq=int(last["seq"]) - 1 if last else 0):
-        head = entry
+    head = next(iter(store.audit_search(AuditQuery(limit=1))), None)  # the newest entry
     if head is None:
         return None
     usage, rows = usage_digest(store.intervals(), at)

@@ -152,7 +152,7 @@ def verify(
                 problems.append(f"{change.key}: {change.before.resource_id} still exists")
     # one desired server per key (an adopt and the update after it share one), adopt: done now
     wanted = list({
-        c.after.key: dataclasses.replace(c.after, adopt_id="")
+        c.after.key: dataclasses.replace(c.after, adopt_id="") if c.after.adopt_id else c.after
         for c in plan.changes
         if c.after is not None and c.action is not Action.DELETE
     }.values())

@@ -75,7 +75,6 @@ from reconciler.core.records import (
 from reconciler.store import sqlite_backups
 from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
 from reconciler.store.group_commit import GroupCommit
-from reconciler.store.txn_memo import Memos
 from reconciler.store.sqlite_open import (
     SQLITE_READONLY,
     connect_read_only,
@@ -95,6 +94,7 @@ from reconciler.store.sqlstore import (
     SAMPLE_COLUMNS,
     SQLStore,
 )
+from reconciler.store.txn_memo import Memos
 
 __all__ = ["GENESIS_HASH", "SCHEMA_VERSION", "SQLiteStore", "audit_hash"]
 
