@@ -44,6 +44,7 @@ from providers.simcloud.storage import (
     listed_tags,
     next_id,
     restore_server,
+    rows_by_id,
     set_status,
     settle,
     state_file_problem,
@@ -558,23 +559,8 @@ class SimCloud(Provider):
             return []
         now = self._now()
 
-        def body(conn: sqlite3.Connection) -> dict[str, ServerRow]:
-            rows: dict[str, ServerRow] = {}
-            ids = [s.resource_id for s in servers]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                # ``+provider``: looked up by the unique resource_id, not by scanning every row of
-                # the provider for each chunk (SQLite otherwise picks the provider index: quadratic)
-                for found in conn.execute(
-                    f"SELECT {SERVER_COLUMNS} FROM servers WHERE +provider = ? AND resource_id IN ({marks})",
-                    (self.name, *chunk),
-                ):
-                    row = ServerRow.of(found)
-                    rows[row.resource_id] = row
-            return rows
-
-        rows = self._call("metrics", body, write=False)
+        ids = [s.resource_id for s in servers]
+        rows = self._call("metrics", lambda conn: rows_by_id(conn, self.name, ids), write=False)
         samples: list[MetricSample] = []
         for server in servers:
             row = rows.get(server.resource_id)

@@ -36,7 +36,7 @@ from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
 from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import Diagnostic
-from reconciler.core.keys import ServerKey, format_member, parse_member
+from reconciler.core.keys import SEPARATOR, ServerKey, format_member, parse_member
 from reconciler.core.model import (
     AlertSink,
     BackupPolicy,
@@ -542,4 +542,11 @@ def resolve(catalog: Catalog, counts: Mapping[str, int] | None = None) -> Resolu
 
 
 def sorted_servers(servers: Iterable[DesiredServer]) -> tuple[DesiredServer, ...]:
-    return tuple(sorted(servers, key=lambda s: ServerKey.parse(s.key)))
+    """In ``ServerKey`` order (cluster, member, ordinal as a number); the keys are checked already,
+    so each sorts by a plain tuple (comparing ``ServerKey`` dataclasses builds two tuples a time)."""
+
+    def order(server: DesiredServer) -> tuple[str, str, int]:
+        cluster, name, ordinal = server.key.split(SEPARATOR)
+        return cluster, name, int(ordinal)
+
+    return tuple(sorted(servers, key=order))

@@ -430,20 +430,49 @@ def _joined(parts: Iterable[str]) -> str:
     return "".join(text if text.endswith("\n") or not text else text + "\n" for text in parts)
 
 
-def render_phase(server: DesiredServer, phase: ScriptPhase, resolve_secret: SecretResolver | None) -> str:
-    """The server's scripts of one phase, rendered in order and concatenated."""
-    context, secrets = _context(server, resolve_secret)
-    return _joined(
-        _render_script(server, script, context, secrets) for script in server.scripts if script.phase == phase
-    )
+Rendered = dict[tuple[str, str], str]  # (source, inputs) → text of a script that does not read server
 
 
-def render_user_data(server: DesiredServer, resolve_secret: SecretResolver | None) -> str:
+def _alike(script: Script, server: DesiredServer) -> tuple[str, str] | None:
+    """The key under which ``script`` renders the same for every server with these inputs, or
+    None when it reads ``server`` (then it renders for each server apart)."""
+    if _uses_server(script.source):
+        return None
+    return script.source, repr([(item.name, item.value, item.sensitive) for item in server.inputs])
+
+
+def render_phase(
+    server: DesiredServer,
+    phase: ScriptPhase,
+    resolve_secret: SecretResolver | None,
+    rendered: Rendered | None = None,
+) -> str:
+    """The server's scripts of one phase, rendered in order and concatenated. ``rendered``: texts
+    of scripts that do not read ``server``, kept across the servers of one run (``_alike``)."""
+    found: tuple[dict[str, Any], frozenset[str]] | None = None
+    parts: list[str] = []
+    for script in server.scripts:
+        if script.phase != phase:
+            continue
+        alike = _alike(script, server) if rendered is not None else None
+        text = rendered.get(alike) if rendered is not None and alike is not None else None
+        if text is None:
+            found = found or _context(server, resolve_secret)
+            text = _render_script(server, script, *found)
+            if rendered is not None and alike is not None:
+                rendered[alike] = text
+        parts.append(text)
+    return _joined(parts)
+
+
+def render_user_data(
+    server: DesiredServer, resolve_secret: SecretResolver | None, rendered: Rendered | None = None
+) -> str:
     """The boot scripts, rendered: what a provider passes as user data when creating the server.
 
     With ``resolve_secret=None`` sensitive values show as ``(sensitive)`` (for plans and logs).
     """
-    return render_phase(server, ScriptPhase.BOOT, resolve_secret)
+    return render_phase(server, ScriptPhase.BOOT, resolve_secret, rendered)
 
 
 def _user_data_limit(provider_type: str) -> int | None:
@@ -464,11 +493,10 @@ def render_problems(
     problems: list[Diagnostic] = []
     failed: set[tuple[str, ScriptPhase, str]] = set()
     oversized: set[tuple[str, str]] = set()
-    rendered: dict[tuple[str, str], str] = {}  # (source, inputs) → text of a script not reading server
+    rendered: Rendered = {}
     limits: dict[str, int | None] = {}  # provider type → its user data limit
     for server in servers:
         context, secrets = _context(server, resolve_secret)
-        inputs = repr([(item.name, item.value, item.sensitive) for item in server.inputs])
         boot: list[str] = []
         complete = True
         for script in server.scripts:
@@ -476,7 +504,7 @@ def render_problems(
             if key in failed:
                 complete = complete and script.phase is not ScriptPhase.BOOT
                 continue
-            alike = None if _uses_server(script.source) else (script.source, inputs)
+            alike = _alike(script, server)
             try:
                 text = rendered.get(alike) if alike is not None else None
                 if text is None:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.config import render_user_data, resolve_secret
 from reconciler.core.adoption import MISMATCH, spec_matches
@@ -47,6 +47,9 @@ from reconciler.core.retry import RetryPolicy
 from reconciler.run.audit import AuditWriter, RunContext
 from reconciler.run.logger import get_logger
 from reconciler.store.base import Store
+
+if TYPE_CHECKING:
+    from reconciler.config.scripts import Rendered
 
 log = get_logger("reconciler.run.executor")
 T = TypeVar("T")
@@ -91,6 +94,7 @@ class Executor:
     # Called before each server is deleted (a final backup); raising ProviderError fails the change.
     before_delete: Callable[[Change, ObservedServer], None] | None = None
     audit: AuditWriter = field(init=False)
+    _rendered: Rendered = field(init=False, default_factory=dict)  # user data alike for many servers
 
     def __post_init__(self) -> None:
         self.audit = AuditWriter(self.store, self.clock, self.plan.deployment, self.run, self.retry)
@@ -148,7 +152,7 @@ class Executor:
             image=server.image,
             size=server.size,
             flavor=server.flavor,
-            user_data=render_user_data(server, resolve_secret),
+            user_data=render_user_data(server, resolve_secret, self._rendered),
             tags=server.tags,
             cluster=server.cluster,
             member=server.member,
