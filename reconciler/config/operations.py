@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from croniter import CroniterBadDateError, croniter
-
 from reconciler.config.documents import Problems, Ref, input_value, ref
 from reconciler.config.yamlsafe import Document, YamlPath, dotted
+from reconciler.core import cron
 from reconciler.core.errors import Diagnostic
-from reconciler.core.limits import CRON_HORIZON_YEARS, MONEY_DIGITS, MONEY_PLACES, money_problem
+from reconciler.core.limits import MONEY_DIGITS, MONEY_PLACES, money_problem
 from reconciler.core.model import (
     AlertEvent,
     AlertSink,
@@ -40,7 +38,7 @@ def build_backup_policy(doc: Document) -> tuple[BackupPolicy | None, Problems]:
     name, spec = doc.data["metadata"]["name"], doc.data["spec"]
     problems: Problems = []
     schedule = str(spec["schedule"])
-    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+    if not cron.valid(schedule):
         problems.append(
             Diagnostic(
                 doc.file,
@@ -49,7 +47,7 @@ def build_backup_policy(doc: Document) -> tuple[BackupPolicy | None, Problems]:
                 "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *' for 02:00 daily",
             )
         )
-    elif not schedule_fires(schedule):
+    elif not cron.fires(schedule):
         problems.append(
             Diagnostic(
                 doc.file,
@@ -85,22 +83,6 @@ def build_backup_policy(doc: Document) -> tuple[BackupPolicy | None, Problems]:
         max_age_hours=float(max_age) if max_age is not None else None,
         location=SourceLocation(doc.file, doc.line),
     ), []
-
-
-# Gregorian dates repeat every 400 years, and a five-field schedule that fires at all fires
-# again within 40 years (29 February on a given weekday is the rarest), so searching
-# CRON_HORIZON_YEARS (50) ahead of a fixed instant decides "ever", in milliseconds — and the
-# scheduler, whose croniter searches as far, then always finds the next and previous tick.
-_CRON_SEARCH_FROM = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def schedule_fires(schedule: str) -> bool:
-    """Whether a valid cron expression matches any instant at all (``0 2 30 2 *`` never does)."""
-    try:
-        croniter(schedule, _CRON_SEARCH_FROM, max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
-    except CroniterBadDateError:
-        return False
-    return True
 
 
 # --- PriceList --------------------------------------------------------------------------------

@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from croniter import croniter
-
 from reconciler.config.documents import Problems, Ref, ref
-from reconciler.config.operations import schedule_fires
 from reconciler.config.yamlsafe import Document, YamlPath, dotted
+from reconciler.core import cron
 from reconciler.core.errors import Diagnostic
 from reconciler.core.limits import MONEY_DIGITS, MONEY_PLACES, money_problem
 from reconciler.core.policy_model import (
@@ -145,7 +143,7 @@ def _window(
 ) -> ChangeWindow:
     schedule = str(raw["deny"])
     line = doc.line_of((*path, "deny"))
-    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+    if not cron.valid(schedule):
         problems.append(
             Diagnostic(
                 doc.file,
@@ -154,7 +152,7 @@ def _window(
                 "day-of-month month day-of-week) in UTC, e.g. '0 18 * * 5' for Fridays at 18:00",
             )
         )
-    elif not schedule_fires(schedule):
+    elif not cron.fires(schedule):
         problems.append(
             Diagnostic(
                 doc.file,

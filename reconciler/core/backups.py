@@ -43,18 +43,16 @@ The rules, precisely:
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from croniter import croniter
-
 from reconciler.core.changes import Change
 from reconciler.core.clock import isoformat
+from reconciler.core.cron import latest_tick, next_tick
 from reconciler.core.model import (
     Action,
     BackupMethod,
@@ -166,21 +164,6 @@ class BackupPlan:
 
 
 # --- schedule -------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4096)  # one plan asks it for every server of a policy, at one ``now``
-def latest_tick(schedule: str, now: datetime) -> datetime:
-    """The newest tick of a cron schedule at or before ``now`` (UTC)."""
-    start = now.astimezone(UTC) + timedelta(seconds=1)  # croniter's prev is strict; include now
-    tick: datetime = croniter(schedule, start).get_prev(datetime)
-    return tick.astimezone(UTC).replace(fold=0)
-
-
-@functools.lru_cache(maxsize=4096)  # servers backed up at one tick share ``after``
-def next_tick(schedule: str, after: datetime) -> datetime:
-    """The first tick of a cron schedule strictly after ``after`` (UTC)."""
-    tick: datetime = croniter(schedule, after.astimezone(UTC)).get_next(datetime)
-    return tick.astimezone(UTC).replace(fold=0)
-
-
 def due_tick(schedule: str, newest: datetime | None, now: datetime) -> datetime | None:
     """The tick a backup is due for (the latest one in ``(newest, now]``), or None when none is due."""
     if newest is None:

@@ -31,8 +31,8 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from reconciler.core.backups import latest_tick
 from reconciler.core.changes import Change
+from reconciler.core.cron import latest_tick
 from reconciler.core.keys import ServerKey
 from reconciler.core.model import SENSITIVE, Action, DesiredServer, ObservedServer, SecretRef
 from reconciler.core.plan import HOURS_PER_MONTH, CostSummary

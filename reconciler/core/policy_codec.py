@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from croniter import croniter
-
+from reconciler.core import cron
 from reconciler.core.limits import MAX_WINDOW_HOURS
 from reconciler.core.policy_model import ChangeWindow, Enforcement, Violation, ViolationKind, Where
 
@@ -68,7 +67,7 @@ def window_to_dict(window: ChangeWindow) -> dict[str, Any]:
 
 def window_from_dict(data: Mapping[str, Any]) -> ChangeWindow:
     deny = str(data["deny"])
-    if len(deny.split()) != 5 or not croniter.is_valid(deny):
+    if not cron.valid(deny):
         raise ValueError(f"window schedule {deny!r} is not a five-field cron expression")
     hours = data["duration_hours"]
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_WINDOW_HOURS:

@@ -19,10 +19,9 @@ import pytest
 
 from reconciler.cli.main import build_parser, main
 from reconciler.config import load_desired_state
-from reconciler.config.operations import schedule_fires
 from reconciler.config.schema import ecma_pattern
 from reconciler.config.yamlsafe import MAX_FILE_BYTES, read_file
-from reconciler.core import limits
+from reconciler.core import cron, limits
 from reconciler.core.errors import UserError
 from reconciler.core.plan_codec import dump_plan, load_plan
 from reconciler.run.planning import plan_path
@@ -174,7 +173,7 @@ def test_plan_and_apply_at_the_maxima_run_to_the_end(
 )
 def test_rare_schedules_that_do_fire_are_accepted(schedule: str) -> None:
     started = time.monotonic()
-    assert schedule_fires(schedule)
+    assert cron.fires(schedule)
     assert time.monotonic() - started < 0.5
 
 
