@@ -284,22 +284,11 @@ def read_guard_marks(marks: Mapping[str, str]) -> dict[str, Any]:
 def ownership_tags(request: CreateRequest) -> dict[str, str]:
     """The marks a created resource must carry, plus the template's own tags."""
     tags = {k: v for k, v in request.tags if not k.startswith(TAG_PREFIX)}
-    tags.update(
-        {
-            TAG_OWNER: request.owner,
-            TAG_KEY: request.key,
-            TAG_SPEC_HASH: request.spec_hash,
-            TAG_GENERATION: str(request.generation),
-            TAG_TOKEN: request.token,
-            TAG_CLUSTER: request.cluster,
-            TAG_MEMBER: request.member,
-        }
-    )
-    tags.update(guard_marks(request.protect, request.backup_policy))
+    tags.update(adoption_marks(request))
     return tags
 
 
-def adoption_marks(request: AdoptRequest) -> dict[str, str]:
+def adoption_marks(request: AdoptRequest | CreateRequest) -> dict[str, str]:
     """The marks an adoption writes: the ownership marks a create writes, and the guard marks."""
     marks = {
         TAG_OWNER: request.owner,

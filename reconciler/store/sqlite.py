@@ -73,7 +73,7 @@ from reconciler.core.records import (
     UsageInterval,
 )
 from reconciler.store import sqlite_backups
-from reconciler.store.common import GENESIS_HASH, audit_hash, utc, verify_chain
+from reconciler.store.common import GENESIS_HASH, audit_hash, meta_int, meta_value, utc, verify_chain
 from reconciler.store.group_commit import GroupCommit
 from reconciler.store.sqlite_open import (
     SQLITE_READONLY,
@@ -446,7 +446,13 @@ class SQLiteStore(SQLStore):
         memo = self._memo.current
         if memo is not None and memo.head is not None:
             return memo.head
-        head = int(self._meta("audit_head_seq") or 0), self._meta("audit_head_hash") or GENESIS_HASH
+        rows = dict(self._conn.execute(
+            "SELECT name, value FROM meta WHERE name IN ('audit_head_seq', 'audit_head_hash')"
+        ).fetchall())
+        head = (
+            meta_int(self._label, "audit_head_seq", rows.get("audit_head_seq"), 0),
+            meta_value(self._label, "audit_head_hash", rows.get("audit_head_hash")) or GENESIS_HASH,
+        )
         if memo is not None:
             memo.head = head
         return head
@@ -455,8 +461,11 @@ class SQLiteStore(SQLStore):
         """Before COMMIT: ``meta`` takes the head the transaction's appends moved."""
         memo = self._memo.current
         if memo is not None and memo.head_moved and memo.head is not None:
-            self._set_meta("audit_head_seq", str(memo.head[0]))
-            self._set_meta("audit_head_hash", memo.head[1])
+            self._conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('audit_head_seq', ?), ('audit_head_hash', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(memo.head[0]), memo.head[1]),
+            )
 
     # --- audit -----------------------------------------------------------------------------
     def append(self, record: AuditRecord, *, at: datetime) -> AuditEntry:
@@ -506,9 +515,10 @@ class SQLiteStore(SQLStore):
     def open_interval(self, interval: UsageInterval) -> UsageInterval:
         with self._writing():
             self._check_fences()
-            existing = self._open_row(interval.provider, interval.resource_id)
-            if existing is not None:
-                return self._interval(existing)
+            if interval.end is not None:  # (an open row of the resource is kept, whatever is asked)
+                existing = self._open_row(interval.provider, interval.resource_id)
+                if existing is not None:
+                    return self._interval(existing)
             size = interval.size
             values = (
                 interval.deployment, interval.provider, interval.resource_id, interval.key,
@@ -519,11 +529,15 @@ class SQLiteStore(SQLStore):
                 None if interval.granularity is None else interval.granularity.value,
                 None if interval.billing is None else interval.billing.value,
             )
+            # One statement: an open row of the resource already there (``usage_one_open``) wins.
             cursor = self._conn.execute(
                 f"INSERT INTO usage_interval ({INTERVAL_COLUMNS}) "
-                f"VALUES ({', '.join('?' * (INTERVAL_FIELD_COUNT + 1))})",
+                f"VALUES ({', '.join('?' * (INTERVAL_FIELD_COUNT + 1))}) "
+                "ON CONFLICT (provider, resource_id) WHERE end_at IS NULL DO NOTHING",
                 (None, *values),
             )
+            if not cursor.rowcount:
+                return self._interval(self._open_row(interval.provider, interval.resource_id))
         return self._interval((cursor.lastrowid, *values))  # the row as stored, without reading it back
 
     # --- backup storage (table in store.sqlite_backups) -----------------------------------
