@@ -291,13 +291,14 @@ def fleet_rows(servers: int, parallel: int, per_1k: bool) -> None:
         )
         for label, argv in phases:
             row = run(argv)
-            note = f"{row.wall / servers * 1000:.3f} s per 1k" if per_1k else ""
+            note = ""
             if row.cycles:  # the whole process, then its last cycle: what a running daemon spends
                 line(f"daemon, {len(row.cycles)} cycles (process)", servers, row)
                 last = row.cycles[-1]
-                each = ", ".join(f"{cycle['cpu']:.2f}" for cycle in row.cycles)
-                note = f"the last cycle; CPU s of each: {each}" + (f"; {note}" if note else "")
+                note = "the last cycle; CPU s of each: " + ", ".join(f"{c['cpu']:.2f}" for c in row.cycles)
                 row = Row(last["wall"], last["cpu"], row.peak_mb, row.calls)
+            if per_1k:
+                note += ("; " if note else "") + f"{row.wall / servers * 1000:.3f} s per 1k"
             line(label, servers, row, note)
 
 

@@ -9,8 +9,9 @@ with a key the database does not hold (after AWS CloudTrail's signed digest file
 
 One line is added to the anchor file after every run that wrote to the ledgers (every
 ``ProviderSession`` that held leases, so apply, destroy, backups, restore and each daemon
-cycle). Checkpoints chain to each other through ``prev``. ``verify`` then detects: any edit,
-insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
+cycle), unless nothing it covers changed since the newest line (no audit entry appended, no
+usage interval closed: a converged daemon's cycles add none). Checkpoints chain to each
+other through ``prev``. ``verify`` then detects: any edit, insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
 differs), a truncated tail (the ledger ends before ``seq``), an edited or removed closed
 usage interval — its rate, currency or billing terms too (``usage`` is a digest of every
 usage interval closed by the checkpoint's time), and an edited, removed or reordered
@@ -140,7 +141,8 @@ def _read(path: Path, text: str | None = None) -> list[dict[str, Any]]:
 
 
 def checkpoint(store: Store, location: str, at: datetime) -> dict[str, Any] | None:
-    """Append a signed checkpoint of the ledgers' head; None when the audit ledger is empty."""
+    """Append a signed checkpoint of the ledgers' head, and return it; None when the audit ledger
+    is empty. When nothing changed since the newest checkpoint, that one is returned, no line added."""
     path = anchor_file(location)
     with _locked(path):
         return _checkpoint(store, path, at)
@@ -171,6 +173,8 @@ def _checkpoint(store: Store, path: Path, at: datetime) -> dict[str, Any] | None
     head = next(iter(store.audit_search(AuditQuery(limit=1))), None)  # the newest entry
     if head is None:
         return None
+    if last is not None and _unchanged(store, last, head.seq, head.hash, at):
+        return last
     usage, rows = usage_digest(store.intervals(), at)
     point: dict[str, Any] = {
         "seq": head.seq, "hash": head.hash, "at": isoformat(at), "usage": usage, "usage_rows": rows,
@@ -181,6 +185,15 @@ def _checkpoint(store: Store, path: Path, at: datetime) -> dict[str, Any] | None
     # The whole file again, renamed into place: a full disk leaves the old file, never half a line.
     write_atomic(path, kept + json.dumps(point, sort_keys=True) + "\n", what="audit checkpoint file")
     return point
+
+
+def _unchanged(store: Store, last: dict[str, Any], seq: int, digest: str, at: datetime) -> bool:
+    """Nothing a new checkpoint would fix has changed since ``last``: no audit entry appended and
+    no usage interval closed (closed ones never change, so the count says). A converged daemon's
+    cycles then add no line (the file, rewritten whole each time, would grow by one a cycle)."""
+    if (last["seq"], last["hash"]) != (seq, digest):
+        return False
+    return bool(store.closed_intervals(by=at) == last["usage_rows"])
 
 
 def verify(store: Store, location: str) -> AnchorReport:

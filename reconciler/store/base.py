@@ -154,6 +154,10 @@ class Store(ABC):
         """Intervals overlapping [start, end)."""
 
     @abstractmethod
+    def closed_intervals(self, *, by: datetime) -> int:
+        """How many intervals were closed by ``by`` (what a checkpoint's usage digest covers)."""
+
+    @abstractmethod
     def add_samples(self, deployment: str, samples: list[MetricSample]) -> None: ...
 
     @abstractmethod

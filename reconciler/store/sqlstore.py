@@ -424,6 +424,10 @@ class SQLStore(Store):
                            params)
         return [self._interval(row) for row in rows]
 
+    def closed_intervals(self, *, by: datetime) -> int:
+        rows = self._query("SELECT COUNT(*) FROM usage_interval WHERE end_at <= ?", (self._to_db(by),))
+        return int(rows[0][0])
+
     @row_reader("usage_sample", lambda r: f"{r[1]}/{r[2]} at {r[4]}", _sample_problem)
     def _sample(self, r: Sequence[Any]) -> MetricSample:
         return MetricSample(provider=r[1], resource_id=r[2], key=r[3], at=self._from_db(r[4]),

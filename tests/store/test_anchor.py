@@ -151,3 +151,24 @@ def test_tampering_with_the_ledger_is_detected(
         store.close()
     assert not report.ok, name
     assert report.problem
+
+
+def test_a_checkpoint_with_nothing_new_adds_no_line(ledger: tuple[Workspace, Path]) -> None:
+    """A converged daemon checkpoints every cycle: with no entry appended and no interval closed
+    since, the newest line stands (the file is rewritten whole for each line it gains)."""
+    ws, db = ledger
+    path = anchor.anchor_file(ws.store_location())
+    before = path.read_text()
+    store = SQLiteStore(db)
+    try:
+        newest = json.loads(before.splitlines()[-1])
+        assert anchor.checkpoint(store, ws.store_location(), ws.clock.wall()) == newest
+        assert path.read_text() == before
+        [interval] = store.open_intervals("desired")[:1]  # a resize seen by sync: closed, no entry
+        store.close_interval(interval.provider, interval.resource_id, end=ws.clock.wall())
+        point = anchor.checkpoint(store, ws.store_location(), ws.clock.wall())
+        assert point is not None and point["usage_rows"] == newest["usage_rows"] + 1
+        assert len(path.read_text().splitlines()) == len(before.splitlines()) + 1
+        assert anchor.verify(store, ws.store_location()).ok
+    finally:
+        store.close()
