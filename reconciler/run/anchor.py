@@ -11,12 +11,12 @@ One line is added to the anchor file after every run that wrote to the ledgers (
 ``ProviderSession`` that held leases, so apply, destroy, backups, restore and each daemon
 cycle), unless nothing it covers changed since the newest line (no audit entry appended, no
 usage interval closed: a converged daemon's cycles add none). Checkpoints chain to each
-other through ``prev``. ``verify`` then detects: any edit, insertion or removal of an audit entry up to the newest checkpoint (its hash at ``seq``
-differs), a truncated tail (the ledger ends before ``seq``), an edited or removed closed
-usage interval — its rate, currency or billing terms too (``usage`` is a digest of every
-usage interval closed by the checkpoint's time), and an edited, removed or reordered
-checkpoint (a MAC or ``prev`` mismatch). What a run writes after the newest checkpoint is
-covered from its own checkpoint on.
+other through ``prev``. ``verify`` then detects: any edit, insertion or removal of an audit
+entry up to the newest checkpoint (its hash at ``seq`` differs), a truncated tail (the
+ledger ends before ``seq``), an edited or removed closed usage interval — its rate, currency
+or billing terms too (``usage`` is a digest of every usage interval closed by the
+checkpoint's time), and an edited, removed or reordered checkpoint (a MAC or ``prev``
+mismatch). What a run writes after the newest checkpoint is covered from its own checkpoint on.
 
 The file is rewritten whole for each new line (``run.files.write_atomic``) under a lock beside
 it (``<file>.lock``), so a full disk leaves the file as it was, never half a line.
