@@ -77,6 +77,45 @@ def test_validate_compiles_cel_only_for_a_policy_with_rules(tmp_path: Path) -> N
     assert _top(modules) & (set(HEAVY) - {"celpy", "lark"}) == set()
 
 
+UNSCHEDULED = """\
+apiVersion: reconciler/v1
+kind: Provider
+metadata: {name: sim}
+spec: {type: simcloud}
+---
+apiVersion: reconciler/v1
+kind: ServerTemplate
+metadata: {name: node}
+spec:
+  image: {simcloud: debian-12}
+  size: {cpus: 1, memory_mb: 512, disk_gb: 5}
+---
+apiVersion: reconciler/v1
+kind: Cluster
+metadata: {name: c}
+spec:
+  provider: sim
+  members: {node: {template: node, count: 2}}
+"""
+
+
+def test_plan_and_apply_load_croniter_only_for_a_schedule_and_rich_only_for_a_bar(tmp_path: Path) -> None:
+    """No backup policy and no change window: nothing to tick, so no croniter; in a pipe the apply
+    prints plain lines, so no rich."""
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "state.yaml").write_text(UNSCHEDULED, encoding="utf-8")
+    state = ["--state-dir", str(tmp_path / "state")]
+    for argv in (["plan", str(desired)], ["apply", str(desired), "--yes"]):
+        code, modules = _imported(*state, *argv)
+        assert code == 0, argv
+        assert not _top(modules) & {"croniter", "rich"}, argv
+    scheduled = tmp_path / "scheduled"
+    shutil.copytree(EXAMPLES / "clusters", scheduled)  # a backup policy: its schedule is ticked
+    code, modules = _imported(*state, "plan", str(scheduled))
+    assert code == 0 and "croniter" in _top(modules)
+
+
 def test_logging_set_up_before_structlog_is_imported_applies_when_it_is() -> None:
     probe = (
         "import sys\n"
