@@ -356,7 +356,6 @@ class SQLiteStore(SQLStore):
                     if depth == 0:
                         self._write_head()
                         self._conn.execute("COMMIT")
-                        self._memo.end()
                     else:
                         self._conn.execute(f"RELEASE {savepoint}")
                         self._memo.release()
@@ -366,7 +365,7 @@ class SQLiteStore(SQLStore):
             finally:
                 if depth == 0:
                     self._owner = None
-                    self._memo.end()
+                    self._memo.end()  # committed or rolled back: the next transaction reads afresh
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -387,9 +386,7 @@ class SQLiteStore(SQLStore):
         return self._group.run(write)
 
     def _undo(self, depth: int, savepoint: str) -> None:
-        if depth == 0:
-            self._memo.end()
-        else:
+        if depth:
             self._memo.roll_back_savepoint()
         if not self._conn.in_transaction:  # SQLite already rolled back (disk full, I/O error)
             return
@@ -515,7 +512,7 @@ class SQLiteStore(SQLStore):
     def open_interval(self, interval: UsageInterval) -> UsageInterval:
         with self._writing():
             self._check_fences()
-            if interval.end is not None:  # (an open row of the resource is kept, whatever is asked)
+            if interval.end is not None:  # a closed row meets no conflict below: look for the open one
                 existing = self._open_row(interval.provider, interval.resource_id)
                 if existing is not None:
                     return self._interval(existing)

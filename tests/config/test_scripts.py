@@ -103,6 +103,22 @@ def test_boot_scripts_are_concatenated_in_order_and_other_phases_kept_apart() ->
     assert render_phase(server, ScriptPhase.DECOMMISSION, None) == "echo bye\n"
 
 
+def test_a_script_not_reading_server_is_rendered_once_for_a_run() -> None:
+    """An apply renders user data for thousands of servers: a script that reads only its inputs
+    comes out alike for all of them and is kept; one that reads ``server`` is rendered for each."""
+    scripts = (_boot("echo {{ release }}", "shared"), _boot("echo {{ server.name }}", "own"))
+    release = ResolvedInput("release", "v1", "default")
+    first = _server(release, scripts=scripts)
+    second = replace(first, key="shop/app/2", name="shop-app-2", ordinal=2)
+    rendered: dict[tuple[str, str], str] = {}
+    texts = [render_user_data(s, None, rendered) for s in (first, second)]
+    assert texts == ["echo v1\necho shop-app-1\n", "echo v1\necho shop-app-2\n"]
+    assert list(rendered.values()) == ["echo v1"]  # the shared one, once
+    assert texts == [render_user_data(s, None) for s in (first, second)]  # the same as without
+    changed = replace(second, inputs=(ResolvedInput("release", "v2", "default"),))
+    assert render_user_data(changed, None, rendered).startswith("echo v2\n")  # other inputs: again
+
+
 def test_a_script_failing_at_render_time_is_a_user_error() -> None:
     server = _server(ResolvedInput("n", 0, "t"), scripts=(_boot("{{ 1 // n }}"),))
     with pytest.raises(UserError) as caught:
