@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.test_session import DESIRED
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # Slow to import, and needed by none of these commands: SDKs, the engine's libraries, the web stack.
@@ -77,34 +79,12 @@ def test_validate_compiles_cel_only_for_a_policy_with_rules(tmp_path: Path) -> N
     assert _top(modules) & (set(HEAVY) - {"celpy", "lark"}) == set()
 
 
-UNSCHEDULED = """\
-apiVersion: reconciler/v1
-kind: Provider
-metadata: {name: sim}
-spec: {type: simcloud}
----
-apiVersion: reconciler/v1
-kind: ServerTemplate
-metadata: {name: node}
-spec:
-  image: {simcloud: debian-12}
-  size: {cpus: 1, memory_mb: 512, disk_gb: 5}
----
-apiVersion: reconciler/v1
-kind: Cluster
-metadata: {name: c}
-spec:
-  provider: sim
-  members: {node: {template: node, count: 2}}
-"""
-
-
 def test_plan_and_apply_load_croniter_only_for_a_schedule_and_rich_only_for_a_bar(tmp_path: Path) -> None:
     """No backup policy and no change window: nothing to tick, so no croniter; in a pipe the apply
     prints plain lines, so no rich."""
     desired = tmp_path / "desired"
     desired.mkdir()
-    (desired / "state.yaml").write_text(UNSCHEDULED, encoding="utf-8")
+    (desired / "state.yaml").write_text(DESIRED, encoding="utf-8")  # no BackupPolicy, no Policy
     state = ["--state-dir", str(tmp_path / "state")]
     for argv in (["plan", str(desired)], ["apply", str(desired), "--yes"]):
         code, modules = _imported(*state, *argv)
