@@ -271,7 +271,6 @@ def precompile() -> None:
 
 
 def startup_rows() -> None:
-    precompile()
     line("reconciler --help", "-", best(["reconciler", "--help"], 5, counted=False))
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
         argv = ["reconciler", "--state-dir", tmp, "validate", "examples/clusters"]
@@ -343,6 +342,7 @@ def main() -> int:
     sizes = args.scale or [args.servers]
     print(f"bench_scale: simcloud, {os.cpu_count()} cores; each row one whole process", flush=True)
     print(COLUMNS, flush=True)
+    precompile()  # before every row: --skip-startup too
     if not args.skip_startup:
         startup_rows()
     for servers in sizes:
