@@ -46,8 +46,6 @@ from typing import Any, ClassVar
 from providers.aws import adoption
 from providers.aws.api import AwsApi
 from providers.aws.common import (
-    INSTANCE_TYPES,
-    SPEC_SCHEMA,
     STATUS_BY_STATE,
     TAG_AUTO_NAME,
     TAG_CREATED_AT,
@@ -58,7 +56,6 @@ from providers.aws.common import (
     TAG_RESTORED_FROM,
     TAG_TEMPLATE_IMAGE,
     TAG_VCPUS,
-    USER_DATA_LIMIT,
     AwsSettings,
     backing_snapshots,
     image_name,
@@ -71,6 +68,7 @@ from providers.aws.common import (
 )
 from providers.aws.memo import Memo, memo_path
 from providers.aws.metrics import Reading, VcpuHistory, settled_end, target_of
+from providers.aws.spec import CAPABILITIES, INSTANCE_TYPES, SPEC_SCHEMA, USER_DATA_LIMIT
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
@@ -108,11 +106,7 @@ from reconciler.core.provider import (
 class AwsProvider(Provider):
     """EC2 instances, tagged with our ownership marks; backups are AMIs (CreateImage)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
-        snapshots=True, metrics=True, paginated=True, flavor_defines_size=True,
-        user_data_max_bytes=USER_DATA_LIMIT,
-    )
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
     spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:

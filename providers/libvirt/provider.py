@@ -60,6 +60,7 @@ from providers.libvirt.backup import ImageBackups, is_image_backup
 from providers.libvirt.disks import still_own
 from providers.libvirt.domain import Domain, Domains, State
 from providers.libvirt.seed import build_seed, seed_files
+from providers.libvirt.spec import CAPABILITIES, SPEC_SCHEMA
 from providers.libvirt.storage import Storage
 from providers.libvirt.wire import BLOCKED, PAUSED, RUNNING, SHUTOFF, Wire, status_of
 from providers.libvirt.xml import (
@@ -77,7 +78,6 @@ from providers.libvirt.xml import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
-from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     BackupMethod,
     Capabilities,
@@ -118,36 +118,8 @@ _UNDEFINE = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFI
 class LibvirtProvider(Provider):
     """One libvirt host (or anything a libvirt URI reaches), one connection shared by threads."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
-        snapshots=True, metrics=True, paginated=False, flavor_defines_size=False,
-    )
-    spec_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "required": ["uri"],
-        "properties": {
-            "uri": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://",
-                    "description": "libvirt connection URI: qemu:///system, qemu+ssh://root@host/system, "
-                                   "test:///default"},
-            "storage_pool": {"type": "string", "minLength": 1, "default": "default",
-                             "description": "storage pool new disks and seeds are created in"},
-            "network": {"type": "string", "minLength": 1, "default": "default",
-                        "description": "libvirt network (or host bridge, with interface_type: bridge)"},
-            "interface_type": {"enum": ["network", "bridge", "user"], "default": "network",
-                               "description": "user: QEMU user-mode networking, no host setup needed"},
-            "domain_type": {"enum": ["kvm", "qemu"], "default": "kvm",
-                            "description": "kvm (hardware virtualisation) or qemu (software emulation)"},
-            "disk_mode": {"enum": ["overlay", "clone"], "default": "overlay",
-                          "description": "overlay: qcow2 copy-on-write on the image; clone: full copy"},
-            "cloud_init": {"type": "boolean", "default": True,
-                           "description": "attach a NoCloud seed holding the boot scripts as user-data"},
-            "shutdown_timeout_seconds": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
-                                         "default": 60,
-                                         "description": "wait this long for a clean shutdown, then "
-                                                        "power off"},
-        },
-        "additionalProperties": False,
-    }
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
         super().__init__(config, context)

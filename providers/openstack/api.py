@@ -2,7 +2,7 @@
 
 What lives here, apart from the provider class in ``providers.openstack.provider``:
 
-* **Settings**: the Provider ``spec`` schema and its typed form. A cloud is named from the
+* **Settings**: the typed form of a Provider ``spec`` (its schema is ``spec``'s). A cloud is named from the
   user's ``clouds.yaml`` (``cloud``, the OpenStack convention), or given as ``auth_url`` plus
   credentials *by environment variable*; the schema has no place for a password.
 * **The connection**: openstacksdk's config loader turns either form into a keystoneauth
@@ -32,8 +32,8 @@ from keystoneauth1 import exceptions as ks_exc
 from openstack import config as os_config
 from openstack import exceptions as os_exc
 
+from providers.openstack.spec import MAX_PAGE
 from reconciler.core.errors import NotFoundError, PermanentError, ProviderError, TransientError, UserError
-from reconciler.core.limits import MAX_POLL_INTERVAL_SECONDS, MAX_WAIT_TIMEOUT_SECONDS
 
 # Servers, flavors, tags at create (2.52), embedded flavor details (2.47), image_id in the
 # createImage answer (2.45) and standard diagnostics (2.48): Queens (2018) and later.
@@ -41,51 +41,6 @@ COMPUTE_MICROVERSION = "2.52"
 # Nova's image API (a proxy to Glance) exists only up to 2.35; we use it so that the provider
 # needs the compute endpoint alone, and read what Nova itself wrote on backup images.
 IMAGE_PROXY_MICROVERSION = "2.35"
-MAX_PAGE = 1000
-
-_ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
-SPEC_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "cloud": {"type": "string", "minLength": 1,
-                  "description": "a cloud named in clouds.yaml (OS_CLIENT_CONFIG_FILE, ./clouds.yaml, "
-                                 "~/.config/openstack/clouds.yaml or /etc/openstack/clouds.yaml)"},
-        "auth_url": {"type": "string", "pattern": "^https?://",
-                     "description": "Keystone URL, when no clouds.yaml entry is used"},
-        "username": {"type": "string", "minLength": 1},
-        "username_env": {"type": "string", "pattern": _ENV_NAME},
-        "password_env": {"type": "string", "pattern": _ENV_NAME},
-        "application_credential_id_env": {"type": "string", "pattern": _ENV_NAME},
-        "application_credential_secret_env": {"type": "string", "pattern": _ENV_NAME},
-        "project_name": {"type": "string", "minLength": 1},
-        "project_id": {"type": "string", "minLength": 1},
-        "user_domain_name": {"type": "string", "minLength": 1, "default": "Default"},
-        "project_domain_name": {"type": "string", "minLength": 1, "default": "Default"},
-        "region": {"type": "string", "minLength": 1},
-        "interface": {"enum": ["public", "internal", "admin"],
-                      "description": "which catalog endpoint to use (default: clouds.yaml's, else public)"},
-        "network": {"type": "string", "minLength": 1,
-                    "description": "network uuid or name for new servers; 'auto' (the default) lets "
-                                   "Nova pick or allocate one, 'none' attaches none"},
-        "security_groups": {"type": "array", "items": {"type": "string", "minLength": 1},
-                            "uniqueItems": True},
-        "key_name": {"type": "string", "minLength": 1, "description": "a Nova keypair"},
-        "availability_zone": {"type": "string", "minLength": 1},
-        "boot_from_volume": {"type": "boolean", "default": False,
-                             "description": "root disk as a Cinder volume of exactly disk_gb, deleted with "
-                                            "the server (else the flavor's root disk must hold disk_gb)"},
-        "verify_tls": {"type": "boolean",
-                       "description": "check the TLS certificate (default: clouds.yaml's, else true)"},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": MAX_PAGE},
-        "wait_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
-                         "default": 600,
-                         "description": "seconds to wait for a build, resize, stop or delete"},
-        "poll_interval": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_POLL_INTERVAL_SECONDS,
-                          "default": 2},
-    },
-    "additionalProperties": False,
-}
-
 
 @dataclass(frozen=True)
 class OpenStackSettings:

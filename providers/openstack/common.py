@@ -56,7 +56,6 @@ MARK_METHOD = TAG_BACKUP_METHOD
 MARK_RESTORED_FROM = TAG_PREFIX + "restored-from"
 GIB = 1024**3
 NOVA_TAG_MAX = 60  # characters; a tag may not hold ',' or '/'
-USER_DATA_MAX = 65535  # bytes of base64 Nova accepts
 
 STATUS: dict[str, ServerStatus] = {
     "BUILD": ServerStatus.PENDING, "REBUILD": ServerStatus.PENDING, "RESIZE": ServerStatus.PENDING,

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from providers.openstack import adoption
-from providers.openstack.api import IMAGE_PROXY_MICROVERSION, SPEC_SCHEMA, NovaApi, OpenStackSettings
+from providers.openstack.api import IMAGE_PROXY_MICROVERSION, NovaApi, OpenStackSettings
 from providers.openstack.common import (
     GONE,
     MARK_DISK,
@@ -48,7 +48,6 @@ from providers.openstack.common import (
     MARK_RESTORED_FROM,
     MARK_SIZE,
     MARK_SNAPSHOT_OF,
-    USER_DATA_MAX,
     Flavor,
     busy,
     fault_message,
@@ -63,6 +62,7 @@ from providers.openstack.common import (
     token_tag,
     user_metadata,
 )
+from providers.openstack.spec import CAPABILITIES, SPEC_SCHEMA, USER_DATA_MAX
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError
 from reconciler.core.model import (
@@ -102,11 +102,7 @@ _SETTLED = frozenset({"ACTIVE", "SHUTOFF", "VERIFY_RESIZE", "SUSPENDED", "PAUSED
 class OpenStackProvider(Provider):
     """Nova servers in one project and region; backups are Nova snapshots (createImage)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
-        snapshots=True, metrics=True, paginated=True, flavor_defines_size=True,
-        user_data_max_bytes=USER_DATA_MAX // 4 * 3,  # the most whose base64 fits USER_DATA_MAX
-    )
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
     spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:

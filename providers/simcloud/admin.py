@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from providers.simcloud.dbfile import refusals
+from providers.simcloud.spec import DEFAULT_STATE_FILE
 from providers.simcloud.storage import (
-    DEFAULT_STATE_FILE,
     SERVER_COLUMNS,
     ServerRow,
     connect,

@@ -30,9 +30,8 @@ from typing import Any, ClassVar, TypeVar
 from providers.simcloud import adoption, dbfile, killswitch
 from providers.simcloud.admin import SimcloudFaults
 from providers.simcloud.killswitch import KILL_AFTER_ENV
-from providers.simcloud.spec import SPEC_SCHEMA
+from providers.simcloud.spec import CAPABILITIES, DEFAULT_STATE_FILE, SPEC_SCHEMA, state_file_problem
 from providers.simcloud.storage import (
-    DEFAULT_STATE_FILE,
     OBSERVE_COLUMNS,
     SERVER_COLUMNS,
     SOURCE_SIZE_TAG,
@@ -47,7 +46,6 @@ from providers.simcloud.storage import (
     rows_by_id,
     set_status,
     settle,
-    state_file_problem,
     take_fault,
     transaction,
     unit_fraction,
@@ -63,7 +61,6 @@ from reconciler.core.model import (
     TAG_POLICY,
     TAG_PREFIX,
     TAG_TAKEN_AT,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -128,15 +125,7 @@ def _spec_number(spec: Mapping[str, Any], name: str, default: float, *, integer:
 class SimCloud(Provider):
     """The simulated cloud; see the module docstring."""
 
-    capabilities = Capabilities(
-        resize_in_place=True,
-        resize_needs_restart=True,
-        update_tags=True,
-        start_stop=True,
-        snapshots=True,
-        metrics=True,
-        paginated=True,
-    )
+    capabilities = CAPABILITIES
     spec_schema = SPEC_SCHEMA
     fault_injector: ClassVar[FaultInjector | None] = SimcloudFaults()
 

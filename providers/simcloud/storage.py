@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.simcloud import dbfile
+from providers.simcloud.spec import DEFAULT_STATE_FILE, state_file_problem
 from reconciler.core.clock import isoformat
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
 from reconciler.core.model import (
@@ -48,46 +48,6 @@ from reconciler.core.provider import ownership_tags, read_guard_marks, user_tags
 SOURCE_SIZE_TAG = "reconciler:source-size"  # on a snapshot: "cpus/memory_mb/disk_gb" of its server
 RESTORED_FROM_TAG = "reconciler:restored-from"  # on a server: the snapshot it was restored from
 BUSY_TIMEOUT_MS = dbfile.BUSY_TIMEOUT_MS
-
-# --- the state file's name ---------------------------------------------------------------
-DEFAULT_STATE_FILE = "simcloud.db"
-# The ledger's file in the same state directory (``reconciler.store.DEFAULT_FILE``; the
-# provider may not import the store, and a test keeps the two equal).
-LEDGER_FILE = "state.db"
-# A plain file name: ASCII letters, digits, '.', '_' and '-', not starting with '.' (no
-# hidden file, no '.' or '..'), no separator, ending in .db. Written so that JSON Schema
-# (ECMA 262) and Python read it alike: Python's '$' also matches before a final newline,
-# which '(?!\n)' refuses.
-STATE_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.db(?!\n)$"
-STATE_FILE_MAX = 255  # the longest file name common filesystems take
-STATE_FILE_HINT = (
-    "is not a plain file name in the state directory; write a name like simcloud.db "
-    "(letters, digits, '.', '_' and '-', not starting with '.', ending in .db)"
-)
-LEDGER_HINT = "is the reconciler's own ledger file; choose another name, like simcloud.db"
-
-
-def _ledger_pattern() -> str:
-    """The ledger's name with its stem in any letter case (a case-insensitive filesystem sees
-    one file), the suffix as STATE_FILE_PATTERN has it; ECMA 262 has no inline ``(?i)``."""
-    stem = LEDGER_FILE.removesuffix(".db")
-    any_case = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in stem)
-    return f"^{any_case}\\.db$"
-
-
-LEDGER_PATTERN = _ledger_pattern()
-
-
-def state_file_problem(state_file: object) -> str | None:
-    """What is wrong with ``state_file`` as the name of simcloud's file (the schema's wording), or None."""
-    if not isinstance(state_file, str) or re.fullmatch(STATE_FILE_PATTERN, state_file) is None:
-        return STATE_FILE_HINT
-    if len(state_file) > STATE_FILE_MAX:
-        return f"is longer than {STATE_FILE_MAX} characters; shorten it"
-    if state_file.lower() == LEDGER_FILE:  # the same file where names ignore case
-        return LEDGER_HINT
-    return None
-
 
 # --- the file's tables -------------------------------------------------------------------
 _SCHEMA = """

@@ -63,6 +63,7 @@ from providers.xcp.records import (
     observed_from_record,
     owned,
 )
+from providers.xcp.spec import CAPABILITIES, SPEC_SCHEMA
 from providers.xcp.wire import (
     GIB,
     MIB,
@@ -79,7 +80,6 @@ from providers.xcp.wire import (
 )
 from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, TransientError, UserError
-from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
 from reconciler.core.model import (
     GUARD_TAGS,
     TAG_KEY,
@@ -120,39 +120,14 @@ _POWER_CALLS: dict[tuple[str, str], tuple[str, ...]] = {
     ("Paused", "Halted"): ("VM.hard_shutdown",),
     ("Suspended", "Halted"): ("VM.hard_shutdown",),
 }
-_ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
-
 
 
 @register("xcp")
 class XcpProvider(Provider):
     """A pool of XCP-ng / XenServer hosts, driven through its master's XAPI."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        resize_in_place=True, resize_needs_restart=True, update_tags=True, start_stop=True,
-        snapshots=True, metrics=True, paginated=False,
-    )
-    spec_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "required": ["url", "network"],
-        "properties": {
-            "url": {"type": "string", "pattern": "^https?://",
-                    "description": "XAPI endpoint of the pool master, e.g. https://xcp-master"},
-            "username": {"type": "string", "minLength": 1},
-            "username_env": {"type": "string", "pattern": _ENV_NAME},
-            "password_env": {"type": "string", "pattern": _ENV_NAME},
-            "password_file": {"type": "string", "minLength": 1},
-            "sr": {"type": "string", "minLength": 1,
-                   "description": "storage repository (name-label or uuid) for new disks; "
-                                  "default: the pool's default SR"},
-            "network": {"type": "string", "minLength": 1,
-                        "description": "network (name-label or uuid) the VIF is attached to"},
-            "verify_tls": {"type": "boolean", "default": True},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_TIMEOUT_SECONDS,
-                                "default": 60},
-        },
-        "additionalProperties": False,
-    }
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+    spec_schema: ClassVar[dict[str, Any]] = SPEC_SCHEMA
 
     def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
         super().__init__(config, context)

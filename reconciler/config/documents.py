@@ -6,7 +6,7 @@ a schedule that never fires, money with more digits than exact decimals keep, a 
 with no host or an impossible port, retention that keeps nothing, an input default of the
 wrong type, scripts that use an undeclared input or insert a value where quoting cannot
 protect it, provider-type-specific settings (validated against
-``reconciler.core.provider.provider_class(type).spec_schema``)…
+``reconciler.core.provider.type_facts(type).spec_schema``, which loads no SDK)…
 References to other documents stay names (``Ref``) here; ``resolve`` checks them.
 """
 
@@ -213,17 +213,17 @@ _COMMON_PROVIDER_KEYS = ("type", "max_parallel", "price_list")
 
 
 def build_provider(doc: Document) -> tuple[ProviderSpec | None, Problems]:
-    from reconciler.core.provider import provider_class
+    from reconciler.core.provider import type_facts
 
     name, spec = doc.data["metadata"]["name"], doc.data["spec"]
     type_name = str(spec["type"])
     try:
-        cls = provider_class(type_name)
+        facts = type_facts(type_name)
     except UserError as exc:
         message = exc.diagnostics[0].message
         return None, [Diagnostic(doc.file, doc.line_of(("spec", "type")), message)]
     extra = {k: v for k, v in spec.items() if k not in _COMMON_PROVIDER_KEYS}
-    schema = dict(cls.spec_schema)
+    schema = dict(facts.spec_schema)
     if schema.get("type", "object") == "object" and "additionalProperties" not in schema:
         schema["additionalProperties"] = False  # unknown fields are errors everywhere
     props = dict(schema.get("properties", {}))

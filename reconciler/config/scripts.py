@@ -476,10 +476,10 @@ def render_user_data(
 
 
 def _user_data_limit(provider_type: str) -> int | None:
-    from reconciler.core.provider import provider_class
+    from reconciler.core.provider import type_facts
 
     try:
-        return provider_class(provider_type).capabilities.user_data_max_bytes
+        return type_facts(provider_type).capabilities.user_data_max_bytes
     except UserError:
         return None
 

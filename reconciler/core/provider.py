@@ -1,8 +1,10 @@
 """core.provider: the one small contract every cloud provider implements, and the registry.
 
 The engine never imports a provider module: it asks ``create_provider(config, context)``,
-which loads the package registered for ``config.type`` (``providers.<family>``) on first
-use. A provider module imports only ``reconciler.core`` — this module, ``model``, ``errors``,
+which loads the ``provider`` module of the package registered for ``config.type``
+(``providers.<family>.provider``) on first use; checking a desired state asks only
+``type_facts(type)``, which reads the family's ``spec`` module and so needs no SDK. A
+provider module imports only ``reconciler.core`` — this module, ``model``, ``errors``,
 ``clock`` — plus its SDK and modules of its own family, never another family's.
 
 Rules every provider follows (checked by ``tests/conformance``):
@@ -338,9 +340,10 @@ def user_tags(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 # --- registry ---------------------------------------------------------------------------
-# Built-in provider types and the package that registers each (its ``__init__`` imports the
-# provider module). Loaded lazily, so a missing SDK (boto3, libvirt…) only matters to users
-# of that provider type.
+# Built-in provider types and the package of each: its ``provider`` module registers the
+# class, its ``spec`` module declares the type's spec schema and capabilities without its SDK.
+# Loaded lazily, so a missing SDK (boto3, libvirt…) only matters to users of that provider
+# type, and only once something talks to the cloud: ``validate`` reads ``spec`` alone.
 BUILTIN_MODULES: dict[str, str] = {
     "simcloud": "providers.simcloud",
     "aws": "providers.aws",
@@ -368,19 +371,44 @@ def known_types() -> list[str]:
     return sorted(set(BUILTIN_MODULES) | set(_REGISTRY))
 
 
-def provider_class(type_name: str) -> type[Provider]:
-    """The class registered for ``type_name``, importing its module on first use."""
+@dataclass(frozen=True)
+class TypeFacts:
+    """What checking a desired state must know of a provider type, known without its SDK: the
+    JSON Schema of a Provider document's ``spec`` and the type's capabilities."""
+
+    spec_schema: Mapping[str, Any]
+    capabilities: Capabilities
+
+
+def _builtin_module(type_name: str, part: str) -> Any:
+    """``providers.<family>.<part>`` of a built-in type, as a ``UserError`` when it cannot load."""
+    package = BUILTIN_MODULES[type_name]
+    module = f"{package}.{part}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name in (package, module):
+            raise UserError(f"provider type {type_name!r} is not available in this build") from None
+        raise UserError(
+            f"provider type {type_name!r} needs the Python package {exc.name!r}; "
+            f"install it with: pip install 'gitops-reconciler[{type_name}]'"
+        ) from None
+
+
+def type_facts(type_name: str) -> TypeFacts:
+    """The spec schema and capabilities of ``type_name``: from a built-in type's ``spec``
+    module (which imports no SDK), else from the registered class."""
     if type_name not in _REGISTRY and type_name in BUILTIN_MODULES:
-        module = BUILTIN_MODULES[type_name]
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                raise UserError(f"provider type {type_name!r} is not available in this build") from None
-            raise UserError(
-                f"provider type {type_name!r} needs the Python package {exc.name!r}; "
-                f"install it with: pip install 'gitops-reconciler[{type_name}]'"
-            ) from None
+        spec = _builtin_module(type_name, "spec")
+        return TypeFacts(spec.SPEC_SCHEMA, spec.CAPABILITIES)
+    cls = provider_class(type_name)
+    return TypeFacts(cls.spec_schema, cls.capabilities)
+
+
+def provider_class(type_name: str) -> type[Provider]:
+    """The class registered for ``type_name``, importing its ``provider`` module on first use."""
+    if type_name not in _REGISTRY and type_name in BUILTIN_MODULES:
+        _builtin_module(type_name, "provider")
     try:
         return _REGISTRY[type_name]
     except KeyError:

@@ -62,11 +62,17 @@ def test_help_imports_no_heavy_module_and_no_engine(argv: list[str]) -> None:
     assert not any(m.startswith(layers) for m in modules - {"reconciler.run.logger"})
 
 
-def test_validate_imports_what_checking_yaml_needs_only(tmp_path: Path) -> None:
-    code, modules = _imported("--state-dir", str(tmp_path), "validate", str(EXAMPLES / "clusters"))
+@pytest.mark.parametrize(
+    "folder", ["clusters", "clusters-aws", "clusters-openstack", "clusters-libvirt", "clusters-xcp"]
+)
+def test_validate_imports_what_checking_yaml_needs_only(tmp_path: Path, folder: str) -> None:
+    """No cloud's SDK, nor its provider module: a type's spec and capabilities come from its
+    ``spec`` module (``core.provider.type_facts``)."""
+    code, modules = _imported("--state-dir", str(tmp_path), "validate", str(EXAMPLES / folder))
     assert code == 0
     assert _top(modules) & set(HEAVY) == set()
     assert modules & set(ENGINE) == set()
+    assert not {m for m in modules if m.startswith("providers.") and m.endswith(".provider")}
 
 
 def test_validate_compiles_cel_only_for_a_policy_with_rules(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ class RegionCloud(_StandInSimcloud):
 @pytest.fixture(autouse=True)
 def simcloud_available(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
-        importlib.import_module("providers.simcloud")
+        importlib.import_module("providers.simcloud.provider")
     except ImportError:
         monkeypatch.setitem(base._REGISTRY, "simcloud", _StandInSimcloud)
 

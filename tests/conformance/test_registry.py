@@ -1,10 +1,15 @@
-"""Conformance: every provider family is a package of its own that registers its type, imports
-nothing of the engine but ``reconciler.core`` and nothing of another family, and comes with a
-conformance backend."""
+"""Conformance: every provider family is a package of its own whose ``provider`` module registers
+its type and whose ``spec`` module declares the type's spec schema and capabilities without
+loading its SDK; it imports nothing of the engine but ``reconciler.core`` and nothing of another
+family, and comes with a conformance backend."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +18,7 @@ import pytest
 import providers
 from reconciler.core.errors import UserError
 from reconciler.core.model import Capabilities
-from reconciler.core.provider import BUILTIN_MODULES, Provider, provider_class
+from reconciler.core.provider import BUILTIN_MODULES, Provider, TypeFacts, provider_class, type_facts
 from tests.conformance.backend import Backend
 from tests.conformance.conftest import backend_files
 
@@ -39,7 +44,44 @@ def test_the_registry_names_the_family_packages() -> None:
     assert families == sorted(_package_dir(module).name for module in BUILTIN_MODULES.values())
     assert _written_provider_types() == sorted(BUILTIN_MODULES)
     for module in BUILTIN_MODULES.values():
-        assert (_package_dir(module) / "provider.py").exists(), f"{module} has no provider.py"
+        for part in ("provider.py", "spec.py"):
+            assert (_package_dir(module) / part).exists(), f"{module} has no {part}"
+
+
+# What a family's ``spec`` module (and its package) may not load: any SDK, the provider module.
+_SDKS = ("boto3", "botocore", "openstack", "keystoneauth1", "libvirt", "XenAPI")
+_SPEC_PROBE = """
+import json, sys
+from reconciler.core.provider import type_facts
+type_facts(sys.argv[1])
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("type_name", _written_provider_types())
+def test_a_type_s_facts_load_without_its_sdk_or_its_provider_module(type_name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SPEC_PROBE, type_name], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules = set(json.loads(done.stdout))
+    assert {m.split(".")[0] for m in modules} & set(_SDKS) == set()
+    package = BUILTIN_MODULES[type_name]
+    assert f"{package}.spec" in modules
+    assert f"{package}.provider" not in modules
+
+
+@pytest.mark.parametrize("type_name", _written_provider_types())
+def test_a_type_s_facts_are_its_provider_class_s(type_name: str) -> None:
+    spec = importlib.import_module(f"{BUILTIN_MODULES[type_name]}.spec")
+    try:
+        cls = provider_class(type_name)
+    except UserError as exc:
+        if "needs the Python package" not in str(exc):
+            raise
+        pytest.skip(f"{type_name}: {exc}")
+    assert cls.spec_schema is spec.SPEC_SCHEMA
+    assert cls.capabilities == spec.CAPABILITIES
+    assert type_facts(type_name) == TypeFacts(spec.SPEC_SCHEMA, spec.CAPABILITIES)
 
 
 @pytest.mark.parametrize("type_name", _written_provider_types())
@@ -52,7 +94,7 @@ def test_every_provider_module_has_a_backend(type_name: str) -> None:
 
 
 @pytest.mark.parametrize("type_name", _written_provider_types())
-def test_importing_the_package_registers_the_provider_module(type_name: str) -> None:
+def test_importing_the_provider_module_registers_the_type(type_name: str) -> None:
     try:
         cls = provider_class(type_name)
     except UserError as exc:

@@ -26,7 +26,8 @@ from providers.simcloud.admin import (
     admin_stop,
 )
 from providers.simcloud.provider import KILL_AFTER_ENV, SimCloud
-from providers.simcloud.storage import LEDGER_FILE, connect
+from providers.simcloud.spec import LEDGER_FILE
+from providers.simcloud.storage import connect
 from reconciler.core.clock import Clock
 from reconciler.core.errors import PermanentError, TransientError, UserError
 from reconciler.core.model import (
