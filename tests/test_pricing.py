@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.cli.render import cost_notes, render_text
 from reconciler.cli.review import render_markdown
+from reconciler.core.cost import CostLine
 from reconciler.core.cost_codec import cost_from_dict, cost_to_dict
 from reconciler.core.model import (
     BillingMode,
@@ -20,7 +21,7 @@ from reconciler.core.model import (
     ServerStatus,
     Size,
 )
-from reconciler.core.plan import CostLine, Plan
+from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import dump_plan, load_plan
 from reconciler.core.pricing import (
     billed_seconds,
@@ -29,7 +30,6 @@ from reconciler.core.pricing import (
     interval_terms,
     overlap_seconds,
     plan_cost,
-    prices,
     usage_interval,
 )
 from reconciler.core.records import UsageInterval
@@ -94,9 +94,9 @@ def test_unit_rates(size: Size, flavor: str | None, expected: Decimal) -> None:
 
 
 def test_prices_knows_what_a_list_covers() -> None:
-    assert prices(EUR, None) and prices(EUR, "whatever")
-    assert prices(USD, "small")
-    assert not prices(USD, "large") and not prices(USD, None)
+    assert EUR.prices(None) and EUR.prices("whatever")
+    assert USD.prices("small")
+    assert not USD.prices("large") and not USD.prices(None)
 
 
 def test_plan_cost_before_after_by_cluster_and_unpriced() -> None:

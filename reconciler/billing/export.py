@@ -35,8 +35,7 @@ from reconciler.billing.backup_storage import GB_MONTH, backup_usage
 from reconciler.billing.measured import GIB, PriceListFor, deltas_of
 from reconciler.billing.usage import day_of, flavor_label, pieces, whole_seconds
 from reconciler.core.keys import cluster_of, member_of
-from reconciler.core.model import MetricSample
-from reconciler.core.plan import HOURS_PER_MONTH
+from reconciler.core.model import HOURS_PER_MONTH, MetricSample
 from reconciler.core.pricing import (
     billed_seconds,
     interval_terms,

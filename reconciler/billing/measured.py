@@ -44,8 +44,7 @@ from reconciler.billing.usage import (
 )
 from reconciler.core.clock import isoformat
 from reconciler.core.keys import cluster_of, member_of
-from reconciler.core.model import MetricSample, PriceList
-from reconciler.core.plan import HOURS_PER_MONTH
+from reconciler.core.model import HOURS_PER_MONTH, MetricSample, PriceList
 from reconciler.core.pricing import network_in_rate, network_out_rate, price_list_of
 from reconciler.core.records import UsageInterval
 

@@ -17,8 +17,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from reconciler.core.backups import BackupAction, BackupKind, monthly_totals
 from reconciler.core.budgets import scope_lines
 from reconciler.core.changes import Change, FieldChange
-from reconciler.core.model import SENSITIVE, Action, DesiredServer, ResolvedInput
-from reconciler.core.plan import GLOBAL, BudgetCheck, CostLine, CostSummary, Plan
+from reconciler.core.cost import BudgetCheck, CostLine, CostSummary
+from reconciler.core.model import GLOBAL, SENSITIVE, Action, DesiredServer, ResolvedInput
+from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import dump_signed_plan
 from reconciler.core.policy import WindowHold, window_holds
 

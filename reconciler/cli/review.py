@@ -52,9 +52,10 @@ from reconciler.cli.render import (
 )
 from reconciler.core.backups import BackupAction
 from reconciler.core.changes import Change
+from reconciler.core.cost import CostLine
 from reconciler.core.keys import ServerKey, member_of, natural_key
 from reconciler.core.model import Action
-from reconciler.core.plan import CostLine, Plan
+from reconciler.core.plan import Plan
 
 MARKDOWN_LIMIT = 60_000
 MARKER_PREFIX = "<!-- reconciler-plan: "

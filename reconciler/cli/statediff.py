@@ -22,9 +22,9 @@ from typing import Any
 from reconciler.cli.render import cost_notes, format_hourly, format_money
 from reconciler.cli.review import MARKDOWN_LIMIT, marker
 from reconciler.core.changes import FieldChange
+from reconciler.core.cost import CostLine, CostSummary
 from reconciler.core.keys import natural_key
 from reconciler.core.model import DesiredServer, DesiredState
-from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.pricing import plan_cost
 
 NONE_SHOWN = "(none)"

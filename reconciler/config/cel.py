@@ -37,9 +37,9 @@ from celpy.evaluation import CELEvalError, base_functions
 
 from reconciler.config.schema import suggest
 from reconciler.core.changes import Change, ChangeCause
+from reconciler.core.cost import CostSummary
 from reconciler.core.limits import MAX_RULE_CHARS, MAX_RULE_MACRO_NESTING, MAX_RULE_NESTING
 from reconciler.core.model import Action, DesiredServer, ObservedServer, ServerStatus, Size
-from reconciler.core.plan import CostSummary
 from reconciler.core.policy import (
     VARIABLES,
     PlanFacts,

@@ -22,9 +22,7 @@ from collections.abc import Iterable, Sequence
 
 from reconciler.config.resolve import Catalog
 from reconciler.core.errors import Diagnostic
-from reconciler.core.model import DesiredServer, PriceList, price_list_in_force
-from reconciler.core.plan import GLOBAL
-from reconciler.core.pricing import prices
+from reconciler.core.model import GLOBAL, DesiredServer, PriceList, price_list_in_force
 
 
 def money_problems(catalog: Catalog, servers: Sequence[DesiredServer]) -> list[Diagnostic]:
@@ -64,7 +62,7 @@ def _price_list_of(catalog: Catalog, server: DesiredServer) -> PriceList | None:
     if spec is None:
         return None
     plist = price_list_in_force(catalog.price_lists, spec.config.price_list)
-    return plist if plist is not None and prices(plist, server.flavor) else None
+    return plist if plist is not None and plist.prices(server.flavor) else None
 
 
 def _budget_currencies(catalog: Catalog, servers: Sequence[DesiredServer]) -> list[Diagnostic]:

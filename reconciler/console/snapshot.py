@@ -39,8 +39,16 @@ from reconciler.core.changes import Change
 from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import ProviderError, UserError
 from reconciler.core.keys import natural_key
-from reconciler.core.model import Action, Capabilities, DesiredState, ObservedServer, ServerStatus, Snapshot
-from reconciler.core.plan import HOURS_PER_MONTH, Plan
+from reconciler.core.model import (
+    HOURS_PER_MONTH,
+    Action,
+    Capabilities,
+    DesiredState,
+    ObservedServer,
+    ServerStatus,
+    Snapshot,
+)
+from reconciler.core.plan import Plan
 from reconciler.core.pricing import hourly_rate
 from reconciler.core.records import AuditAction, Outcome
 from reconciler.run.audit import scaled_counts

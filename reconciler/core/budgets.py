@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from reconciler.core.changes import Change
-from reconciler.core.model import Budget, PriceList, Size
-from reconciler.core.plan import GLOBAL, HOURS_PER_MONTH, BudgetCheck, CostLine, CostSummary
-from reconciler.core.pricing import hourly_rate, price_list_of, prices
+from reconciler.core.cost import BudgetCheck, CostLine, CostSummary
+from reconciler.core.model import GLOBAL, HOURS_PER_MONTH, Budget, PriceList, Size
+from reconciler.core.pricing import hourly_rate, price_list_of
 
 __all__ = ["GLOBAL", "change_delta", "check_budgets", "scope_lines"]
 
@@ -39,7 +39,7 @@ def _rate_of(
 ) -> Decimal:
     """A server's hourly rate in ``currency`` (0 when unpriced or priced in another currency)."""
     plist = price_list_of(price_list_for, provider)
-    if plist is None or plist.currency != currency or not prices(plist, flavor):
+    if plist is None or plist.currency != currency or not plist.prices(flavor):
         return Decimal(0)
     return hourly_rate(plist, size, flavor)
 

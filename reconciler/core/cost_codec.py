@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.core import plan_fields as field
+from reconciler.core.cost import BudgetCheck, CostLine, CostSummary
 from reconciler.core.model import BillingMode, Granularity, PriceList
-from reconciler.core.plan import BudgetCheck, CostLine, CostSummary
 
 _UNIT_RATES = ("vcpu_hour", "ram_gb_hour", "disk_gb_month", "network_gb", "backup_gb_month")
 

@@ -468,6 +468,9 @@ class ProviderConfig:
         )
 
 
+HOURS_PER_MONTH = Decimal(720)  # a 30-day month: what monthly rates and budgets divide by
+
+
 @dataclass(frozen=True)
 class PriceList:
     """Rates to price servers with: a flavor's hourly rate wins, else the unit rates by size."""
@@ -486,6 +489,16 @@ class PriceList:
     flat_monthly: Decimal = Decimal(0)  # per server per 30-day month, whatever it does
     network_in_gb: Decimal | None = None  # None: network_gb applies
     network_out_gb: Decimal | None = None  # None: network_gb applies
+
+    def prices(self, flavor: str | None) -> bool:
+        """Whether the list can price a server of ``flavor``: it lists the flavor, or has unit rates."""
+        if flavor is not None and flavor in self.flavor_hourly:
+            return True
+        rates = (self.vcpu_hour, self.ram_gb_hour, self.disk_gb_month, self.flat_monthly)
+        return any(rate != 0 for rate in rates)
+
+
+GLOBAL = "global"  # a Budget's scope for every cluster together; the scope of a currency's total
 
 
 @dataclass(frozen=True)

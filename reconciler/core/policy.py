@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.core.changes import Change
 from reconciler.core.cron import latest_tick
 from reconciler.core.keys import ServerKey
-from reconciler.core.model import SENSITIVE, Action, DesiredServer, ObservedServer, SecretRef
-from reconciler.core.plan import HOURS_PER_MONTH, CostSummary
+from reconciler.core.model import HOURS_PER_MONTH, SENSITIVE, Action, DesiredServer, ObservedServer, SecretRef
 from reconciler.core.policy_model import (
     GLOBAL_SCOPE,
     AllowedField,
@@ -50,6 +48,10 @@ from reconciler.core.policy_model import (
     ViolationKind,
     Where,
 )
+
+if TYPE_CHECKING:  # validate checks policies without loading the plan's types
+    from reconciler.core.changes import Change
+    from reconciler.core.cost import CostSummary
 
 Shape = Mapping[str, Any]  # field -> a leaf type ("string", "int", "bool", "double", "map") or a Shape
 

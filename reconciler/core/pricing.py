@@ -5,7 +5,7 @@ nothing is rounded here (rounding to cents happens only when a figure is printed
 
 A flavor's hourly rate wins; otherwise the size is priced by unit rates:
 ``vcpu_hour × cpus + ram_gb_hour × memory_mb / 1024 + disk_gb_month × disk_gb / 720``
-(a month is 720 hours, ``plan.HOURS_PER_MONTH``). A list's ``flat_monthly`` is added to
+(a month is 720 hours, ``cost.HOURS_PER_MONTH``). A list's ``flat_monthly`` is added to
 either, as ``flat_monthly / 720`` per hour.
 
 Granularity: by the second, every whole second of an interval is billed; by the minute or
@@ -23,8 +23,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from reconciler.core.model import BillingMode, DesiredServer, Granularity, ObservedServer, PriceList, Size
-from reconciler.core.plan import HOURS_PER_MONTH, CostLine, CostSummary
+from reconciler.core.cost import CostLine, CostSummary
+from reconciler.core.model import (
+    HOURS_PER_MONTH,
+    BillingMode,
+    DesiredServer,
+    Granularity,
+    ObservedServer,
+    PriceList,
+    Size,
+)
 from reconciler.core.records import UsageInterval
 
 PriceListFor = Callable[[str], PriceList | None]  # provider name -> the PriceList in force
@@ -43,14 +51,6 @@ def hourly_rate(price_list: PriceList, size: Size, flavor: str | None) -> Decima
         + price_list.disk_gb_month * Decimal(size.disk_gb) / HOURS_PER_MONTH
         + flat
     )
-
-
-def prices(price_list: PriceList, flavor: str | None) -> bool:
-    """Whether the list can price this server at all: its flavor is listed, or it has unit rates."""
-    if flavor is not None and flavor in price_list.flavor_hourly:
-        return True
-    rates = (price_list.vcpu_hour, price_list.ram_gb_hour, price_list.disk_gb_month, price_list.flat_monthly)
-    return any(rate != 0 for rate in rates)
 
 
 def network_in_rate(price_list: PriceList) -> Decimal:
@@ -101,7 +101,7 @@ def interval_terms(
     currency, and its seconds are counted as they are.
     """
     if price_list is not None:
-        if not prices(price_list, interval.flavor):
+        if not price_list.prices(interval.flavor):
             return None, "", Granularity.SECOND
         rate = hourly_rate(price_list, interval.size, interval.flavor)
         return rate, price_list.currency, price_list.granularity
@@ -155,7 +155,7 @@ def plan_cost(
         what = (provider, size, flavor)
         if what not in rates:
             plist = price_list(provider)
-            priced = plist is not None and prices(plist, flavor)
+            priced = plist is not None and plist.prices(flavor)
             rates[what] = (plist.currency, hourly_rate(plist, size, flavor)) if plist and priced else None
         found = rates[what]
         if found is None:
@@ -226,7 +226,7 @@ def usage_interval(
     A server its PriceList does not price (no rate for its flavor, no unit rates) is recorded
     unpriced — no rate, currency or terms — as the plan lists it, never at a rate of 0.
     """
-    if price_list is not None and not prices(price_list, server.flavor):
+    if price_list is not None and not price_list.prices(server.flavor):
         price_list = None
     return UsageInterval(
         deployment=deployment,

@@ -30,7 +30,7 @@ from reconciler.core.model import (
     Size,
 )
 from reconciler.core.plan import Plan
-from reconciler.core.pricing import hourly_rate, price_list_of, prices
+from reconciler.core.pricing import hourly_rate, price_list_of
 from reconciler.core.records import AuditEntry
 
 
@@ -137,7 +137,7 @@ def _sync(changes: Sequence[Change], held: Sequence[FieldChange]) -> tuple[Sync,
 def _rate(price_list_for: Callable[[str], PriceList | None], provider: str, size: Size,
           flavor: str | None) -> tuple[Decimal | None, str]:
     plist = price_list_of(price_list_for, provider)
-    if plist is None or not prices(plist, flavor):
+    if plist is None or not plist.prices(flavor):
         return None, ""
     return hourly_rate(plist, size, flavor), plist.currency
 

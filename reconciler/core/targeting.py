@@ -20,9 +20,9 @@ from decimal import Decimal
 
 from reconciler.core.backups import BackupAction
 from reconciler.core.changes import Change
+from reconciler.core.cost import CostLine, CostSummary
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.model import DesiredServer, ObservedServer, PriceList
-from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.pricing import plan_cost
 
 _PART = re.compile(r"[a-z][a-z0-9-]{0,62}")

@@ -11,8 +11,8 @@ from pathlib import Path
 from reconciler.cli.common import EXIT_BUDGET, EXIT_CHANGES
 from reconciler.core.budgets import check_budgets
 from reconciler.core.changes import Change, ChangeCause
+from reconciler.core.cost import CostLine, CostSummary
 from reconciler.core.model import Action, Budget, DesiredServer, PriceList, Size
-from reconciler.core.plan import CostLine, CostSummary
 from reconciler.core.plan_codec import load_plan
 from tests.billing.conftest import Cli, InProcess, write_state
 

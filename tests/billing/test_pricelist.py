@@ -8,7 +8,7 @@ from pathlib import Path
 from reconciler.config import load_desired_state
 from reconciler.core.cost_codec import price_list_from_dict, price_list_to_dict
 from reconciler.core.model import Granularity, PriceList, Size
-from reconciler.core.pricing import hourly_rate, network_in_rate, network_out_rate, prices
+from reconciler.core.pricing import hourly_rate, network_in_rate, network_out_rate
 from tests.billing.conftest import write_state
 
 FLAT = """\
@@ -47,7 +47,7 @@ def test_flat_fee_is_part_of_every_hourly_rate() -> None:
     assert hourly_rate(plist, Size(2, 1024, 10), "small") == Decimal("0.11")  # 0.10 + 7.20 / 720
     assert hourly_rate(plist, Size(2, 1024, 10), None) == Decimal("0.03")  # 2 × 0.01 + 0.01
     only_flat = PriceList(name="f", flat_monthly=Decimal(1))
-    assert prices(only_flat, None) and not prices(PriceList(name="none"), None)
+    assert only_flat.prices(None) and not PriceList(name="none").prices(None)
 
 
 def test_old_plan_files_still_load() -> None:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from reconciler.core.changes import Change, ChangeCause, FieldChange
+from reconciler.core.cost import BudgetCheck, CostLine, CostSummary
 from reconciler.core.errors import UserError
 from reconciler.core.model import Action, ProviderConfig
-from reconciler.core.plan import BudgetCheck, CostLine, CostSummary, Plan
+from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import dump_plan, plan_from_dict, plan_to_dict
 from tests.engine.factories import OWNER, desired, observed
 

@@ -16,9 +16,10 @@ from reconciler.config.cel import Compiled, compile_rule
 from reconciler.core.audit_detail import WindowOverride
 from reconciler.core.changes import ChangeCause
 from reconciler.core.clock import Clock
+from reconciler.core.cost import CostLine, CostSummary
 from reconciler.core.errors import PolicyDeniedError, UserError
 from reconciler.core.model import DesiredState, PriceList, ServerStatus
-from reconciler.core.plan import CostLine, CostSummary, Plan
+from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import dump_signed_plan, load_signed_plan
 from reconciler.core.plan_signature import PlanSignatureError
 from reconciler.core.policy import (

@@ -25,9 +25,10 @@ from reconciler.cli.render import (
 )
 from reconciler.cli.review import render_markdown
 from reconciler.core.backups import BackupAction, BackupKind
+from reconciler.core.cost import CostLine, CostSummary
 from reconciler.core.graph import order_changes
 from reconciler.core.model import DriftMode, ResolvedInput, SecretRef
-from reconciler.core.plan import CostLine, CostSummary, Plan
+from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import load_signed_plan
 from tests.engine.factories import NOW, OWNER, desired, observed, provider_config, run_diff
 
