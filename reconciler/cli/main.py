@@ -15,23 +15,27 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.cli.common import EXIT_ERROR, PATH_HELP, format_option, out_option
 from reconciler.core.errors import LeaseLostError, ProviderError, UserError
 
-# Feature modules that bring their own commands. Each defines
+# Feature modules that bring their own commands, with the top-level commands each adds. Each
+# defines
 #   add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None
 # and gives every parser it adds a handler: ``parser.set_defaults(handler=fn)``, where
-# fn(args) -> exit code.
-EXTENSIONS: tuple[str, ...] = (
-    "reconciler.cli.daemon",
-    "reconciler.cli.backup",
-    "reconciler.cli.usage",
-    "reconciler.cli.adopt",
-    "reconciler.cli.console",
-    "reconciler.cli.show",
-)
+# fn(args) -> exit code. ``tests/cli/test_cli_consistency.py`` checks the names.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "reconciler.cli.daemon": ("run", "diff"),
+    "reconciler.cli.backup": ("backup", "restore"),
+    "reconciler.cli.usage": ("usage",),
+    "reconciler.cli.adopt": ("generate", "forget", "status"),
+    "reconciler.cli.console": ("console", "hash-password"),
+    "reconciler.cli.show": ("show",),
+}
+_BUILT_IN = ("validate", "plan", "apply", "destroy", "graph", "inputs", "audit", "simcloud")
+COMMANDS = frozenset(_BUILT_IN).union(*EXTENSIONS.values())  # every top-level command
 _SKIP_FINAL_BACKUP = "delete or replace servers under a backup policy without taking their final backup"
 
 
@@ -72,7 +76,15 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool, actor: b
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. With ``only`` (a top-level command), one holding that command and
+    the few built beside it, which parses that command's arguments exactly as the whole one does:
+    ``main`` asks for it when ``command_of`` is sure which command the arguments name, since
+    building every parser costs more than most commands take to run."""
+
+    def wanted(*names: str) -> bool:
+        return only is None or only in names
+
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="reconciler", description="GitOps infrastructure reconciler.")
@@ -83,10 +95,51 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, parents=[common], description=help_text)
 
-    p = add("validate", "check the desired state (YAML) without touching any cloud")
-    p.add_argument("path", type=Path, help=PATH_HELP)
-    p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    if wanted("validate"):
+        p = add("validate", "check the desired state (YAML) without touching any cloud")
+        p.add_argument("path", type=Path, help=PATH_HELP)
+        p.add_argument("--deployment", help="owner mark (default: the folder's name)")
+    if wanted("plan", "apply", "destroy", "graph"):
+        _add_changing(add, sub)
+    if wanted("inputs", "audit", "simcloud"):
+        _add_inspecting(add, common)
+    for module, names in EXTENSIONS.items():
+        if wanted(*names):
+            importlib.import_module(module).add_commands(sub, common)
+    return parser
 
+
+_Add = Callable[[str, str], argparse.ArgumentParser]
+
+
+class _Unsure(Exception):
+    """The arguments do not plainly name a command: the whole parser must read them."""
+
+
+class _Peek(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Unsure(message)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The top-level command ``argv`` names, read past the global options as the whole parser
+    reads them (values, ``--opt=value``, abbreviations); None when that is not plain (no command,
+    an unknown word, ``--help``, ``--version``, a mistake): the whole parser then says why."""
+    peek = _Peek(prog="reconciler", add_help=False, allow_abbrev=True)
+    _global_options(peek, suppress=False)
+    peek.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        known, extra = peek.parse_known_args(list(argv))
+    except _Unsure:
+        return None
+    if extra or not known.rest:
+        return None
+    word: str = known.rest[0]
+    return word if word in COMMANDS else None
+
+
+def _add_changing(add: _Add, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``plan``, ``apply``, ``destroy`` and ``graph``: the commands that compute changes."""
     p = add("plan", "show what apply would change")
     p.add_argument("path", type=Path, help=PATH_HELP)
     p.add_argument("--deployment", help="owner mark (default: the folder's name)")
@@ -149,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     format_option(p, ["text", "dot"], "text (levels) or Graphviz dot")
     add_target(p)  # the graph of the plan `plan --target` makes
 
+
+
+def _add_inspecting(add: _Add, common: argparse.ArgumentParser) -> None:
+    """``inputs``, ``audit`` and ``simcloud``: the commands that explain, verify or poke."""
     p = add("inputs", "explain where each input value comes from")
     inputs_sub = p.add_subparsers(dest="inputs_command", required=True, metavar="SUBCOMMAND")
     q = inputs_sub.add_parser("explain", parents=[common], help="each input's value and its source level")
@@ -193,14 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
     q.add_argument("--cpus", type=int, help="give it this many vCPUs")
     q.add_argument("--memory-mb", type=int, help="give it this much memory (MB)")
-    for module in EXTENSIONS:
-        importlib.import_module(module).add_commands(sub, common)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(command_of(words)).parse_args(words)
     from reconciler.cli import logs
 
     logs.configure(fmt=args.log_format or "console", verbosity=args.verbose or 0, color=not args.no_color)

@@ -6,14 +6,16 @@ instead of stdout", and colour can be turned off with ``--no-color`` as well as 
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
+import shlex
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from reconciler.cli.main import build_parser, main
+from reconciler.cli.main import COMMANDS, EXTENSIONS, build_parser, command_of, main
 
 Named = tuple[str, argparse.ArgumentParser]
 
@@ -86,3 +88,77 @@ def test_no_color_or_NO_COLOR_turns_colour_off(
     with redirect_stdout(out):
         assert main(["--no-color", "--state-dir", str(tmp_path), "audit", "log"]) == 0
     assert "\x1b[" not in out.getvalue()
+
+
+# --- building only the command the arguments name ------------------------------------------
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_command_lines() -> list[list[str]]:
+    """Every ``reconciler …`` line of the README, as argv after the program's name."""
+    lines = []
+    for raw in README.read_text(encoding="utf-8").splitlines():
+        text = raw.strip().removeprefix("$ ")
+        if text.startswith("reconciler "):
+            words = shlex.split(text, comments=True)
+            lines.append(words[1:])
+    return lines
+
+
+EDGE_CASES = [
+    ["--state-dir", "plan", "validate", "examples/clusters"],  # an option's value that is a command's name
+    ["--state-dir=plan", "validate", "examples/clusters"],
+    ["--state", "d", "validate", "examples/clusters"],  # an abbreviated option
+    ["-vv", "--no-color", "--log-format", "json", "plan", "examples/clusters", "--yes"],  # plan has no --yes
+    ["--actor", "ada", "apply", "--plan", "plan.json", "--skip-final-backup"],
+    ["validate", "examples/clusters", "--state-dir", "s", "--deployment", "d"],
+    ["usage", "report", "--by", "member"],
+    ["backup", "run", "examples/clusters"],
+    ["hash-password", "--help"],
+    ["--log-format", "xml", "validate", "x"],  # a bad value of a global option
+    ["--bogus", "validate", "x"],
+    ["nonsense"],
+    ["--version"],
+    [],
+]
+
+
+def _outcome(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            result: object = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            result = ("exit", exc.code)
+    return result, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv", _readme_command_lines() + EDGE_CASES, ids=" ".join)
+def test_the_parser_of_the_named_command_reads_arguments_as_the_whole_one(argv: list[str]) -> None:
+    assert _outcome(build_parser(command_of(argv)), argv) == _outcome(build_parser(), argv)
+
+
+def test_the_command_is_named_only_when_it_is_plain() -> None:
+    assert command_of(["--state-dir", "plan", "validate", "x"]) == "validate"
+    assert command_of(["--state", "d", "--now=2026-01-01T00:00:00Z", "apply"]) == "apply"
+    assert command_of(["-vv", "hash-password"]) == "hash-password"
+    unsure = (["--help"], ["--version"], [], ["nonsense"], ["--bogus", "plan"], ["--log-format", "x", "plan"])
+    for argv in unsure:
+        assert command_of(argv) is None, argv
+
+
+def test_every_command_is_built_by_the_part_that_says_it_adds_it() -> None:
+    whole = _choices(build_parser())
+    assert whole == sorted(COMMANDS)
+    for name in COMMANDS:
+        assert name in _choices(build_parser(name))
+    for module, names in EXTENSIONS.items():  # each extension adds what the table says, nothing else
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module).add_commands(sub, argparse.ArgumentParser(add_help=False))
+        assert tuple(sub.choices) == names, module
+
+
+def _choices(parser: argparse.ArgumentParser) -> list[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(action.choices)
