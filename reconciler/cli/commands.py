@@ -25,7 +25,6 @@ from reconciler.cli.common import (
     tty,
     workspace,
 )
-from reconciler.cli.daemon import from_source
 from reconciler.core.errors import Diagnostic, UserError
 
 if TYPE_CHECKING:  # each handler imports what it runs: ``validate`` needs no engine, no cloud, no store
@@ -114,6 +113,8 @@ def _with_tree(args: argparse.Namespace, plan: Plan) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler.cli.daemon import from_source
+
     with from_source(args):  # --source: PATH inside a commit checked out to a temporary folder
         return _cmd_plan(args)
 
@@ -202,6 +203,8 @@ def _execute(args: argparse.Namespace, ws: Workspace, plan: Plan, verb: str) -> 
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from reconciler.cli.daemon import from_source
+
     with from_source(args):
         return _cmd_apply(args)
 
