@@ -23,9 +23,8 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.config.console import build_console, single_console
 from reconciler.config.documents import build_cluster, build_inputs, build_provider, build_template
 from reconciler.config.money import money_problems
 from reconciler.config.operations import build_alert_sink, build_backup_policy, build_budget, build_price_list
@@ -34,10 +33,12 @@ from reconciler.config.resolve import Catalog, Resolution, resolve, sorted_serve
 from reconciler.config.schema import check_envelope, kind_validator, validate
 from reconciler.config.scripts import render_problems
 from reconciler.config.yamlsafe import Document, control_character, file_kind, read_file
-from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import ServerKey, cluster_of, parse_member
 from reconciler.core.model import DesiredState, ResolvedInput
+
+if TYPE_CHECKING:  # the console's modules load only for a folder holding a Console document
+    from reconciler.core.console_model import ConsoleSpec
 
 _DEPLOYMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -190,8 +191,15 @@ _BUILDERS: dict[str, Callable[[Document], tuple[Any, list[Diagnostic]]]] = {
     "Budget": build_budget,
     "AlertSink": build_alert_sink,
     "Policy": build_policy,
-    "Console": build_console,
+    "Console": lambda doc: _console_module().build_console(doc),
 }
+
+
+def _console_module() -> Any:
+    from reconciler.config import console
+
+    return console
+
 
 
 def _declared_name(doc: Document) -> str | None:
@@ -292,7 +300,9 @@ def _load(path: Path, deployment: str | None, counts: Mapping[str, int] | None =
     resolution = resolve(catalog, counts)
     diagnostics += resolution.diagnostics
     diagnostics += money_problems(catalog, resolution.servers)
-    console, problems = single_console(list(catalog.consoles.values()))
+    console, problems = (
+        _console_module().single_console(list(catalog.consoles.values())) if catalog.consoles else (None, [])
+    )
     diagnostics += problems
     if not diagnostics:
         diagnostics += render_problems(resolution.servers)

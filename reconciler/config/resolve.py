@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler.config.documents import (
     ClusterSpec,
@@ -34,7 +35,6 @@ from reconciler.config.operations import BudgetSpec
 from reconciler.config.policy import PolicySpec
 from reconciler.config.schema import suggest
 from reconciler.config.yamlsafe import Document
-from reconciler.core.console_model import ConsoleSpec
 from reconciler.core.errors import Diagnostic
 from reconciler.core.keys import SEPARATOR, ServerKey, format_member, parse_member
 from reconciler.core.model import (
@@ -49,6 +49,9 @@ from reconciler.core.model import (
     name_stem,
     server_name,
 )
+
+if TYPE_CHECKING:  # loaded only for a folder holding a Console document (``config.loader``)
+    from reconciler.core.console_model import ConsoleSpec
 
 
 @dataclass

@@ -73,6 +73,7 @@ def test_validate_imports_what_checking_yaml_needs_only(tmp_path: Path, folder: 
     assert _top(modules) & set(HEAVY) == set()
     assert modules & set(ENGINE) == set()
     assert not {m for m in modules if m.startswith("providers.") and m.endswith(".provider")}
+    assert "reconciler.core.console_model" not in modules  # no Console document in these folders
 
 
 def test_validate_compiles_cel_only_for_a_policy_with_rules(tmp_path: Path) -> None:
