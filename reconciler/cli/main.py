@@ -112,32 +112,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 _Add = Callable[[str, str], argparse.ArgumentParser]
 
 
-class _Unsure(Exception):
-    """The arguments do not plainly name a command: the whole parser must read them."""
-
-
-class _Peek(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _Unsure(message)
-
-
-def command_of(argv: Sequence[str]) -> str | None:
-    """The top-level command ``argv`` names, read past the global options as the whole parser
-    reads them (values, ``--opt=value``, abbreviations); None when that is not plain (no command,
-    an unknown word, ``--help``, ``--version``, a mistake): the whole parser then says why."""
-    peek = _Peek(prog="reconciler", add_help=False, allow_abbrev=True)
-    _global_options(peek, suppress=False)
-    peek.add_argument("rest", nargs=argparse.REMAINDER)
-    try:
-        known, extra = peek.parse_known_args(list(argv))
-    except _Unsure:
-        return None
-    if extra or not known.rest:
-        return None
-    word: str = known.rest[0]
-    return word if word in COMMANDS else None
-
-
 def _add_changing(add: _Add, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``plan``, ``apply``, ``destroy`` and ``graph``: the commands that compute changes."""
     p = add("plan", "show what apply would change")
@@ -203,7 +177,6 @@ def _add_changing(add: _Add, sub: argparse._SubParsersAction[argparse.ArgumentPa
     add_target(p)  # the graph of the plan `plan --target` makes
 
 
-
 def _add_inspecting(add: _Add, common: argparse.ArgumentParser) -> None:
     """``inputs``, ``audit`` and ``simcloud``: the commands that explain, verify or poke."""
     p = add("inputs", "explain where each input value comes from")
@@ -250,6 +223,32 @@ def _add_inspecting(add: _Add, common: argparse.ArgumentParser) -> None:
     q.add_argument("key", help="the server's key, CLUSTER/MEMBER/ORDINAL")
     q.add_argument("--cpus", type=int, help="give it this many vCPUs")
     q.add_argument("--memory-mb", type=int, help="give it this much memory (MB)")
+
+
+class _Unsure(Exception):
+    """The arguments do not plainly name a command: the whole parser must read them."""
+
+
+class _Peek(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Unsure(message)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The top-level command ``argv`` names, read past the global options as the whole parser
+    reads them (values, ``--opt=value``, abbreviations); None when that is not plain (no command,
+    an unknown word, ``--help``, ``--version``, a mistake): the whole parser then says why."""
+    peek = _Peek(prog="reconciler", add_help=False, allow_abbrev=True)
+    _global_options(peek, suppress=False)
+    peek.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        known, extra = peek.parse_known_args(list(argv))
+    except _Unsure:
+        return None
+    if extra or not known.rest:
+        return None
+    word: str = known.rest[0]
+    return word if word in COMMANDS else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -196,10 +196,10 @@ _BUILDERS: dict[str, Callable[[Document], tuple[Any, list[Diagnostic]]]] = {
 
 
 def _console_module() -> Any:
+    """``config.console``, imported only for a folder that holds a Console document."""
     from reconciler.config import console
 
     return console
-
 
 
 def _declared_name(doc: Document) -> str | None:
