@@ -63,6 +63,9 @@ class Value:
 
 @dataclass(frozen=True)
 class InputDecl:
+    """One input a ServerTemplate declares: its type, default, whether it is required or sensitive, the
+    values it allows."""
+
     name: str
     type: InputType
     default: Value | None
@@ -74,6 +77,8 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class ProviderSpec:
+    """A schema-valid Provider document: its configuration, the document, the PriceList it names."""
+
     config: ProviderConfig
     doc: Document
     price_list: Ref | None
@@ -81,6 +86,8 @@ class ProviderSpec:
 
 @dataclass(frozen=True)
 class TemplateSpec:
+    """A schema-valid ServerTemplate: images and flavors by provider type, size, inputs, scripts, tags."""
+
     name: str
     doc: Document
     images: Mapping[str, str]
@@ -93,6 +100,8 @@ class TemplateSpec:
 
 @dataclass(frozen=True)
 class MemberSpec:
+    """One member of a Cluster: the template it runs, how many servers, its inputs and dependencies."""
+
     cluster: str
     name: str
     doc: Document
@@ -125,6 +134,8 @@ class MemberSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """A schema-valid Cluster: its provider, the clusters it depends on, its members by name."""
+
     name: str
     doc: Document
     provider: Ref
@@ -134,6 +145,8 @@ class ClusterSpec:
 
 @dataclass(frozen=True)
 class InputsSpec:
+    """A schema-valid Inputs document: input values for every cluster (global) or for one cluster."""
+
     name: str
     doc: Document
     scope: Ref

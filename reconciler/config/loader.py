@@ -47,6 +47,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 @dataclass(frozen=True)
 class _Loaded:
+    """What loading a folder gives: the desired state, how it was resolved, the members, the Console."""
+
     state: DesiredState
     resolution: Resolution
     members: tuple[str, ...]  # every cluster/member declared by a valid Cluster

@@ -132,6 +132,8 @@ def build_price_list(doc: Document) -> tuple[PriceList | None, Problems]:
 # --- Budget -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BudgetSpec:
+    """A schema-valid Budget: the budget, its document, the scope it caps (a Cluster or global)."""
+
     budget: Budget
     doc: Document
     scope: Ref

@@ -32,6 +32,8 @@ from reconciler.core.policy_model import (
 
 @dataclass(frozen=True)
 class PolicySpec:
+    """A schema-valid Policy: the policy, its document, the scope it holds (a Cluster or global)."""
+
     policy: Policy
     doc: Document
     scope: Ref

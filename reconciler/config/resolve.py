@@ -74,6 +74,8 @@ class Catalog:
 
 @dataclass
 class Resolution:
+    """The desired servers, the inputs each member resolved to, and every problem found on the way."""
+
     servers: list[DesiredServer] = field(default_factory=list)
     member_inputs: dict[str, tuple[ResolvedInput, ...]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)

@@ -71,6 +71,8 @@ class LimitExceeded(TemplateRuntimeError):
 # --- the budget of the render under way ----------------------------------------------------------
 @dataclass
 class _Budget:
+    """What one render may still spend: the deadline, steps and work done, the call depth."""
+
     deadline: float
     steps: int = 0
     work: int = 0

@@ -125,6 +125,8 @@ def _uses_server(source: str) -> bool:
 
 @dataclass(frozen=True)
 class ScriptProblem:
+    """A problem found in one script, at a line of the script's own source."""
+
     line: int  # 1-based, inside the script source
     message: str
 

@@ -91,6 +91,8 @@ class Document:
 
 @dataclass
 class FileResult:
+    """One YAML file read: its documents, what is wrong with it, whether every document was read."""
+
     documents: list[Document]
     diagnostics: list[Diagnostic]
     complete: bool

@@ -258,6 +258,8 @@ def _counted(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
 
 @dataclass(frozen=True)
 class _Context:
+    """What planning backups needs beside the servers and policies: the deployment, now, the prices."""
+
     deployment: str
     now: datetime
     price_list_for: Callable[[str], PriceList | None]

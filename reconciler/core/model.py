@@ -183,6 +183,8 @@ class SourceLocation:
 
 @dataclass(frozen=True, order=True)
 class Size:
+    """A server's size: vCPUs, memory in MB, disk in GB."""
+
     cpus: int
     memory_mb: int
     disk_gb: int
@@ -385,6 +387,8 @@ class UpdateRequest:
 
 @dataclass(frozen=True)
 class SnapshotRequest:
+    """What a backup of one server is to be called and marked with, and how it is taken."""
+
     name: str
     policy: str | None
     tags: tuple[tuple[str, str], ...] = ()
@@ -393,6 +397,8 @@ class SnapshotRequest:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A backup a cloud holds of one of our servers, as observed."""
+
     provider: str
     snapshot_id: str
     resource_id: str
@@ -514,6 +520,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class Retention:
+    """How many backups a policy keeps: the newest ones, and the newest of each day, week, month."""
+
     keep_last: int = 0
     keep_daily: int = 0
     keep_weekly: int = 0
@@ -522,6 +530,8 @@ class Retention:
 
 @dataclass(frozen=True)
 class BackupPolicy:
+    """A BackupPolicy document: when to back up (cron), how, whether to quiesce, what to keep."""
+
     name: str
     schedule: str  # cron expression
     method: BackupMethod = BackupMethod.SNAPSHOT

@@ -34,6 +34,8 @@ FORMAT_VERSION = 2  # 2: every change carries its cause
 
 @dataclass(frozen=True)
 class Plan:
+    """The contract between planning and applying (see the module docstring)."""
+
     deployment: str
     created_at: datetime
     changes: tuple[Change, ...]

@@ -404,6 +404,8 @@ def _rule(
 # --- change windows ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OpenWindow:
+    """A deny window of a Policy that is open now: since when, until when."""
+
     window: ChangeWindow
     opened: datetime
     closes: datetime

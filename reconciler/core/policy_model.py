@@ -81,6 +81,8 @@ class Where:
 
 @dataclass(frozen=True)
 class Quota:
+    """A ceiling on one resource (servers, vCPUs, memory, disk, monthly cost) within a Policy's scope."""
+
     resource: QuotaResource
     limit: Decimal
     where: Where
@@ -97,6 +99,8 @@ class AllowList:
 
 @dataclass(frozen=True)
 class PolicyRule:
+    """A CEL rule of a Policy: the expression, the message when it fails, what it is evaluated on."""
+
     name: str
     expr: str
     message: str
@@ -123,6 +127,8 @@ class ChangeWindow:
 
 @dataclass(frozen=True)
 class Policy:
+    """A Policy document: quotas, allowed values, required tags, rules and change windows, for a scope."""
+
     name: str
     scope: str  # GLOBAL_SCOPE or a Cluster's name
     enforcement: Enforcement

@@ -97,6 +97,8 @@ class AuditQuery:
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """One audit record as the ledger holds it: its sequence number, time, and place in the hash chain."""
+
     seq: int
     at: datetime
     record: AuditRecord
@@ -106,6 +108,8 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditVerification:
+    """What checking the audit ledger's hash chain found: whether it holds, and where it breaks."""
+
     ok: bool
     entries: int
     first_bad_seq: int | None = None
@@ -179,6 +183,8 @@ class BackupInterval:
 
 @dataclass(frozen=True)
 class Lease:
+    """Who holds the apply lease of a scope, in which epoch, until when."""
+
     scope: str
     holder: str
     epoch: int

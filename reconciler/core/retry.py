@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how long to retry a transient cloud error: capped exponential backoff with jitter."""
+
     attempts: int = 6  # total tries, including the first
     base_delay: float = 0.2  # seconds before the first retry
     max_delay: float = 10.0

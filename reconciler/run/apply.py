@@ -114,6 +114,8 @@ def _adopt_targets(plan: Plan, session: ProviderSession) -> list[ObservedServer]
 # --- apply --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApplyReport:
+    """What one apply did: each change's result, intents recovered, what verification still found."""
+
     results: tuple[ChangeResult, ...]
     recovered: tuple[str, ...]
     problems: tuple[str, ...]  # what verification found still different

@@ -63,6 +63,8 @@ class ChangeStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ChangeResult:
+    """How one change of the plan ended: its status, a message, the resource it made or touched."""
+
     change: Change
     status: ChangeStatus
     message: str = ""
@@ -79,6 +81,8 @@ Progress = Callable[[ChangeResult], None]
 
 @dataclass
 class Executor:
+    """Carries out a plan's changes in dependency order, intent and outcome in the ledger for each."""
+
     plan: Plan
     providers: Mapping[str, Provider]
     store: Store

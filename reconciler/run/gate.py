@@ -27,6 +27,8 @@ MAX_REASON_CHARS = 500
 
 @dataclass(frozen=True)
 class Gate:
+    """The change windows an apply went through: overridden deny windows, open warn windows, why."""
+
     overridden: tuple[WindowHold, ...] = ()  # deny windows passed with --override-window
     warned: tuple[WindowHold, ...] = ()  # warn policies' windows open now (never block)
     reason: str = ""

@@ -22,6 +22,8 @@ from reconciler.run.provenance import of_folder
 
 @dataclass(frozen=True)
 class Identity:
+    """Who runs this and from which commit, as the audit ledger records it."""
+
     actor: str  # the operator
     commit: str | None
     author: str = ""  # "Name <email>" of the commit's author ("" without a commit)
