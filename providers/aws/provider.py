@@ -81,7 +81,6 @@ from reconciler.core.model import (
     TAG_PREFIX,
     TAG_TAKEN_AT,
     TAG_TOKEN,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -93,6 +92,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.provider import (
     AdoptRequest,
+    Capabilities,
     Provider,
     ProviderContext,
     guard_marks,

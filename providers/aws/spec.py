@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.core.limits import MAX_POLL_INTERVAL_SECONDS, MAX_WAIT_TIMEOUT_SECONDS
-from reconciler.core.model import Capabilities
+from reconciler.core.provider import Capabilities
 
 USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
 

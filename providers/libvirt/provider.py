@@ -80,7 +80,6 @@ from reconciler.core.clock import isoformat, parse_timestamp
 from reconciler.core.errors import NotFoundError, PermanentError, UserError
 from reconciler.core.model import (
     BackupMethod,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -93,6 +92,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.provider import (
     AdoptRequest,
+    Capabilities,
     Provider,
     ProviderContext,
     guard_marks,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
-from reconciler.core.model import Capabilities
+from reconciler.core.provider import Capabilities
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -72,7 +72,6 @@ from reconciler.core.model import (
     TAG_POLICY,
     TAG_TAKEN_AT,
     TAG_TOKEN,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -85,6 +84,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.provider import (
     AdoptRequest,
+    Capabilities,
     Provider,
     ProviderContext,
     ownership_tags,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core.limits import MAX_POLL_INTERVAL_SECONDS, MAX_WAIT_TIMEOUT_SECONDS
-from reconciler.core.model import Capabilities
+from reconciler.core.provider import Capabilities
 
 MAX_PAGE = 1000
 USER_DATA_MAX = 65535  # bytes of base64 Nova accepts

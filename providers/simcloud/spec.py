@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from reconciler.core.limits import MAX_SIM_CAPACITY, MAX_SIM_LATENCY_MS, MAX_SIM_PAGE_SIZE
-from reconciler.core.model import Capabilities
+from reconciler.core.provider import Capabilities
 
 # --- the state file's name ---------------------------------------------------------------
 DEFAULT_STATE_FILE = "simcloud.db"

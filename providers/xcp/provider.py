@@ -89,7 +89,6 @@ from reconciler.core.model import (
     TAG_TAKEN_AT,
     TAG_TOKEN,
     BackupMethod,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -101,6 +100,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.provider import (
     AdoptRequest,
+    Capabilities,
     Provider,
     ProviderContext,
     guard_marks,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.core.limits import MAX_WAIT_TIMEOUT_SECONDS
-from reconciler.core.model import Capabilities
+from reconciler.core.provider import Capabilities
 
 _ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
 

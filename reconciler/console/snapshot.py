@@ -42,7 +42,6 @@ from reconciler.core.keys import natural_key
 from reconciler.core.model import (
     HOURS_PER_MONTH,
     Action,
-    Capabilities,
     DesiredState,
     ObservedServer,
     ServerStatus,
@@ -50,6 +49,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import hourly_rate
+from reconciler.core.provider import Capabilities
 from reconciler.core.records import AuditAction, Outcome
 from reconciler.run.audit import scaled_counts
 from reconciler.run.planning import make_plan

@@ -57,7 +57,6 @@ from reconciler.core.model import (
     Action,
     BackupMethod,
     BackupPolicy,
-    Capabilities,
     DesiredServer,
     ObservedServer,
     PriceList,
@@ -66,6 +65,7 @@ from reconciler.core.model import (
     ServerStatus,
     Snapshot,
 )
+from reconciler.core.provider import Capabilities
 
 AVAILABLE = "available"
 _TICK_FORMAT = "%Y%m%dT%H%MZ"

@@ -40,7 +40,6 @@ from reconciler.core.errors import Diagnostic, UserError
 from reconciler.core.keys import member_of, natural_key
 from reconciler.core.model import (
     Action,
-    Capabilities,
     DesiredServer,
     DriftMode,
     FailoverMode,
@@ -50,6 +49,7 @@ from reconciler.core.model import (
     compute_spec_hash,
     idempotency_token,
 )
+from reconciler.core.provider import Capabilities
 
 NONE_SHOWN = "(none)"
 REASON_CREATE = "not present"

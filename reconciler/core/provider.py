@@ -60,7 +60,6 @@ from reconciler.core.model import (
     TAG_SERVER_POLICY,
     TAG_SPEC_HASH,
     TAG_TOKEN,
-    Capabilities,
     CreateRequest,
     MetricSample,
     ObservedServer,
@@ -73,6 +72,24 @@ from reconciler.core.model import (
 )
 
 SecretResolver = Callable[[SecretRef], str]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do in place, so the engine knows when it must replace instead, and
+    the most user data it accepts (rendered boot scripts are measured when loading and applying)."""
+
+    resize_in_place: bool = True  # cpus / memory / flavor
+    resize_needs_restart: bool = True
+    update_tags: bool = True
+    start_stop: bool = True
+    snapshots: bool = True
+    metrics: bool = False
+    paginated: bool = False
+    # True where the flavor fixes cpus and memory (EC2 instance types, Nova flavors): a
+    # server is then compared by flavor alone. False: flavor is a label, size is compared too.
+    flavor_defines_size: bool = False
+    user_data_max_bytes: int | None = None  # UTF-8 bytes of rendered boot scripts; None: no limit
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from reconciler.core.diff import held_drift
 from reconciler.core.keys import cluster_of, natural_key
 from reconciler.core.model import (
     Action,
-    Capabilities,
     DesiredServer,
     DriftMode,
     ObservedServer,
@@ -31,6 +30,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import Plan
 from reconciler.core.pricing import hourly_rate, price_list_of
+from reconciler.core.provider import Capabilities
 from reconciler.core.records import AuditEntry
 
 

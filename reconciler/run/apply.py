@@ -13,8 +13,9 @@ from reconciler.config import check_secrets
 from reconciler.core.audit_detail import ApplyEnded, ApplyStarted, WindowOverride
 from reconciler.core.diff import diff
 from reconciler.core.errors import LeaseLostError, StalePlanError, UserError
-from reconciler.core.model import Action, Capabilities, ObservedServer
+from reconciler.core.model import Action, ObservedServer
 from reconciler.core.plan import Plan, basis_fingerprint, stale_keys
+from reconciler.core.provider import Capabilities
 from reconciler.core.records import Outcome
 from reconciler.run import backups
 from reconciler.run.audit import AuditWriter, RunContext

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from reconciler.core.errors import NoSpaceError, UserError
-from reconciler.core.model import Capabilities, ObservedServer, ProviderConfig, Snapshot
+from reconciler.core.model import ObservedServer, ProviderConfig, Snapshot
 from reconciler.core.pricing import PriceListFor
-from reconciler.core.provider import Provider, create_provider
+from reconciler.core.provider import Capabilities, Provider, create_provider
 from reconciler.core.records import Lease
 from reconciler.core.retry import call_with_retry
 from reconciler.run import anchor

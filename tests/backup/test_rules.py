@@ -14,7 +14,6 @@ from reconciler.core.changes import Change, ChangeCause
 from reconciler.core.model import (
     Action,
     BackupPolicy,
-    Capabilities,
     DesiredServer,
     ObservedServer,
     PriceList,
@@ -25,6 +24,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.plan import Plan
 from reconciler.core.plan_codec import action_from_dict, action_to_dict, dump_plan, load_plan, plan_to_dict
+from reconciler.core.provider import Capabilities
 
 UTC_2 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 02:00
 OWNER = "vault"

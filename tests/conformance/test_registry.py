@@ -17,8 +17,14 @@ import pytest
 
 import providers
 from reconciler.core.errors import UserError
-from reconciler.core.model import Capabilities
-from reconciler.core.provider import BUILTIN_MODULES, Provider, TypeFacts, provider_class, type_facts
+from reconciler.core.provider import (
+    BUILTIN_MODULES,
+    Capabilities,
+    Provider,
+    TypeFacts,
+    provider_class,
+    type_facts,
+)
 from tests.conformance.backend import Backend
 from tests.conformance.conftest import backend_files
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from reconciler.core.diff import DiffResult, diff
 from reconciler.core.model import (
-    Capabilities,
     DesiredServer,
     ObservedServer,
     ProviderConfig,
@@ -19,6 +18,7 @@ from reconciler.core.model import (
     compute_spec_hash,
     server_name,
 )
+from reconciler.core.provider import Capabilities
 
 OWNER = "acme"
 PROVIDER = "sim"

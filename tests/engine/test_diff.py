@@ -10,7 +10,6 @@ from reconciler.core.changes import ChangeCause, FieldChange
 from reconciler.core.errors import UserError
 from reconciler.core.model import (
     Action,
-    Capabilities,
     DesiredServer,
     DriftMode,
     FailoverMode,
@@ -19,6 +18,7 @@ from reconciler.core.model import (
     UpdateStrategy,
     idempotency_token,
 )
+from reconciler.core.provider import Capabilities
 from tests.engine.factories import OWNER, desired, observed, run_diff
 
 
