@@ -258,7 +258,7 @@ COLUMNS = f"{'phase':<30}{'servers':>8}{'wall s':>9}{'cpu s':>8}{'calls':>7}{'li
 
 def line(label: str, servers: int | str, row: Row, note: str = "") -> None:
     print(
-        f"{label:<30}{servers!s:>8}{row.wall:>9.2f}{row.cpu:>8.2f}{row.total:>7}{row.listing:>8}"
+        f"{label:<30}{servers!s:>8}{row.wall:>9.3f}{row.cpu:>8.3f}{row.total:>7}{row.listing:>8}"
         f"{row.peak_mb:>9.1f}" + (f"  {note}" if note else ""),
         flush=True,
     )
